@@ -1,0 +1,1 @@
+"""HbbTV red-button applications: registry, documents, AIT."""

@@ -1,0 +1,1 @@
+"""PostgreSQL access: pool, embedded server launcher, migrations."""

@@ -1,0 +1,198 @@
+"""The one table of settings.
+
+Each field of `Settings` is a setting: its env var is ``ONAIR_<NAME>``, its help and
+validation live in the field metadata. The CLI help, the README test and the parser
+all read this table, so a setting cannot exist without being documented.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "ONAIR_"
+
+
+class SettingError(ValueError):
+    """A setting has a value we cannot use; names the setting so the operator can fix it."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        self.env = env_name(name)
+        super().__init__(f"{self.env}: {message}")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
+             check: Callable[[Any], str | None] | None = None, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "check": check,
+                                            "secret": secret})
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a TCP port between 0 and 65535"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than zero"
+
+
+def _postgres_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgres", "postgresql") or not (parts.hostname or "host=" in parts.query):
+        return "must look like postgresql://user:password@host:5432/dbname"
+    return None
+
+
+def _redis_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        return "must look like redis://host:6379/0"
+    return None
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "must be an absolute http(s) URL"
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("127.0.0.1", "Address the web server binds to.")
+    port: int = _setting(8080, "TCP port the web server listens on.", check=_port)
+    data_dir: Path = _setting(Path(".onair"), "Directory for local objects, the embedded database and secrets.")
+    public_url: str | None = _setting(
+        None, "Base URL for absolute links in feeds, oEmbed and AIT (default http://HOST:PORT).",
+        check=_http_url)
+    database_url: str | None = _setting(
+        None, "PostgreSQL (>= 15) URL; unset starts an embedded PostgreSQL in the data dir.",
+        check=_postgres_url, secret=True)
+    db_pool_size: int = _setting(10, "Maximum connections per process in the PostgreSQL pool.", check=_positive)
+    storage: str = _setting("local", "Object storage backend.", choices=("local", "s3"))
+    s3_endpoint: str | None = _setting(None, "S3 endpoint URL (e.g. http://127.0.0.1:9000); unset uses AWS.",
+                                       check=_http_url)
+    s3_bucket: str = _setting("onair", "S3 bucket holding media objects.")
+    s3_region: str = _setting("us-east-1", "S3 region used for SigV4 signing.")
+    s3_access_key_id: str | None = _setting(None, "S3 access key id (unset: the AWS credential chain).",
+                                            secret=True)
+    s3_secret_access_key: str | None = _setting(None, "S3 secret access key.", secret=True)
+    s3_delivery: str = _setting(
+        "stream", "How the origin serves S3 objects: stream through onair, or redirect to a presigned URL.",
+        choices=("stream", "redirect"))
+    redis_url: str | None = _setting(None, "Redis URL for cross-process pub/sub; unset uses an in-process bus.",
+                                     check=_redis_url, secret=True)
+    admin_token: str | None = _setting(
+        None, "Bearer token for admin and studio calls; unset generates one in the data dir.", secret=True)
+    signing_key: str | None = _setting(
+        None, "Secret for device ids and signed URLs; unset generates one in the data dir.", secret=True)
+    ffmpeg: str | None = _setting(None, "Path to the ffmpeg binary; unset uses the one bundled by imageio-ffmpeg.")
+    job_concurrency: int = _setting(2, "Jobs (transcodes) one worker process runs at once.", check=_positive)
+    job_lease_seconds: float = _setting(30.0, "Job lease; a crashed worker's job is retried after it.",
+                                        check=_positive)
+    max_upload_bytes: int = _setting(10 * 1024**3, "Largest accepted upload in bytes.", check=_positive)
+    allow_private_urls: bool = _setting(
+        False, "Let URL pulls reach loopback/private addresses (only for tests and closed networks).")
+    cors_origins: str = _setting("*", "Comma-separated origins allowed to fetch media and APIs cross-origin.")
+    purge_webhook_url: str | None = _setting(None, "URL called with purge tags when an asset changes.",
+                                             check=_http_url)
+    country_header: str = _setting(
+        "CloudFront-Viewer-Country,CF-IPCountry",
+        "Comma-separated request headers carrying the viewer's ISO country, set by the CDN.")
+    log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
+                               choices=("auto", "json", "text"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(env_name(f.name))
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                raise SettingError(f.name, f"{value!r} is not one of {', '.join(choices)}")
+            check = f.metadata.get("check")
+            if check and (problem := check(value)):
+                raise SettingError(f.name, f"{value!r} {problem}")
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
+
+    @property
+    def country_headers(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.country_header.split(",") if h.strip())
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _parse(name: str, type_: Any, raw: str) -> Any:
+    kind = str(type_)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind.startswith("bool"):
+            return _BOOL[raw.strip().lower()]
+        if kind.startswith("Path"):
+            return Path(raw)
+    except (ValueError, KeyError):
+        raise SettingError(name, f"{raw!r} is not a valid {kind.split(' ')[0]}") from None
+    return raw
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    name: str
+    env: str
+    default: str
+    help: str
+
+
+def documented() -> list[SettingDoc]:
+    """Rows for `onair --help` and the README table."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default if f.default is not MISSING else None
+        shown = "(unset)" if default is None else str(default)
+        if f.metadata.get("choices"):
+            help_ = f"{f.metadata['help']} One of: {', '.join(f.metadata['choices'])}."
+        else:
+            help_ = f.metadata["help"]
+        rows.append(SettingDoc(f.name, env_name(f.name), shown, help_))
+    return rows

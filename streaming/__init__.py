@@ -1,0 +1,1 @@
+"""Assets catalogue, ingest, origin delivery and live interaction."""

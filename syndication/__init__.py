@@ -1,0 +1,1 @@
+"""Feeds, oEmbed, the embeddable player and the partner API."""

@@ -1,0 +1,7 @@
+"""Job handlers of the transcode domain."""
+
+from __future__ import annotations
+
+from onair.jobs import Handler
+
+HANDLERS: dict[str, Handler] = {}
