@@ -1,0 +1,49 @@
+"""Rights windows (embargo, expiry, geography) as a pure decision.
+
+Lives in `streaming` because the origin must enforce it and may not import `syndication`;
+feeds, the partner API and the embed page read it from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+
+class Availability(Enum):
+    AVAILABLE = "available"
+    EMBARGOED = "embargoed"   # before available_from
+    EXPIRED = "expired"       # at or after available_until
+    GEO_BLOCKED = "geo-blocked"
+
+
+@dataclass(frozen=True)
+class Rights:
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+    geo_allow: tuple[str, ...] = ()
+    geo_deny: tuple[str, ...] = ()
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.available_from or self.available_until or self.geo_allow or self.geo_deny)
+
+
+def availability(rights: Rights, now: datetime, country: str | None = None) -> Availability:
+    """Decide for one viewer. An unknown country passes a deny list but not an allow list."""
+    if rights.available_from is not None and now < rights.available_from:
+        return Availability.EMBARGOED
+    if rights.available_until is not None and now >= rights.available_until:
+        return Availability.EXPIRED
+    code = country.upper() if country else None
+    if rights.geo_allow and code not in rights.geo_allow:
+        return Availability.GEO_BLOCKED
+    if code is not None and code in rights.geo_deny:
+        return Availability.GEO_BLOCKED
+    return Availability.AVAILABLE
+
+
+def in_window(rights: Rights, now: datetime) -> bool:
+    """Time window only (feeds list items regardless of the reader's country)."""
+    return availability(Rights(rights.available_from, rights.available_until), now) is Availability.AVAILABLE
