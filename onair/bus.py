@@ -120,8 +120,10 @@ class RedisBus:
 
         self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=None,
                                         health_check_interval=10)
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self._redis.pubsub()
         self._fanout = _LocalFanout()
+        # Set when Redis confirms a SUBSCRIBE, so a publish right after subscribe() is never missed.
+        self._confirmed: dict[str, asyncio.Event] = {}
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -155,8 +157,10 @@ class RedisBus:
         sub = Subscription(channel, maxsize)
         async with self._lock:
             if self._fanout.add(sub):
+                confirmed = self._confirmed[channel] = asyncio.Event()
                 try:
                     await self._pubsub.subscribe(channel)
+                    await asyncio.wait_for(confirmed.wait(), timeout=5)
                 except Exception as exc:
                     self._fanout.remove(sub)
                     raise BusUnavailable() from exc
@@ -165,6 +169,7 @@ class RedisBus:
         finally:
             async with self._lock:
                 if self._fanout.remove(sub):
+                    self._confirmed.pop(channel, None)
                     with contextlib.suppress(Exception):
                         await self._pubsub.unsubscribe(channel)
 
@@ -177,10 +182,15 @@ class RedisBus:
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.2
-                if message is None or message.get("type") != "message":
+                if message is None:
                     continue
-                channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
-                self._fanout.dispatch(channel, json.loads(message["data"]))
+                raw = message["channel"]
+                channel = raw.decode() if isinstance(raw, bytes) else raw
+                if message["type"] == "subscribe":
+                    if event := self._confirmed.get(channel):
+                        event.set()
+                elif message["type"] == "message":
+                    self._fanout.dispatch(channel, json.loads(message["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis went away: keep local subscribers, resubscribe when it returns
@@ -189,7 +199,7 @@ class RedisBus:
                 backoff = min(backoff * 2, 5.0)
                 with contextlib.suppress(Exception):
                     channels = self._fanout.channels()
-                    self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                    self._pubsub = self._redis.pubsub()
                     if channels:
                         await self._pubsub.subscribe(*channels)
 

@@ -264,8 +264,8 @@ class Worker:
                       error: str | None = None) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             updated = await conn.execute(
-                """UPDATE jobs SET status = $2, result = $3::jsonb, last_error = $4, finished_at = now(),
-                          locked_by = NULL, lease_until = NULL
+                """UPDATE jobs SET status = $2, result = $3::jsonb, last_error = coalesce($4, last_error),
+                          finished_at = now(), locked_by = NULL, lease_until = NULL
                    WHERE id = $1 AND locked_by = $5""",
                 job.id, status, None if result is None else dict(result), error, self.name)
             if updated.endswith(" 0"):  # someone else owns it now; their outcome wins
