@@ -1,0 +1,120 @@
+"""End to end on embedded defaults: `onair serve` starts PostgreSQL from the wheel, migrates, serves,
+stops cleanly on Ctrl-C (no postgres left behind) and keeps its data for the next start."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tools import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # Not under pytest's 0700 tmp dir: the embedded server runs as `nobody` when we are root.
+    path = Path(tempfile.mkdtemp(prefix="onair-e2e-"))
+    os.chmod(path, 0o755)
+    yield path / "data"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def postgres_processes(data_dir: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"postgres" in cmdline and str(data_dir).encode() in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+def start(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
+    env.update(ONAIR_DATA_DIR=str(data_dir), ONAIR_PORT=str(port), ONAIR_LOG_FORMAT="text",
+               PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--no-sample"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_ready(proc: subprocess.Popen[str], port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"onair exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("onair did not become ready in time")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_serve_on_embedded_postgres_stops_cleanly_and_keeps_data(data_dir: Path) -> None:
+    port = free_port()
+    first = start(data_dir, port)
+    wait_ready(first, port)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+        assert resp.status == 200
+    assert postgres_processes(data_dir), "expected an embedded postgres while serving"
+    out1 = stop(first)
+    assert not postgres_processes(data_dir), "postgres left running after Ctrl-C"
+    token = (data_dir / "admin_token").read_text().strip()
+    assert token in out1 and (data_dir / "admin_token").stat().st_mode & 0o777 == 0o600
+    assert "applied migration" in out1
+
+    second = start(data_dir, port)
+    wait_ready(second, port)
+    out2 = stop(second)
+    assert "applied migration" not in out2, "second start re-applied migrations: data was not kept"
+    assert token in out2 and "(new;" not in out2
+    assert not postgres_processes(data_dir)
+
+
+def test_port_in_use_is_one_clear_line_exit_2(data_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = start(data_dir, port)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert out.strip().splitlines()[-1] == f"onair: error: ONAIR_PORT: 127.0.0.1:{port} is already in use"
+    assert not postgres_processes(data_dir)
+
+
+def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
+    env.update(ONAIR_DATA_DIR=str(blocker / "data"), PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "onair.cli", "migrate"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("onair: error: ONAIR_DATA_DIR:") and "not writable" in result.stderr
