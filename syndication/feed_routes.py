@@ -81,9 +81,26 @@ class SearchQuery(PageQuery):
     q: str | None = Field(None, max_length=MAX_QUERY_CHARS)
 
 
-async def _list_assets(request: web.Request, flt: Filter, kind: str, limit: int,
-                       cursor: str | None) -> tuple[list[Asset], str | None]:
-    """One page of visible assets, newest first, and the cursor of the next page (None on the last)."""
+# What Asset.from_row reads, minus the bulky columns a listing never shows (probe facts, search vector).
+_FULL_COLUMNS = ("id, title, description, tags, show, status, progress, error, NULL::jsonb AS facts, outputs, "
+                 "duration, visibility, available_from, available_until, geo_allow, geo_deny, credit, copyright, "
+                 "rating, embed_origins, created_at, updated_at, ready_at, job_id, source_key")
+# Enough to decide the page, its rights and its ETag; the full rows are loaded only when a body is built.
+_KEY_COLUMNS = "id, created_at, updated_at, ready_at, available_from, available_until"
+
+
+@dataclass(frozen=True)
+class PageKey:
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    published: datetime
+    rights: rights.Rights
+
+
+async def _page_keys(request: web.Request, flt: Filter, kind: str, limit: int,
+                     cursor: str | None) -> tuple[list[PageKey], str | None]:
+    """One page of visible assets (keys only), newest first, and the next page's cursor (None on the last)."""
     now = clock.now(request.app)
     key = request.app[SIGNING_KEY]
     where = ["status = 'ready'", "visibility = 'public'", "outputs IS NOT NULL",
@@ -113,16 +130,36 @@ async def _list_assets(request: web.Request, flt: Filter, kind: str, limit: int,
         except (KeyError, TypeError, ValueError):
             raise BadRequest("The page cursor is invalid", code="invalid-cursor") from None
         where.append(f"(created_at, id) < ({arg(after)}, {arg(after_id)})")
-    sql = (f"SELECT * FROM assets WHERE {' AND '.join(where)} "
+    sql = (f"SELECT {_KEY_COLUMNS} FROM assets WHERE {' AND '.join(where)} "
            f"ORDER BY created_at DESC, id DESC LIMIT {arg(limit + 1)}")
     rows = await request.app[POOL].fetch(sql, *args)
-    # The SQL filter and the pure rights decision must agree; the pure one has the last word.
-    assets = [a for a in map(Asset.from_row, rows[:limit]) if rights.in_window(a.rights, now)]
+    keys = []
+    for r in rows[:limit]:
+        window = rights.Rights(r["available_from"], r["available_until"])
+        # The SQL filter and the pure rights decision must agree; the pure one has the last word.
+        if rights.in_window(window, now):
+            keys.append(PageKey(r["id"], r["created_at"], r["updated_at"],
+                                r["available_from"] or r["ready_at"] or r["created_at"], window))
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = cursors.encode(key, flt.scope(kind), {"c": last["created_at"].isoformat(), "i": last["id"]})
-    return assets, next_cursor
+    return keys, next_cursor
+
+
+async def _load(request: web.Request, keys: list[PageKey]) -> list[Asset]:
+    if not keys:
+        return []
+    rows = await request.app[POOL].fetch(f"SELECT {_FULL_COLUMNS} FROM assets WHERE id = ANY($1::text[])",
+                                         [k.id for k in keys])
+    by_id = {r["id"]: Asset.from_row(r) for r in rows}
+    return [by_id[k.id] for k in keys if k.id in by_id]
+
+
+async def _list_assets(request: web.Request, flt: Filter, kind: str, limit: int,
+                       cursor: str | None) -> tuple[list[Asset], str | None]:
+    keys, next_cursor = await _page_keys(request, flt, kind, limit, cursor)
+    return await _load(request, keys), next_cursor
 
 
 def _base_url(request: web.Request) -> str:
@@ -147,15 +184,17 @@ def _etag_matches(request: web.Request, etags: tuple[str, ...]) -> bool:
 async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *, private: bool) -> web.Response:
     page = parse_query(request, PageQuery)
     flt = Filter(tag=page.tag, show=page.show, partner=flt.partner)
-    assets, next_cursor = await _list_assets(request, flt, "feed", page.limit, page.cursor)
+    keys, next_cursor = await _page_keys(request, flt, "feed", page.limit, page.cursor)
     common = {"tag": page.tag, "show": page.show, "limit": page.limit if page.limit != MAX_PAGE else None}
     self_url = _page_url(request, {**common, "cursor": page.cursor})
     meta = feeds.FeedMeta(
         title=title, base_url=_base_url(request), self_url=self_url, first_url=_page_url(request, common),
         next_url=_page_url(request, {**common, "cursor": next_cursor}) if next_cursor else None,
-        updated=max((max(a.updated_at, feeds.published(a)) for a in assets), default=EPOCH))
+        updated=max((max(k.updated_at, k.published) for k in keys), default=EPOCH))
     builder, content_type = feeds.BUILDERS[fmt]
-    digest = hashlib.sha256(repr((fmt, title, meta, [(a.id, a.updated_at) for a in assets])).encode())
+    # The body is a function of the format, the channel facts and each item's (id, updated_at): hash those
+    # instead of the body, so a 304 or a cache hit costs one light query and no XML work.
+    digest = hashlib.sha256(repr((fmt, meta, [(k.id, k.updated_at) for k in keys])).encode())
     etag = f'"{digest.hexdigest()[:32]}"'
     gz_etag = etag[:-1] + '-gz"'
     headers = {"ETag": etag, "Vary": "Accept-Encoding, Authorization",
@@ -169,7 +208,7 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     cache = request.app[FEED_CACHE]
     built = cache.get(etag)
     if built is None:
-        body = builder(meta, assets)
+        body = builder(meta, await _load(request, keys))
         built = (body, gzip.compress(body, compresslevel=5))
         cache.put(etag, built)
     if use_gzip:

@@ -11,6 +11,7 @@ attribute, so user text cannot break the XML.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,9 +119,12 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _xml_safe(text: str) -> str:
     """Drop characters XML 1.0 cannot carry (control characters) instead of failing the whole feed."""
-    return "".join(ch for ch in text if ch in "\t\n\r" or ch >= " ")
+    return _NOT_XML.sub("", text)
 
 
 # --- MRSS ---------------------------------------------------------------------------------------
