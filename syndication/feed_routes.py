@@ -181,6 +181,19 @@ def _etag_matches(request: web.Request, etags: tuple[str, ...]) -> bool:
     return "*" in presented or any(e in presented for e in etags)
 
 
+def _accepts_gzip(header: str) -> bool:
+    """True when Accept-Encoding lists gzip (or *) without q=0."""
+    for part in header.lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() in ("gzip", "x-gzip", "*"):
+            q = params.replace(" ", "").removeprefix("q=")
+            try:
+                return not params or float(q) > 0
+            except ValueError:
+                return False
+    return False
+
+
 async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *, private: bool) -> web.Response:
     page = parse_query(request, PageQuery)
     flt = Filter(tag=page.tag, show=page.show, partner=flt.partner)
@@ -200,7 +213,7 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     headers = {"ETag": etag, "Vary": "Accept-Encoding, Authorization",
                "Cache-Control": "private, max-age=60" if private else "public, max-age=60",
                "Last-Modified": meta.updated.strftime("%a, %d %b %Y %H:%M:%S GMT")}
-    use_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
+    use_gzip = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
     if use_gzip:
         headers["ETag"] = gz_etag
     if _etag_matches(request, (etag, gz_etag)):

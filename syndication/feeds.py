@@ -208,7 +208,8 @@ def build_mrss(meta: FeedMeta, assets: Sequence[Asset]) -> bytes:
 def build_atom(meta: FeedMeta, assets: Sequence[Asset]) -> bytes:
     feed = etree.Element(_A + "feed", nsmap={None: ATOM_NS, "media": MEDIA_NS, "dcterms": DCTERMS_NS})
     host = urlsplit(meta.base_url).hostname or "localhost"
-    _sub(feed, _A + "id", f"tag:{host},2026:feed:{urlsplit(meta.first_url).path}?{urlsplit(meta.first_url).query}")
+    first = urlsplit(meta.first_url)
+    _sub(feed, _A + "id", f"tag:{host},2026:feed{first.path}" + (f"?{first.query}" if first.query else ""))
     _sub(feed, _A + "title", meta.title)
     _sub(feed, _A + "subtitle", meta.description)
     _sub(feed, _A + "updated", rfc3339(meta.updated))

@@ -163,6 +163,9 @@ async def test_only_ready_public_assets_and_tag_filter(app_client: TestClient, d
     status, body, _ = await get(app_client, "/feeds/mrss.xml?tag=weather")
     assert status == 200
     assert [e.title for e in feedparser.parse(body).entries] == ["Clip ready1"]
+    await add_asset(db, "show1", created=T0 - timedelta(minutes=10), show="morning")
+    status, body, _ = await get(app_client, "/feeds/atom.xml?show=morning")
+    assert status == 200 and [e.title for e in feedparser.parse(body).entries] == ["Clip show1"]
     status, body, _ = await get(app_client, "/feeds/feed.json?tag=no-such-tag")
     assert status == 200 and json.loads(body)["items"] == []
     status, body, _ = await get(app_client, "/feeds/atom.xml?tag=%27%3B%20DROP%20TABLE%20assets%3B--")
@@ -215,6 +218,8 @@ async def test_etag_304_and_gzip(app_client: TestClient, db: asyncpg.Pool) -> No
     raw = await app_client.get("/feeds/mrss.xml", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert raw.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in raw.headers["Vary"]
     assert gzip.decompress(await raw.read()) == plain
+    refused = await app_client.get("/feeds/mrss.xml", headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert refused.headers.get("Content-Encoding") is None and await refused.read() == plain
     gz_etag = raw.headers["ETag"]
     assert (await app_client.get("/feeds/mrss.xml", headers={"If-None-Match": gz_etag})).status == 304
 

@@ -201,3 +201,18 @@ def test_cli_partner_add_list_revoke(settings: Settings) -> None:
     assert onair("partner", "revoke", "msn").returncode == 0
     assert "revoked" in onair("partner", "list").stdout
     assert onair("partner", "revoke", "nobody").returncode == 1
+
+
+async def test_allowed_shows_limit_reads_and_publishes(app_client: TestClient, db: asyncpg.Pool) -> None:
+    await add_asset(db, "am1", created=T0 - timedelta(hours=2), show="morning")
+    await add_asset(db, "pm1", created=T0 - timedelta(hours=1), show="evening")
+    key = await make_partner(app_client, "breakfast", ["feeds:read", "assets:read", "assets:write"],
+                             shows=["morning"])
+    body = await (await app_client.get("/feeds/partners/breakfast/feed.json", headers=bearer(key))).json()
+    assert [i["_onair"]["asset_id"] for i in body["items"]] == ["am1"]
+    resp = await app_client.post("/api/v1/partner/assets", headers=bearer(key),
+                                 json={"source_url": "https://e.com/x.mp4", "show": "evening"})
+    assert resp.status == 403 and resp.content_type == "application/problem+json"
+    resp = await app_client.post("/api/v1/partner/assets", headers=bearer(key),
+                                 json={"source_url": "https://e.com/x.mp4", "show": "morning"})
+    assert resp.status == 202
