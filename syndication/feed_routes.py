@@ -210,8 +210,12 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     digest = hashlib.sha256(repr((fmt, meta, [(k.id, k.updated_at) for k in keys])).encode())
     etag = f'"{digest.hexdigest()[:32]}"'
     gz_etag = etag[:-1] + '-gz"'
+    # Caches may keep the page at most until the first of its items expires: rights hold at the CDN too.
+    now = clock.now(request.app)
+    ends = [k.rights.available_until for k in keys if k.rights.available_until]
+    max_age = max(0, min([60, *(int((end - now).total_seconds()) for end in ends)]))
     headers = {"ETag": etag, "Vary": "Accept-Encoding, Authorization",
-               "Cache-Control": "private, max-age=60" if private else "public, max-age=60",
+               "Cache-Control": f"{'private' if private else 'public'}, max-age={max_age}",
                "Last-Modified": meta.updated.strftime("%a, %d %b %Y %H:%M:%S GMT")}
     use_gzip = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
     if use_gzip:

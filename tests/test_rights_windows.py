@@ -66,6 +66,8 @@ async def test_item_appears_exactly_at_embargo_and_leaves_at_expiry(app_client: 
     assert await visible(app_client, key) == both
     clock.value = CLOSE - timedelta(seconds=1)
     assert await visible(app_client, key) == both
+    # Shared caches are told to drop the page by the time its first item expires.
+    assert (await app_client.get("/feeds/mrss.xml")).headers["Cache-Control"] == "public, max-age=1"
     clock.value = CLOSE
     assert await visible(app_client, key) == only_always
 
