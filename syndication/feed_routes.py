@@ -150,7 +150,8 @@ async def _page_keys(request: web.Request, flt: Filter, kind: str, limit: int,
 async def _load(request: web.Request, keys: list[PageKey]) -> list[Asset]:
     if not keys:
         return []
-    rows = await request.app[POOL].fetch(f"SELECT {_FULL_COLUMNS} FROM assets WHERE id = ANY($1::text[])",
+    rows = await request.app[POOL].fetch(f"SELECT {_FULL_COLUMNS} FROM assets WHERE id = ANY($1::text[]) "
+                                         "AND status = 'ready' AND visibility = 'public'",
                                          [k.id for k in keys])
     by_id = {r["id"]: Asset.from_row(r) for r in rows}
     return [by_id[k.id] for k in keys if k.id in by_id]
@@ -216,7 +217,7 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     max_age = max(0, min([60, *(int((end - now).total_seconds()) for end in ends)]))
     headers = {"ETag": etag, "Vary": "Accept-Encoding, Authorization",
                "Cache-Control": f"{'private' if private else 'public'}, max-age={max_age}",
-               "Last-Modified": meta.updated.strftime("%a, %d %b %Y %H:%M:%S GMT")}
+               "Last-Modified": meta.updated.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")}
     use_gzip = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
     if use_gzip:
         headers["ETag"] = gz_etag

@@ -276,7 +276,7 @@ def build_json_feed(meta: FeedMeta, assets: Sequence[Asset]) -> bytes:
             item["authors"] = [{"name": asset.credit}]
         items.append(item)
     doc: dict[str, Any] = {"version": JSONFEED_VERSION, "title": meta.title, "home_page_url": meta.base_url + "/",
-                           "feed_url": meta.self_url, "description": meta.description, "items": items}
+                           "feed_url": meta.first_url, "description": meta.description, "items": items}
     if meta.next_url:
         doc["next_url"] = meta.next_url
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
