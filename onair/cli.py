@@ -268,4 +268,8 @@ def data_path(settings: Settings, *parts: str) -> Path:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, not this __main__ copy: onair.commands registers domain
+    # commands into onair.cli.EXTRA_COMMANDS, which would otherwise be a different list.
+    from onair.cli import main as _main
+
+    sys.exit(_main())

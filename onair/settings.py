@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from aiohttp import web
+
 ENV_PREFIX = "ONAIR_"
 
 
@@ -196,3 +198,8 @@ def documented() -> list[SettingDoc]:
             help_ = f.metadata["help"]
         rows.append(SettingDoc(f.name, env_name(f.name), shown, help_))
     return rows
+
+
+# The app key holding the Settings; here (not in onair.app) so domain packages can read settings
+# without importing the composition root.
+SETTINGS = web.AppKey("settings", Settings)
