@@ -28,11 +28,13 @@ class PlayerOptions:
     autoplay: bool = False
     start: float = 0.0
     loop: bool = False
+    engine: str | None = None   # "native" | "hlsjs": force a playback engine (support, tests)
 
     @classmethod
     def from_query(cls, query: dict[str, str]) -> PlayerOptions:
+        engine = query.get("engine")
         return cls(autoplay=_flag(query.get("autoplay")), start=_seconds(query.get("start") or query.get("t")),
-                   loop=_flag(query.get("loop")))
+                   loop=_flag(query.get("loop")), engine=engine if engine in ("native", "hlsjs") else None)
 
 
 def _flag(value: str | None) -> bool:
@@ -148,7 +150,7 @@ def player_page(asset: Asset | None, asset_id: str, now: datetime, options: Play
                 for c in outputs.get("captions") or [] if c.get("key")]
     config = {"asset_id": asset.id, "src": src, "title": title, "duration": asset.duration or 0,
               "storyboard": base + storyboard if storyboard else None,
-              "autoplay": options.autoplay, "start": options.start, "loop": options.loop,
+              "autoplay": options.autoplay, "start": options.start, "loop": options.loop, "engine": options.engine,
               "events_url": "/api/v1/player/events"}
     return PlayerPage(200, asset.id, title, poster=poster, config=config, captions=captions,
                       discoverable=not private, robots="noindex" if private else "index")

@@ -110,10 +110,21 @@ function setup(root, cfg) {
   if (cfg.autoplay) { video.muted = true; video.autoplay = true; }
   const start = cfg.start > 0 ? cfg.start : 0;
 
-  if (video.canPlayType("application/vnd.apple.mpegurl")) {
+  // Engine: Apple's native HLS where it exists (Safari, iOS: AirPlay, power), hls.js wherever MSE works
+  // (Chromium now also answers canPlayType "maybe", but hls.js gives us ABR capping and error recovery),
+  // native HLS as the last resort. `?engine=native|hlsjs` forces one (support and testing).
+  const nativeOk = !!video.canPlayType("application/vnd.apple.mpegurl");
+  const apple = /Apple/.test(navigator.vendor || "");
+  let engine = cfg.engine;
+  if (engine === "native" && !nativeOk) engine = null;
+  if (engine === "hlsjs" && !Hls.isSupported()) engine = null;
+  if (!engine) engine = nativeOk && apple ? "native" : Hls.isSupported() ? "hlsjs" : nativeOk ? "native" : null;
+  state.engine = engine;
+
+  if (engine === "native") {
     video.src = cfg.src;
     if (start) video.addEventListener("loadedmetadata", () => { video.currentTime = start; }, { once: true });
-  } else if (Hls.isSupported()) {
+  } else if (engine === "hlsjs") {
     const hls = new Hls({ startPosition: start || -1, capLevelToPlayerSize: true });
     state.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => { state.levels = data.levels.length; });
