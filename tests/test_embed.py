@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -234,3 +235,30 @@ async def test_player_events_are_counted_per_asset_and_referrer(client: TestClie
     by_domain = {r["domain"]: r["plays"] for r in stats["referrers"]}
     assert by_domain["news.example"] == 1 and by_domain[None] == 1
     assert (await client.get("/api/v1/assets/nosuchvideo1/stats", headers=ADMIN)).status == 404
+
+
+def test_committed_bundle_matches_manifest_and_lockfile() -> None:
+    """The served bundle is what the lockfile builds: hashed names, pinned hls.js, and (when the npm
+    dependencies are installed here) a byte-identical rebuild."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    static = root / "syndication" / "static" / "player"
+    manifest = json.loads((static / "manifest.json").read_text())
+    assert set(manifest) == {"player.js", "player.css"}
+    assert sorted(p.name for p in static.iterdir()) == sorted([*manifest.values(), "manifest.json"])
+    lock = json.loads((root / "syndication" / "player" / "package-lock.json").read_text())
+    package = json.loads((root / "syndication" / "player" / "package.json").read_text())
+    pinned = package["dependencies"]["hls.js"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pinned) and lock["packages"]["node_modules/hls.js"]["version"] == pinned
+    player = root / "syndication" / "player"
+    node = shutil.which("node")
+    if node and (player / "node_modules" / "esbuild").exists():
+        with tempfile.TemporaryDirectory() as out:
+            subprocess.run([node, "build.mjs"], cwd=player, check=True, timeout=120,
+                           env={**os.environ, "ONAIR_PLAYER_OUTDIR": out}, capture_output=True)
+            for name in [*manifest.values(), "manifest.json"]:
+                assert (Path(out) / name).read_bytes() == (static / name).read_bytes(), name

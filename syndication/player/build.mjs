@@ -6,7 +6,8 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outdir = join(here, "..", "static", "player");
+// ONAIR_PLAYER_OUTDIR lets a test rebuild elsewhere and compare with the committed bundle.
+const outdir = process.env.ONAIR_PLAYER_OUTDIR || join(here, "..", "static", "player");
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
 
