@@ -33,7 +33,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 OUTPUTS = {"hls": "hls/master.m3u8", "poster": None,
            "video": [{"name": "180p", "width": 320, "height": 180, "bitrate": 400000},
                      {"name": "108p", "width": 192, "height": 108, "bitrate": 150000}],
-           "captions": [{"lang": "en", "label": "English", "key": "captions/en.vtt"}]}
+           "captions": [{"lang": "en", "label": "English", "key": "captions/en.vtt"}],
+           "storyboard": {"vtt": "images/storyboard.vtt", "image": "images/storyboard.jpg"}}
+STORYBOARD = (b"WEBVTT\n\n00:00.000 --> 00:01.500\nstoryboard.jpg#xywh=0,0,160,90\n\n"
+              b"00:01.500 --> 00:03.000\nstoryboard.jpg#xywh=160,0,160,90\n")
 
 
 def _make_hls(out: Path) -> None:
@@ -94,6 +97,7 @@ async def _ready_clip(client: TestClient, db: asyncpg.Pool, tmp_path: Path, **kw
     for f in sorted(src.rglob("*")):
         if f.is_file():
             await store.put_file(f"assets/{asset_id}/hls/{f.relative_to(src).as_posix()}", f)
+    await store.put_bytes(f"assets/{asset_id}/images/storyboard.vtt", STORYBOARD, "text/vtt")
     await store.put_bytes(f"assets/{asset_id}/captions/en.vtt",
                           b"WEBVTT\n\n00:00.000 --> 00:03.000\nHello from the harbour\n", "text/vtt")
     return asset_id
@@ -139,6 +143,13 @@ async def test_embed_plays_with_hlsjs_and_keyboard_and_counts_a_play(
     assert await page.get_attribute(".op-play", "aria-label") == "Play"
     await page.keyboard.press("m")
     assert await page.evaluate("() => document.querySelector('video').muted") is True
+    # storyboard preview over the scrub bar: hovering the last quarter shows the second tile
+    box = await page.locator(".op-seek").bounding_box()
+    await page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+    await page.wait_for_selector(".op-thumb:not([hidden])", timeout=5000)
+    thumb = await page.evaluate("() => { const t = document.querySelector('.op-thumb');"
+                                " return [t.style.backgroundImage, t.style.backgroundPosition]; }")
+    assert f"/media/{asset_id}/images/storyboard.jpg" in thumb[0] and thumb[1] == "-160px 0px"
     assert errors == []
     await _wait_db(db, "SELECT played FROM player_sessions WHERE asset_id = $1", asset_id)
     stats = await (await server.get(f"/api/v1/assets/{asset_id}/stats", headers=ADMIN)).json()
@@ -161,6 +172,12 @@ async def test_embed_plays_with_native_hls_and_autoplay(
     await page.goto(str(server.make_url(f"/embed/{asset_id}?engine=native&autoplay=1")))
     await page.wait_for_function(PLAYING, timeout=15000)
     assert await page.evaluate("() => [onairPlayer.engine, document.querySelector('video').muted]") == ["native", True]
+    # played to the end: quartile and ended beacons land in the stats
+    await page.wait_for_function("() => document.querySelector('video').ended", timeout=15000)
+    await _wait_db(db, "SELECT ended FROM player_sessions WHERE asset_id = $1", asset_id)
+    stats = await (await server.get(f"/api/v1/assets/{asset_id}/stats", headers=ADMIN)).json()
+    assert stats["completions"] == 1 and stats["quartiles"]["75"] == 1
+    assert 2.0 <= stats["average_watch_seconds"] <= 3.5
 
 
 async def test_oembed_html_plays_inside_another_origin_and_allowlist_blocks(

@@ -70,7 +70,8 @@ function parseTime(text) {
 }
 
 async function loadStoryboard(url) {
-  const resp = await fetch(url);
+  const base = new URL(url, location.href);  // tile URLs in the VTT are relative to the VTT itself
+  const resp = await fetch(base);
   if (!resp.ok) return [];
   const text = await resp.text();
   const cues = [];
@@ -79,7 +80,7 @@ async function loadStoryboard(url) {
     const i = lines.findIndex((l) => l.includes("-->"));
     if (i < 0 || !lines[i + 1]) continue;
     const [a, b] = lines[i].split("-->");
-    const target = new URL(lines[i + 1].trim(), url);
+    const target = new URL(lines[i + 1].trim(), base);
     const m = /#xywh=(\d+),(\d+),(\d+),(\d+)/.exec(target.hash);
     target.hash = "";
     cues.push({ start: parseTime(a), end: parseTime(b.trim().split(" ")[0]), src: target.href,
