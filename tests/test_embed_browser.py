@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
@@ -22,8 +23,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
+from onair.auth import SIGNING_KEY
+from onair.db.pool import POOL
 from onair.settings import Settings
 from onair.storage import STORE, guess_type
+from streaming.signing import TokenProblem, check_token
 from tests.conftest import ADMIN
 from tests.embed_helpers import insert_asset
 from tests.tools import need_binary
@@ -57,9 +61,24 @@ def _make_hls(out: Path) -> None:
         cwd=out, check=True, timeout=60)
 
 
+MEDIA_LOG = web.AppKey("media_log", list)
+
+
 async def _media(request: web.Request) -> web.StreamResponse:
-    """Stand-in for the origin's /media route (test app only, when the origin is not wired in)."""
-    key = f"assets/{request.match_info['asset_id']}/{request.match_info['key']}"
+    """Stand-in for the origin's /media route (test app only, when the origin is not wired in):
+    serves objects, and for private assets only with a valid path token (streaming.signing)."""
+    asset_id, key = request.match_info["asset_id"], request.match_info["key"]
+    request.app[MEDIA_LOG].append(request.path)
+    token = None
+    if key.startswith("tok/"):
+        _, token, key = key.split("/", 2)
+    visibility = await request.app[POOL].fetchval("SELECT visibility FROM assets WHERE id = $1", asset_id)
+    if visibility == "private":
+        ok = token is not None and check_token(request.app[SIGNING_KEY], token, f"/media/{asset_id}/{key}",
+                                               time.time()) is TokenProblem.OK
+        if not ok:
+            raise web.HTTPForbidden()
+    key = f"assets/{asset_id}/{key}"
     try:
         data = await request.app[STORE].get_bytes(key)
     except Exception:
@@ -70,6 +89,7 @@ async def _media(request: web.Request) -> web.StreamResponse:
 @pytest.fixture
 async def server(settings: Settings, tmp_path: Path) -> AsyncIterator[TestClient]:
     app = create_app(settings, settings.database_url or "", run_worker=False)
+    app[MEDIA_LOG] = []
     if not any(r.canonical.startswith("/media/") for r in app.router.resources()):
         app.router.add_get("/media/{asset_id}/{key:.+}", _media)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
@@ -212,3 +232,18 @@ async def test_oembed_html_plays_inside_another_origin_and_allowlist_blocks(
         direct = await browser.new_page()
         resp = await direct.goto(blocked)
         assert resp.status == 200 and await direct.query_selector("video") is not None
+
+
+async def test_private_video_plays_through_its_signed_path(
+        server: TestClient, browser, db: asyncpg.Pool, tmp_path: Path) -> None:
+    asset_id = await _ready_clip(server, db, tmp_path, visibility="private")
+    unsigned = await server.get(f"/media/{asset_id}/hls/master.m3u8")
+    assert unsigned.status in (401, 403, 404)      # no token, no media
+    page = await browser.new_page()
+    await page.goto(str(server.make_url(f"/embed/{asset_id}?autoplay=1")))
+    await page.wait_for_function(PLAYING, timeout=15000)
+    log = server.app[MEDIA_LOG]
+    if log:  # our stand-in origin served it: every media request carried the token, segments included
+        from_browser = [p for p in log if p != f"/media/{asset_id}/hls/master.m3u8"]
+        assert any(p.endswith(".m4s") for p in from_browser)
+        assert all(f"/media/{asset_id}/tok/" in p for p in from_browser), from_browser
