@@ -104,7 +104,16 @@ async def _page(request: web.Request) -> tuple[embed.PlayerPage, Asset | None]:
     return page, asset
 
 
-def _render(request: web.Request, template: str, page: embed.PlayerPage, csp: str, **extra: object) -> web.Response:
+def _max_age(request: web.Request, asset: Asset | None) -> int:
+    """A minute in shared caches, but never past the moment the video's rights window closes."""
+    until = asset.rights.available_until if asset is not None else None
+    if until is None:
+        return 60
+    return max(0, min(60, int((until - clock.now(request.app)).total_seconds())))
+
+
+def _render(request: web.Request, template: str, page: embed.PlayerPage, csp: str, *, asset: Asset | None,
+            **extra: object) -> web.Response:
     ctx = _ctx(request)
     base = base_url(request)
     page_url = f"{base}/embed/{page.asset_id}"
@@ -116,7 +125,8 @@ def _render(request: web.Request, template: str, page: embed.PlayerPage, csp: st
     headers = {"Content-Security-Policy": csp, "Referrer-Policy": "strict-origin-when-cross-origin",
                "X-Content-Type-Options": "nosniff",
                # Private pages carry a token; a shared cache must not hand it to someone else.
-               "Cache-Control": "private, no-store" if not page.discoverable else "public, max-age=60"}
+               "Cache-Control": "private, no-store" if not page.discoverable
+               else f"public, max-age={_max_age(request, asset)}"}
     if page.retry_seconds:
         headers["Retry-After"] = str(page.retry_seconds)
     resp = web.Response(status=page.status, text=html, content_type="text/html", charset="utf-8", headers=headers)
@@ -131,7 +141,7 @@ async def embed_page(request: web.Request) -> web.Response:
            "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; "
            "form-action 'none'; " + embed.frame_ancestors(asset, ctx.settings.embed_origin_list))
     watch_url = f"{base_url(request)}/watch/{page.asset_id}" if page.discoverable and page.playable else None
-    return _render(request, "embed.html", page, csp, watch_url=watch_url)
+    return _render(request, "embed.html", page, csp, asset=asset, watch_url=watch_url)
 
 
 async def watch_page(request: web.Request) -> web.Response:
@@ -144,7 +154,7 @@ async def watch_page(request: web.Request) -> web.Response:
     snippet = embed.iframe_snippet(f"{base}/embed/{page.asset_id}", page.title, w, h)
     csp = ("default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; base-uri 'none'; "
            "form-action 'none'")
-    return _render(request, "watch.html", page, csp, snippet=snippet,
+    return _render(request, "watch.html", page, csp, asset=asset, snippet=snippet,
                    description=getattr(asset, "description", "") if page.playable else "",
                    poster_abs=base + page.poster if page.poster and page.discoverable else None)
 

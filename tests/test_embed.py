@@ -106,6 +106,8 @@ async def test_embargoed_and_expired_assets_show_a_message_without_playback(
     text = await resp.text()
     assert resp.status == 403 and "not available yet" in text and "/media/" not in text and "<video" not in text
     assert "02 June 2026" in text
+    expiring = await insert_asset(db, available_until=now + timedelta(seconds=20))
+    assert (await client.get(f"/embed/{expiring}")).headers["Cache-Control"] == "public, max-age=20"
     resp = await client.get(f"/embed/{gone}")
     text = await resp.text()
     assert resp.status == 404 and "no longer available" in text and "/media/" not in text
