@@ -114,6 +114,10 @@ class Settings:
     country_header: str = _setting(
         "CloudFront-Viewer-Country,CF-IPCountry",
         "Comma-separated request headers carrying the viewer's ISO country, set by the CDN.")
+    embed_origins: str = _setting(
+        "*", "Comma-separated origins allowed to frame the embed player when an asset sets none (* = any site).")
+    embed_token_seconds: int = _setting(
+        3600, "Lifetime of the signed playback URL the embed page hands out for private videos.", check=_positive)
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
                                choices=("auto", "json", "text"))
@@ -153,6 +157,10 @@ class Settings:
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
+
+    @property
+    def embed_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.embed_origins.split(",") if o.strip())
 
     @property
     def country_headers(self) -> tuple[str, ...]:

@@ -1,0 +1,231 @@
+// The onair embeddable player: native HLS where the browser has it (Safari, iOS), hls.js light elsewhere.
+// Configuration comes from a JSON block the server renders (no inline script, so a strict CSP holds).
+import Hls from "hls.js/dist/hls.light.mjs";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function readConfig() {
+  const node = document.getElementById("onair-config");
+  return node ? JSON.parse(node.textContent) : null;
+}
+
+function fmt(seconds) {
+  if (!isFinite(seconds) || seconds < 0) seconds = 0;
+  const s = Math.floor(seconds % 60);
+  const m = Math.floor(seconds / 60) % 60;
+  const h = Math.floor(seconds / 3600);
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
+}
+
+function sessionId() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+
+// --- analytics: beacons survive the page being closed ---------------------------------------------
+function makeReporter(cfg, video) {
+  const session = sessionId();
+  let watched = 0;
+  let last = null;
+  const quartiles = new Set();
+  const send = (event, extra) => {
+    if (!cfg.events_url) return;
+    const body = JSON.stringify(Object.assign({
+      asset_id: cfg.asset_id, session, event, position: video.currentTime || 0,
+      watched, referrer: document.referrer || "",
+    }, extra || {}));
+    const blob = new Blob([body], { type: "text/plain" });
+    if (!(navigator.sendBeacon && navigator.sendBeacon(cfg.events_url, blob))) {
+      fetch(cfg.events_url, { method: "POST", body, keepalive: true, headers: { "Content-Type": "text/plain" } })
+        .catch(() => {});
+    }
+  };
+  video.addEventListener("timeupdate", () => {
+    const t = video.currentTime;
+    // Count only continuous playback, not seeks.
+    if (last !== null && !video.paused && t > last && t - last < 2) watched += t - last;
+    last = t;
+    const d = video.duration || cfg.duration;
+    if (d > 0) {
+      for (const q of [25, 50, 75]) {
+        if (t / d >= q / 100 && !quartiles.has(q)) { quartiles.add(q); send("q" + q); }
+      }
+    }
+  });
+  video.addEventListener("seeking", () => { last = null; });
+  video.addEventListener("play", () => send("play"));
+  video.addEventListener("pause", () => { if (!video.ended) send("pause"); });
+  video.addEventListener("ended", () => { quartiles.add(100); send("ended"); });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") send("heartbeat");
+  });
+  return { send };
+}
+
+// --- storyboard thumbnails over the scrub bar (WebVTT with #xywh= fragments) ------------------------
+function parseTime(text) {
+  const parts = text.trim().split(":").map(Number);
+  return parts.reduce((acc, v) => acc * 60 + v, 0);
+}
+
+async function loadStoryboard(url) {
+  const base = new URL(url, location.href);  // tile URLs in the VTT are relative to the VTT itself
+  const resp = await fetch(base);
+  if (!resp.ok) return [];
+  const text = await resp.text();
+  const cues = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    const lines = block.split(/\r?\n/).filter(Boolean);
+    const i = lines.findIndex((l) => l.includes("-->"));
+    if (i < 0 || !lines[i + 1]) continue;
+    const [a, b] = lines[i].split("-->");
+    const target = new URL(lines[i + 1].trim(), base);
+    const m = /#xywh=(\d+),(\d+),(\d+),(\d+)/.exec(target.hash);
+    target.hash = "";
+    cues.push({ start: parseTime(a), end: parseTime(b.trim().split(" ")[0]), src: target.href,
+      xywh: m ? m.slice(1).map(Number) : null });
+  }
+  return cues;
+}
+
+// --- the player ----------------------------------------------------------------------------------------
+function setup(root, cfg) {
+  const video = $("video", root);
+  const playBtn = $(".op-play", root);
+  const muteBtn = $(".op-mute", root);
+  const ccBtn = $(".op-cc", root);
+  const fsBtn = $(".op-fs", root);
+  const seek = $(".op-seek", root);
+  const time = $(".op-time", root);
+  const thumb = $(".op-thumb", root);
+  const status = $(".op-status", root);
+  const state = { hls: null, video, levels: 0, errors: [] };
+  window.onairPlayer = state;
+
+  const reporter = makeReporter(cfg, video);
+  const duration = () => (isFinite(video.duration) && video.duration > 0 ? video.duration : cfg.duration || 0);
+  const showError = (msg) => { status.textContent = msg; status.hidden = false; state.errors.push(msg); };
+
+  if (cfg.loop) video.loop = true;
+  if (cfg.autoplay) { video.muted = true; video.autoplay = true; }
+  const start = cfg.start > 0 ? cfg.start : 0;
+
+  // Engine: Apple's native HLS where it exists (Safari, iOS: AirPlay, power), hls.js wherever MSE works
+  // (Chromium now also answers canPlayType "maybe", but hls.js gives us ABR capping and error recovery),
+  // native HLS as the last resort. `?engine=native|hlsjs` forces one (support and testing).
+  const nativeOk = !!video.canPlayType("application/vnd.apple.mpegurl");
+  const apple = /Apple/.test(navigator.vendor || "");
+  let engine = cfg.engine;
+  if (engine === "native" && !nativeOk) engine = null;
+  if (engine === "hlsjs" && !Hls.isSupported()) engine = null;
+  if (!engine) engine = nativeOk && apple ? "native" : Hls.isSupported() ? "hlsjs" : nativeOk ? "native" : null;
+  state.engine = engine;
+
+  if (engine === "native") {
+    video.src = cfg.src;
+    if (start) video.addEventListener("loadedmetadata", () => { video.currentTime = start; }, { once: true });
+  } else if (engine === "hlsjs") {
+    const hls = new Hls({ startPosition: start || -1, capLevelToPlayerSize: true });
+    state.hls = hls;
+    hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => { state.levels = data.levels.length; });
+    hls.on(Hls.Events.ERROR, (_e, data) => {
+      if (!data.fatal) return;
+      reporter.send("error", { detail: String(data.details || data.type) });
+      if (data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
+      else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else showError("This video cannot be played right now.");
+    });
+    hls.loadSource(cfg.src);
+    hls.attachMedia(video);
+  } else {
+    showError("This browser cannot play this video.");
+  }
+  video.addEventListener("error", () => {
+    reporter.send("error", { detail: "media-error-" + (video.error ? video.error.code : 0) });
+  });
+
+  // Controls
+  const togglePlay = () => (video.paused || video.ended ? video.play().catch(() => {}) : video.pause());
+  const render = () => {
+    const d = duration();
+    playBtn.setAttribute("aria-label", video.paused ? "Play" : "Pause");
+    playBtn.dataset.state = video.paused ? "paused" : "playing";
+    muteBtn.setAttribute("aria-label", video.muted ? "Unmute" : "Mute");
+    muteBtn.dataset.state = video.muted ? "muted" : "sound";
+    time.textContent = fmt(video.currentTime) + " / " + fmt(d);
+    if (d > 0 && document.activeElement !== seek) seek.value = String((video.currentTime / d) * 1000);
+    seek.setAttribute("aria-valuetext", fmt(video.currentTime) + " of " + fmt(d));
+  };
+  ["play", "pause", "timeupdate", "durationchange", "volumechange", "ended"].forEach((e) =>
+    video.addEventListener(e, render));
+  render();
+
+  playBtn.addEventListener("click", togglePlay);
+  video.addEventListener("click", togglePlay);
+  muteBtn.addEventListener("click", () => { video.muted = !video.muted; });
+  seek.addEventListener("input", () => { video.currentTime = (Number(seek.value) / 1000) * duration(); });
+  fsBtn.addEventListener("click", () => {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (root.requestFullscreen) root.requestFullscreen().catch(() => {});
+  });
+  const tracks = video.textTracks;
+  if (ccBtn) {
+    ccBtn.addEventListener("click", () => {
+      const on = ccBtn.getAttribute("aria-pressed") !== "true";
+      for (let i = 0; i < tracks.length; i++) tracks[i].mode = on && i === 0 ? "showing" : "hidden";
+      ccBtn.setAttribute("aria-pressed", String(on));
+    });
+  }
+
+  // Keyboard: the player box takes focus; keys a viewer expects from big players.
+  root.addEventListener("keydown", (e) => {
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    const onSeekBar = e.target === seek;
+    switch (e.key) {
+      case " ": case "k":
+        if (e.target.tagName === "BUTTON" && e.key === " ") return;  // the button handles its own activation
+        togglePlay(); break;
+      case "ArrowRight": if (onSeekBar) return; video.currentTime = Math.min(duration(), video.currentTime + 5); break;
+      case "ArrowLeft": if (onSeekBar) return; video.currentTime = Math.max(0, video.currentTime - 5); break;
+      case "m": video.muted = !video.muted; break;
+      case "f": fsBtn.click(); break;
+      case "c": if (ccBtn) ccBtn.click(); break;
+      default: return;
+    }
+    e.preventDefault();
+  });
+
+  // Storyboard previews while hovering or scrubbing.
+  if (cfg.storyboard) {
+    let cues = [];
+    loadStoryboard(cfg.storyboard).then((c) => { cues = c; }).catch(() => {});
+    const preview = (fraction) => {
+      const t = fraction * duration();
+      const cue = cues.find((c) => t >= c.start && t < c.end);
+      if (!cue) { thumb.hidden = true; return; }
+      thumb.style.backgroundImage = 'url("' + cue.src.replace(/"/g, "%22") + '")';
+      if (cue.xywh) {
+        const [x, y, w, h] = cue.xywh;
+        thumb.style.width = w + "px";
+        thumb.style.height = h + "px";
+        thumb.style.backgroundPosition = -x + "px " + -y + "px";
+      }
+      const rect = seek.getBoundingClientRect();
+      const half = (cue.xywh ? cue.xywh[2] : 160) / 2;
+      const left = Math.min(Math.max(fraction * rect.width - half, 0), Math.max(rect.width - 2 * half, 0));
+      thumb.style.left = rect.left - root.getBoundingClientRect().left + left + "px";
+      thumb.hidden = false;
+    };
+    seek.addEventListener("mousemove", (e) => {
+      const rect = seek.getBoundingClientRect();
+      preview(Math.min(Math.max((e.clientX - rect.left) / rect.width, 0), 1));
+    });
+    seek.addEventListener("input", () => preview(Number(seek.value) / 1000));
+    ["mouseleave", "change", "blur"].forEach((e) => seek.addEventListener(e, () => { thumb.hidden = true; }));
+  }
+}
+
+const cfg = readConfig();
+const root = document.querySelector(".op-player");
+if (cfg && root && cfg.src) setup(root, cfg);
