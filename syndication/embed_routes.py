@@ -20,7 +20,7 @@ from onair import clock
 from onair.auth import SIGNING_KEY, admin_required
 from onair.db.pool import POOL
 from onair.errors import BadRequest, NotFound, PayloadTooLarge, pydantic_detail
-from onair.settings import Settings
+from onair.settings import SETTINGS, Settings
 from streaming.catalog import Asset, get_asset
 from syndication import embed, oembed
 
@@ -283,7 +283,6 @@ async def asset_stats(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Register routes and cleanup contexts."""
-    from onair.app import SETTINGS  # the composition root owns the key; importing at module level would cycle
 
     bundle, js_name, css_name = _load_bundle()
     templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
