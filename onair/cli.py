@@ -160,7 +160,10 @@ async def _serve_process(settings: Settings, dsn: str, sock: socket.socket, *, r
     from onair.app import create_app, on_first_start
 
     app = create_app(settings, dsn, run_worker=run_worker)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=10, access_log=None)
+    # Long request lines (a 10 KB search query) reach the app and get a problem+json answer instead of
+    # the HTTP parser's plain-text 400.
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=10, access_log=None,
+                           max_line_size=32768, max_field_size=16384)
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
