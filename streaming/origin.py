@@ -153,6 +153,12 @@ _TOKEN_PROBLEMS = {
 def check_token(config: OriginConfig, token: str, asset_id: str, key: str, now: float,
                 client_ip: str | None) -> None:
     problem = signing.check_token(config.secret, token, f"/media/{asset_id}/{key}", now, client_ip)
+    if problem is signing.TokenProblem.OK:
+        # Defence in depth: even a genuine token must be scoped to this one asset's folder, so an acl
+        # like "/media/ab*" (which we never issue) cannot open "/media/abc/...".
+        fields = signing.read_token(config.secret, token)
+        if fields is None or not fields.acl.startswith(f"/media/{asset_id}/"):
+            problem = signing.TokenProblem.WRONG_PATH
     if problem is not signing.TokenProblem.OK:
         code, detail = _TOKEN_PROBLEMS[problem]
         raise Forbidden(detail, code=code)
