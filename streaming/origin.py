@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -72,10 +73,35 @@ METHODS = "GET, HEAD, OPTIONS"
 _ENCODED_TRICK = re.compile(r"%(?:2e|2f|5c|25|00)", re.IGNORECASE)
 
 
+class TTLCache:
+    """A tiny per-process cache for hot lookups (asset rows, object stats) during a show-start storm.
+
+    One second is far below any CDN TTL we send, so it never makes content staler than the CDN would,
+    but it turns thousands of identical DB queries and stat calls per second into one."""
+
+    def __init__(self, ttl: float = 1.0, max_entries: int = 10000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._data: dict[object, tuple[float, object]] = {}
+
+    def get(self, key: object) -> tuple[bool, object]:
+        hit = self._data.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: object, value: object) -> None:
+        if len(self._data) >= self.max_entries:
+            self._data.clear()  # crude but bounded; the cache refills within a second
+        self._data[key] = (time.monotonic() + self.ttl, value)
+
+
 @dataclass(frozen=True)
 class OriginConfig:
     settings: Settings
     secret: bytes
+    assets: TTLCache = field(default_factory=TTLCache)
+    stats: TTLCache = field(default_factory=TTLCache)
 
 
 ORIGIN_CONFIG = web.AppKey("origin_config", OriginConfig)
@@ -325,6 +351,8 @@ class SendfileResponse(web.StreamResponse):
                 raise ConnectionResetError("Connection lost")
             try:
                 await asyncio.get_running_loop().sendfile(transport, fobj, self._offset, self._count)
+            except RuntimeError as exc:  # "Transport is closing": the viewer went away mid-send
+                raise ConnectionResetError(str(exc)) from None
             except NotImplementedError:
                 fobj.seek(self._offset)
                 left = self._count
@@ -378,15 +406,21 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         check_token(config, token, asset_id, key, moment.timestamp(), request.remote)
     from onair.db.pool import POOL
 
-    asset = await get_asset(request.app[POOL], asset_id)
+    cached, asset = config.assets.get(asset_id)
+    if not cached:
+        asset = await get_asset(request.app[POOL], asset_id)
+        config.assets.put(asset_id, asset)
     if asset is None:
         raise NotFound(f"No media asset {asset_id}", code="asset-not-found")
     check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request, settings))
     store = request.app[STORE]
-    try:
-        info = await store.stat(store_key)
-    except ObjectNotFound:
-        raise NotFound(f"Asset {asset_id} has no object {key}", code="object-not-found") from None
+    cached, info = config.stats.get(store_key)
+    if not cached:
+        try:
+            info = await store.stat(store_key)
+        except ObjectNotFound:
+            raise NotFound(f"Asset {asset_id} has no object {key}", code="object-not-found") from None
+        config.stats.put(store_key, info)
 
     request.app[ORIGIN_HITS][(asset_id, key)] += 1
     cc, extra = effective_cache_control(cache_control(key, asset), asset, settings, moment,
