@@ -217,6 +217,7 @@ def run(results_dir: Path) -> dict:
         with running_nginx(nginx, tmp / "nginx", f"127.0.0.1:{port}", workers=workers, extra=extra) as cdn:
             static_url = f"http://127.0.0.1:{files_port}/files/assets/{ASSET}/{segment_key}"
             direct_rate, client = _rate(direct_url)
+            healthz_rate, _ = _rate(f"{origin}/healthz")  # the framework's floor: a handler doing nothing
             static_rate, _ = _rate(static_url)
             storm = asyncio.run(_storm(cdn))
         origin_hits: Counter = Counter()
@@ -230,6 +231,7 @@ def run(results_dir: Path) -> dict:
             "segment_bytes": seg_size,
             "client": client, "concurrency": CONCURRENCY, "duration_s": DURATION,
             "a_onair_direct_rps": round(direct_rate, 1), "onair_workers": workers,
+            "onair_healthz_rps_reference": round(healthz_rate, 1),
             "b_nginx_static_rps": round(static_rate, 1), "nginx_workers": workers,
             "ratio_a_over_b": round(direct_rate / static_rate, 3) if static_rate else None,
             "c_storm": {"clients": STORM_CLIENTS, "objects_per_client": len(STORM_OBJECTS), **storm,

@@ -324,6 +324,15 @@ def _unsatisfiable(size: int) -> RangeNotSatisfiable:
 
 # --- responses -----------------------------------------------------------------------------------------
 
+SMALL_OBJECT = 1024 * 1024
+
+
+def _read(path: Path, offset: int, count: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(count)
+
+
 class SendfileResponse(web.StreamResponse):
     """Headers we chose (our ETag, cache policy), body by sendfile(2) from a local file."""
 
@@ -342,7 +351,8 @@ class SendfileResponse(web.StreamResponse):
             await super().write_eof()
             return writer
         try:
-            fobj = await asyncio.to_thread(open, self._file_path, "rb")
+            # open() of a just-stat'ed file is a page-cache hit; a thread hop would cost more than it saves
+            fobj = open(self._file_path, "rb")  # noqa: ASYNC230 (closed in finally below)
         except FileNotFoundError:  # deleted between stat and send: the client sees a short response
             raise ConnectionResetError("object vanished") from None
         try:
@@ -414,13 +424,14 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         raise NotFound(f"No media asset {asset_id}", code="asset-not-found")
     check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request, settings))
     store = request.app[STORE]
-    cached, info = config.stats.get(store_key)
+    cached, entry = config.stats.get(store_key)
     if not cached:
         try:
-            info = await store.stat(store_key)
+            entry = (await store.stat(store_key), store.local_path(store_key))
         except ObjectNotFound:
             raise NotFound(f"Asset {asset_id} has no object {key}", code="object-not-found") from None
-        config.stats.put(store_key, info)
+        config.stats.put(store_key, entry)
+    info, local = entry
 
     request.app[ORIGIN_HITS][(asset_id, key)] += 1
     cc, extra = effective_cache_control(cache_control(key, asset), asset, settings, moment,
@@ -453,9 +464,13 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
 
-    local = store.local_path(store_key)
     if local is not None:
-        return SendfileResponse(local, start, end - start + 1, status=status, headers=headers)
+        count = end - start + 1
+        if count <= SMALL_OBJECT:
+            # Segments are small: one read (in a thread) and one write beat the sendfile dance.
+            body = await asyncio.to_thread(_read, local, start, count)
+            return web.Response(status=status, headers=headers, body=body)
+        return SendfileResponse(local, start, count, status=status, headers=headers)
     if settings.s3_delivery == "redirect":
         url = await store.presigned_url(store_key, expires=300)
         redirect = {k: v for k, v in headers.items() if k not in ("Content-Type", "Content-Range", "Accept-Ranges",

@@ -170,3 +170,25 @@ async def test_s3_redirect_delivery(s3_settings: Settings, media: dict[str, Path
                                             headers={"If-None-Match": etag})).status == 304
         missing = await c.get("/media/abc234/hls/none.m4s", allow_redirects=False)
         assert missing.status == 404
+
+
+async def test_large_objects_and_ranges(oc: TestClient, media: dict[str, Path], tmp_path: Path) -> None:
+    """Objects above the small-object threshold go out by sendfile (local) or a ranged stream (S3)."""
+    import os
+
+    big = tmp_path / "download.mp4"
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    big.write_bytes(data)
+    await _publish(oc, "abc234", {**media, "download/full.mp4": big})
+    url = "/media/abc234/download/full.mp4"
+    resp = await oc.get(url)
+    assert resp.status == 200 and await resp.read() == data
+    assert resp.headers["Content-Type"] == "video/mp4" and resp.headers["Cache-Control"] == YEAR
+    head = await oc.head(url)
+    assert head.status == 200 and head.headers["Content-Length"] == str(len(data)) and await head.read() == b""
+    start = 1024 * 1024 - 5
+    part = await oc.get(url, headers={"Range": f"bytes={start}-"})
+    assert part.status == 206 and await part.read() == data[start:]
+    assert part.headers["Content-Range"] == f"bytes {start}-{len(data) - 1}/{len(data)}"
+    middle = await oc.get(url, headers={"Range": "bytes=100-2000100"})
+    assert middle.status == 206 and await middle.read() == data[100:2000101]
