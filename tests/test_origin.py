@@ -177,7 +177,7 @@ async def test_large_objects_and_ranges(oc: TestClient, media: dict[str, Path], 
     import os
 
     big = tmp_path / "download.mp4"
-    data = os.urandom(3 * 1024 * 1024 + 17)
+    data = os.urandom(5 * 1024 * 1024 + 17)
     big.write_bytes(data)
     await _publish(oc, "abc234", {**media, "download/full.mp4": big})
     url = "/media/abc234/download/full.mp4"
