@@ -512,6 +512,17 @@ async def preflight(request: web.Request) -> web.Response:
 
 
 def signed_url(config: OriginConfig, asset_id: str, key: str, now: datetime, ip: str | None = None) -> str:
-    """Absolute signed URL for a private/restricted asset: the path token covers the whole asset."""
-    exp = int(now.timestamp()) + config.settings.media_token_ttl
-    return config.settings.base_url + signing.signed_media_path(config.secret, asset_id, key, exp, ip)
+    """Absolute playback URL for a private/restricted asset, valid for `media_token_ttl` seconds.
+
+    With CloudFront configured (key pair id, key file, domain) it is a CloudFront custom-policy URL
+    covering ``/media/<id>/*`` (CloudFront verifies it; hand the same policy to players as signed
+    cookies for segment requests). Otherwise an onair path token, which relative segment URLs inherit.
+    """
+    settings = config.settings
+    exp = int(now.timestamp()) + settings.media_token_ttl
+    if settings.cloudfront_key_pair_id and settings.cloudfront_private_key_file and settings.cloudfront_domain:
+        base = settings.cloudfront_domain.rstrip("/")
+        pem = Path(settings.cloudfront_private_key_file).read_bytes()
+        return signing.cloudfront_url(f"{base}/media/{asset_id}/{key.lstrip('/')}", settings.cloudfront_key_pair_id,
+                                      pem, exp, resource=f"{base}/media/{asset_id}/*", ip=ip)
+    return settings.base_url + signing.signed_media_path(config.secret, asset_id, key, exp, ip)

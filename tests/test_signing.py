@@ -86,3 +86,28 @@ def test_cloudfront_custom_policy_prefix_and_cookies(rsa_key) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
     with pytest.raises(InvalidSignature):
         _verify(other, cookie_policy, cookies["CloudFront-Signature"])
+
+
+def test_signed_url_picks_cloudfront_when_configured(rsa_key, tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from onair.settings import Settings
+    from streaming.origin import OriginConfig, signed_url
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    plain = signed_url(OriginConfig(Settings(public_url="https://tv.example"), SECRET), "abc", "hls/master.m3u8", now)
+    assert plain.startswith("https://tv.example/media/abc/tok/") and plain.endswith("/hls/master.m3u8")
+    token = urlsplit(plain).path.split("/")[4]
+    assert signing.check_token(SECRET, token, "/media/abc/hls/seg_1.m4s", now.timestamp() + 60) is TokenProblem.OK
+
+    pem, public = rsa_key
+    key_file = tmp_path / "cf.pem"
+    key_file.write_bytes(pem)
+    cf = Settings(cloudfront_key_pair_id="KID", cloudfront_private_key_file=key_file,
+                  cloudfront_domain="https://d1.cloudfront.net")
+    url = signed_url(OriginConfig(cf, SECRET), "abc", "hls/master.m3u8", now)
+    q = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert url.startswith("https://d1.cloudfront.net/media/abc/hls/master.m3u8?") and q["Key-Pair-Id"] == "KID"
+    policy = _cf_b64decode(q["Policy"])
+    assert json.loads(policy)["Statement"][0]["Resource"] == "https://d1.cloudfront.net/media/abc/*"
+    _verify(public, policy, q["Signature"])
