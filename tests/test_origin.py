@@ -192,3 +192,25 @@ async def test_large_objects_and_ranges(oc: TestClient, media: dict[str, Path], 
     assert part.headers["Content-Range"] == f"bytes {start}-{len(data) - 1}/{len(data)}"
     middle = await oc.get(url, headers={"Range": "bytes=100-2000100"})
     assert middle.status == 206 and await middle.read() == data[100:2000101]
+
+
+async def test_range_edge_cases_and_if_match(settings: Settings, media: dict[str, Path]) -> None:
+    async for c in _client(settings):
+        await _publish(c, "abc234", media)
+        url = "/media/abc234/hls/seg_0.m4s"
+        data = media["hls/seg_0.m4s"].read_bytes()
+        for ignored in ("bytes=0-1,5-9", "items=0-5", "bytes=9-2", "bytes=abc"):
+            resp = await c.get(url, headers={"Range": ignored})
+            assert resp.status == 200 and await resp.read() == data, ignored
+        for unsatisfiable in ("bytes=-0", f"bytes={len(data) + 10}-{len(data) + 20}"):
+            resp = await c.get(url, headers={"Range": unsatisfiable})
+            assert resp.status == 416 and resp.headers["Content-Range"] == f"bytes */{len(data)}"
+        clipped = await c.get(url, headers={"Range": f"bytes=10-{len(data) * 2}"})
+        assert clipped.status == 206 and await clipped.read() == data[10:]
+        etag = (await c.head(url)).headers["ETag"]
+        assert (await c.get(url, headers={"If-Match": etag})).status == 200
+        failed = await c.get(url, headers={"If-Match": '"nope"', "Origin": "https://p.example"})
+        assert failed.status == 412 and failed.headers["Access-Control-Allow-Origin"] == "*"
+        assert (await c.get(url, headers={"If-None-Match": "*"})).status == 304
+        assert (await c.get(url, headers={"If-Modified-Since": "not a date"})).status == 200
+        assert (await c.post(url)).status == 405
