@@ -7,18 +7,25 @@ points at their CDN's purge API; onair posts:
 
     {"tags": ["asset-<id>"], "asset_id": "<id>", "reason": "deleted", "paths": ["/media/<id>/*"]}
 
+The body is signed so the receiver can tell onair from anyone else:
+``X-Onair-Signature: sha256=<hex HMAC-SHA256 of the raw body with the signing key>``.
+
 Purging is best effort: a failure is logged (the CDN's TTLs still bound staleness), never raised
 into the delete/unpublish that triggered it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from onair.auth import SIGNING_KEY
 from onair.settings import Settings
 
 log = logging.getLogger("onair.purge")
@@ -45,8 +52,13 @@ async def purge_asset(app: web.Application, asset_id: str, reason: str) -> bool:
     if not url:
         log.info("purge skipped (no ONAIR_PURGE_WEBHOOK_URL)", extra={"asset": asset_id, "reason": reason})
         return False
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    if SIGNING_KEY in app:
+        headers["X-Onair-Signature"] = "sha256=" + hmac.new(app[SIGNING_KEY], body, hashlib.sha256).hexdigest()
     try:
-        async with aiohttp.ClientSession(timeout=TIMEOUT) as session, session.post(url, json=payload) as resp:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session, \
+                session.post(url, data=body, headers=headers) as resp:
             ok = 200 <= resp.status < 300
             log.log(logging.INFO if ok else logging.WARNING, "purge %s", "sent" if ok else "refused",
                     extra={"asset": asset_id, "reason": reason, "tags": payload["tags"], "status": resp.status})

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
 
 from aiohttp import web
@@ -17,7 +20,10 @@ async def test_purge_webhook_receives_tags(settings: Settings, caplog) -> None:
     received: asyncio.Queue = asyncio.Queue()
 
     async def hook(request: web.Request) -> web.Response:
-        await received.put((request.headers.get("Content-Type"), await request.json()))
+        raw = await request.read()
+        expected = "sha256=" + hmac.new(b"test-signing-key-not-secret", raw, hashlib.sha256).hexdigest()
+        assert request.headers["X-Onair-Signature"] == expected
+        await received.put((request.headers.get("Content-Type"), json.loads(raw)))
         return web.json_response({"ok": True})
 
     receiver = web.Application()
