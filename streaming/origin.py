@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 from collections import Counter
@@ -102,6 +103,13 @@ class OriginConfig:
     secret: bytes
     assets: TTLCache = field(default_factory=TTLCache)
     stats: TTLCache = field(default_factory=TTLCache)
+    # parsed once: Settings' properties split strings on every access
+    cors_origins: tuple[str, ...] = ()
+    country_headers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cors_origins", self.settings.cors_origin_list)
+        object.__setattr__(self, "country_headers", self.settings.country_headers)
 
 
 ORIGIN_CONFIG = web.AppKey("origin_config", OriginConfig)
@@ -111,7 +119,7 @@ ORIGIN_HITS = web.AppKey("origin_hits", Counter)
 
 
 def object_kind(key: str) -> str:
-    return Path(key).suffix.lower()
+    return os.path.splitext(key)[1].lower()  # not pathlib: this runs for every request
 
 
 def content_type(key: str) -> str:
@@ -134,8 +142,8 @@ def purge_tags(asset_id: str) -> dict[str, str]:
     return {"Surrogate-Key": tag, "Cache-Tag": tag, "Edge-Cache-Tag": tag}
 
 
-def cors_headers(request: web.Request, settings: Settings) -> dict[str, str]:
-    allowed = settings.cors_origin_list
+def cors_headers(request: web.Request, config: OriginConfig) -> dict[str, str]:
+    allowed = config.cors_origins
     origin = request.headers.get("Origin")
     if "*" in allowed:
         return {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSE}
@@ -197,8 +205,8 @@ def token_expiry(config: OriginConfig, token: str) -> int | None:
     return fields.exp if fields else None
 
 
-def viewer_country(request: web.Request, settings: Settings) -> str | None:
-    for header in settings.country_headers:
+def viewer_country(request: web.Request, config: OriginConfig) -> str | None:
+    for header in config.country_headers:
         value = request.headers.get(header, "").strip()
         if len(value) == 2 and value.isalpha():
             return value.upper()
@@ -397,8 +405,7 @@ async def _stream(request: web.Request, store, key: str, start: int, end: int, s
 
 async def serve(request: web.Request, asset_id: str, key: str, token: str | None) -> web.StreamResponse:
     config = request.app[ORIGIN_CONFIG]
-    settings = config.settings
-    cors = cors_headers(request, settings)
+    cors = cors_headers(request, config)
     try:
         return await _serve(request, config, asset_id, key, token, cors)
     except AppError as err:
@@ -425,16 +432,17 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         config.assets.put(asset_id, asset)
     if asset is None:
         raise NotFound(f"No media asset {asset_id}", code="asset-not-found")
-    check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request, settings))
+    check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request, config))
     store = request.app[STORE]
     cached, entry = config.stats.get(store_key)
     if not cached:
         try:
-            entry = (await store.stat(store_key), store.local_path(store_key))
+            info = await store.stat(store_key)
         except ObjectNotFound:
             raise NotFound(f"Asset {asset_id} has no object {key}", code="object-not-found") from None
+        entry = (info, store.local_path(store_key), http_date(info.last_modified))
         config.stats.put(store_key, entry)
-    info, local = entry
+    info, local, last_modified = entry
 
     request.app[ORIGIN_HITS][(asset_id, key)] += 1
     cc, extra = effective_cache_control(cache_control(key, asset), asset, settings, moment,
@@ -443,7 +451,7 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         "Content-Type": content_type(key),
         "Cache-Control": cc,
         "ETag": f'"{info.etag}"',
-        "Last-Modified": http_date(info.last_modified),
+        "Last-Modified": last_modified,
         "Accept-Ranges": "bytes",
         **purge_tags(asset_id),
         **cors,
@@ -500,8 +508,7 @@ def _precondition(headers: dict[str, str]) -> AppError:
 
 async def preflight(request: web.Request) -> web.Response:
     """CORS preflight: players ask before sending Range or conditional headers cross-origin."""
-    settings = request.app[ORIGIN_CONFIG].settings
-    headers = cors_headers(request, settings)
+    headers = cors_headers(request, request.app[ORIGIN_CONFIG])
     if "Access-Control-Allow-Origin" in headers:
         headers.update({"Access-Control-Allow-Methods": METHODS, "Access-Control-Allow-Headers": ALLOW_HEADERS,
                         "Access-Control-Max-Age": "86400"})
