@@ -111,6 +111,15 @@ class Settings:
     cors_origins: str = _setting("*", "Comma-separated origins allowed to fetch media and APIs cross-origin.")
     purge_webhook_url: str | None = _setting(None, "URL called with purge tags when an asset changes.",
                                              check=_http_url)
+    media_token_ttl: int = _setting(21600, "Lifetime in seconds of signed playback URLs issued by onair.",
+                                    check=_positive)
+    cloudfront_key_pair_id: str | None = _setting(
+        None, "CloudFront key pair / public key id; set (with the key file) to issue CloudFront signed URLs.")
+    cloudfront_private_key_file: Path | None = _setting(
+        None, "PEM file with the RSA private key matching the CloudFront key pair id.", secret=True)
+    cloudfront_domain: str | None = _setting(
+        None, "Base URL of the CloudFront distribution in front of /media (e.g. https://dxxxx.cloudfront.net).",
+        check=_http_url)
     country_header: str = _setting(
         "CloudFront-Viewer-Country,CF-IPCountry",
         "Comma-separated request headers carrying the viewer's ISO country, set by the CDN.")

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from aiohttp import web
@@ -55,7 +55,8 @@ def check_key(key: str) -> str:
     """Reject keys that could escape a prefix or the store root."""
     if not key or key.startswith("/") or "\\" in key or "\x00" in key:
         raise InvalidKey(f"invalid object key {key!r}")
-    if any(p in ("..", ".", "") for p in key.split("/")):
+    parts = PurePosixPath(key).parts
+    if any(p in ("..", ".", "") for p in parts) or key.endswith("/"):
         raise InvalidKey(f"invalid object key {key!r}")
     return key
 
@@ -323,7 +324,7 @@ class S3Store:
         range_ = f"bytes={start}-{'' if end is None else end}" if (start or end is not None) else None
         resp = await self._get(key, range_)
         async with resp["Body"] as body:
-            while chunk := await body.read(CHUNK):
+            while chunk := await body.read(CHUNK):  # works for plain and checksum-validating bodies
                 yield chunk
 
     async def download(self, key: str, path: Path) -> None:

@@ -1,9 +1,46 @@
-"""Routes of this area of the streaming domain."""
+"""Routes of the CDN origin: `/media/{asset_id}/{key}` and the signed form `/media/{asset_id}/tok/{token}/{key}`."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from onair.auth import SIGNING_KEY
+from onair.settings import Settings
+from streaming import origin
+
+
+def _settings(app: web.Application) -> Settings:
+    # The settings key lives in the composition root; look the value up by type so this domain does
+    # not import onair.app (dependency rule).
+    for value in app.values():
+        if isinstance(value, Settings):
+            return value
+    raise RuntimeError("create_app() must set the settings before streaming.origin_routes.setup()")
+
+
+async def media(request: web.Request) -> web.StreamResponse:
+    return await origin.serve(request, request.match_info["asset_id"], request.match_info["key"], None)
+
+
+async def signed_media(request: web.Request) -> web.StreamResponse:
+    return await origin.serve(request, request.match_info["asset_id"], request.match_info["key"],
+                              request.match_info["token"])
+
+
+async def _on_startup(app: web.Application) -> None:
+    app[origin.ORIGIN_CONFIG] = origin.OriginConfig(_settings(app), app[SIGNING_KEY])
+
 
 def setup(app: web.Application) -> None:
-    """Register routes and cleanup contexts."""
+    app[origin.ORIGIN_HITS] = origin.Counter()
+    if SIGNING_KEY in app:
+        app[origin.ORIGIN_CONFIG] = origin.OriginConfig(_settings(app), app[SIGNING_KEY])
+    else:
+        app.on_startup.append(_on_startup)
+    # The signed form first: otherwise `{key:.+}` would swallow "tok/<token>/...".
+    for path, handler, name in (("/media/{asset_id}/tok/{token}/{key:.+}", signed_media, "media-signed"),
+                                ("/media/{asset_id}/{key:.+}", media, "media")):
+        resource = app.router.add_resource(path, name=name)
+        resource.add_route("GET", handler)
+        resource.add_route("HEAD", handler)
+        resource.add_route("OPTIONS", origin.preflight)

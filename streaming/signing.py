@@ -93,3 +93,58 @@ def signed_media_path(secret: bytes, asset_id: str, key: str, expires_at: int, i
     """``/media/<id>/tok/<token>/<key>`` — valid for every object of the asset until `expires_at`."""
     token = make_token(secret, media_acl(asset_id), expires_at, ip)
     return f"/media/{asset_id}/tok/{token}/{key.lstrip('/')}"
+
+
+# --- CloudFront signed URLs / cookies --------------------------------------------------------------
+# For deployments where CloudFront (not onair) verifies access. CloudFront puts its signature in the
+# query string, which relative segment URLs do not inherit; so for a whole asset use a custom policy
+# with a wildcard resource and hand it to the player as signed *cookies* (`cloudfront_cookies`), or
+# sign each URL. onair's own origin never sees these fields: CloudFront strips nothing, but the origin
+# ignores query strings, and the origin itself is protected by CloudFront's origin access settings.
+
+def _rsa_signer(private_key_pem: bytes):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    key = serialization.load_pem_private_key(private_key_pem, password=None)
+
+    def sign(message: bytes) -> bytes:
+        # CloudFront verifies RSA-SHA1 PKCS#1 v1.5 signatures; that is its protocol, not our choice.
+        return key.sign(message, padding.PKCS1v15(), hashes.SHA1())
+
+    return sign
+
+
+def cloudfront_signer(key_pair_id: str, private_key_pem: bytes):
+    from botocore.signers import CloudFrontSigner
+
+    return CloudFrontSigner(key_pair_id, _rsa_signer(private_key_pem))
+
+
+def cloudfront_url(url: str, key_pair_id: str, private_key_pem: bytes, expires_at: int, *,
+                   resource: str | None = None, starts_at: int | None = None, ip: str | None = None) -> str:
+    """Canned policy (`Expires`, `Signature`, `Key-Pair-Id`) when only an expiry is given; otherwise a
+    custom policy (`Policy`, `Signature`, `Key-Pair-Id`) whose resource may be a wildcard prefix such as
+    ``https://dxxxx.cloudfront.net/media/<id>/*``."""
+    from datetime import UTC, datetime
+
+    signer = cloudfront_signer(key_pair_id, private_key_pem)
+    expire = datetime.fromtimestamp(expires_at, UTC)
+    if resource is None and starts_at is None and ip is None:
+        return signer.generate_presigned_url(url, date_less_than=expire)
+    policy = signer.build_policy(resource or url, expire,
+                                 date_greater_than=datetime.fromtimestamp(starts_at, UTC) if starts_at else None,
+                                 ip_address=ip)
+    return signer.generate_presigned_url(url, policy=policy)
+
+
+def cloudfront_cookies(resource: str, key_pair_id: str, private_key_pem: bytes, expires_at: int) -> dict[str, str]:
+    """Signed cookies for a wildcard resource: every segment under the prefix is covered."""
+    from datetime import UTC, datetime
+
+    signer = cloudfront_signer(key_pair_id, private_key_pem)
+    policy = signer.build_policy(resource, datetime.fromtimestamp(expires_at, UTC)).encode()
+    signature = _rsa_signer(private_key_pem)(policy)
+    return {"CloudFront-Policy": signer._url_b64encode(policy).decode(),
+            "CloudFront-Signature": signer._url_b64encode(signature).decode(),
+            "CloudFront-Key-Pair-Id": key_pair_id}

@@ -1,0 +1,262 @@
+"""CDN origin benchmark -> bench/results/origin.json.
+
+(a) segment GETs/s served by `onair serve --workers 2` directly, vs
+(b) nginx serving the very same file from disk (`location /files/ { alias ... }`),
+    same client (wrk when installed, else an aiohttp client), same concurrency and duration;
+(c) show-start storm: 2,000 concurrent players through the deploy/nginx cache (cold) each fetching
+    master, media playlist, init and the first two segments; cache-hit fraction (X-Cache-Status) and
+    origin hits per object (from nginx's upstream log: every request nginx sent to onair).
+
+Needs PostgreSQL (ONAIR_BENCH_DATABASE_URL, else ONAIR_TEST_DATABASE_URL, else
+postgresql://postgres@127.0.0.1:5432/postgres; a scratch database is created and dropped), redis-server
+and nginx on PATH (or /usr/sbin/nginx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.nginx_cdn import nginx_binary, running_nginx  # noqa: E402
+from tests.origin_media import OUTPUTS, make_media  # noqa: E402
+from tests.tools import free_port, port_open  # noqa: E402
+
+ASSET = "benchshow23"
+CONCURRENCY = 64
+DURATION = 4
+ROUNDS = 3
+STORM_CLIENTS = 2000
+STORM_OBJECTS = ["hls/master.m3u8", "hls/stream.m3u8", "hls/init.mp4", "hls/seg_0.m4s", "hls/seg_1.m4s"]
+
+
+def _pg_url() -> str:
+    return (os.environ.get("ONAIR_BENCH_DATABASE_URL") or os.environ.get("ONAIR_TEST_DATABASE_URL")
+            or "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _create_db(server: str, name: str, drop: bool = False) -> None:
+    conn = await asyncpg.connect(server)
+    try:
+        if drop:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _insert_asset(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("INSERT INTO assets (id, title, status, outputs, ready_at) "
+                           "VALUES ($1, 'Bench show', 'ready', $2::jsonb, now())", ASSET, json.dumps(OUTPUTS))
+    finally:
+        await conn.close()
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open("127.0.0.1", port):
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start in time")
+        time.sleep(0.1)
+
+
+async def _wait_ready(url: str, proc: subprocess.Popen, within: float = 60) -> None:
+    """The socket listens before migrations finish; /readyz answers once the app is up."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as s:
+        while True:
+            try:
+                async with s.get(url) as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("onair serve did not become ready")
+            await asyncio.sleep(0.2)
+
+
+def _wrk(url: str) -> float | None:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    out = subprocess.run([wrk, "-t2", f"-c{CONCURRENCY}", f"-d{DURATION}s", url], capture_output=True, text=True,
+                         timeout=DURATION + 60).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"wrk saw errors from {url}: {non2xx.group(0)}")
+    return float(m.group(1)) if m else None
+
+
+async def _aiohttp_rate(url: str) -> float:
+    done = 0
+    stop = time.monotonic() + DURATION
+
+    async def worker(s: aiohttp.ClientSession) -> None:
+        nonlocal done
+        while time.monotonic() < stop:
+            async with s.get(url) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"{url}: {r.status}")
+            done += 1
+
+    start = time.monotonic()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as s:
+        await asyncio.gather(*(worker(s) for _ in range(CONCURRENCY)))
+    return done / (time.monotonic() - start)
+
+
+def _rate(url: str) -> tuple[float, str]:
+    rate = _wrk(url)
+    if rate is not None:
+        return rate, "wrk"
+    return asyncio.run(_aiohttp_rate(url)), "aiohttp"
+
+
+async def _storm(cdn: str) -> dict:
+    statuses: Counter = Counter()
+    errors = 0
+    start_gate = asyncio.Event()
+
+    async def player(s: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        await start_gate.wait()
+        for key in STORM_OBJECTS:
+            try:
+                async with s.get(f"{cdn}/media/{ASSET}/{key}") as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                    statuses[r.headers.get("X-Cache-Status", "NONE")] += 1
+            except aiohttp.ClientError:
+                errors += 1
+
+    connector = aiohttp.TCPConnector(limit=STORM_CLIENTS, limit_per_host=STORM_CLIENTS)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as s:
+        tasks = [asyncio.create_task(player(s)) for _ in range(STORM_CLIENTS)]
+        await asyncio.sleep(0)
+        t0 = time.monotonic()
+        start_gate.set()
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - t0
+    total = sum(statuses.values())
+    return {"requests": total, "errors": errors, "seconds": round(elapsed, 2),
+            "cache_status": dict(statuses), "hit_fraction": round(statuses["HIT"] / total, 5) if total else 0}
+
+
+def run(results_dir: Path) -> dict:
+    nginx = nginx_binary()
+    redis = shutil.which("redis-server")
+    if nginx is None or redis is None:
+        raise RuntimeError("bench origin needs nginx and redis-server installed")
+    tmp = Path(tempfile.mkdtemp(prefix="onair-bench-origin-"))
+    os.chmod(tmp, 0o755)
+    server_url = _pg_url()
+    dbname = f"onair_bench_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_create_db(server_url, dbname))
+    dsn = server_url.rpartition("/")[0] + "/" + dbname
+    procs: list[subprocess.Popen] = []
+    try:
+        redis_port = free_port()
+        procs.append(subprocess.Popen([redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no"], stdout=subprocess.DEVNULL))
+        _wait_port(redis_port, procs[-1])
+
+        data = tmp / "data"
+        media = make_media(tmp / "media")
+        objects = data / "objects" / "assets" / ASSET
+        for key, path in media.items():
+            (objects / key).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, objects / key)
+        port = free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "ONAIR_DATA_DIR": str(data), "ONAIR_DATABASE_URL": dsn,
+               "ONAIR_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "ONAIR_PORT": str(port),
+               "ONAIR_HOST": "127.0.0.1", "ONAIR_LOG_LEVEL": "WARNING", "ONAIR_LOG_FORMAT": "text"}
+        workers = 2
+        procs.append(subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--workers", str(workers),
+                                       "--no-worker", "--no-sample"], cwd=ROOT, env=env,
+                                      stdout=subprocess.DEVNULL))
+        _wait_port(port, procs[-1])
+        asyncio.run(_wait_ready(f"http://127.0.0.1:{port}/readyz", procs[-1]))
+        asyncio.run(_insert_asset(dsn))
+        origin = f"http://127.0.0.1:{port}"
+        segment_key = "hls/seg_0.m4s"
+        seg_size = media[segment_key].stat().st_size
+
+        # the onair URL works and is the same bytes nginx will serve
+        direct_url = f"{origin}/media/{ASSET}/{segment_key}"
+        files_extra = f"server {{ listen 127.0.0.1:@@FILES_PORT@@; location /files/ {{ alias {data}/objects/; }} }}"
+        files_port = free_port()
+        upstream_log = tmp / "upstream.log"
+        extra = (files_extra.replace("@@FILES_PORT@@", str(files_port))
+                 + "\n    log_format upstream '$uri $upstream_status';"
+                 + f"\n    access_log {upstream_log} upstream if=$upstream_addr;")
+
+        with running_nginx(nginx, tmp / "nginx", f"127.0.0.1:{port}", workers=workers, extra=extra) as cdn:
+            static_url = f"http://127.0.0.1:{files_port}/files/assets/{ASSET}/{segment_key}"
+            # Interleaved rounds, medians: the dev machine is shared, so load drifts during a run.
+            direct, healthz, static = [], [], []
+            client = "wrk"
+            for _ in range(ROUNDS):
+                rate, client = _rate(direct_url)
+                direct.append(rate)
+                static.append(_rate(static_url)[0])
+                healthz.append(_rate(f"{origin}/healthz")[0])  # the framework's floor: a handler doing nothing
+            direct_rate, static_rate, healthz_rate = (statistics.median(x) for x in (direct, static, healthz))
+            storm = asyncio.run(_storm(cdn))
+        origin_hits: Counter = Counter()
+        if upstream_log.exists():
+            for line in upstream_log.read_text().splitlines():
+                uri = line.split(" ", 1)[0]
+                origin_hits[uri.removeprefix(f"/media/{ASSET}/")] += 1
+        result = {
+            "machine": {"cpus": os.cpu_count(), "note": "shared 2-core dev machine; client, onair and nginx "
+                                                        "compete for the same cores"},
+            "segment_bytes": seg_size,
+            "client": client, "concurrency": CONCURRENCY, "duration_s": DURATION,
+            "rounds": ROUNDS, "a_rounds_rps": [round(x) for x in direct], "b_rounds_rps": [round(x) for x in static],
+            "a_onair_direct_rps": round(direct_rate, 1), "onair_workers": workers,
+            "onair_healthz_rps_reference": round(healthz_rate, 1),
+            "b_nginx_static_rps": round(static_rate, 1), "nginx_workers": workers,
+            "ratio_a_over_b": round(direct_rate / static_rate, 3) if static_rate else None,
+            "c_storm": {"clients": STORM_CLIENTS, "objects_per_client": len(STORM_OBJECTS), **storm,
+                        "origin_hits_per_object": {k: origin_hits.get(k, 0) for k in STORM_OBJECTS}},
+        }
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        try:
+            asyncio.run(_create_db(server_url, dbname, drop=True))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "origin.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
