@@ -5,17 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from onair.auth import SIGNING_KEY
-from onair.settings import Settings
+from onair.settings import SETTINGS, Settings
 from streaming import origin
 
 
 def _settings(app: web.Application) -> Settings:
-    # The settings key lives in the composition root; look the value up by type so this domain does
-    # not import onair.app (dependency rule).
-    for value in app.values():
-        if isinstance(value, Settings):
-            return value
-    raise RuntimeError("create_app() must set the settings before streaming.origin_routes.setup()")
+    return app[SETTINGS]
 
 
 async def media(request: web.Request) -> web.StreamResponse:

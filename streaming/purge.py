@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from onair.auth import SIGNING_KEY
-from onair.settings import Settings
+from onair.settings import SETTINGS, Settings
 
 log = logging.getLogger("onair.purge")
 
@@ -39,10 +39,7 @@ def purge_payload(asset_id: str, reason: str) -> dict[str, Any]:
 
 
 def _settings(app: web.Application) -> Settings:
-    for value in app.values():
-        if isinstance(value, Settings):
-            return value
-    raise RuntimeError("no settings in the application")
+    return app[SETTINGS]
 
 
 async def purge_asset(app: web.Application, asset_id: str, reason: str) -> bool:
