@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from onair.settings import SETTINGS
-from streaming import devices, poll_routes
+from streaming import chat_routes, devices, poll_routes
 from streaming.live_state import live_context
 
 
@@ -14,3 +14,4 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(live_context(app[SETTINGS]))
     devices.setup(app)
     poll_routes.setup(app)
+    chat_routes.setup(app)
