@@ -127,6 +127,18 @@ class Settings:
         "*", "Comma-separated origins allowed to frame the embed player when an asset sets none (* = any site).")
     embed_token_seconds: int = _setting(
         3600, "Lifetime of the signed playback URL the embed page hands out for private videos.", check=_positive)
+
+    tally_interval_ms: int = _setting(250, "How often live poll tallies are published to viewers (ms).",
+                                      check=_positive)
+    vote_ip_ceiling: int = _setting(
+        0, "Most first votes per poll from one client IP in one process (abuse ceiling); 0 turns it off.")
+    chat_max_bytes: int = _setting(2048, "Largest chat message in bytes (UTF-8).", check=_positive)
+    chat_rate_messages: int = _setting(3, "Chat messages a device may send per ONAIR_CHAT_RATE_SECONDS.",
+                                       check=_positive)
+    chat_rate_seconds: float = _setting(2.0, "Window of the per-device chat rate limit (s).", check=_positive)
+    chat_cooloff_seconds: float = _setting(10.0, "Silence imposed on a device that exceeds the chat rate (s).",
+                                           check=_positive)
+    chat_history: int = _setting(50, "Messages a late joiner receives from a room's history.", check=_positive)
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
                                choices=("auto", "json", "text"))
@@ -201,6 +213,10 @@ class SettingDoc:
     env: str
     default: str
     help: str
+
+
+# Where create_app keeps the Settings, so domain packages can read them without importing onair.app.
+SETTINGS = web.AppKey("settings", Settings)
 
 
 def documented() -> list[SettingDoc]:
