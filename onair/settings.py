@@ -232,7 +232,3 @@ def documented() -> list[SettingDoc]:
         rows.append(SettingDoc(f.name, env_name(f.name), shown, help_))
     return rows
 
-
-# The app key holding the Settings; here (not in onair.app) so domain packages can read settings
-# without importing the composition root.
-SETTINGS = web.AppKey("settings", Settings)
