@@ -300,3 +300,30 @@ async def test_chat_reader_shows_markup_as_text(browser: Any, client: TestClient
     await tv.until("() => document.querySelectorAll('#chat-list li').length === 2")
     await tv.shot("c1-chat")
     assert tv.errors == []
+
+
+async def test_hbbtv2_plays_clips_in_a_video_element_and_falls_back_to_broadcast(
+        browser: Any, client: TestClient, db: asyncpg.Pool, tmp_path: Path) -> None:
+    await _ready_asset(db, "cliptwo")   # its files are not in the store: the <video> errors, the app recovers
+    resp = await client.post("/api/v1/hbbtv/apps", headers=ADMIN, json={
+        "slug": "two", "name": "Two", "org_id": 4660, "app_id": 4, "vod_assets": ["cliptwo"]})
+    assert resp.status == 201
+    context = await browser.new_context(user_agent=TV_UA.replace("HbbTV/1.2.1", "HbbTV/1.4.1"),
+                                        viewport={"width": 1280, "height": 720})
+    await context.add_init_script(OIPF_SHIM)
+    page = await context.new_page()
+    tv = Tv(page, await context.new_cdp_session(page), _shots_dir(tmp_path))
+    await page.goto(str(client.make_url("/hbbtv/two/")))
+    await tv.until("() => document.body.getAttribute('data-app') === 'ready'")
+    assert await page.evaluate("() => document.contentType") == "text/html"
+    await page.evaluate("() => { window.__played = []; HTMLMediaElement.prototype.play = function () {"
+                        " window.__played.push(this.getAttribute('src')); }; }")
+    await tv.key("RED")
+    await tv.key("BLUE")
+    await tv.key("ENTER")
+    await tv.until("() => window.__played.length === 1")
+    assert await page.evaluate("() => window.__played[0]") == "/media/cliptwo/dash/manifest.mpd"
+    assert "stop:video/broadcast" in await page.evaluate("() => __oipf.calls")
+    await tv.until("() => document.body.getAttribute('data-playing') === 'broadcast'")   # media error: back on air
+    assert (await page.evaluate("() => __oipf.calls"))[-1] == "bind:video/broadcast"
+    assert await tv.visible("overlay") and tv.errors == []
