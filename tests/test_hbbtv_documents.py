@@ -207,3 +207,11 @@ async def test_bad_banners_are_400(client: TestClient, bad: dict) -> None:
     resp = await client.post("/api/v1/hbbtv/apps/show/banners", headers=ADMIN, json=bad)
     assert resp.status == 400 and resp.content_type == "application/problem+json"
     assert (await client.post("/api/v1/hbbtv/apps/show/banners", json=bad)).status == 401
+
+
+async def test_studio_page_script_is_es5_too(client: TestClient) -> None:
+    resp = await client.get("/studio/hbbtv/")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    doc = html.document_fromstring(await resp.read())
+    for src in [el.get("src") for el in doc.iter("script")]:
+        assert es5_violations(await (await client.get(src)).text()) == []
