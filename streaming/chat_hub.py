@@ -162,7 +162,7 @@ class RoomHub:
                 top = max(top, int(m["cursor"]))
             elif kind == "seq":
                 top = max(top, int(e["cursor"]))
-            elif kind in ("deleted", "room"):
+            elif kind in ("deleted", "room", "pending"):
                 control.append(Frame(json.dumps(e, separators=(",", ":"))))
         try:
             await self._deliver(events, fresh, top)

@@ -71,9 +71,11 @@ async def send_message(app: web.Application, request: web.Request, room: str, bo
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         raise _db_down(exc) from exc
     message = chat.message_json(row)
-    if row["status"] == "visible":
-        with contextlib.suppress(BusUnavailable):  # stored: readers catch up from the database
+    with contextlib.suppress(BusUnavailable):  # stored: readers catch up from the database
+        if row["status"] == "visible":
             await app[BUS].publish(channel(room), {"type": "message", "message": message})
+        else:  # moderators' pages reload their approval queue; the text itself is not broadcast
+            await app[BUS].publish(channel(room), {"type": "pending", "id": message["id"]})
     return message
 
 

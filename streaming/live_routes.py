@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from onair.settings import SETTINGS
-from streaming import chat_routes, devices, poll_routes
+from streaming import chat_routes, devices, poll_routes, studio
 from streaming.live_state import live_context
 
 
@@ -15,3 +15,4 @@ def setup(app: web.Application) -> None:
     devices.setup(app)
     poll_routes.setup(app)
     chat_routes.setup(app)
+    studio.setup(app)
