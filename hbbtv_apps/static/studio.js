@@ -9,12 +9,13 @@
   function call(method, url, body, cb) {
     var r = new XMLHttpRequest();
     r.open(method, url, true);
-    r.setRequestHeader('Authorization', 'Bearer ' + token());
+    if (token()) { r.setRequestHeader('Authorization', 'Bearer ' + token()); } /* else the /studio/ login cookie */
     if (body) { r.setRequestHeader('Content-Type', 'application/json'); }
     r.onreadystatechange = function () {
       var data = null;
       if (r.readyState !== 4) { return; }
       try { data = JSON.parse(r.responseText); } catch (e) { data = null; }
+      if (r.status === 401) { say('Log in at /studio/ or paste the admin token, then Load apps.', false); return; }
       if (r.status >= 400) { say((data && (data.title + ': ' + data.detail)) || ('HTTP ' + r.status), false); return; }
       cb(data);
     };
@@ -25,7 +26,7 @@
   function link(td, href, text) { var a = document.createElement('a'); a.href = href; a.textContent = text; td.appendChild(a); td.appendChild(document.createTextNode(' ')); }
 
   function load() {
-    sessionStorage.setItem('onair.admin', token());
+    if ($('token').value) { sessionStorage.setItem('onair.admin', $('token').value); }
     call('GET', API, null, function (data) {
       var body = $('apps'), i, app, row, links;
       while (body.firstChild) { body.removeChild(body.firstChild); }
@@ -67,5 +68,6 @@
     delete f.slug;
     call('POST', API + '/' + encodeURIComponent(slug) + '/banners', f, function (b) { say('Banner ' + b.id + ' is on air', true); });
   };
-  if (sessionStorage.getItem('onair.admin')) { $('token').value = sessionStorage.getItem('onair.admin'); load(); }
+  if (sessionStorage.getItem('onair.admin')) { $('token').value = sessionStorage.getItem('onair.admin'); }
+  load();
 }());
