@@ -216,8 +216,10 @@ async def app_state(request: web.Request) -> web.Response:
     if banner is not None:
         body["banner"] = {"id": banner.id, "image_url": banner.image_url, "target_url": banner.target_url,
                           "label": banner.label}
+    # every running TV polls this: one second at the CDN keeps the origin load flat, and a banner still
+    # reaches the screens within a poll interval
     return web.Response(body=json.dumps(body).encode(), content_type="application/json",
-                        headers={"Cache-Control": "no-cache"})
+                        headers={"Cache-Control": "public, max-age=1", "Surrogate-Key": f"hbbtv-{app.slug}"})
 
 
 async def banner_click(request: web.Request) -> web.Response:

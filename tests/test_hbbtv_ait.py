@@ -109,3 +109,17 @@ async def test_ait_of_unknown_app_is_404(client: TestClient) -> None:
     resp = await client.get("/hbbtv/nope/app.aitx")
     assert resp.status == 404
     assert resp.content_type == "application/problem+json"
+
+
+async def test_ait_url_base_follows_the_public_url(settings) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from onair.app import create_app
+
+    app = create_app(settings.with_(public_url="https://tv.example.com/"), settings.database_url or "",
+                     run_worker=False)
+    async with TestClient(TestServer(app)) as c:
+        body = {"slug": "late", "name": "Late", "org_id": 1, "app_id": 1}
+        assert (await c.post("/api/v1/hbbtv/apps", headers=ADMIN, json=body)).status == 201
+        values = check_ait(await (await c.get("/hbbtv/late/app.aitx")).read())
+        assert values["url"] == "https://tv.example.com/hbbtv/late/"

@@ -113,6 +113,15 @@ async def _open_tv(browser: Any, client: TestClient, slug: str, shots: Path) -> 
     return tv
 
 
+async def _assert_in_safe_area(page: Any, ids: list[str]) -> None:
+    """Everything the viewer sees stays inside the 1024x648 safe area at (128, 36) of the 1280x720 canvas."""
+    for element_id in ids:
+        box = await page.evaluate("(id) => { var r = document.getElementById(id).getBoundingClientRect();"
+                                  " return [r.left, r.top, r.right, r.bottom]; }", element_id)
+        left, top, right, bottom = box
+        assert left >= 128 and top >= 36 and right <= 128 + 1024 and bottom <= 36 + 648, (element_id, box)
+
+
 def _shots_dir(tmp_path: Path) -> Path:
     shots = Path(os.environ.get("HBBTV_SCREENSHOTS", tmp_path / "screens"))
     shots.mkdir(parents=True, exist_ok=True)
@@ -145,6 +154,7 @@ async def test_red_button_vod_and_banner_flow(browser: Any, client: TestClient, 
     await tv.key("RED")
     await tv.until("() => !/hidden/.test(document.getElementById('overlay').className)")
     assert not await tv.visible("prompt") and await tv.keyset() == MASK_ALL
+    await _assert_in_safe_area(page, ["overlay", "prompt", "banner"])
     await tv.shot("2-overlay")
 
     # VOD: stop broadcast, play the DASH MPD in the A/V object, come back to broadcast at the end
