@@ -187,7 +187,7 @@ async def document(request: web.Request) -> web.Response:
     template = "app.xhtml" if variant.is_xhtml else "app.html"
     html = request.app[TEMPLATES].get_template(template).render(
         app=app, playlist=playlist, variant=variant.markup.value, static=request.app[ASSETS].base,
-        interval_ms=POLL_INTERVAL_MS)
+        interval_ms=POLL_INTERVAL_MS, preview=variant.reason == "desktop-preview")
     return web.Response(body=html.encode(), headers={"Content-Type": variant.content_type,
                                                      "Cache-Control": DOCUMENT_CACHE, "Vary": "User-Agent"})
 

@@ -370,3 +370,20 @@ async def test_studio_page_creates_an_app_and_links_its_ait(browser: Any, client
     await page.wait_for_selector("#message.error")
     assert "app_id" in await page.text_content("#message")
     assert errors == []
+
+
+async def test_desktop_preview_works_with_a_keyboard(browser: Any, client: TestClient) -> None:
+    resp = await client.post("/api/v1/hbbtv/apps", headers=ADMIN, json={
+        "slug": "pre", "name": "Preview", "org_id": 4660, "app_id": 5})
+    assert resp.status == 201
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 720})).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    await page.goto(str(client.make_url("/hbbtv/pre/")))   # no OIPF shim, no MIME rewrite: a plain browser
+    await page.wait_for_function("() => document.body.getAttribute('data-app') === 'ready'")
+    assert await page.evaluate("() => document.contentType") == "application/xhtml+xml"
+    await page.keyboard.press("r")
+    await page.wait_for_function("() => !/hidden/.test(document.getElementById('overlay').className)")
+    await page.keyboard.press("Backspace")
+    await page.wait_for_function("() => /hidden/.test(document.getElementById('overlay').className)")
+    assert errors == []

@@ -351,8 +351,12 @@
   }
 
   /* ---- keys ---- */
+  /* desktop preview: keyboard letters stand in for the colour keys, Backspace for BACK */
+  var PREVIEW_KEYS = { 82: VK.RED, 71: VK.GREEN, 89: VK.YELLOW, 66: VK.BLUE, 8: VK.BACK };
+
   function onKey(e) {
     var k = e.keyCode, handled = true, n;
+    if (body.getAttribute('data-preview') && PREVIEW_KEYS[k]) { k = PREVIEW_KEYS[k]; }
     if (st.vod) {
       if (k === VK.BACK || k === VK.RED) { endVod(); } else { handled = false; }
     } else if (!st.open) {
