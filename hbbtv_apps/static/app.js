@@ -96,11 +96,19 @@
     set: function (k, v) { try { if (window.localStorage) { window.localStorage.setItem(k, v); } } catch (e) { /* full or denied */ } }
   };
 
+  /* where the terminal grants it, its own id goes along as a hint so the server can re-issue the same
+     device after localStorage is wiped; the server-signed id stays the one we vote with */
+  function terminalHint() {
+    var c = $('oipfcfg'), id = null;
+    try { id = (c.configuration && c.configuration.deviceId) || (c.localSystem && c.localSystem.deviceID) || null; } catch (e) { id = null; }
+    return id ? { terminal_id: String(id) } : {};
+  }
+
   function withDevice(cb) {
     if (st.device) { cb(st.device); return; }
     st.device = store.get('onair.device');
     if (st.device) { cb(st.device); return; }
-    request('POST', cfg.api + '/devices', {}, function (status, d) {
+    request('POST', cfg.api + '/devices', terminalHint(), function (status, d) {
       if ((status === 201 || status === 200) && d && d.device_id) {
         st.device = d.device_id;
         store.set('onair.device', st.device);
