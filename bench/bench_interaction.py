@@ -20,6 +20,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -36,6 +37,7 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-signing-key"
+_STAMP = re.compile(r'"text":\s*"t=([0-9.]+) #')
 TOKEN = "bench-admin-token"
 
 
@@ -179,13 +181,11 @@ def _chat_clients(url: str, count: int, seconds: float, out: Any, ready: Any) ->
                 async for msg in ws:
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         break
-                    frame = json.loads(msg.data)
+                    # a regex instead of json.loads: the client side must cost less than the server
                     now = time.time()
-                    for m in frame.get("messages", ()):
-                        text = m.get("text", "")
-                        if text.startswith("t="):
-                            received += 1
-                            lat.append(now - float(text[2:].split(" ")[0]))
+                    for stamp in _STAMP.findall(msg.data):
+                        received += 1
+                        lat.append(now - float(stamp))
 
             tasks = [asyncio.create_task(reader(ws)) for ws in sockets]
             await asyncio.sleep(seconds)

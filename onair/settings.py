@@ -116,6 +116,8 @@ class Settings:
         "Comma-separated request headers carrying the viewer's ISO country, set by the CDN.")
     tally_interval_ms: int = _setting(250, "How often live poll tallies are published to viewers (ms).",
                                       check=_positive)
+    vote_ip_ceiling: int = _setting(
+        0, "Most first votes per poll from one client IP in one process (abuse ceiling); 0 turns it off.")
     chat_max_bytes: int = _setting(2048, "Largest chat message in bytes (UTF-8).", check=_positive)
     chat_rate_messages: int = _setting(3, "Chat messages a device may send per ONAIR_CHAT_RATE_SECONDS.",
                                        check=_positive)

@@ -10,13 +10,14 @@ from typing import Any
 
 import asyncpg
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from onair.auth import admin_required, is_admin
 from onair.bus import BUS, BusUnavailable
 from onair.clock import now
 from onair.db.pool import POOL
 from onair.errors import AppError, BadRequest, NotFound, Unavailable, parse_query, pydantic_detail, read_json
+from onair.health import METRICS
 from onair.settings import SETTINGS
 from streaming import chat, devices
 from streaming.chat_hub import Hubs, channel
@@ -47,6 +48,11 @@ class AfterQuery(BaseModel):
     after: int | None = Field(default=None, ge=0)
     wait: float = Field(default=LONG_POLL_MAX, ge=0, le=LONG_POLL_MAX)
     limit: int = Field(default=100, ge=1, le=500)
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _empty_is_start(cls, value: object) -> object:
+        return None if value in ("", "null", "undefined") else value  # TV apps send `after=` before a cursor
 
 
 def _room(request: web.Request) -> str:
@@ -113,7 +119,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     room = _room(request)
     app = request.app
     try:
-        after = int(request.query["after"]) if "after" in request.query else None
+        raw = request.query.get("after", "")
+        after = int(raw) if raw not in ("", "null", "undefined") else None
     except ValueError:
         raise BadRequest("after must be a cursor from an earlier response", code="invalid-cursor") from None
     await app[BUS].check()
@@ -127,6 +134,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
     client = hub.join(ws.send_str, drop)  # joined before reading history, so nothing falls between
     pump: asyncio.Task[None] | None = None
+    gauge = app[METRICS].connections
+    gauge.inc()
     try:
         rows = await chat.after(app[POOL], room, after, app[CHAT].rules.history if after is None else 1000)
         cursor = max((r["seq"] for r in rows), default=after if after is not None else hub.last_seq)
@@ -139,6 +148,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 continue
             await ws.send_str(json.dumps(await _ws_command(request, room, msg.data)))
     finally:
+        gauge.dec()
         hub.leave(client)
         if pump:
             pump.cancel()

@@ -25,7 +25,9 @@ class LiveState:
     # Poll definitions (question, options) never change after creation, so they are cached forever;
     # the window is decided inside the vote transaction, never from this cache.
     _polls: dict[str, polls.Poll] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
+    ip_ceiling: int = 0
+    # first votes per (poll, client IP) in this process, for the optional abuse ceiling
+    ip_votes: dict[tuple[str, str], int] = field(default_factory=dict)
 
     async def poll(self, poll_id: str) -> polls.Poll | None:
         cached = self._polls.get(poll_id)
@@ -56,7 +58,7 @@ def live_context(settings: Settings):
         ticker = TallyTicker(lambda: app[BUS], lambda pid: state.load_results(pid),
                              settings.tally_interval_ms / 1000)
         batcher = VoteBatcher(app[POOL], lambda: now(app), on_commit=ticker.mark)
-        state = LiveState(app, batcher, ticker)
+        state = LiveState(app, batcher, ticker, ip_ceiling=settings.vote_ip_ceiling)
         app[LIVE] = state
         await batcher.start()
         await ticker.start()

@@ -13,7 +13,7 @@ from onair.auth import admin_required
 from onair.bus import BUS
 from onair.clock import now
 from onair.db.pool import POOL
-from onair.errors import BadRequest, Conflict, NotFound, Unavailable, read_json
+from onair.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, read_json
 from streaming import devices, polls, tallies
 from streaming.live_state import LIVE
 from streaming.vote_batcher import Vote
@@ -103,8 +103,13 @@ async def vote(request: web.Request) -> web.Response:
     device_id = devices.require(request, body.device_id)
     if body.option_id not in poll.option_ids():
         raise BadRequest(f"option_id {body.option_id} is not an option of this poll", code="invalid-option")
+    live = request.app[LIVE]
+    ip_key = (poll.id, request.remote or "")
+    if live.ip_ceiling and live.ip_votes.get(ip_key, 0) >= live.ip_ceiling:
+        raise TooManyRequests("Too many votes from this network for this poll", code="ip-ceiling",
+                              headers={"Retry-After": "60"})
     try:
-        outcome = await request.app[LIVE].batcher.submit(Vote(poll.id, device_id, body.option_id))
+        outcome = await live.batcher.submit(Vote(poll.id, device_id, body.option_id))
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise Unavailable("Votes cannot be stored right now; retry shortly (the vote was not counted)",
                           code="votes-unavailable", headers={"Retry-After": "1"}) from exc
@@ -116,6 +121,10 @@ async def vote(request: web.Request) -> web.Response:
         raise Conflict(f"Poll {poll.id} is not accepting votes (status {polls.effective_status(fresh, t)})",
                        code="poll-not-open", poll_id=poll.id, poll_status=polls.effective_status(fresh, t),
                        **polls.window(fresh))
+    if outcome.kind == "created" and live.ip_ceiling:
+        if len(live.ip_votes) > 1_000_000:
+            live.ip_votes.clear()
+        live.ip_votes[ip_key] = live.ip_votes.get(ip_key, 0) + 1
     return web.json_response(
         {"poll_id": poll.id, "option_id": outcome.option_id, "recorded": True, "first": outcome.kind == "created",
          "changed": outcome.kind == "changed"},

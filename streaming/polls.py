@@ -148,6 +148,13 @@ async def results(db: asyncpg.Pool, poll: Poll, now: datetime) -> dict[str, Any]
             "poll_interval_ms": POLL_INTERVAL_MS}
 
 
+def _cell(value: object) -> object:
+    """Spreadsheets run cells starting with = + - @ as formulas; viewers' labels must stay text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 async def export_csv(db: asyncpg.Pool, poll: Poll, now: datetime) -> str:
     """Counts per option, then the timestamped audit trail (created/opened/closed/reset)."""
     res = await results(db, poll, now)
@@ -156,7 +163,7 @@ async def export_csv(db: asyncpg.Pool, poll: Poll, now: datetime) -> str:
     w = csv.writer(out)
     w.writerow(["poll_id", "question", "option_id", "label", "votes"])
     for o in res["options"]:
-        w.writerow([poll.id, poll.question, o["id"], o["label"], o["votes"]])
+        w.writerow([poll.id, _cell(poll.question), o["id"], _cell(o["label"]), o["votes"]])
     w.writerow(["total", "", "", "", res["total"]])
     w.writerow([])
     w.writerow(["at", "action", "detail"])

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from onair.bus import Bus, BusUnavailable
+from onair.health import METRICS
 
 log = logging.getLogger("streaming.tallies")
 
@@ -78,6 +79,8 @@ async def sse(request: web.Request, bus: Bus, poll_id: str, first: dict[str, Any
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no", "Access-Control-Allow-Origin": "*"})
         await resp.prepare(request)
+        gauge = request.app[METRICS].connections
+        gauge.inc()
         try:
             await resp.write(f"retry: 2000\nevent: results\ndata: {json.dumps(first)}\n\n".encode())
             while True:
@@ -92,6 +95,8 @@ async def sse(request: web.Request, bus: Bus, poll_id: str, first: dict[str, Any
                 await resp.write(f"event: results\ndata: {json.dumps(message)}\n\n".encode())
         except ConnectionResetError:
             pass
+        finally:
+            gauge.dec()
         return resp
 
 

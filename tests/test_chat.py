@@ -70,6 +70,7 @@ async def test_post_and_long_poll_resume_without_gaps(chatty: TestClient) -> Non
     # history for a late joiner
     history = await (await chatty.get("/api/v1/chat/show1/messages")).json()
     assert [m["text"] for m in history["messages"]] == ["hello <b>world</b>", "two", "three"]
+    assert await (await chatty.get("/api/v1/chat/show1/messages?after=")).json() == history
     bad = await chatty.get("/api/v1/chat/show1/messages?after=abc")
     assert bad.status == 400 and bad.content_type == "application/problem+json"
 

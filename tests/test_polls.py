@@ -6,8 +6,10 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from onair.app import create_app
+from onair.settings import Settings
 from tests.conftest import ADMIN
 
 
@@ -164,6 +166,8 @@ async def test_sse_streams_ticks_and_reset_and_export(client: TestClient) -> Non
                 return data
 
     assert (await next_event())["total"] == 0
+    metrics = await (await client.get("/metrics")).text()
+    assert "onair_live_connections 1.0" in metrics
     for option in (1, 1, 2):
         await client.post(f"/api/v1/polls/{pid}/votes", json={"device_id": await new_device(client),
                                                               "option_id": option})
@@ -188,3 +192,17 @@ async def test_sse_streams_ticks_and_reset_and_export(client: TestClient) -> Non
     for action in ("created", "opened", "reset", "closed"):
         assert f",{action}," in text
     assert (await client.get(f"/api/v1/polls/{pid}/export.csv")).status == 401
+
+
+async def test_per_ip_ceiling(settings: Settings) -> None:
+    app = create_app(settings.with_(vote_ip_ceiling=2), settings.database_url or "", run_worker=False)
+    async with TestClient(TestServer(app)) as c:
+        poll = await new_poll(c)
+        await c.post(f"/api/v1/polls/{poll['id']}/open", headers=ADMIN)
+        devs = [await new_device(c) for _ in range(3)]
+        for d in devs[:2]:
+            resp = await c.post(f"/api/v1/polls/{poll['id']}/votes", json={"device_id": d, "option_id": 1})
+            assert resp.status == 201
+        resp = await c.post(f"/api/v1/polls/{poll['id']}/votes", json={"device_id": devs[2], "option_id": 1})
+        assert resp.status == 429 and resp.headers["Retry-After"]
+        assert (await (await c.get(f"/api/v1/polls/{poll['id']}/results")).json())["total"] == 2
