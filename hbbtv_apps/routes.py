@@ -1,9 +1,267 @@
-"""HTTP routes of this domain."""
+"""HTTP routes of the HbbTV domain: the registry API (admin), the app documents, the AIT, static files,
+the per-app state the running app polls, and banner clicks.
+
+Everything a TV loads comes from this origin, and the app only calls same-origin URLs (/api/v1/... for polls,
+chat and devices; /hbbtv/{slug}/... for its own state), because many TV browsers have no CORS.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import mimetypes
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jinja2
 from aiohttp import web
+
+from hbbtv_apps import ait, registry, useragent
+from onair.auth import admin_required
+from onair.clock import now
+from onair.db.pool import POOL
+from onair.errors import NotFound, read_json
+from onair.settings import Settings
+
+STATIC_PREFIX = "/hbbtv/static"
+POLL_INTERVAL_MS = 2000          # how often a running app asks for its state (banner, current poll)
+DOCUMENT_CACHE = "no-cache"      # a changed app (new poll, new clips) must reach TVs on their next launch
+STATIC_CACHE = "public, max-age=31536000, immutable"   # URLs carry the content hash
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    body: bytes
+    content_type: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class Assets:
+    """The static files, read once; `version` (a content hash) is part of their URLs."""
+
+    files: dict[str, StaticFile]
+    version: str
+
+    @classmethod
+    def load(cls) -> Assets:
+        folder = resources.files("hbbtv_apps") / "static"
+        files: dict[str, StaticFile] = {}
+        digest = hashlib.sha256()
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if not entry.is_file() or entry.name.startswith("."):
+                continue
+            body = entry.read_bytes()
+            ctype = mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
+            if ctype.startswith("text/") or ctype.endswith("javascript"):
+                ctype += "; charset=utf-8"
+            files[entry.name] = StaticFile(body, ctype, '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
+            digest.update(entry.name.encode() + b"\0" + body)
+        return cls(files, digest.hexdigest()[:12])
+
+    @property
+    def base(self) -> str:
+        return f"{STATIC_PREFIX}/{self.version}"
+
+
+ASSETS = web.AppKey("hbbtv_assets", Assets)
+TEMPLATES = web.AppKey("hbbtv_templates", jinja2.Environment)
+HBBTV_SETTINGS = web.AppKey("hbbtv_settings", Settings)
+
+
+def _templates() -> jinja2.Environment:
+    # autoescape everywhere: app names, clip titles and URLs are producer input
+    return jinja2.Environment(loader=jinja2.PackageLoader("hbbtv_apps", "templates"), autoescape=True,
+                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+def _base_url(request: web.Request) -> str:
+    settings = request.app.get(HBBTV_SETTINGS)
+    if settings is not None and settings.public_url:
+        return settings.public_url.rstrip("/")
+    return f"{request.scheme}://{request.host}"
+
+
+# --- registry API (admin/studio) -------------------------------------------------------------------
+
+@admin_required
+async def create_app(request: web.Request) -> web.Response:
+    data = await read_json(request, registry.AppIn)
+    app = await registry.create(request.app[POOL], data)
+    return web.json_response(app.to_json(_base_url(request)), status=201,
+                             headers={"Location": f"/api/v1/hbbtv/apps/{app.slug}"})
+
+
+@admin_required
+async def list_apps(request: web.Request) -> web.Response:
+    base = _base_url(request)
+    return web.json_response({"apps": [a.to_json(base) for a in await registry.list_apps(request.app[POOL])]})
+
+
+@admin_required
+async def get_app(request: web.Request) -> web.Response:
+    app = await registry.require(request.app[POOL], request.match_info["slug"])
+    return web.json_response(app.to_json(_base_url(request)))
+
+
+@admin_required
+async def patch_app(request: web.Request) -> web.Response:
+    slug = request.match_info["slug"]
+    await registry.require(request.app[POOL], slug)
+    patch = await read_json(request, registry.AppPatch)
+    app = await registry.update(request.app[POOL], slug, patch)
+    return web.json_response(app.to_json(_base_url(request)))
+
+
+@admin_required
+async def delete_app(request: web.Request) -> web.Response:
+    if not await registry.delete(request.app[POOL], request.match_info["slug"]):
+        raise NotFound(f"No HbbTV app named {request.match_info['slug']!r}", code="unknown-app")
+    return web.Response(status=204)
+
+
+@admin_required
+async def push_banner(request: web.Request) -> web.Response:
+    slug = request.match_info["slug"]
+    await registry.require(request.app[POOL], slug)
+    data = await read_json(request, registry.BannerIn)
+    banner = await registry.push_banner(request.app[POOL], slug, data, now(request.app))
+    return web.json_response(banner.to_json(), status=201)
+
+
+@admin_required
+async def get_banner(request: web.Request) -> web.Response:
+    banner = await registry.get_banner(request.app[POOL], request.match_info["slug"], _banner_id(request))
+    if banner is None:
+        raise NotFound("No such banner", code="unknown-banner")
+    return web.json_response(banner.to_json())
+
+
+@admin_required
+async def end_banners(request: web.Request) -> web.Response:
+    slug = request.match_info["slug"]
+    await registry.require(request.app[POOL], slug)
+    await registry.end_banners(request.app[POOL], slug, now(request.app))
+    return web.Response(status=204)
+
+
+def _banner_id(request: web.Request) -> int:
+    raw = request.match_info["banner_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound("No such banner", code="unknown-banner")
+    return int(raw)
+
+
+# --- what TVs load ---------------------------------------------------------------------------------
+
+def _ait_for(app: registry.HbbtvApp, base_url: str) -> ait.AitApp:
+    return ait.AitApp(name=app.name, org_id=app.org_id, app_id=app.app_id, url_base=f"{base_url}/hbbtv/{app.slug}/",
+                      location="", control_code=app.control_code, version=app.ait_version)
+
+
+async def ait_document(request: web.Request) -> web.Response:
+    app = await registry.require(request.app[POOL], request.match_info["slug"])
+    body = ait.build(_ait_for(app, _base_url(request)))
+    headers = {"Cache-Control": "no-cache"}
+    if request.query.get("download"):
+        headers["Content-Disposition"] = f'attachment; filename="{app.slug}.aitx"'
+    return web.Response(body=body, headers={**headers, "Content-Type": ait.AIT_CONTENT_TYPE})
+
+
+def _missing(request: web.Request, variant: useragent.Variant, detail: str) -> web.Response:
+    # TVs render whatever they get: a 404 must still be a page they can parse (no JSON on a 1.x browser)
+    html = request.app[TEMPLATES].get_template("missing.xhtml").render(detail=detail)
+    return web.Response(status=404, body=html.encode(), headers={"Content-Type": variant.content_type,
+                                                                 "Cache-Control": "no-cache", "Vary": "User-Agent"})
+
+
+async def document(request: web.Request) -> web.Response:
+    variant = useragent.pick(request.headers.get("User-Agent"))
+    slug = request.match_info["slug"]
+    app = await registry.get(request.app[POOL], slug) if _valid_slug(slug) else None
+    if app is None:
+        return _missing(request, variant, "This application is not available.")
+    playlist = await registry.playlist(request.app[POOL], app, now(request.app))
+    template = "app.xhtml" if variant.is_xhtml else "app.html"
+    html = request.app[TEMPLATES].get_template(template).render(
+        app=app, playlist=playlist, variant=variant.markup.value, static=request.app[ASSETS].base,
+        interval_ms=POLL_INTERVAL_MS, preview=variant.reason == "desktop-preview")
+    return web.Response(body=html.encode(), headers={"Content-Type": variant.content_type,
+                                                     "Cache-Control": DOCUMENT_CACHE, "Vary": "User-Agent"})
+
+
+def _valid_slug(slug: str) -> bool:
+    return re.match(registry.SLUG_PATTERN, slug) is not None
+
+
+async def document_redirect(request: web.Request) -> web.Response:
+    # the document uses URLs relative to /hbbtv/{slug}/, so the slash matters
+    raise web.HTTPMovedPermanently(f"/hbbtv/{request.match_info['slug']}/")
+
+
+async def studio_page(request: web.Request) -> web.Response:
+    """The producers' page for the registry; it holds no data itself and calls the admin API with a token."""
+    html = request.app[TEMPLATES].get_template("studio.html").render(static=request.app[ASSETS].base)
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+async def app_state(request: web.Request) -> web.Response:
+    """What a running app polls: the current poll, and a banner to show over an ad spot (if any)."""
+    app = await registry.require(request.app[POOL], request.match_info["slug"])
+    banner = await registry.current_banner(request.app[POOL], app.slug, now(request.app))
+    body: dict[str, Any] = {"poll_id": app.poll_id, "chat_room": app.chat_room, "interval_ms": POLL_INTERVAL_MS,
+                            "banner": None}
+    if banner is not None:
+        body["banner"] = {"id": banner.id, "image_url": banner.image_url, "target_url": banner.target_url,
+                          "label": banner.label}
+    # every running TV polls this: one second at the CDN keeps the origin load flat, and a banner still
+    # reaches the screens within a poll interval
+    return web.Response(body=json.dumps(body).encode(), content_type="application/json",
+                        headers={"Cache-Control": "public, max-age=1", "Surrogate-Key": f"hbbtv-{app.slug}"})
+
+
+async def banner_click(request: web.Request) -> web.Response:
+    banner = await registry.count_click(request.app[POOL], request.match_info["slug"], _banner_id(request))
+    if banner is None:
+        raise NotFound("No such banner", code="unknown-banner")
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    assets = request.app[ASSETS]
+    found = assets.files.get(request.match_info["name"])
+    if found is None or request.match_info["version"] != assets.version:
+        raise NotFound(f"No static file at {request.path}", code="not-found")
+    headers = {"Cache-Control": STATIC_CACHE, "ETag": found.etag, "Content-Type": found.content_type}
+    if request.headers.get("If-None-Match") == found.etag:
+        return web.Response(status=304, headers={"Cache-Control": STATIC_CACHE, "ETag": found.etag})
+    return web.Response(body=found.body, headers=headers)
 
 
 def setup(app: web.Application) -> None:
-    """Register this domain's routes and cleanup contexts on the application."""
+    """Register this domain's routes on the application."""
+    app[ASSETS] = Assets.load()
+    app[TEMPLATES] = _templates()
+    # the composition root keeps Settings under its own key; find it by type rather than importing onair.app
+    for value in app.values():
+        if isinstance(value, Settings):
+            app[HBBTV_SETTINGS] = value
+            break
+    r = app.router
+    r.add_post("/api/v1/hbbtv/apps", create_app, name="hbbtv-apps-create")
+    r.add_get("/api/v1/hbbtv/apps", list_apps, name="hbbtv-apps-list")
+    r.add_get("/api/v1/hbbtv/apps/{slug}", get_app, name="hbbtv-app")
+    r.add_patch("/api/v1/hbbtv/apps/{slug}", patch_app)
+    r.add_delete("/api/v1/hbbtv/apps/{slug}", delete_app)
+    r.add_post("/api/v1/hbbtv/apps/{slug}/banners", push_banner, name="hbbtv-banners")
+    r.add_delete("/api/v1/hbbtv/apps/{slug}/banners", end_banners)
+    r.add_get("/api/v1/hbbtv/apps/{slug}/banners/{banner_id}", get_banner, name="hbbtv-banner")
+    r.add_get(STATIC_PREFIX + "/{version}/{name}", static_file, name="hbbtv-static")
+    r.add_get("/studio/hbbtv/", studio_page, name="hbbtv-studio")
+    r.add_get("/hbbtv/{slug}", document_redirect)
+    r.add_get("/hbbtv/{slug}/", document, name="hbbtv-document")
+    r.add_get("/hbbtv/{slug}/app.aitx", ait_document, name="hbbtv-ait")
+    r.add_get("/hbbtv/{slug}/state.json", app_state, name="hbbtv-state")
+    r.add_post("/hbbtv/{slug}/banners/{banner_id}/clicks", banner_click, name="hbbtv-banner-click")

@@ -1,0 +1,408 @@
+/* onair red-button app. ES5 only (HbbTV 1.x browsers): no let/const, arrows, classes, Promise or fetch.
+   Every request goes to the document's own origin: many TVs have no CORS. */
+(function () {
+  'use strict';
+
+  var body = document.body;
+  var cfg = {
+    slug: body.getAttribute('data-slug'),
+    api: body.getAttribute('data-api') || '/api/v1',
+    variant: body.getAttribute('data-variant'),
+    pollId: body.getAttribute('data-poll') || '',
+    room: body.getAttribute('data-room') || '',
+    interval: parseInt(body.getAttribute('data-interval'), 10) || 2000,
+    accent: body.getAttribute('data-accent') || '#ffd100'
+  };
+  var KE = window.KeyEvent || {};
+  var VK = {
+    RED: KE.VK_RED || 403, GREEN: KE.VK_GREEN || 404, YELLOW: KE.VK_YELLOW || 405, BLUE: KE.VK_BLUE || 406,
+    LEFT: KE.VK_LEFT || 37, UP: KE.VK_UP || 38, RIGHT: KE.VK_RIGHT || 39, DOWN: KE.VK_DOWN || 40,
+    ENTER: KE.VK_ENTER || 13, BACK: KE.VK_BACK || 461
+  };
+  var MASK_RED = 0x1, MASK_COLOURS = 0xF, MASK_NAV = 0x10;
+  var PANELS = ['vote', 'chat', 'vod'];
+
+  var st = {
+    open: false, panel: 'vote', sel: 0, vodSel: 0, vod: null, banner: null, bannerSeen: {}, target: false,
+    poll: null, pollTimer: null, resultsBusy: false, resultsInterval: cfg.interval,
+    chatOn: false, chatBusy: false, cursor: '', device: null, openedAt: 0
+  };
+
+  function $(id) { return document.getElementById(id); }
+  function now() { return new Date().getTime(); }
+  function enc(s) { return encodeURIComponent(String(s)); }
+
+  function hasClass(el, c) { return (' ' + el.className + ' ').indexOf(' ' + c + ' ') >= 0; }
+  function addClass(el, c) { if (el && !hasClass(el, c)) { el.className = (el.className ? el.className + ' ' : '') + c; } }
+  function removeClass(el, c) {
+    if (el) { el.className = (' ' + el.className + ' ').replace(' ' + c + ' ', ' ').replace(/^\s+|\s+$/g, ''); }
+  }
+  function show(el, yes) { if (yes) { removeClass(el, 'hidden'); } else { addClass(el, 'hidden'); } }
+  /* user text (chat, poll labels) only ever enters the page as text nodes */
+  function setText(el, text) {
+    while (el.firstChild) { el.removeChild(el.firstChild); }
+    el.appendChild(document.createTextNode(text === null || text === undefined ? '' : String(text)));
+  }
+  function make(tag, cls, text) {
+    var el = document.createElement(tag);
+    if (cls) { el.className = cls; }
+    if (text !== undefined) { el.appendChild(document.createTextNode(String(text))); }
+    return el;
+  }
+
+  /* ---- JSON without assuming window.JSON (some 1.x engines lack it) ---- */
+  function parse(text) {
+    if (!text) { return null; }
+    if (window.JSON && JSON.parse) { return JSON.parse(text); }
+    return eval('(' + text + ')'); /* same-origin server JSON only */
+  }
+  function quote(s) {
+    return '"' + String(s).replace(/[\\"\u0000-\u001f\u2028\u2029]/g, function (c) {
+      return '\\u' + ('0000' + c.charCodeAt(0).toString(16)).slice(-4);
+    }) + '"';
+  }
+  function stringify(o) {
+    if (window.JSON && JSON.stringify) { return JSON.stringify(o); }
+    var parts = [], k, v;
+    for (k in o) {
+      if (o.hasOwnProperty(k)) {
+        v = o[k];
+        parts.push(quote(k) + ':' + (v === null ? 'null' : (typeof v === 'number' || typeof v === 'boolean') ? String(v) : quote(v)));
+      }
+    }
+    return '{' + parts.join(',') + '}';
+  }
+
+  function request(method, url, data, cb, timeoutMs) {
+    var r = new XMLHttpRequest(), done = false, timer;
+    function finish(status) {
+      var parsed = null;
+      if (done) { return; }
+      done = true;
+      clearTimeout(timer);
+      try { parsed = parse(r.responseText); } catch (e) { parsed = null; }
+      cb(status, parsed, r);
+    }
+    r.open(method, url, true);
+    if (data !== null) { r.setRequestHeader('Content-Type', 'application/json'); }
+    r.onreadystatechange = function () { if (r.readyState === 4) { finish(r.status); } };
+    timer = setTimeout(function () { try { r.abort(); } catch (e) { /* ignore */ } finish(0); }, timeoutMs || 10000);
+    r.send(data === null ? null : stringify(data));
+  }
+
+  /* ---- storage: the server-issued device id and "already voted" survive restarts of the app ---- */
+  var store = {
+    get: function (k) { try { return window.localStorage ? window.localStorage.getItem(k) : null; } catch (e) { return null; } },
+    set: function (k, v) { try { if (window.localStorage) { window.localStorage.setItem(k, v); } } catch (e) { /* full or denied */ } }
+  };
+
+  /* where the terminal grants it, its own id goes along as a hint so the server can re-issue the same
+     device after localStorage is wiped; the server-signed id stays the one we vote with */
+  function terminalHint() {
+    var c = $('oipfcfg'), id = null;
+    try { id = (c.configuration && c.configuration.deviceId) || (c.localSystem && c.localSystem.deviceID) || null; } catch (e) { id = null; }
+    return id ? { terminal_id: String(id) } : {};
+  }
+
+  function withDevice(cb) {
+    if (st.device) { cb(st.device); return; }
+    st.device = store.get('onair.device');
+    if (st.device) { cb(st.device); return; }
+    request('POST', cfg.api + '/devices', terminalHint(), function (status, d) {
+      if ((status === 201 || status === 200) && d && d.device_id) {
+        st.device = d.device_id;
+        store.set('onair.device', st.device);
+      }
+      cb(st.device);
+    });
+  }
+
+  /* ---- OIPF: application manager, keyset, broadcast video ---- */
+  function ownerApp() {
+    try { return $('appmgr').getOwnerApplication(document); } catch (e) { return null; }
+  }
+  function setKeyset(mask) {
+    var a = ownerApp();
+    try { a.privateData.keyset.setValue(mask); } catch (e) { /* desktop preview */ }
+  }
+  function bindBroadcast() {
+    try { $('broadcast').bindToCurrentChannel(); } catch (e) { /* no tuner: preview */ }
+  }
+  function stopBroadcast() {
+    try { $('broadcast').stop(); } catch (e) { /* ignore */ }
+  }
+  function idleKeyset() { setKeyset(st.banner ? (MASK_RED | MASK_NAV) : MASK_RED); }
+
+  /* ---- overlay ---- */
+  function openOverlay(panel) {
+    st.open = true;
+    st.openedAt = now();
+    show($('prompt'), false);
+    show($('banner'), false);
+    show($('overlay'), true);
+    setKeyset(MASK_RED | MASK_COLOURS | MASK_NAV);
+    selectPanel(panel || st.panel);
+    startChat();
+  }
+  function closeOverlay() {
+    st.open = false;
+    st.target = false;
+    show($('overlay'), false);
+    show($('target'), false);
+    show($('prompt'), true);
+    stopChat();
+    renderBanner();
+    idleKeyset();
+  }
+  function selectPanel(name) {
+    var i;
+    st.panel = name;
+    st.target = false;
+    show($('target'), false);
+    for (i = 0; i < PANELS.length; i++) {
+      show($('panel-' + PANELS[i]), PANELS[i] === name);
+      if (PANELS[i] === name) { addClass($('tab-' + PANELS[i]), 'active'); } else { removeClass($('tab-' + PANELS[i]), 'active'); }
+    }
+    if (name === 'vote') { renderPoll(); fetchResults(); }
+    if (name === 'vod') { renderVod(); }
+  }
+
+  /* ---- vote panel ---- */
+  function votedKey() { return 'onair.voted.' + cfg.pollId; }
+  function renderPoll() {
+    var p = st.poll, list = $('poll-options'), status = $('poll-status'), i, o, li, bar, pct, voted = store.get(votedKey());
+    if (!cfg.pollId) { setText(status, 'No vote at the moment.'); return; }
+    if (!p) { setText(status, 'Loading\u2026'); return; }
+    if (p.question) { setText($('poll-question'), p.question); }
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    if (st.sel >= p.options.length) { st.sel = 0; }
+    for (i = 0; i < p.options.length; i++) {
+      o = p.options[i];
+      pct = p.total > 0 ? Math.round(100 * o.votes / p.total) : 0;
+      li = make('li', 'option' + (i === st.sel && p.status === 'open' ? ' selected' : '') + (String(o.id) === voted ? ' mine' : ''));
+      li.appendChild(make('span', 'label', o.label));
+      li.appendChild(make('span', 'pct', pct + '%'));
+      bar = make('span', 'bar');
+      bar.style.width = pct + '%';
+      bar.style.backgroundColor = cfg.accent;
+      li.appendChild(bar);
+      list.appendChild(li);
+    }
+    if (p.status === 'closed') {
+      setText(status, 'Voting has closed.');
+    } else if (p.status !== 'open') {
+      setText(status, 'Voting opens soon.');
+    } else if (voted) {
+      setText(status, 'Thanks for voting!');
+    } else {
+      setText(status, 'UP/DOWN to choose, OK to vote');
+    }
+    body.setAttribute('data-poll-status', p.status || '');
+    if (st.open && st.openedAt && !body.getAttribute('data-ready')) {
+      body.setAttribute('data-ready', String(now() - st.openedAt));
+    }
+  }
+  function intervalHint(d, r) {
+    var h = null, cc;
+    if (d && (d.poll_interval_ms || d.interval_ms)) { h = d.poll_interval_ms || d.interval_ms; }
+    try { if (h === null && r.getResponseHeader('X-Poll-Interval')) { h = 1000 * parseFloat(r.getResponseHeader('X-Poll-Interval')); } } catch (e) { /* header hidden */ }
+    try {
+      cc = r.getResponseHeader('Cache-Control') || '';
+      if (h === null && /max-age=(\d+)/.test(cc)) { h = 1000 * parseInt(RegExp.$1, 10); }
+    } catch (e2) { /* ignore */ }
+    if (!h || isNaN(h)) { return cfg.interval; }
+    return Math.max(1000, Math.min(30000, h));
+  }
+  function fetchResults() {
+    if (!cfg.pollId || st.resultsBusy) { return; }
+    st.resultsBusy = true;
+    request('GET', cfg.api + '/polls/' + enc(cfg.pollId) + '/results', null, function (status, d, r) {
+      st.resultsBusy = false;
+      if (status === 200 && d && d.options) {
+        st.poll = d;
+        st.resultsInterval = intervalHint(d, r);
+      } else if (status === 404) {
+        st.poll = { status: 'closed', total: 0, options: [] };
+      }
+      if (st.open && st.panel === 'vote') { renderPoll(); }
+    });
+  }
+  function vote() {
+    var p = st.poll, option;
+    if (!p || p.status !== 'open' || !p.options.length || store.get(votedKey())) { return; }
+    option = p.options[st.sel];
+    setText($('poll-status'), 'Sending\u2026');
+    withDevice(function (device) {
+      if (!device) { setText($('poll-status'), 'Could not vote, please try again.'); return; }
+      request('POST', cfg.api + '/polls/' + enc(cfg.pollId) + '/votes', { device_id: device, option_id: option.id }, function (status, d) {
+        if (status === 200 || status === 201) {
+          store.set(votedKey(), String(d && d.option_id !== undefined && d.option_id !== null ? d.option_id : option.id));
+          fetchResults();
+        } else if (status === 409) {
+          p.status = 'closed';
+        } else {
+          setText($('poll-status'), 'Could not vote, please try again.');
+          return;
+        }
+        renderPoll();
+      });
+    });
+  }
+
+  /* ---- chat reader (long-poll) ---- */
+  function startChat() {
+    if (!cfg.room || st.chatOn) { return; }
+    st.chatOn = true;
+    chatLoop();
+  }
+  function stopChat() { st.chatOn = false; }
+  function chatLoop() {
+    var url;
+    if (!st.chatOn || st.chatBusy) { return; }
+    st.chatBusy = true;
+    url = cfg.api + '/chat/' + enc(cfg.room) + '/messages' + (st.cursor ? '?after=' + enc(st.cursor) : '');
+    request('GET', url, null, function (status, d) {
+      var i, list = $('chat-list'), m, li;
+      st.chatBusy = false;
+      if (status === 200 && d && d.messages) {
+        for (i = 0; i < d.messages.length; i++) {
+          m = d.messages[i];
+          li = make('li', 'msg');
+          li.appendChild(make('b', 'nick', m.nickname));
+          li.appendChild(make('span', 'text', m.text));
+          list.appendChild(li);
+        }
+        while (list.childNodes.length > 8) { list.removeChild(list.firstChild); }
+        if (d.cursor !== undefined && d.cursor !== null) { st.cursor = String(d.cursor); }
+        setTimeout(chatLoop, 50);
+      } else {
+        setTimeout(chatLoop, 3000); /* server away: back off, keep the app alive */
+      }
+    }, 35000);
+  }
+
+  /* ---- VOD: stop the broadcast, play the DASH MPD, come back to broadcast at the end ---- */
+  function renderVod() {
+    var items = $('vod-list').getElementsByTagName('li'), i;
+    for (i = 0; i < items.length; i++) {
+      if (i === st.vodSel) { addClass(items[i], 'selected'); } else { removeClass(items[i], 'selected'); }
+    }
+  }
+  function playVod() {
+    var items = $('vod-list').getElementsByTagName('li'), item = items[st.vodSel], box = $('vodbox'), player;
+    if (!item) { return; }
+    stopBroadcast();
+    if (cfg.variant === 'xhtml') {
+      player = document.createElement('object');
+      player.setAttribute('type', 'application/dash+xml');
+      player.setAttribute('data', item.getAttribute('data-mpd'));
+      player.onPlayStateChange = function () {
+        if (player.playState === 5 || player.playState === 6) { endVod(); }
+      };
+    } else {
+      player = document.createElement('video');
+      player.setAttribute('src', item.getAttribute('data-mpd'));
+      player.onended = endVod;
+      player.onerror = endVod;
+    }
+    player.id = 'vod';
+    player.className = 'fullscreen';
+    box.appendChild(player);
+    st.vod = player;
+    show($('overlay'), false);
+    setKeyset(MASK_RED | MASK_NAV);
+    body.setAttribute('data-playing', 'vod');
+    try { player.play(1); } catch (e) { endVod(); }
+  }
+  function endVod() {
+    var player = st.vod;
+    if (!player) { return; }
+    st.vod = null;
+    try { player.stop(); } catch (e) { try { player.pause(); } catch (e2) { /* ignore */ } }
+    if (player.parentNode) { player.parentNode.removeChild(player); }
+    bindBroadcast();
+    body.setAttribute('data-playing', 'broadcast');
+    if (st.open) { show($('overlay'), true); setKeyset(MASK_RED | MASK_COLOURS | MASK_NAV); } else { idleKeyset(); }
+  }
+
+  /* ---- banner over an ad spot, picked up by the regular state poll ---- */
+  function renderBanner() {
+    var b = st.banner;
+    show($('banner'), !!b && !st.open && !st.vod);
+    if (b) {
+      $('banner-img').setAttribute('src', b.image_url);
+      setText($('banner-label'), b.label || 'Press OK');
+    }
+  }
+  function clickBanner() {
+    var b = st.banner;
+    if (!b) { return; }
+    request('POST', '/hbbtv/' + enc(cfg.slug) + '/banners/' + enc(b.id) + '/clicks', {}, function () { /* counted */ });
+    openOverlay(st.panel);
+    st.target = true;
+    for (var i = 0; i < PANELS.length; i++) { show($('panel-' + PANELS[i]), false); }
+    $('target-frame').setAttribute('src', b.target_url);
+    show($('target'), true);
+  }
+  function tick() {
+    request('GET', '/hbbtv/' + enc(cfg.slug) + '/state.json', null, function (status, d) {
+      if (status === 200 && d) {
+        if (d.poll_id !== undefined && String(d.poll_id || '') !== cfg.pollId) { cfg.pollId = String(d.poll_id || ''); st.poll = null; st.sel = 0; }
+        st.banner = d.banner || null;
+        if (d.interval_ms) { cfg.interval = d.interval_ms; }
+        renderBanner();
+        if (!st.open && !st.vod) { idleKeyset(); }
+      }
+      if (st.open && st.panel === 'vote') { fetchResults(); }
+      setTimeout(tick, st.open ? st.resultsInterval : cfg.interval);
+    });
+  }
+
+  /* ---- keys ---- */
+  /* desktop preview: keyboard letters stand in for the colour keys, Backspace for BACK */
+  var PREVIEW_KEYS = { 82: VK.RED, 71: VK.GREEN, 89: VK.YELLOW, 66: VK.BLUE, 8: VK.BACK };
+
+  function onKey(e) {
+    var k = e.keyCode, handled = true, n;
+    if (body.getAttribute('data-preview') && PREVIEW_KEYS[k]) { k = PREVIEW_KEYS[k]; }
+    if (st.vod) {
+      if (k === VK.BACK || k === VK.RED) { endVod(); } else { handled = false; }
+    } else if (!st.open) {
+      if (k === VK.RED) { openOverlay('vote'); } else if (k === VK.ENTER && st.banner) { clickBanner(); } else { handled = false; }
+    } else if (k === VK.RED || k === VK.BACK) {
+      if (st.target) { selectPanel(st.panel); } else { closeOverlay(); }
+    } else if (k === VK.GREEN) { selectPanel('vote'); } else if (k === VK.YELLOW) { selectPanel('chat'); } else if (k === VK.BLUE) { selectPanel('vod');
+    } else if (k === VK.LEFT || k === VK.RIGHT) {
+      for (n = 0; n < PANELS.length && PANELS[n] !== st.panel; n++) { /* find */ }
+      selectPanel(PANELS[(n + (k === VK.LEFT ? PANELS.length - 1 : 1)) % PANELS.length]);
+    } else if (k === VK.UP || k === VK.DOWN) {
+      if (st.panel === 'vote' && st.poll && st.poll.options.length) {
+        st.sel = (st.sel + (k === VK.UP ? st.poll.options.length - 1 : 1)) % st.poll.options.length;
+        renderPoll();
+      } else if (st.panel === 'vod') {
+        n = $('vod-list').getElementsByTagName('li').length;
+        if (n) { st.vodSel = (st.vodSel + (k === VK.UP ? n - 1 : 1)) % n; renderVod(); }
+      }
+    } else if (k === VK.ENTER) {
+      if (st.panel === 'vote') { vote(); } else if (st.panel === 'vod') { playVod(); }
+    } else {
+      handled = false;
+    }
+    if (handled && e.preventDefault) { e.preventDefault(); }
+  }
+
+  function init() {
+    var a = ownerApp();
+    try { a.show(); } catch (e) { /* preview */ }
+    bindBroadcast();
+    setKeyset(MASK_RED);
+    document.addEventListener('keydown', onKey, false);
+    body.setAttribute('data-playing', 'broadcast');
+    body.setAttribute('data-app', 'ready');
+    withDevice(function () { /* registered early so the first vote is a single request */ });
+    fetchResults(); /* warm the panel so RED shows it at once */
+    setTimeout(tick, 50);
+  }
+
+  init();
+}());
