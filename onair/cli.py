@@ -12,7 +12,9 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 
 from aiohttp import web
@@ -155,12 +157,25 @@ def banner(settings: Settings, token: str, token_created: bool, workers: int) ->
     return "\n".join(lines)
 
 
+SHUTDOWN_TIMEOUT = 10.0
+PROCESS_HEADER = "X-Onair-Process"
+
+
+async def _tag_process(request: web.Request, response: web.StreamResponse) -> None:
+    # Which web process answered: lets operators and the multi-process test see the load spread.
+    response.headers[PROCESS_HEADER] = str(os.getpid())
+
+
 async def _serve_process(settings: Settings, dsn: str, sock: socket.socket, *, run_worker: bool,
                          sample: bool, on_ready: Callable[[], None] | None = None) -> None:
     from onair.app import create_app, on_first_start
 
     app = create_app(settings, dsn, run_worker=run_worker)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=10, access_log=None)
+    app.on_response_prepare.append(_tag_process)
+    # Graceful stop (aiohttp's runner.cleanup): stop accepting; app.on_shutdown hooks (live handlers close
+    # their WebSockets with 1001 "going away" there); wait up to shutdown_timeout for in-flight requests;
+    # then the cleanup contexts (the job worker hands unfinished jobs back, pools close).
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
@@ -221,10 +236,31 @@ def _serve_many(settings: Settings, dsn: str, sock: socket.socket, workers: int,
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for p in procs:
+    crashed = False
+    deadline: float | None = None
+    waiting = {p.sentinel: p for p in procs}
+    while waiting:
+        if stopping and deadline is None:
+            # Children finish in-flight requests within SHUTDOWN_TIMEOUT; one that hangs beyond is killed.
+            deadline = time.monotonic() + SHUTDOWN_TIMEOUT + 20
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        # Wake at least every second so a signal's `stopping` starts the deadline even if nobody exits.
+        for sentinel in wait_any(list(waiting), timeout=1.0):
+            p = waiting.pop(sentinel)  # type: ignore[call-overload]
+            p.join()
+            if not stopping:
+                # A child died on its own: stop the others too, so the supervisor (systemd, Kubernetes)
+                # restarts a whole server rather than leaving it running at reduced capacity.
+                log.error("web process %s exited with %s; stopping", p.pid, p.exitcode)
+                crashed = True
+                stop()
+    for p in waiting.values():
+        log.error("web process %s did not stop; killing it", p.pid)
+        p.kill()
         p.join()
     sock.close()
-    return 0 if stopping or all(p.exitcode == 0 for p in procs) else 1
+    return 1 if crashed or any(p.exitcode != 0 for p in procs) else 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
