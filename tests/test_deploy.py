@@ -176,3 +176,17 @@ async def test_keda_queue_query_on_real_schema(db) -> None:
     assert await db.fetchval(query) == 2
     plan = "\n".join(r[0] for r in await db.fetch("EXPLAIN " + query))
     assert "jobs" in plan
+
+
+async def test_readiness_holds_under_concurrent_probes(client) -> None:
+    """During a spike a pod answers many /readyz at once (kubelet, load balancer, CDN health checks);
+    a probe racing another must not report not-ready, or the pod leaves the Service when needed most."""
+    import asyncio
+
+    from onair.storage import STORE
+
+    store = client.server.app[STORE]
+    results = await asyncio.gather(*(store.check() for _ in range(300)), return_exceptions=True)
+    assert [r for r in results if r is not None] == []
+    statuses = await asyncio.gather(*(client.get("/readyz") for _ in range(50)))
+    assert [r.status for r in statuses] == [200] * 50
