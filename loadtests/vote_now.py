@@ -19,7 +19,8 @@ POLL_ID = env_str("POLL_ID")
 OPTION_IDS = [o for o in env_str("OPTION_IDS").split(",") if o]
 RAMP = env_float("RAMP", max(2.0, DURATION * 0.25))     # viewers arrive and idle on the results
 CALL_AT = env_float("CALL_AT", RAMP + 2.0)                # "vote now!"
-VOTE_WINDOW = env_float("VOTE_WINDOW", 10.0)              # everyone votes within this
+# Everyone votes within ~10 s of the call; shorter runs squeeze the window so all votes land in time.
+VOTE_WINDOW = env_float("VOTE_WINDOW", min(10.0, max(1.0, (DURATION - CALL_AT) * 0.5)))
 IDLE_POLL = env_float("IDLE_POLL", 5.0)                   # results polling before the call (s)
 WATCH_POLL = env_float("WATCH_POLL", 2.0)                 # results polling after voting (s)
 
