@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from aiohttp import web
+
 ENV_PREFIX = "ONAIR_"
 
 
@@ -112,6 +114,15 @@ class Settings:
     country_header: str = _setting(
         "CloudFront-Viewer-Country,CF-IPCountry",
         "Comma-separated request headers carrying the viewer's ISO country, set by the CDN.")
+    tally_interval_ms: int = _setting(250, "How often live poll tallies are published to viewers (ms).",
+                                      check=_positive)
+    chat_max_bytes: int = _setting(2048, "Largest chat message in bytes (UTF-8).", check=_positive)
+    chat_rate_messages: int = _setting(3, "Chat messages a device may send per ONAIR_CHAT_RATE_SECONDS.",
+                                       check=_positive)
+    chat_rate_seconds: float = _setting(2.0, "Window of the per-device chat rate limit (s).", check=_positive)
+    chat_cooloff_seconds: float = _setting(10.0, "Silence imposed on a device that exceeds the chat rate (s).",
+                                           check=_positive)
+    chat_history: int = _setting(50, "Messages a late joiner receives from a room's history.", check=_positive)
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
                                choices=("auto", "json", "text"))
@@ -182,6 +193,10 @@ class SettingDoc:
     env: str
     default: str
     help: str
+
+
+# Where create_app keeps the Settings, so domain packages can read them without importing onair.app.
+SETTINGS = web.AppKey("settings", Settings)
 
 
 def documented() -> list[SettingDoc]:

@@ -1,9 +1,18 @@
-"""Routes of this area of the streaming domain."""
+"""Routes of live interaction: devices, polls, chat, studio."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from onair.settings import SETTINGS
+from streaming import chat_routes, devices, poll_routes, studio
+from streaming.live_state import live_context
+
 
 def setup(app: web.Application) -> None:
     """Register routes and cleanup contexts."""
+    app.cleanup_ctx.append(live_context(app[SETTINGS]))
+    devices.setup(app)
+    poll_routes.setup(app)
+    chat_routes.setup(app)
+    studio.setup(app)

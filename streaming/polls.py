@@ -1,0 +1,166 @@
+"""Live polls: definitions, voting window, results and audit trail. SQL lives here; HTTP does not."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+_ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"
+# How often a TV without SSE should poll /results (ms); the response is cacheable for 1 s anyway.
+POLL_INTERVAL_MS = 1000
+
+
+def new_poll_id() -> str:
+    return "p" + "".join(secrets.choice(_ALPHABET) for _ in range(10))
+
+
+@dataclass(frozen=True)
+class Poll:
+    id: str
+    question: str
+    options: tuple[tuple[int, str], ...]
+    status: str                    # stored status: draft | open | closed
+    show: str | None
+    channel: str | None
+    opens_at: datetime | None
+    closes_at: datetime | None
+    allow_change: bool
+    opened_at: datetime | None
+    closed_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Poll:
+        return cls(id=row["id"], question=row["question"],
+                   options=tuple((int(o["id"]), o["label"]) for o in row["options"]),
+                   status=row["status"], show=row["show"], channel=row["channel"], opens_at=row["opens_at"],
+                   closes_at=row["closes_at"], allow_change=row["allow_change"], opened_at=row["opened_at"],
+                   closed_at=row["closed_at"], created_at=row["created_at"])
+
+    def option_ids(self) -> frozenset[int]:
+        return frozenset(o for o, _ in self.options)
+
+
+def accepting(status: str, opens_at: datetime | None, closes_at: datetime | None, now: datetime) -> bool:
+    """Votes count only inside the window: opened by hand (or by its schedule) and not yet closed."""
+    if status == "closed" or (closes_at is not None and now >= closes_at):
+        return False
+    if opens_at is not None and now < opens_at:
+        return False
+    return status == "open" or opens_at is not None
+
+
+def effective_status(poll: Poll, now: datetime) -> str:
+    if accepting(poll.status, poll.opens_at, poll.closes_at, now):
+        return "open"
+    if poll.status == "closed" or (poll.closes_at is not None and now >= poll.closes_at):
+        return "closed"
+    return "draft"
+
+
+def window(poll: Poll) -> dict[str, Any]:
+    return {"opens_at": poll.opens_at.isoformat() if poll.opens_at else None,
+            "closes_at": poll.closes_at.isoformat() if poll.closes_at else None,
+            "opened_at": poll.opened_at.isoformat() if poll.opened_at else None,
+            "closed_at": poll.closed_at.isoformat() if poll.closed_at else None}
+
+
+def to_json(poll: Poll, now: datetime) -> dict[str, Any]:
+    return {"id": poll.id, "question": poll.question, "status": effective_status(poll, now),
+            "options": [{"id": i, "label": label} for i, label in poll.options], "show": poll.show,
+            "channel": poll.channel, "allow_change": poll.allow_change, **window(poll),
+            "created_at": poll.created_at.isoformat()}
+
+
+_COLUMNS = ("id, question, options, status, show, channel, opens_at, closes_at, allow_change, opened_at, "
+            "closed_at, created_at")
+
+
+async def create(db: asyncpg.Pool, *, question: str, options: list[str], show: str | None = None,
+                 channel: str | None = None, opens_at: datetime | None = None, closes_at: datetime | None = None,
+                 allow_change: bool = False) -> Poll:
+    poll_id = new_poll_id()
+    opts = [{"id": i, "label": label} for i, label in enumerate(options, start=1)]
+    async with db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"""INSERT INTO polls (id, question, options, show, channel, opens_at, closes_at, allow_change)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
+            poll_id, question, opts, show, channel, opens_at, closes_at, allow_change)
+        await conn.executemany("INSERT INTO poll_tallies (poll_id, option_id) VALUES ($1, $2)",
+                               [(poll_id, o["id"]) for o in opts])
+        await conn.execute("INSERT INTO poll_audit (poll_id, action, detail) VALUES ($1, 'created', $2)",
+                           poll_id, {"question": question, "options": options})
+    return Poll.from_row(row)
+
+
+async def get(db: asyncpg.Pool | asyncpg.Connection, poll_id: str) -> Poll | None:
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM polls WHERE id = $1", poll_id)
+    return Poll.from_row(row) if row else None
+
+
+async def list_recent(db: asyncpg.Pool, limit: int = 50) -> list[Poll]:
+    rows = await db.fetch(f"SELECT {_COLUMNS} FROM polls ORDER BY created_at DESC, id LIMIT $1", limit)
+    return [Poll.from_row(r) for r in rows]
+
+
+async def transition(db: asyncpg.Pool, poll_id: str, action: str, now: datetime) -> Poll | None:
+    """open | close | reset. Takes the poll row lock, so it orders strictly with vote batches."""
+    async with db.acquire() as conn, conn.transaction():
+        current = await conn.fetchrow(f"SELECT {_COLUMNS} FROM polls WHERE id = $1 FOR UPDATE", poll_id)
+        if current is None:
+            return None
+        if action == "open":
+            # Opening by hand means "now": a future schedule start or a past end no longer applies.
+            await conn.execute(
+                """UPDATE polls SET status = 'open', opened_at = $2, closed_at = NULL,
+                          opens_at = CASE WHEN opens_at > $2 THEN NULL ELSE opens_at END,
+                          closes_at = CASE WHEN closes_at <= $2 THEN NULL ELSE closes_at END
+                   WHERE id = $1""", poll_id, now)
+        elif action == "close":
+            await conn.execute("UPDATE polls SET status = 'closed', closed_at = $2 WHERE id = $1", poll_id, now)
+        elif action == "reset":
+            removed = await conn.fetchval(
+                "WITH d AS (DELETE FROM votes WHERE poll_id = $1 RETURNING 1) SELECT count(*) FROM d", poll_id)
+            await conn.execute("UPDATE poll_tallies SET votes = 0 WHERE poll_id = $1", poll_id)
+            await conn.execute("INSERT INTO poll_audit (poll_id, action, detail, at) VALUES ($1, $2, $3, $4)",
+                               poll_id, "reset", {"votes_removed": removed}, now)
+        else:
+            raise ValueError(action)
+        if action != "reset":
+            await conn.execute("INSERT INTO poll_audit (poll_id, action, at) VALUES ($1, $2, $3)",
+                               poll_id, action + ("ed" if action == "open" else "d"), now)
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM polls WHERE id = $1", poll_id)
+    return Poll.from_row(row)
+
+
+async def results(db: asyncpg.Pool, poll: Poll, now: datetime) -> dict[str, Any]:
+    rows = await db.fetch("SELECT option_id, votes FROM poll_tallies WHERE poll_id = $1", poll.id)
+    counts = {r["option_id"]: int(r["votes"]) for r in rows}
+    options = [{"id": i, "label": label, "votes": counts.get(i, 0)} for i, label in poll.options]
+    return {"poll_id": poll.id, "question": poll.question, "status": effective_status(poll, now),
+            "total": sum(o["votes"] for o in options), "options": options,
+            "poll_interval_ms": POLL_INTERVAL_MS}
+
+
+async def export_csv(db: asyncpg.Pool, poll: Poll, now: datetime) -> str:
+    """Counts per option, then the timestamped audit trail (created/opened/closed/reset)."""
+    res = await results(db, poll, now)
+    audit = await db.fetch("SELECT action, detail, at FROM poll_audit WHERE poll_id = $1 ORDER BY id", poll.id)
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["poll_id", "question", "option_id", "label", "votes"])
+    for o in res["options"]:
+        w.writerow([poll.id, poll.question, o["id"], o["label"], o["votes"]])
+    w.writerow(["total", "", "", "", res["total"]])
+    w.writerow([])
+    w.writerow(["at", "action", "detail"])
+    for a in audit:
+        w.writerow([a["at"].isoformat(), a["action"], a["detail"] or ""])
+    w.writerow([now.isoformat(), "exported", {"total": res["total"]}])
+    return out.getvalue()

@@ -1,0 +1,129 @@
+"""The studio page in a real Chromium (Playwright): login, polls with live bars, chat moderation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import ADMIN, ADMIN_TOKEN
+from tests.tools import missing, need_binary
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-extensions", "--no-first-run", "--mute-audio"]
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    return CHROMIUM if os.path.exists(CHROMIUM) else need_binary("chromium", "apt-get install chromium")
+
+
+@pytest.fixture
+async def browser(chromium_path: str) -> AsyncIterator[object]:
+    path = chromium_path
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("playwright", "pip install playwright")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=path, args=ARGS, headless=True)
+        yield b
+        await b.close()
+
+
+async def logged_in(browser, client: TestClient):
+    context = await browser.new_context()
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(str(client.make_url("/studio/")))
+    await page.fill("input[name=token]", ADMIN_TOKEN)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#polls")
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+async def test_login_is_required_and_a_wrong_token_is_refused(client: TestClient, browser) -> None:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(str(client.make_url("/studio/")))
+    await page.fill("input[name=token]", "wrong")
+    await page.click("button[type=submit]")
+    await page.wait_for_selector(".error")
+    assert await page.locator("#polls").count() == 0
+    assert (await client.get("/studio/api/assets")).status == 401
+
+
+async def test_poll_bars_follow_votes_and_embed_snippets(client: TestClient, browser, db) -> None:
+    await db.execute("INSERT INTO assets (id, title, status, progress) VALUES ('asset000001', '<b>Show</b>', "
+                     "'transcoding', 40)")
+    page = await logged_in(browser, client)
+    row = page.locator('tr[data-asset="asset000001"]')
+    assert await row.locator("td").first.inner_text() == "<b>Show</b>"  # escaped, shown as typed
+    snippet = await row.locator(".snippet").input_value()
+    assert snippet.startswith('<iframe src="/embed/asset000001"')
+    await db.execute("UPDATE assets SET progress = 80, status = 'packaging' WHERE id = 'asset000001'")
+    await page.wait_for_selector('tr[data-asset="asset000001"] .pct:text("80%")', timeout=10_000)
+
+    await page.fill("#new-poll input[name=question]", "Best <i>act</i>?")
+    await page.fill("#new-poll textarea[name=options]", "Singer\nJuggler\nDog")
+    await page.click("#new-poll button[type=submit]")
+    card = page.locator(".poll").first
+    await card.wait_for()
+    poll_id = await card.get_attribute("data-poll")
+    assert await card.locator("strong").inner_text() == "Best <i>act</i>?"
+    await card.locator("button[data-action=open]").click()
+    await page.wait_for_selector(f'[data-poll="{poll_id}"][data-status="open"]')
+
+    async def vote(option: int) -> None:
+        dev = (await (await client.post("/api/v1/devices")).json())["device_id"]
+        resp = await client.post(f"/api/v1/polls/{poll_id}/votes", json={"device_id": dev, "option_id": option})
+        assert resp.status == 201
+
+    await asyncio.gather(*(vote(o) for o in (1, 1, 1, 2, 3, 3)))
+    await page.wait_for_selector(f'[data-poll="{poll_id}"] .option[data-option="1"] .bar[data-votes="3"]')
+    await page.wait_for_selector(f'[data-poll="{poll_id}"] .option[data-option="3"] .bar[data-votes="2"]')
+    widths = [await page.locator(f'[data-poll="{poll_id}"] .option[data-option="{o}"] .bar').evaluate(
+        "b => b.getBoundingClientRect().width") for o in (1, 2, 3)]
+    assert widths[0] > widths[2] > widths[1] > 0
+    assert await card.locator(".total").inner_text() == "6 votes"
+    await card.locator("button[data-action=close]").click()
+    await page.wait_for_selector(f'[data-poll="{poll_id}"][data-status="closed"]')
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_deleted_message_vanishes_on_a_second_page(client: TestClient, browser) -> None:
+    first = await logged_in(browser, client)
+    second = await logged_in(browser, client)
+    for page in (first, second):
+        await page.fill("#room-form input[name=room]", "finale")
+        await page.click("#room-form button[type=submit]")
+        await page.wait_for_selector("#room-settings:not([hidden])")
+    dev = (await (await client.post("/api/v1/devices")).json())["device_id"]
+    evil = "<img src=x onerror=alert(1)>"
+    for text in ("hello all", "nasty remark"):
+        resp = await client.post("/api/v1/chat/finale/messages",
+                                 json={"device_id": dev, "nickname": evil, "text": text})
+        assert resp.status == 201
+    for page in (first, second):
+        await page.wait_for_selector('#messages li:has-text("nasty remark")')
+    assert await first.locator("#messages img").count() == 0
+    assert await first.locator("#messages .nick").first.inner_text() == evil
+
+    await first.locator('#messages li:has-text("nasty remark") button.delete').click()
+    await second.wait_for_selector('#messages li:has-text("nasty remark")', state="detached")
+    await first.wait_for_selector('#messages li:has-text("nasty remark")', state="detached")
+    assert await second.locator('#messages li:has-text("hello all")').count() == 1
+    page = await (await client.get("/api/v1/chat/finale/messages?after=0")).json()
+    assert [m["text"] for m in page["messages"]] == ["hello all"]
+
+    await first.locator('#messages li:has-text("hello all") button.ban').click()
+    resp = await client.post("/api/v1/chat/finale/messages", json={"device_id": dev, "nickname": "x",
+                                                                   "text": "again"})
+    assert resp.status == 403
+    assert (await client.get("/api/v1/chat/finale", headers=ADMIN)).status == 200
+    assert first.errors == [] and second.errors == []  # type: ignore[attr-defined]
