@@ -38,13 +38,16 @@ class Writer(FastHttpUser):
     def on_start(self) -> None:
         self.device_id = _device(self.client)
         self.nick = f"viewer{random.randrange(10**6)}"
+        self.sent = 0
 
     @task
     def write(self) -> None:
         if not self.device_id:
             gevent.sleep(1)
             return
-        text = random.choice(("Goal!", "What a save", "Who's the ref?", "Vote B!", "Hello from Lyon"))
+        # Distinct texts: the room's moderation rejects repeats and the same text from many devices (409).
+        self.sent += 1
+        text = f"{random.choice(('Goal!', 'What a save', 'Vote B!', 'Hello from'))} {self.nick} #{self.sent}"
         self.client.post(f"/api/v1/chat/{ROOM}/messages", name="POST /api/v1/chat/{room}/messages",
                          json={"device_id": self.device_id, "nickname": self.nick, "text": text})
 
