@@ -26,7 +26,8 @@ def _workers(spec: str) -> list[int]:
     return sorted({int(x) for x in spec.split(",") if x.strip()})
 
 
-def measure(results_dir: Path, workers: list[int], users: int, duration: float, processes: int) -> dict[str, Any]:
+def measure(results_dir: Path, workers: list[int], users: int, duration: float, processes: int, *,
+            draw: bool = True) -> dict[str, Any]:
     points: list[dict[str, Any]] = []
     for n in workers:
         for scenario in SCENARIOS:
@@ -56,7 +57,8 @@ def measure(results_dir: Path, workers: list[int], users: int, duration: float, 
               "locust_processes": processes, "points": points}
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "scaling.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, results_dir / "scaling.png")
+    if draw:
+        plot(result, results_dir / "scaling.png")
     return result
 
 
@@ -106,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--processes", type=int, default=0, help="locust load-generator processes")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib on the load host)")
+    parser.add_argument("--replot", type=Path, help="only draw the PNG from an existing scaling.json")
     args = parser.parse_args(argv)
-    measure(args.out, _workers(args.workers), args.users, args.duration, args.processes)
+    if args.replot:
+        plot(json.loads(args.replot.read_text()), args.replot.with_suffix(".png"))
+        return 0
+    measure(args.out, _workers(args.workers), args.users, args.duration, args.processes, draw=not args.no_plot)
     return 0
 
 
