@@ -81,6 +81,9 @@ class WebSocketReader(User):
 
     @task
     def listen(self) -> None:
+        if elapsed() >= DURATION:
+            gevent.sleep(1)  # the scenario is over; don't churn connections while locust stops users
+            return
         host = urlsplit(self.host)
         scheme = "wss" if host.scheme == "https" else "ws"
         url = f"{scheme}://{host.netloc}/api/v1/chat/{ROOM}/ws"
