@@ -36,6 +36,15 @@ lint: $(VENV)/.stamp-test
 bench: $(VENV)/.stamp-bench
 	$(BIN)/python -m bench
 
+# Live-event load test against a local `onair serve --workers N` (loopback only); reports in loadtests/results/.
+# SCENARIO: vote_now | redbutton_storm | show_start | chat_storm | baseline | all
+SCENARIO ?= all
+USERS    ?= 200
+DURATION ?= 30
+WORKERS  ?= 2
+loadtest: $(VENV)/.stamp-bench
+	$(BIN)/python loadtests/run.py --scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) --workers $(WORKERS) $(LOADTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import errno
 import logging
 import multiprocessing
@@ -12,10 +13,13 @@ import os
 import signal
 import socket
 import sys
+import time
+import weakref
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from onair import logs
 from onair.auth import admin_token
@@ -155,14 +159,48 @@ def banner(settings: Settings, token: str, token_created: bool, workers: int) ->
     return "\n".join(lines)
 
 
+SHUTDOWN_TIMEOUT = 10.0
+PROCESS_HEADER = "X-Onair-Process"
+
+
+def _live_connections(app: web.Application) -> None:
+    """Tag responses with the process id, and close WebSockets with 1001 "going away" on shutdown.
+
+    Any handler's WebSocket is tracked when it is prepared, so domains need no shutdown code of their own:
+    on SIGTERM the client gets a proper close frame (and reconnects to another process or pod) instead of
+    a reset after the shutdown timeout."""
+    pid = str(os.getpid())
+    sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        # Which web process answered: lets operators and the multi-process test see the load spread.
+        response.headers[PROCESS_HEADER] = pid
+        if isinstance(response, web.WebSocketResponse):
+            sockets.add(response)
+
+    async def going_away(app: web.Application) -> None:
+        open_ = [ws for ws in list(sockets) if not ws.closed]
+        if open_:
+            log.info("closing %d WebSocket(s) with 1001", len(open_))
+        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                               for ws in open_), return_exceptions=True)
+
+    app.on_response_prepare.append(on_prepare)
+    app.on_shutdown.append(going_away)
+
+
 async def _serve_process(settings: Settings, dsn: str, sock: socket.socket, *, run_worker: bool,
                          sample: bool, on_ready: Callable[[], None] | None = None) -> None:
     from onair.app import create_app, on_first_start
 
     app = create_app(settings, dsn, run_worker=run_worker)
+    _live_connections(app)
+    # Graceful stop (aiohttp's runner.cleanup): stop accepting; app.on_shutdown hooks (WebSockets get
+    # 1001 "going away", see _live_connections); wait up to shutdown_timeout for in-flight requests;
+    # then the cleanup contexts (the job worker hands unfinished jobs back, pools close).
     # Long request lines (a 10 KB search query) reach the app and get a problem+json answer instead of
     # the HTTP parser's plain-text 400.
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=10, access_log=None,
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None,
                            max_line_size=32768, max_field_size=16384)
     await runner.setup()
     site = web.SockSite(runner, sock)
@@ -180,7 +218,27 @@ async def _serve_process(settings: Settings, dsn: str, sock: socket.socket, *, r
     await runner.cleanup()
 
 
+def _stop_with_parent() -> None:
+    """Linux: get SIGTERM (a graceful stop) if the supervising parent dies, e.g. SIGKILLed, instead of
+    living on as an orphan that still holds the port."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent already died before prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _early_exit(*_: object) -> None:
+    raise SystemExit(0)  # stopped while still starting: nothing is in flight yet
+
+
 def _child(settings: Settings, dsn: str, fd: int, run_worker: bool) -> None:
+    # A forked child inherits the parent's supervisor handlers; replace them until the event loop installs
+    # its graceful ones.
+    signal.signal(signal.SIGTERM, _early_exit)
+    signal.signal(signal.SIGINT, _early_exit)
+    _stop_with_parent()
     logs.configure(settings.log_level, settings.log_format)
     sock = socket.socket(fileno=fd)
     asyncio.run(_serve_process(settings, dsn, sock, run_worker=run_worker, sample=False))
@@ -204,30 +262,72 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                            created=created)
 
 
+RESPAWN_LIMIT = 5          # children that may die on their own within RESPAWN_WINDOW before we give up
+RESPAWN_WINDOW = 30.0
+
+
 def _serve_many(settings: Settings, dsn: str, sock: socket.socket, workers: int, *, run_worker: bool, token: str,
                 created: bool) -> int:
-    """N processes accept on one listening socket; the parent only supervises."""
+    """N processes accept on one listening socket; the parent only supervises.
+
+    A child that exits on its own (crash, OOM kill, or a SIGTERM aimed at it alone to recycle it) is
+    replaced, so the server keeps N processes; its clients reconnect to the others meanwhile. A crash
+    loop (RESPAWN_LIMIT deaths within RESPAWN_WINDOW) stops everything with exit status 1 so the
+    supervisor (systemd, Kubernetes) sees it. SIGTERM/SIGINT on the parent stops all children gracefully."""
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_child, args=(settings, dsn, sock.fileno(), run_worker), daemon=False)
-             for _ in range(workers)]
-    for p in procs:
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        p = ctx.Process(target=_child, args=(settings, dsn, sock.fileno(), run_worker), daemon=False)
         p.start()
+        return p
+
+    procs = {p.sentinel: p for p in (spawn() for _ in range(workers))}
     print(banner(settings, token, created, workers), flush=True)
     stopping = False
+    crash_loop = False
+    deaths: list[float] = []
 
     def stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
-        for p in procs:
+        for p in procs.values():
             if p.is_alive() and p.pid:
                 os.kill(p.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for p in procs:
+    deadline: float | None = None
+    exit_codes: list[int | None] = []
+    while procs:
+        if stopping and deadline is None:
+            # Children finish in-flight requests within SHUTDOWN_TIMEOUT; one that hangs beyond is killed.
+            deadline = time.monotonic() + SHUTDOWN_TIMEOUT + 20
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        # Wake at least every second so a signal's `stopping` starts the deadline even if nobody exits.
+        for sentinel in wait_any(list(procs), timeout=1.0):
+            p = procs.pop(sentinel)  # type: ignore[call-overload]
+            p.join()
+            if stopping:
+                exit_codes.append(p.exitcode)
+                continue
+            now = time.monotonic()
+            deaths[:] = [t for t in deaths if t > now - RESPAWN_WINDOW] + [now]
+            if len(deaths) >= RESPAWN_LIMIT:
+                log.error("web processes keep dying (%d in %.0f s); stopping", len(deaths), RESPAWN_WINDOW)
+                crash_loop = True
+                stop()
+                continue
+            log.warning("web process %s exited with %s; starting a replacement", p.pid, p.exitcode)
+            new = spawn()
+            procs[new.sentinel] = new
+    for p in procs.values():
+        log.error("web process %s did not stop; killing it", p.pid)
+        p.kill()
         p.join()
+        exit_codes.append(p.exitcode)
     sock.close()
-    return 0 if stopping or all(p.exitcode == 0 for p in procs) else 1
+    return 1 if crash_loop or any(code != 0 for code in exit_codes) else 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -83,8 +83,9 @@ async def readyz(request: web.Request) -> web.Response:
     body = {"status": "ready" if ok else "not-ready", "checks": checks}
     if ok:
         return web.json_response(body, headers={"Cache-Control": "no-store"})
-    return web.json_response({"type": "/problems/not-ready", "title": "Not ready", "status": 503,
-                              "detail": "A dependency is failing", **body}, status=503,
+    # problem+json: `status` must stay the HTTP status (the body's "not-ready" would overwrite it).
+    return web.json_response({**body, "type": "/problems/not-ready", "title": "Not ready", "status": 503,
+                              "detail": "A dependency is failing"}, status=503,
                              content_type="application/problem+json", headers={"Cache-Control": "no-store"})
 
 

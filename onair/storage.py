@@ -206,7 +206,8 @@ class LocalStore:
         return None
 
     async def check(self) -> None:
-        probe = f".tmp/ready-{os.getpid()}"
+        # Unique per call: concurrent /readyz probes in one process must not delete each other's file.
+        probe = f".tmp/ready-{os.getpid()}-{os.urandom(6).hex()}"
         await self.put_bytes(probe, b"ok")
         await self.delete(probe)
 
