@@ -23,7 +23,7 @@ from onair.auth import admin_required
 from onair.clock import now
 from onair.db.pool import POOL
 from onair.errors import NotFound, read_json
-from onair.settings import Settings
+from onair.settings import SETTINGS
 
 STATIC_PREFIX = "/hbbtv/static"
 POLL_INTERVAL_MS = 2000          # how often a running app asks for its state (banner, current poll)
@@ -68,7 +68,6 @@ class Assets:
 
 ASSETS = web.AppKey("hbbtv_assets", Assets)
 TEMPLATES = web.AppKey("hbbtv_templates", jinja2.Environment)
-HBBTV_SETTINGS = web.AppKey("hbbtv_settings", Settings)
 
 
 def _templates() -> jinja2.Environment:
@@ -78,7 +77,7 @@ def _templates() -> jinja2.Environment:
 
 
 def _base_url(request: web.Request) -> str:
-    settings = request.app.get(HBBTV_SETTINGS)
+    settings = request.app.get(SETTINGS)
     if settings is not None and settings.public_url:
         return settings.public_url.rstrip("/")
     return f"{request.scheme}://{request.host}"
@@ -244,11 +243,6 @@ def setup(app: web.Application) -> None:
     """Register this domain's routes on the application."""
     app[ASSETS] = Assets.load()
     app[TEMPLATES] = _templates()
-    # the composition root keeps Settings under its own key; find it by type rather than importing onair.app
-    for value in app.values():
-        if isinstance(value, Settings):
-            app[HBBTV_SETTINGS] = value
-            break
     r = app.router
     r.add_post("/api/v1/hbbtv/apps", create_app, name="hbbtv-apps-create")
     r.add_get("/api/v1/hbbtv/apps", list_apps, name="hbbtv-apps-list")
