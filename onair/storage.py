@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
@@ -55,8 +55,7 @@ def check_key(key: str) -> str:
     """Reject keys that could escape a prefix or the store root."""
     if not key or key.startswith("/") or "\\" in key or "\x00" in key:
         raise InvalidKey(f"invalid object key {key!r}")
-    parts = PurePosixPath(key).parts
-    if any(p in ("..", ".", "") for p in parts) or key.endswith("/"):
+    if any(p in ("..", ".", "") for p in key.split("/")):
         raise InvalidKey(f"invalid object key {key!r}")
     return key
 
