@@ -9,7 +9,7 @@ import streaming.routes
 import streaming.tasks
 import syndication.routes
 import transcode.tasks
-from onair import health, jobs
+from onair import health, jobs, lifecycle
 from onair.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, signing_key
 from onair.bus import BUS, Bus, bus_context
 from onair.db.pool import POOL, pool_context
@@ -46,6 +46,7 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings, bus))
     health.setup(app)
+    lifecycle.setup(app)
     for setup in DOMAIN_SETUPS:
         setup(app)
     if run_worker:

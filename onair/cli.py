@@ -14,12 +14,11 @@ import signal
 import socket
 import sys
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from onair import logs
 from onair.auth import admin_token
@@ -160,33 +159,6 @@ def banner(settings: Settings, token: str, token_created: bool, workers: int) ->
 
 
 SHUTDOWN_TIMEOUT = 10.0
-PROCESS_HEADER = "X-Onair-Process"
-
-
-def _live_connections(app: web.Application) -> None:
-    """Tag responses with the process id, and close WebSockets with 1001 "going away" on shutdown.
-
-    Any handler's WebSocket is tracked when it is prepared, so domains need no shutdown code of their own:
-    on SIGTERM the client gets a proper close frame (and reconnects to another process or pod) instead of
-    a reset after the shutdown timeout."""
-    pid = str(os.getpid())
-    sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
-
-    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-        # Which web process answered: lets operators and the multi-process test see the load spread.
-        response.headers[PROCESS_HEADER] = pid
-        if isinstance(response, web.WebSocketResponse):
-            sockets.add(response)
-
-    async def going_away(app: web.Application) -> None:
-        open_ = [ws for ws in list(sockets) if not ws.closed]
-        if open_:
-            log.info("closing %d WebSocket(s) with 1001", len(open_))
-        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-                               for ws in open_), return_exceptions=True)
-
-    app.on_response_prepare.append(on_prepare)
-    app.on_shutdown.append(going_away)
 
 
 async def _serve_process(settings: Settings, dsn: str, sock: socket.socket, *, run_worker: bool,
@@ -194,9 +166,8 @@ async def _serve_process(settings: Settings, dsn: str, sock: socket.socket, *, r
     from onair.app import create_app, on_first_start
 
     app = create_app(settings, dsn, run_worker=run_worker)
-    _live_connections(app)
     # Graceful stop (aiohttp's runner.cleanup): stop accepting; app.on_shutdown hooks (WebSockets get
-    # 1001 "going away", see _live_connections); wait up to shutdown_timeout for in-flight requests;
+    # 1001 "going away", see onair.lifecycle); wait up to shutdown_timeout for in-flight requests;
     # then the cleanup contexts (the job worker hands unfinished jobs back, pools close).
     # Long request lines (a 10 KB search query) reach the app and get a problem+json answer instead of
     # the HTTP parser's plain-text 400.

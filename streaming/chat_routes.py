@@ -18,6 +18,7 @@ from onair.clock import now
 from onair.db.pool import POOL
 from onair.errors import AppError, BadRequest, NotFound, Unavailable, parse_query, pydantic_detail, read_json
 from onair.health import METRICS
+from onair.lifecycle import Stopping, unless_stopping
 from onair.settings import SETTINGS
 from streaming import chat, devices
 from streaming.chat_hub import Hubs, channel
@@ -102,8 +103,10 @@ async def list_messages(request: web.Request) -> web.Response:
     if not rows and q.after is not None and q.wait > 0:
         await request.app[BUS].check()
         hub = await request.app[CHAT].hubs.get(room)
-        if await hub.wait_past(q.after, q.wait):
-            rows = await chat.after(db, room, q.after, limit)
+        # On shutdown answer at once with the same cursor; the TV simply polls again (another process).
+        with contextlib.suppress(Stopping):
+            if await unless_stopping(request.app, hub.wait_past(q.after, q.wait)):
+                rows = await chat.after(db, room, q.after, limit)
     if rows:
         cursor = max(r["seq"] for r in rows)
     elif q.after is not None:

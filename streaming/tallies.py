@@ -15,6 +15,7 @@ from aiohttp import web
 
 from onair.bus import Bus, BusUnavailable
 from onair.health import METRICS
+from onair.lifecycle import Stopping, unless_stopping
 
 log = logging.getLogger("streaming.tallies")
 
@@ -85,10 +86,12 @@ async def sse(request: web.Request, bus: Bus, poll_id: str, first: dict[str, Any
             await resp.write(f"retry: 2000\nevent: results\ndata: {json.dumps(first)}\n\n".encode())
             while True:
                 try:
-                    message = await asyncio.wait_for(sub.get(), heartbeat)
+                    message = await unless_stopping(request.app, asyncio.wait_for(sub.get(), heartbeat))
                 except TimeoutError:
                     await resp.write(b": keep-alive\n\n")
                     continue
+                except Stopping:  # the browser's EventSource reconnects (retry: 2000) to another process
+                    break
                 while not sub.queue.empty():  # a slow reader only needs the newest tally
                     message = sub.queue.get_nowait()
                 message.pop("type", None)
