@@ -14,11 +14,17 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
+from typing import Any, TypeVar
 
 from aiohttp import web
+
+try:  # optional speed-up (Linux/macOS wheels); the pure asyncio loop works the same
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None  # type: ignore[assignment]
 
 from onair import logs
 from onair.auth import admin_token
@@ -27,6 +33,7 @@ from onair.db.migrate import migrate_url
 from onair.settings import SettingError, Settings, documented
 
 log = logging.getLogger("onair.cli")
+T = TypeVar("T")
 
 
 def settings_epilog() -> str:
@@ -86,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def run_fast(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on uvloop when installed: the same code, roughly twice the requests per core."""
+    if uvloop is None:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def ensure_data_dir(settings: Settings) -> None:
@@ -212,7 +227,7 @@ def _child(settings: Settings, dsn: str, fd: int, run_worker: bool) -> None:
     _stop_with_parent()
     logs.configure(settings.log_level, settings.log_format)
     sock = socket.socket(fileno=fd)
-    asyncio.run(_serve_process(settings, dsn, sock, run_worker=run_worker, sample=False))
+    run_fast(_serve_process(settings, dsn, sock, run_worker=run_worker, sample=False))
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -225,7 +240,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     sock = bind_socket(settings, reuse_port=False)
     with database(settings) as dsn:
         if workers == 1:
-            asyncio.run(_serve_process(
+            run_fast(_serve_process(
                 settings, dsn, sock, run_worker=not args.no_worker, sample=not args.no_sample,
                 on_ready=lambda: print(banner(settings, token, created, 1), flush=True)))
             return 0
@@ -320,7 +335,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 await runner.cleanup()
 
-        asyncio.run(run())
+        run_fast(run())
     return 0
 
 
