@@ -245,7 +245,7 @@ def _run_chat(ws_url: str, post_url: str, clients: int, rate: float, seconds: fl
 
 # --- orchestration ------------------------------------------------------------------------------------
 
-def _serve(tmp: Path, port: int, redis_url: str, database_url: str | None) -> subprocess.Popen:
+def _serve(tmp: Path, port: int, redis_url: str, database_url: str | None, workers: int = 2) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ONAIR_PORT": str(port), "ONAIR_DATA_DIR": str(tmp / "data"),
            "ONAIR_REDIS_URL": redis_url, "ONAIR_ADMIN_TOKEN": TOKEN, "ONAIR_SIGNING_KEY": KEY,
            "ONAIR_LOG_LEVEL": "WARNING", "ONAIR_LOG_FORMAT": "text", "ONAIR_DB_POOL_SIZE": "8",
@@ -253,7 +253,7 @@ def _serve(tmp: Path, port: int, redis_url: str, database_url: str | None) -> su
            "ONAIR_CHAT_RATE_MESSAGES": "100000"}
     if database_url:
         env["ONAIR_DATABASE_URL"] = database_url
-    return subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--workers", "2", "--no-sample",
+    return subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--workers", str(workers), "--no-sample",
                              "--no-worker"], cwd=ROOT, env=env, stdout=open(tmp / "serve.log", "ab"),
                             stderr=subprocess.STDOUT)
 
