@@ -14,10 +14,9 @@ from onair.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, signing_key
 from onair.bus import BUS, Bus, bus_context
 from onair.db.pool import POOL, pool_context
 from onair.errors import problem_middleware
-from onair.settings import Settings
+from onair.settings import SETTINGS, Settings
 from onair.storage import STORE, store_context
 
-SETTINGS = web.AppKey("settings", Settings)
 DSN = web.AppKey("dsn", str)
 
 # Every job kind the system knows, by name; domains hand work to each other through these.

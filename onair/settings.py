@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from aiohttp import web
+
 ENV_PREFIX = "ONAIR_"
 
 
@@ -174,6 +176,10 @@ def _parse(name: str, type_: Any, raw: str) -> Any:
     except (ValueError, KeyError):
         raise SettingError(name, f"{raw!r} is not a valid {kind.split(' ')[0]}") from None
     return raw
+
+
+# The app key for the Settings of a running app; here (not in onair.app) so domain route modules can read it.
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 
 
 @dataclass(frozen=True)
