@@ -67,6 +67,32 @@ def _first_frames(container: Any, stream: Any, limit: int = 5) -> tuple[int, boo
     return rotation, interlaced
 
 
+def _mp4_damage(path: Path, size: int) -> str | None:
+    """For ISO-BMFF files FFmpeg cannot open, name the damage: walk the top-level boxes."""
+    with path.open("rb") as f:
+        if f.read(8)[4:8] != b"ftyp":
+            return None
+        pos, types = 0, []
+        while pos + 8 <= size:
+            f.seek(pos)
+            header = f.read(16)
+            box_size, box_type = int.from_bytes(header[:4], "big"), header[4:8]
+            if box_size == 1 and len(header) == 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:
+                box_size = size - pos
+            if box_size < 8 or not box_type.isascii():
+                break
+            types.append(box_type)
+            if pos + box_size > size:
+                return f"the '{box_type.decode(errors='replace')}' box is cut off; moov atom not found" \
+                    if b"moov" not in types else "a box is cut off"
+            pos += box_size
+    if types and types[0] == b"ftyp" and b"moov" not in types:
+        return "moov atom not found"
+    return None
+
+
 def probe(path: Path) -> Facts:
     size = path.stat().st_size
     if size == 0:
@@ -74,10 +100,9 @@ def probe(path: Path) -> Facts:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
-        text = str(exc)
-        if "moov atom not found" in text:
-            raise ProbeError("the MP4 is incomplete (moov atom not found): the upload was probably truncated") \
-                from None
+        hint = _mp4_damage(path, size)
+        if hint:
+            raise ProbeError(f"the MP4 is incomplete ({hint}): the upload was probably truncated") from None
         raise ProbeError(f"not a recognised audio/video file ({exc.strerror or 'unknown format'})") from None
     with container:
         video = next((s for s in container.streams.video if s.codec_context is not None), None)
