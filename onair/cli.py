@@ -268,4 +268,7 @@ def data_path(settings: Settings, *parts: str) -> Path:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, not __main__'s copy: domain commands register on onair.cli.EXTRA_COMMANDS.
+    from onair.cli import main as _main
+
+    sys.exit(_main())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+import streaming.commands
 from onair.cli import EXTRA_COMMANDS
 
 # Each domain exposes `register(subparsers)`; list them here.
-EXTRA_COMMANDS.extend([])
+EXTRA_COMMANDS.extend([streaming.commands.register])
