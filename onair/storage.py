@@ -324,7 +324,7 @@ class S3Store:
         range_ = f"bytes={start}-{'' if end is None else end}" if (start or end is not None) else None
         resp = await self._get(key, range_)
         async with resp["Body"] as body:
-            while chunk := await body.content.read(CHUNK):
+            while chunk := await body.read(CHUNK):  # works for plain and checksum-validating bodies
                 yield chunk
 
     async def download(self, key: str, path: Path) -> None:

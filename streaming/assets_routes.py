@@ -127,8 +127,6 @@ async def read(request: web.Request) -> web.Response:
         raise NotFound(f"No asset {request.match_info['asset_id']!r}")
     asset, live = found
     body = catalog.asset_json(asset, live, _settings(request).base_url)
-    if not is_admin(request):
-        body.pop("error", None) if asset.status != "failed" else None
     return web.json_response(body, headers={"Cache-Control": "no-store" if asset.status != "ready" else
                                             "public, max-age=10"})
 

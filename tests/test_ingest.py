@@ -169,3 +169,29 @@ async def test_patch_metadata_visibility_and_rights(client, db):
         assert resp.content_type == "application/problem+json"
     assert (await client.patch("/api/v1/assets/patchme", json={"title": "x"})).status == 401
     assert (await client.patch("/api/v1/assets/missing", headers=ADMIN, json={"title": "x"})).status == 404
+
+
+@pytest.fixture
+async def s3_client(s3_settings):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from onair.app import create_app
+
+    app = create_app(s3_settings, s3_settings.database_url or "")
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+async def test_s3_storage_end_to_end(s3_client, s3_settings, tmp_path):
+    from onair.storage import STORE
+
+    clip = make_clip(tmp_path / "s3.mp4", size="320x180", seconds=2)
+    asset_id = await upload(s3_client, clip.read_bytes())
+    body = await wait_for(s3_client, asset_id)
+    assert body["status"] == "ready", body["error"]
+    store = s3_client.app[STORE]
+    keys = await store.list(f"assets/{asset_id}/")
+    assert f"assets/{asset_id}/hls/master.m3u8" in keys and f"assets/{asset_id}/dash/manifest.mpd" in keys
+    assert any(k.endswith(".m4s") for k in keys)
+    assert (await s3_client.delete(f"/api/v1/assets/{asset_id}", headers=ADMIN)).status == 204
+    assert await store.list(f"assets/{asset_id}/") == [] and await store.list(f"sources/{asset_id}/") == []

@@ -76,6 +76,9 @@ def rewrite_mpd(raw: bytes) -> bytes:
             if len(el) == 0 and not (el.text or "").strip():
                 root.remove(el)
     root.set("profiles", PROFILES)
+    for aset in root.iter(f"{{{MPD_NS}}}AdaptationSet"):
+        if aset.get("contentType") == "audio" and not aset.get("lang"):
+            aset.set("lang", "und")  # DVB-DASH players pick audio by language
     base = etree.Element(f"{{{MPD_NS}}}BaseURL")
     base.text = f"../{SEGMENTS_DIR}/"
     root.insert(0, base)
