@@ -163,6 +163,9 @@ async def list_assets(db: asyncpg.Pool | asyncpg.Connection, *, status: str | No
                       before: tuple[datetime, str] | None) -> list[tuple[Asset, dict]]:
     """Newest first, keyset-paged on (created_at, id)."""
     where, args = [], []
+    if status:  # stages of a running job are folded in below; their rows say 'queued'
+        args.append("queued" if status in ACTIVE_STAGES else status)
+        where.append(f"a.status = ${len(args)}")
     if tag:
         args.append(tag)
         where.append(f"${len(args)} = ANY(a.tags)")

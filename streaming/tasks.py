@@ -17,8 +17,12 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
     done = ctx.payload
     asset_id = done["payload"]["asset_id"]
     asset = await catalog.get_asset(res.pool, asset_id)
-    if asset is None or asset.job_id != done["job_id"]:
-        return {"skipped": "asset deleted or superseded by a newer job"}
+    if asset is None:
+        # Deleted while transcoding: the job may have published objects after the delete removed the rest.
+        await catalog.delete_objects(res.store, asset_id)
+        return {"skipped": "asset deleted"}
+    if asset.job_id != done["job_id"]:
+        return {"skipped": "superseded by a newer job"}
     if done["status"] == "done":
         result = done["result"]
         await catalog.mark_ready(res.pool, asset_id, result["facts"], result["outputs"], result.get("duration"))

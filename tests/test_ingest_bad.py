@@ -59,6 +59,8 @@ async def test_each_bad_input_fails_with_its_reason_and_leaves_nothing(client, s
         assert body["status"] == "failed", (name, body)
         assert reason in body["error"], (name, body["error"])
         assert objects_of(settings, ids[name]) == [], name
+    resp = await client.post(f"/api/v1/assets/{ids['random bytes']}/retry", headers=ADMIN)
+    assert resp.status == 409 and "upload it again" in (await resp.json())["detail"]
     # the stored key never came from the client's name
     assert not (settings.data_dir / "etc").exists() and not (settings.data_dir.parent / "etc").exists()
     # the worker is still fine: a good clip after all that is ready
