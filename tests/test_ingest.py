@@ -13,6 +13,7 @@ from lxml import etree
 
 from tests.conftest import ADMIN
 from tests.ingest_tools import make_clip, upload, wait_for
+from transcode.images import liveliness
 
 SCHEMA = Path("/work/shared/schemas/DASH-MPD.xsd")
 MPD_NS = {"m": "urn:mpeg:dash:schema:mpd:2011"}
@@ -120,6 +121,7 @@ async def test_upload_becomes_hls_and_dash_from_one_set_of_segments(client, sett
     # Images: a poster that is not black, thumbnails, a storyboard with its WebVTT track
     images = read_object(settings, prefix + "images/poster.jpg")
     assert images[:2] == b"\xff\xd8"
+    assert liveliness(settings.data_dir / "objects" / prefix / "images/poster.jpg") > 20  # not a black frame
     vtt = read_object(settings, prefix + "images/storyboard.vtt").decode()
     assert vtt.startswith("WEBVTT") and "storyboard.jpg#xywh=" in vtt
     assert {t["width"] for t in body["images"]["thumbnails"]} == {320, 640}

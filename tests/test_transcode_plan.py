@@ -68,10 +68,12 @@ def test_refusals_name_the_reason(facts, reason):
 def test_one_decode_split_to_all_rungs_with_closed_fixed_gop():
     p = plan(BASE)
     spec = images.storyboard_spec(10.0, 1920, 1080)
-    argv = commands.transcode_argv("ffmpeg", Path("in.mp4"), Path("out"), p, (spec, Path("sb.jpg")))
-    assert argv.count("-i") == 1
+    argv = commands.transcode_argv("ffmpeg", Path("in.mp4"), Path("out"), p, (spec, Path("sb.jpg")),
+                                   ((25, 75), 1280, 720, Path("work")))
+    assert argv.count("-i") == 1  # one decode feeds the rungs, the storyboard and the poster candidates
     graph = argv[argv.index("-filter_complex") + 1]
-    assert "split=6" in graph and graph.count("scale=") == 6 and "setsar=1" in graph
+    assert "split=7" in graph and graph.count("scale=") == 7 and "setsar=1" in graph
+    assert "select='eq(n,25)+eq(n,75)'" in graph
     assert argv[argv.index("-sc_threshold") + 1] == "0"
     assert argv[argv.index("-g") + 1] == "96" and argv[argv.index("-keyint_min") + 1] == "96"
     assert "open_gop=0" in argv[argv.index("-x264-params") + 1]

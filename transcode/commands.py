@@ -12,21 +12,29 @@ MEDIA_NAME = "seg-$RepresentationID$-$Number%05d$.m4s"
 MPD_NAME = "manifest.mpd"
 
 
-def filter_graph(plan: Plan, storyboard: StoryboardSpec | None = None) -> str:
-    """One decode, one normalisation chain, then split to every rung (and the storyboard sprite)."""
+def filter_graph(plan: Plan, storyboard: StoryboardSpec | None = None,
+                 poster: tuple[tuple[int, ...], int, int] | None = None) -> str:
+    """One decode, one normalisation chain, then split to every rung (and the storyboard sprite and the poster
+    candidates, so images cost no second decode)."""
     head = []
     if plan.deinterlace:
         head.append("bwdif=mode=send_frame:deint=interlaced")
     head.append(f"fps={plan.fps.numerator}/{plan.fps.denominator}")
-    n = len(plan.rungs) + (1 if storyboard else 0)
+    n = len(plan.rungs) + (1 if storyboard else 0) + (1 if poster else 0)
     head.append(f"split={n}" + "".join(f"[s{i}]" for i in range(n)) if n > 1 else "null[s0]")
     parts = ["[0:v:0]" + ",".join(head)]
     for i, r in enumerate(plan.rungs):
         parts.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]")
+    extra = len(plan.rungs)
     if storyboard:
         sb = storyboard
-        parts.append(f"[s{n - 1}]fps=1/{sb.interval:g},scale={sb.tile_width}:{sb.tile_height},setsar=1,"
+        parts.append(f"[s{extra}]fps=1/{sb.interval:g},scale={sb.tile_width}:{sb.tile_height},setsar=1,"
                      f"tile={sb.columns}x{sb.rows}[sb]")
+        extra += 1
+    if poster:
+        frames, w, h = poster
+        pick = "+".join(f"eq(n,{f})" for f in frames)
+        parts.append(f"[s{extra}]select='{pick}',scale={w}:{h}:force_original_aspect_ratio=decrease,setsar=1[poster]")
     return ";".join(parts)
 
 
@@ -55,17 +63,22 @@ def maps(plan: Plan) -> list[str]:
 
 
 def transcode_argv(ffmpeg: str, source: Path, out_dir: Path, plan: Plan,
-                   storyboard: tuple[StoryboardSpec, Path] | None = None) -> list[str]:
+                   storyboard: tuple[StoryboardSpec, Path] | None = None,
+                   poster: tuple[tuple[int, ...], int, int, Path] | None = None) -> list[str]:
     """Single process: decode once, encode every rung, package CMAF with the DASH muxer (DVB-DASH profile),
-    and (optionally) tile the storyboard sprite from the same decoded frames."""
+    and (optionally) tile the storyboard sprite and grab poster candidates (`poster-%d.jpg`) from the same frames."""
     adaptation = "id=0,streams=v" + (" id=1,streams=a" if plan.audio else "")
-    sprite: list[str] = []
+    images: list[str] = []
     if storyboard:
-        sprite = ["-map", "[sb]", "-frames:v", "1", "-update", "1", "-q:v", "4", str(storyboard[1])]
+        images += ["-map", "[sb]", "-frames:v", "1", "-update", "1", "-q:v", "4", str(storyboard[1])]
+    if poster:
+        images += ["-map", "[poster]", "-fps_mode", "passthrough", "-frames:v", str(len(poster[0])), "-q:v", "3",
+                   str(poster[3] / "poster-%d.jpg")]
     return [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
             "-i", str(source),
-            "-filter_complex", filter_graph(plan, storyboard[0] if storyboard else None),
-            *sprite, *maps(plan), *encoder_args(plan),
+            "-filter_complex", filter_graph(plan, storyboard[0] if storyboard else None,
+                                            poster[:3] if poster else None),
+            *images, *maps(plan), *encoder_args(plan),
             "-map_metadata", "-1", "-map_chapters", "-1",
             "-f", "dash", "-seg_duration", f"{plan.segment_seconds:.6f}", "-use_template", "1",
             "-use_timeline", "0", "-hls_playlist", "1", "-mpd_profile", "dvb_dash",

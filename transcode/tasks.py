@@ -69,18 +69,13 @@ def _has_content(path: Path) -> bool:
     return path.exists() and path.stat().st_size > 0
 
 
-async def _images(ffmpeg: str, source: Path, facts: Facts, work: Path, sprite: Path,
+def _poster_candidates(work: Path) -> list[Path]:
+    return [p for p in sorted(work.glob("poster-*.jpg")) if _has_content(p)]
+
+
+async def _images(facts: Facts, work: Path, sprite: Path,
                   spec: images.StoryboardSpec) -> tuple[dict[str, Path | bytes], dict[str, Any]]:
-    candidates = []
-    width, height = min(facts.display_width, 1280), min(facts.display_height, 720)
-    for i, at in enumerate(images.poster_times(facts.duration)):
-        out = work / f"poster-{i}.jpg"
-        try:
-            await run_ffmpeg(commands.frame_argv(ffmpeg, source, out, at, width, height), time_limit=60)
-        except FFmpegError:
-            continue
-        if _has_content(out):
-            candidates.append(out)
+    candidates = _poster_candidates(work)
     objects: dict[str, Path | bytes] = {}
     doc: dict[str, Any] = {"poster": None, "thumbnails": [], "storyboard": None}
     if candidates:
@@ -128,7 +123,9 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
             frac = min(max(seconds / facts.duration, 0.0), 1.0) if facts.duration > 0 else 0.0
             await ctx.report({"stage": "transcoding", "percent": round(lo + (hi - lo) * frac, 1)})
 
-        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, sprite))
+        poster_frames = tuple(sorted({int(t * float(the_plan.fps)) for t in images.poster_times(facts.duration)}))
+        poster = (poster_frames, min(facts.display_width, 1280), min(facts.display_height, 720), scratch)
+        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, sprite), poster)
         try:
             await run_ffmpeg(argv, time_limit=timeout_for(facts.duration), on_progress=progress)
         except FFmpegError as exc:
@@ -140,7 +137,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
             objects, order, outputs = packaging.package(out, the_plan)
         except packaging.PackagingError as exc:
             raise PermanentJobError(f"packaging failed: {exc}") from None
-        image_objects, image_doc = await _images(ffmpeg, source, facts, scratch, sprite, spec)
+        image_objects, image_doc = await _images(facts, scratch, sprite, spec)
         first_manifest = next(i for i, k in enumerate(order) if not k.startswith(packaging.SEGMENTS_DIR + "/"))
         order = order[:first_manifest] + list(image_objects) + order[first_manifest:]
         objects.update(image_objects)
