@@ -50,6 +50,13 @@ def make_source(path: Path, seconds: int) -> None:
                    check=True)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children: far less sensitive than wall time to other load on a
+    shared machine, so the ratios are also given in CPU time."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _children_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
@@ -86,13 +93,18 @@ def run(results_dir: Path, quick: bool | None = None) -> dict:
         facts = probe(source)
         the_plan = plan(facts)
         rss_before = _children_peak_rss_mb()
+        cpu0 = cpu_seconds()
         a_wall, result = asyncio.run(run_onair(source, work / "a"))
+        cpu1 = cpu_seconds()
         a_rss = _children_peak_rss_mb()  # children so far: the source generator and (a)'s ffmpeg processes
         (work / "b").mkdir()
         b_wall = timed([commands.reference_rung_argv(ffmpeg, source, work / "b" / f"rung{i}.mp4", the_plan, i)
                         for i in range(len(the_plan.rungs))])
+        cpu2 = cpu_seconds()
         (work / "c").mkdir()
         c_wall = timed([commands.multi_output_argv(ffmpeg, source, work / "c", the_plan)])
+        cpu3 = cpu_seconds()
+        a_cpu, b_cpu, c_cpu = cpu1 - cpu0, cpu2 - cpu1, cpu3 - cpu2
     figures = {
         "source": {"width": facts.width, "height": facts.height, "fps": facts.fps, "duration_s": facts.duration,
                    "audio": facts.has_audio, "quick": quick},
@@ -103,6 +115,10 @@ def run(results_dir: Path, quick: bool | None = None) -> dict:
         "ratio_a_over_b": round(a_wall / b_wall, 3),
         "ratio_a_over_c": round(a_wall / c_wall, 3),
         "targets": {"a_over_b": 0.65, "a_over_c": 1.15},
+        "cpu_seconds": {"a": round(a_cpu, 1), "b": round(b_cpu, 1), "c": round(c_cpu, 1)},
+        "cpu_ratio_a_over_b": round(a_cpu / b_cpu, 3),
+        "cpu_ratio_a_over_c": round(a_cpu / c_cpu, 3),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "realtime_factor": round(facts.duration / a_wall, 2),
         "peak_rss_mb": {"ffmpeg_children": round(max(a_rss, rss_before), 1),
                         "python_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
