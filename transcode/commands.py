@@ -24,7 +24,11 @@ def filter_graph(plan: Plan, storyboard: StoryboardSpec | None = None,
     head.append(f"split={n}" + "".join(f"[s{i}]" for i in range(n)) if n > 1 else "null[s0]")
     parts = ["[0:v:0]" + ",".join(head)]
     for i, r in enumerate(plan.rungs):
-        parts.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]")
+        # BT.709 conversion and tags in the same scale pass: with matching frame tags, ffmpeg adds no extra
+        # colour-conversion pass in front of each encoder.
+        parts.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic:out_color_matrix=bt709:out_range=tv,"
+                     f"setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv,"
+                     f"setsar=1,format=yuv420p[v{i}]")
     extra = len(plan.rungs)
     if storyboard:
         sb = storyboard
