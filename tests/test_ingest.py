@@ -15,7 +15,7 @@ from tests.conftest import ADMIN
 from tests.ingest_tools import make_clip, upload, wait_for
 from transcode.images import liveliness
 
-SCHEMA = Path("/work/shared/schemas/DASH-MPD.xsd")
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "DASH-MPD.xsd"  # MPEG schema, offline copy
 MPD_NS = {"m": "urn:mpeg:dash:schema:mpd:2011"}
 
 
