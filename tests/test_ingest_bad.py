@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 import subprocess
@@ -127,3 +128,18 @@ async def test_wrong_request_types_are_4xx_problems(client):
         assert resp.status == 400, url
     resp = await client.post("/api/v1/assets", data=form, headers={})
     assert resp.status == 401
+
+
+async def test_delete_while_transcoding_leaves_no_objects(client, settings, db, tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", size="640x360", seconds=10)
+    asset_id = await upload(client, clip.read_bytes())
+    await wait_for(client, asset_id, ("transcoding", "packaging", "ready"), within=60)
+    assert (await client.delete(f"/api/v1/assets/{asset_id}", headers=ADMIN)).status == 204
+    # the transcode is cancelled (or finishes); either way its hand-back runs and sweeps what it published
+    async with asyncio.timeout(60):
+        while True:
+            if await db.fetchval("SELECT count(*) FROM jobs WHERE kind = 'catalog.transcoded' AND status = 'done'"):
+                break
+            await asyncio.sleep(0.2)
+    assert objects_of(settings, asset_id) == []
+    assert (await client.get(f"/api/v1/assets/{asset_id}", headers=ADMIN)).status == 404
