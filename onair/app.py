@@ -6,6 +6,7 @@ from aiohttp import web
 
 import hbbtv_apps.routes
 import streaming.routes
+import streaming.sample
 import streaming.tasks
 import syndication.routes
 import transcode.tasks
@@ -71,4 +72,4 @@ async def on_first_start(app: web.Application) -> None:
         await hook(app)
 
 
-FIRST_START_HOOKS: tuple = ()
+FIRST_START_HOOKS: tuple = (streaming.sample.ingest_sample,)

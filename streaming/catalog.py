@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from onair.jobs import enqueue, request_cancel
 from streaming.rights import Rights
 
 _ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"  # no l/0/1: ids get read aloud and typed
@@ -68,3 +69,163 @@ class Asset:
 async def get_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str) -> Asset | None:
     row = await db.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
     return Asset.from_row(row) if row else None
+
+
+# --- writing and presenting assets (ingest, admin API) ----------------------------------------------
+
+TRANSCODE_JOB = "transcode.asset"       # handled by the transcode domain (named, not imported)
+TRANSCODED_JOB = "catalog.transcoded"   # our on_done hand-back, see streaming/tasks.py
+FETCH_JOB = "ingest.fetch"              # URL pull, see streaming/ingest.py
+
+ACTIVE_STAGES = ("probing", "transcoding", "packaging")
+
+
+def source_prefix(asset_id: str) -> str:
+    """Originals live outside the media prefix, so the public origin never serves them."""
+    return f"sources/{asset_id}/"
+
+
+def source_key(asset_id: str) -> str:
+    return source_prefix(asset_id) + "original"
+
+
+async def create_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, *, title: str, description: str = "",
+                       tags: list[str] | tuple[str, ...] = (), status: str = "queued", source_url: str | None = None,
+                       source_name: str | None = None) -> None:
+    await db.execute(
+        """INSERT INTO assets (id, title, description, tags, status, source_url, source_name)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        asset_id, title, description, list(tags), status, source_url, source_name)
+
+
+async def start_transcode(conn: asyncpg.Connection, asset_id: str, key: str, size: int) -> int:
+    """Point the asset at its stored original and queue the transcode (call inside a transaction)."""
+    # Short clips first: a long master should not hold up a newsroom's 30-second clip.
+    priority = 100 + min(50, size // (100 * 1024 * 1024))
+    job_id = await enqueue(conn, TRANSCODE_JOB, {"asset_id": asset_id, "source_key": key,
+                                                 "prefix": media_prefix(asset_id)},
+                           priority=priority, on_done=TRANSCODED_JOB)
+    await conn.execute(
+        """UPDATE assets SET source_key = $2, source_bytes = $3, job_id = $4, status = 'queued', progress = 0,
+                  error = NULL, updated_at = now() WHERE id = $1""", asset_id, key, size, job_id)
+    return job_id
+
+
+async def mark_failed(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, reason: str) -> None:
+    await db.execute("UPDATE assets SET status = 'failed', error = $2, updated_at = now() WHERE id = $1",
+                     asset_id, reason[:2000])
+
+
+async def mark_ready(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, facts: dict[str, Any],
+                     outputs: dict[str, Any], duration: float | None) -> None:
+    await db.execute(
+        """UPDATE assets SET status = 'ready', progress = 100, error = NULL, facts = $2::jsonb, outputs = $3::jsonb,
+                  duration = $4, ready_at = now(), updated_at = now() WHERE id = $1""",
+        asset_id, facts, outputs, duration)
+
+
+async def delete_objects(store: Any, asset_id: str) -> int:
+    return await store.delete_prefix(media_prefix(asset_id)) + await store.delete_prefix(source_prefix(asset_id))
+
+
+async def delete_asset(pool: asyncpg.Pool, store: Any, asset_id: str) -> bool:
+    """Remove the asset's rows and every stored object. Returns False if there was no such asset."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("DELETE FROM assets WHERE id = $1 RETURNING job_id", asset_id)
+        if row is None:
+            return False
+        if row["job_id"] is not None:
+            await request_cancel(conn, row["job_id"])
+    await delete_objects(store, asset_id)
+    # CDN purge belongs here: purge tag f"asset-{asset_id}" (the lead wires streaming/purge.py after merging).
+    return True
+
+
+_LIVE_SQL = """SELECT a.*, j.status AS job_status, j.progress AS job_progress
+               FROM assets a LEFT JOIN jobs j ON j.id = a.job_id"""
+
+
+async def get_asset_live(db: asyncpg.Pool | asyncpg.Connection, asset_id: str) -> tuple[Asset, dict] | None:
+    """The asset plus its job's live progress document (stage, percent, facts)."""
+    row = await db.fetchrow(_LIVE_SQL + " WHERE a.id = $1", asset_id)
+    if row is None:
+        return None
+    return Asset.from_row(row), _job_progress(row)
+
+
+def _job_progress(row: asyncpg.Record) -> dict:
+    if row["status"] != "queued" or row["job_status"] != "running":
+        return {}
+    return dict(row["job_progress"] or {})
+
+
+async def list_assets(db: asyncpg.Pool | asyncpg.Connection, *, status: str | None, tag: str | None, limit: int,
+                      before: tuple[datetime, str] | None) -> list[tuple[Asset, dict]]:
+    """Newest first, keyset-paged on (created_at, id)."""
+    where, args = [], []
+    if status:  # stages of a running job are folded in below; their rows say 'queued'
+        args.append("queued" if status in ACTIVE_STAGES else status)
+        where.append(f"a.status = ${len(args)}")
+    if tag:
+        args.append(tag)
+        where.append(f"${len(args)} = ANY(a.tags)")
+    if before:
+        args += list(before)
+        where.append(f"(a.created_at, a.id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    sql = _LIVE_SQL + (" WHERE " + " AND ".join(where) if where else "") + \
+        f" ORDER BY a.created_at DESC, a.id DESC LIMIT ${len(args)}"
+    rows = await db.fetch(sql, *args)
+    items = [(Asset.from_row(r), _job_progress(r)) for r in rows]
+    if status:  # the visible status folds in the job's stage, so filter after folding
+        items = [it for it in items if effective_status(*it) == status]
+    return items
+
+
+def effective_status(asset: Asset, live: dict) -> str:
+    stage = live.get("stage")
+    return stage if asset.status == "queued" and stage in ACTIVE_STAGES else asset.status
+
+
+def asset_json(asset: Asset, live: dict, base_url: str) -> dict[str, Any]:
+    status = effective_status(asset, live)
+    progress = float(live.get("percent", asset.progress)) if status in ACTIVE_STAGES else asset.progress
+    base = base_url.rstrip("/")
+    outputs = asset.outputs or {}
+    return {
+        "id": asset.id, "title": asset.title, "description": asset.description, "tags": list(asset.tags),
+        "show": asset.show, "status": status, "progress": round(progress, 1), "error": asset.error,
+        "facts": asset.facts or live.get("facts"), "duration": asset.duration,
+        "renditions": outputs.get("video", []), "audio": outputs.get("audio"),
+        "images": {k: outputs.get(k) for k in ("poster", "thumbnails", "storyboard")} if outputs else None,
+        "playback": {"hls": f"{base}/media/{asset.id}/hls/master.m3u8",
+                     "dash": f"{base}/media/{asset.id}/dash/manifest.mpd",
+                     "embed": f"{base}/embed/{asset.id}"},
+        "visibility": asset.visibility,
+        "rights": {"available_from": _iso(asset.rights.available_from),
+                   "available_until": _iso(asset.rights.available_until),
+                   "geo_allow": list(asset.rights.geo_allow), "geo_deny": list(asset.rights.geo_deny)},
+        "credit": asset.credit, "copyright": asset.copyright, "rating": asset.rating,
+        "embed_origins": list(asset.embed_origins),
+        "created_at": _iso(asset.created_at), "updated_at": _iso(asset.updated_at), "ready_at": _iso(asset.ready_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+PATCHABLE = ("title", "description", "tags", "show", "visibility", "available_from", "available_until",
+             "geo_allow", "geo_deny", "credit", "copyright", "rating", "embed_origins")
+
+
+async def update_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, changes: dict[str, Any]) -> bool:
+    cols = [c for c in PATCHABLE if c in changes]
+    if not cols:
+        return await db.fetchval("SELECT true FROM assets WHERE id = $1", asset_id) or False
+    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+    done = await db.execute(f"UPDATE assets SET {sets}, updated_at = now() WHERE id = $1",
+                            asset_id, *[list(changes[c]) if isinstance(changes[c], tuple) else changes[c]
+                                        for c in cols])
+    # CDN purge belongs here too (metadata and rights changes alter feeds and the origin's answers).
+    return not done.endswith(" 0")

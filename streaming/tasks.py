@@ -2,6 +2,37 @@
 
 from __future__ import annotations
 
-from onair.jobs import Handler
+import logging
+from typing import Any
 
-HANDLERS: dict[str, Handler] = {}
+from onair.jobs import Handler, JobContext
+from streaming import catalog, ingest
+
+log = logging.getLogger("onair.catalog")
+
+
+async def transcoded(ctx: JobContext) -> dict[str, Any]:
+    """on_done of `transcode.asset`: publish the result in the catalogue, or record why it failed."""
+    res = ctx.resources
+    done = ctx.payload
+    asset_id = done["payload"]["asset_id"]
+    asset = await catalog.get_asset(res.pool, asset_id)
+    if asset is None:
+        # Deleted while transcoding: the job may have published objects after the delete removed the rest.
+        await catalog.delete_objects(res.store, asset_id)
+        return {"skipped": "asset deleted"}
+    if asset.job_id != done["job_id"]:
+        return {"skipped": "superseded by a newer job"}
+    if done["status"] == "done":
+        result = done["result"]
+        await catalog.mark_ready(res.pool, asset_id, result["facts"], result["outputs"], result.get("duration"))
+        # CDN purge of f"asset-{asset_id}" belongs here once streaming/purge.py is wired (a re-transcode).
+        return {"asset_id": asset_id, "status": "ready"}
+    reason = done.get("error") or f"transcode {done['status']}"
+    await catalog.mark_failed(res.pool, asset_id, reason)
+    # Nothing half-published: a failed asset keeps no objects (the original included).
+    await catalog.delete_objects(res.store, asset_id)
+    return {"asset_id": asset_id, "status": "failed"}
+
+
+HANDLERS: dict[str, Handler] = {catalog.TRANSCODED_JOB: transcoded, catalog.FETCH_JOB: ingest.fetch_handler}

@@ -1,7 +1,157 @@
-"""Job handlers of the transcode domain."""
+"""Job handlers of the transcode domain.
+
+`transcode.asset` payload: {"source_key": str, "prefix": "assets/<id>/"}. It reports its stage and percent with
+JobContext.report and returns {"facts", "outputs", "duration"}; the job's `on_done` hands that to whichever domain
+asked (the catalogue), so this package never imports it.
+"""
 
 from __future__ import annotations
 
-from onair.jobs import Handler
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
 
-HANDLERS: dict[str, Handler] = {}
+from onair.jobs import Handler, JobContext, PermanentJobError
+from transcode import commands, images, packaging
+from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
+from transcode.ladder import LadderConfig, PlanError, plan
+from transcode.probe import Facts, ProbeError, probe
+
+log = logging.getLogger("onair.transcode")
+
+KIND = "transcode.asset"
+PUBLISH_CONCURRENCY = 8
+
+# Overall percent: probing 0-2, transcoding 2-90, packaging/publishing 90-100.
+TRANSCODE_SPAN = (2.0, 90.0)
+
+
+def scratch_dir(ctx: JobContext) -> Path:
+    return ctx.resources.settings.data_dir / "scratch" / f"job-{ctx.job.id}"
+
+
+def timeout_for(duration: float) -> float:
+    """Generous but bounded: 20x realtime plus a minute of start-up (veryfast x264 runs faster than 1x)."""
+    return 60.0 + 20.0 * duration
+
+
+async def _source(ctx: JobContext, key: str, scratch: Path) -> Path:
+    store = ctx.resources.store
+    local = store.local_path(key)
+    if local is not None and local.exists():
+        return local
+    dest = scratch / "source"
+    await store.download(key, dest)
+    return dest
+
+
+async def _publish(store: Any, prefix: str, objects: dict[str, Path | bytes], order: list[str],
+                   first_manifest: int) -> None:
+    """Segments concurrently, then manifests one by one in order (each manifest after what it references)."""
+    sem = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+    async def put(key: str) -> None:
+        async with sem:
+            value = objects[key]
+            if isinstance(value, bytes):
+                await store.put_bytes(prefix + key, value)
+            else:
+                await store.put_file(prefix + key, value)
+
+    await asyncio.gather(*(put(k) for k in order[:first_manifest]))
+    for key in order[first_manifest:]:
+        await put(key)
+
+
+def _has_content(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
+
+
+def _poster_candidates(work: Path) -> list[Path]:
+    return [p for p in sorted(work.glob("poster-*.jpg")) if _has_content(p)]
+
+
+async def _images(facts: Facts, work: Path, sprite: Path,
+                  spec: images.StoryboardSpec) -> tuple[dict[str, Path | bytes], dict[str, Any]]:
+    candidates = _poster_candidates(work)
+    objects: dict[str, Path | bytes] = {}
+    doc: dict[str, Any] = {"poster": None, "thumbnails": [], "storyboard": None}
+    if candidates:
+        poster = await asyncio.to_thread(images.pick_poster, candidates)
+        objects["images/poster.jpg"] = poster
+        doc["poster"] = "images/poster.jpg"
+        for w, h, path in await asyncio.to_thread(images.make_thumbnails, poster, work):
+            key = f"images/{path.name}"
+            objects[key] = path
+            doc["thumbnails"].append({"width": w, "height": h, "key": key})
+    if _has_content(sprite):
+        objects["images/storyboard.jpg"] = sprite
+        objects["images/storyboard.vtt"] = images.storyboard_vtt(spec, facts.duration, "storyboard.jpg").encode()
+        doc["storyboard"] = {"vtt": "images/storyboard.vtt", "image": "images/storyboard.jpg",
+                             "tile_width": spec.tile_width, "tile_height": spec.tile_height,
+                             "interval": spec.interval}
+    return objects, doc
+
+
+async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
+    settings, store = ctx.resources.settings, ctx.resources.store
+    source_key, prefix = ctx.payload["source_key"], ctx.payload["prefix"]
+    ffmpeg = ffmpeg_binary(settings.ffmpeg)
+    scratch = scratch_dir(ctx)
+    await asyncio.to_thread(shutil.rmtree, scratch, True)  # what a killed earlier attempt left behind
+    scratch.mkdir(parents=True)
+    published = False
+    try:
+        await ctx.report({"stage": "probing", "percent": 0.0}, force=True)
+        source = await _source(ctx, source_key, scratch)
+        try:
+            facts = await asyncio.to_thread(probe, source)
+            the_plan = plan(facts, LadderConfig())
+        except (ProbeError, PlanError) as exc:
+            raise PermanentJobError(str(exc)) from None
+        await ctx.report({"stage": "transcoding", "percent": TRANSCODE_SPAN[0], "facts": facts.to_json()},
+                         force=True)
+        out = scratch / "out"
+        out.mkdir()
+        spec = images.storyboard_spec(facts.duration, facts.display_width, facts.display_height)
+        sprite = scratch / "storyboard.jpg"
+
+        async def progress(seconds: float) -> None:
+            lo, hi = TRANSCODE_SPAN
+            frac = min(max(seconds / facts.duration, 0.0), 1.0) if facts.duration > 0 else 0.0
+            await ctx.report({"stage": "transcoding", "percent": round(lo + (hi - lo) * frac, 1)})
+
+        poster_frames = tuple(sorted({int(t * float(the_plan.fps)) for t in images.poster_times(facts.duration)}))
+        poster = (poster_frames, min(facts.display_width, 1280), min(facts.display_height, 720), scratch)
+        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, sprite), poster)
+        try:
+            await run_ffmpeg(argv, time_limit=timeout_for(facts.duration), on_progress=progress)
+        except FFmpegError as exc:
+            raise PermanentJobError(f"the video could not be decoded or encoded ({exc})") from None
+        except TimeoutError:
+            raise PermanentJobError(f"transcoding took longer than {timeout_for(facts.duration):.0f} s") from None
+        await ctx.report({"stage": "packaging", "percent": TRANSCODE_SPAN[1]}, force=True)
+        try:
+            objects, order, outputs = packaging.package(out, the_plan)
+        except packaging.PackagingError as exc:
+            raise PermanentJobError(f"packaging failed: {exc}") from None
+        image_objects, image_doc = await _images(facts, scratch, sprite, spec)
+        first_manifest = next(i for i, k in enumerate(order) if not k.startswith(packaging.SEGMENTS_DIR + "/"))
+        order = order[:first_manifest] + list(image_objects) + order[first_manifest:]
+        objects.update(image_objects)
+        published = True
+        await _publish(store, prefix, objects, order, first_manifest + len(image_objects))
+        outputs.update(image_doc)
+        await ctx.report({"stage": "packaging", "percent": 100.0}, force=True)
+        return {"facts": facts.to_json(), "outputs": outputs, "duration": facts.duration}
+    except PermanentJobError:
+        if published:  # never leave half an asset behind for input that will not get better
+            await store.delete_prefix(prefix)
+        raise
+    finally:
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+
+HANDLERS: dict[str, Handler] = {KIND: transcode_asset}

@@ -1,0 +1,64 @@
+"""Pulling an original from a URL: redirects re-checked, private targets refused unless allowed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from onair.app import create_app
+from tests.conftest import ADMIN
+from tests.ingest_tools import make_clip, wait_for
+
+
+@pytest.fixture
+async def source_server(tmp_path) -> AsyncIterator[str]:
+    clip = make_clip(tmp_path / "clip.mp4", size="320x180", seconds=2).read_bytes()
+
+    async def serve_clip(request: web.Request) -> web.Response:
+        return web.Response(body=clip, content_type="video/mp4")
+
+    async def hop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/media/clip.mp4")
+
+    app = web.Application()
+    app.router.add_get("/media/clip.mp4", serve_clip)
+    app.router.add_get("/go", hop)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+async def private_ok_client(settings) -> AsyncIterator[TestClient]:
+    app = create_app(settings.with_(allow_private_urls=True), settings.database_url or "")
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+async def test_url_pull_follows_redirect_and_becomes_ready(private_ok_client, source_server):
+    resp = await private_ok_client.post("/api/v1/assets", headers=ADMIN,
+                                        json={"source_url": source_server + "/go", "title": "Pulled"})
+    assert resp.status == 202
+    asset_id = (await resp.json())["id"]
+    body = await wait_for(private_ok_client, asset_id)
+    assert body["status"] == "ready", body["error"]
+    assert body["title"] == "Pulled" and body["renditions"][0]["height"] == 180
+
+    resp = await private_ok_client.post("/api/v1/assets", headers=ADMIN,
+                                        json={"source_url": source_server + "/missing.mp4"})
+    body = await wait_for(private_ok_client, (await resp.json())["id"])
+    assert body["status"] == "failed" and "HTTP 404" in body["error"]
+
+
+async def test_private_and_loopback_targets_are_refused_by_default(client, source_server):
+    for url in (source_server + "/media/clip.mp4", "http://localhost:9/x.mp4", "http://10.0.0.1/x.mp4",
+                "http://[::1]/x.mp4", "http://169.254.169.254/latest/meta-data"):
+        resp = await client.post("/api/v1/assets", headers=ADMIN, json={"source_url": url})
+        assert resp.status == 202
+        body = await wait_for(client, (await resp.json())["id"])
+        assert body["status"] == "failed", url
+        assert "private or loopback" in body["error"], (url, body["error"])

@@ -1,0 +1,155 @@
+"""Ladder planning: a pure function of the probed facts and a ladder config (data, not code).
+
+Default rungs (16:9, up to 30 fps; 50/60 fps sources are halved so every rung stays within H.264 level 4.0
+for TV decoders):
+
+    name   size        video     why
+    1080p  1920x1080   4.5 Mb/s  ~0.072 bits/pixel at 30 fps, close to PeerTube's bpp curve at 1080p
+    720p   1280x720    2.4 Mb/s  ~0.087 bpp; above the HbbTV reference dasher's 2.1 Mb/s top rung
+    540p   960x540     1.5 Mb/s  the HbbTV reference's middle rung
+    360p   640x360     0.8 Mb/s  mobile on a weak network
+    270p   480x270     0.4 Mb/s  close to the HbbTV reference's 512 kb/s floor (incl. audio) for bad lines
+
+Bitrates scale with the pixel count for other aspect ratios (portrait 9:16 gets the same bits for the same
+short side). PeerTube derives bitrate from a bits-per-pixel curve; a fixed table is easier to reason about for
+TV delivery, where the HbbTV Association's reference dasher uses a small fixed set (512k/1.5M/2.1M).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from transcode.probe import Facts
+
+
+class PlanError(ValueError):
+    """The media is readable but outside what we accept; the message is the user's failure reason."""
+
+
+@dataclass(frozen=True)
+class RungSpec:
+    name: str
+    short_side: int        # height for landscape, width for portrait
+    video_bitrate: int     # at 16:9 and <= 30 fps
+    profile: str           # H.264 profile
+
+
+@dataclass(frozen=True)
+class LadderConfig:
+    rungs: tuple[RungSpec, ...] = (
+        RungSpec("1080p", 1080, 4_500_000, "high"),
+        RungSpec("720p", 720, 2_400_000, "high"),
+        RungSpec("540p", 540, 1_500_000, "high"),
+        RungSpec("360p", 360, 800_000, "main"),
+        RungSpec("270p", 270, 400_000, "main"),
+    )
+    level: str = "4.0"
+    max_fps: float = 30.0
+    audio_bitrate: int = 128_000
+    audio_sample_rate: int = 48_000
+    audio_channels: int = 2
+    max_width: int = 4096
+    max_height: int = 4096
+    max_duration: float = 12 * 3600.0
+    min_duration: float = 0.5
+    min_frames: int = 2
+    segment_target: float = 4.0
+    preset: str = "veryfast"
+    max_b_frames: int = 3
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    width: int
+    height: int
+    video_bitrate: int
+    maxrate: int
+    bufsize: int
+    profile: str
+    level: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    rungs: tuple[Rung, ...]
+    fps: Fraction              # constant output frame rate (VFR sources are made CFR)
+    gop: int                   # frames per GOP == frames per segment
+    segment_seconds: float
+    deinterlace: bool
+    audio: bool
+    audio_bitrate: int
+    audio_sample_rate: int
+    audio_channels: int
+    preset: str
+    max_b_frames: int
+    duration: float
+    extra: dict = field(default_factory=dict)
+
+
+def _even(x: float) -> int:
+    return max(2, round(x / 2) * 2)
+
+
+def output_fps(fps: float, max_fps: float) -> Fraction:
+    """A constant rate near the source: common NTSC rates kept exact, anything above the cap halved."""
+    if fps <= 0:
+        fps = 25.0
+    while fps > max_fps + 0.01:
+        fps /= 2
+    for exact in (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001)):
+        if abs(fps - float(exact)) < 0.01:
+            return exact
+    return Fraction(max(1, round(fps)))
+
+
+def gop_for(fps: Fraction, target: float) -> tuple[int, float]:
+    """Frames per GOP and the segment length. 25 fps gets 96 frames = 3.84 s, which is also exactly 180 AAC
+    frames at 48 kHz, so audio and video segments end on the same instant."""
+    if fps in (Fraction(25), Fraction(50)):
+        gop = int(fps * Fraction(384, 100))
+    else:
+        gop = max(1, round(float(fps) * target))
+    return gop, float(gop / fps)
+
+
+def plan(facts: Facts, config: LadderConfig = LadderConfig()) -> Plan:
+    if not facts.has_video:
+        raise PlanError("audio-only files are not supported: the file has no video stream")
+    if facts.duration != facts.duration:  # NaN: no duration anywhere
+        raise PlanError("the file does not declare a duration (unsupported or damaged container)")
+    if facts.duration > config.max_duration:
+        raise PlanError(f"the file claims a duration of {facts.duration / 3600:.1f} h, above the limit of "
+                        f"{config.max_duration / 3600:.0f} h")
+    if facts.width > config.max_width or facts.height > config.max_height:
+        raise PlanError(f"the picture is {facts.width}x{facts.height}, larger than the limit of "
+                        f"{config.max_width}x{config.max_height}")
+    if 0 < facts.frames < config.min_frames:
+        raise PlanError(f"the video has only {facts.frames} frame(s); at least {config.min_frames} are needed")
+    if facts.duration < config.min_duration:
+        raise PlanError(f"the video is {facts.duration:.2f} s long; at least {config.min_duration} s is needed")
+    dw, dh = facts.display_width, facts.display_height
+    portrait = dh > dw
+    short, long_ = (dw, dh) if portrait else (dh, dw)
+    aspect = long_ / short
+    ref_pixels = lambda s: (s * 16 / 9) * s  # noqa: E731  (bitrates in the table are for 16:9)
+    fps = output_fps(facts.fps, config.max_fps)
+    fps_factor = 1.0 if fps <= 30 else 1.5
+    rungs: list[Rung] = []
+    for spec in config.rungs:
+        if spec.short_side > short:  # never upscale
+            continue
+        s, lg = _even(spec.short_side), _even(spec.short_side * aspect)
+        w, h = (s, lg) if portrait else (lg, s)
+        bitrate = int(spec.video_bitrate * (w * h) / ref_pixels(spec.short_side) * fps_factor)
+        rungs.append(Rung(spec.name, w, h, bitrate, int(bitrate * 1.5), bitrate * 2, spec.profile, config.level))
+    if not rungs:  # smaller than the smallest rung: one rung at the source size
+        spec = config.rungs[-1]
+        w, h = _even(dw), _even(dh)
+        bitrate = max(150_000, int(spec.video_bitrate * (w * h) / ref_pixels(spec.short_side)))
+        rungs.append(Rung(f"{min(w, h)}p", w, h, bitrate, int(bitrate * 1.5), bitrate * 2, "main", config.level))
+    gop, seg = gop_for(fps, config.segment_target)
+    return Plan(tuple(rungs), fps, gop, seg, facts.interlaced, facts.has_audio, config.audio_bitrate,
+                config.audio_sample_rate, config.audio_channels, config.preset, config.max_b_frames,
+                facts.duration)

@@ -1,0 +1,143 @@
+"""Media facts from a real demuxer (PyAV), never from regexes over ffmpeg's stderr."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+
+class ProbeError(ValueError):
+    """The file is not usable media; the message is shown to the user as the failure reason."""
+
+
+@dataclass(frozen=True)
+class Facts:
+    duration: float
+    width: int               # coded size, before rotation and SAR
+    height: int
+    display_width: int       # what a viewer sees: SAR applied, rotation applied
+    display_height: int
+    fps: float
+    vfr: bool
+    video_codec: str | None
+    pix_fmt: str | None
+    rotation: int            # display-matrix rotation in degrees (ffmpeg applies it when decoding)
+    sar: str                 # "num:den"
+    interlaced: bool
+    frames: int              # as declared by the container (0 = unknown)
+    audio_codec: str | None
+    audio_channels: int
+    audio_sample_rate: int
+    format: str
+    size_bytes: int
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_codec is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Facts:
+        return cls(**data)
+
+
+def _first_frames(container: Any, stream: Any, limit: int = 5) -> tuple[int, bool]:
+    """(rotation, interlaced) from the first decoded frames: the display matrix travels as frame side data."""
+    rotation, interlaced = 0, False
+    try:
+        for i, frame in enumerate(container.decode(stream)):
+            if i == 0:
+                rotation = round(getattr(frame, "rotation", 0) or 0) % 360
+            interlaced = interlaced or bool(frame.interlaced_frame)
+            if i >= limit:
+                break
+    except (av.FFmpegError, ValueError):
+        pass
+    return rotation, interlaced
+
+
+def _mp4_damage(path: Path, size: int) -> str | None:
+    """For ISO-BMFF files FFmpeg cannot open, name the damage: walk the top-level boxes."""
+    with path.open("rb") as f:
+        if f.read(8)[4:8] != b"ftyp":
+            return None
+        pos, types = 0, []
+        while pos + 8 <= size:
+            f.seek(pos)
+            header = f.read(16)
+            box_size, box_type = int.from_bytes(header[:4], "big"), header[4:8]
+            if box_size == 1 and len(header) == 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:
+                box_size = size - pos
+            if box_size < 8 or not box_type.isascii():
+                break
+            types.append(box_type)
+            if pos + box_size > size:
+                return f"the '{box_type.decode(errors='replace')}' box is cut off; moov atom not found" \
+                    if b"moov" not in types else "a box is cut off"
+            pos += box_size
+    if types and types[0] == b"ftyp" and b"moov" not in types:
+        return "moov atom not found"
+    return None
+
+
+def probe(path: Path) -> Facts:
+    size = path.stat().st_size
+    if size == 0:
+        raise ProbeError("the file is empty (0 bytes)")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        hint = _mp4_damage(path, size)
+        if hint:
+            raise ProbeError(f"the MP4 is incomplete ({hint}): the upload was probably truncated") from None
+        raise ProbeError(f"not a recognised audio/video file ({exc.strerror or 'unknown format'})") from None
+    with container:
+        video = next((s for s in container.streams.video if s.codec_context is not None), None)
+        audio = next(iter(container.streams.audio), None)
+        if video is None and audio is None:
+            raise ProbeError("the file contains no audio or video stream")
+        duration = _duration(container, video or audio)
+        audio_facts = (audio.codec_context.name, audio.codec_context.channels or 0,
+                       audio.codec_context.sample_rate or 0) if audio else (None, 0, 0)
+        if video is None:
+            return Facts(duration, 0, 0, 0, 0, 0.0, False, None, None, 0, "1:1", False, 0, *audio_facts,
+                         container.format.name, size)
+        cc = video.codec_context
+        width, height = cc.width or 0, cc.height or 0
+        if not width or not height:
+            raise ProbeError("the video stream has no picture size (corrupt or unsupported codec)")
+        avg = video.average_rate or video.guessed_rate or video.base_rate
+        fps = float(avg) if avg else 0.0
+        base = video.base_rate or video.guessed_rate
+        vfr = bool(avg and base and abs(float(avg) - float(base)) > 0.01 * float(base))
+        sar = cc.sample_aspect_ratio or Fraction(1, 1)
+        if not sar or sar <= 0:
+            sar = Fraction(1, 1)
+        rotation, interlaced = _first_frames(container, video)
+        dw, dh = round(width * float(sar)), height
+        if rotation in (90, 270):
+            dw, dh = dh, dw
+        return Facts(duration, width, height, dw, dh, fps, vfr, cc.name, cc.format.name if cc.format else None,
+                     rotation, f"{sar.numerator}:{sar.denominator}", interlaced, video.frames or 0, *audio_facts,
+                     container.format.name, size)
+
+
+def _duration(container: Any, stream: Any) -> float:
+    if container.duration:
+        return container.duration / av.time_base
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return math.nan
