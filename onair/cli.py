@@ -139,7 +139,7 @@ def _migrate(dsn: str) -> None:
         log.info("applied %d migration(s)", len(applied))
 
 
-def bind_socket(settings: Settings, reuse_port: bool) -> socket.socket:
+def bind_socket(settings: Settings, reuse_port: bool, *, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -152,8 +152,8 @@ def bind_socket(settings: Settings, reuse_port: bool) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise SettingError("port", f"{settings.host}:{settings.port} is already in use") from None
         raise SettingError("host", f"cannot listen on {settings.host}:{settings.port} ({exc.strerror})") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    if listen:
+        sock.listen(2048)
     return sock
 
 
@@ -219,14 +219,16 @@ def _early_exit(*_: object) -> None:
     raise SystemExit(0)  # stopped while still starting: nothing is in flight yet
 
 
-def _child(settings: Settings, dsn: str, fd: int, run_worker: bool) -> None:
+def _child(settings: Settings, dsn: str, run_worker: bool) -> None:
     # A forked child inherits the parent's supervisor handlers; replace them until the event loop installs
     # its graceful ones.
     signal.signal(signal.SIGTERM, _early_exit)
     signal.signal(signal.SIGINT, _early_exit)
     _stop_with_parent()
     logs.configure(settings.log_level, settings.log_format)
-    sock = socket.socket(fileno=fd)
+    # Each process listens on its own SO_REUSEPORT socket: the kernel spreads new connections evenly
+    # (one shared accept queue lets whichever process wakes first take most of them).
+    sock = bind_socket(settings, reuse_port=True)
     run_fast(_serve_process(settings, dsn, sock, run_worker=run_worker, sample=False))
 
 
@@ -237,7 +239,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise SettingError("redis_url", f"--workers {workers} needs Redis for cross-process live messaging; "
                            "set ONAIR_REDIS_URL or use --workers 1")
     token, created = admin_token(settings)
-    sock = bind_socket(settings, reuse_port=False)
+    # With N processes this socket only reserves the port (bound, never listening); each child listens on
+    # its own SO_REUSEPORT socket. Fails early and clearly when the port is taken.
+    sock = bind_socket(settings, reuse_port=workers > 1, listen=workers == 1)
+    if settings.port == 0:
+        settings = settings.with_(port=sock.getsockname()[1])
     with database(settings) as dsn:
         if workers == 1:
             run_fast(_serve_process(
@@ -254,7 +260,10 @@ RESPAWN_WINDOW = 30.0
 
 def _serve_many(settings: Settings, dsn: str, sock: socket.socket, workers: int, *, run_worker: bool, token: str,
                 created: bool) -> int:
-    """N processes accept on one listening socket; the parent only supervises.
+    """N processes, each accepting on its own SO_REUSEPORT socket; the parent only supervises.
+
+    When a process stops, connections still waiting in its accept queue are reset (clients retry and
+    land on another process); in-flight requests finish and WebSockets get 1001 "going away".
 
     A child that exits on its own (crash, OOM kill, or a SIGTERM aimed at it alone to recycle it) is
     replaced, so the server keeps N processes; its clients reconnect to the others meanwhile. A crash
@@ -263,7 +272,7 @@ def _serve_many(settings: Settings, dsn: str, sock: socket.socket, workers: int,
     ctx = multiprocessing.get_context("fork")
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        p = ctx.Process(target=_child, args=(settings, dsn, sock.fileno(), run_worker), daemon=False)
+        p = ctx.Process(target=_child, args=(settings, dsn, run_worker), daemon=False)
         p.start()
         return p
 

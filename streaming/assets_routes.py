@@ -18,7 +18,7 @@ from onair.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType, p
 from onair.jobs import enqueue
 from onair.settings import SETTINGS, Settings
 from onair.storage import STORE, ObjectNotFound
-from streaming import catalog, ingest, tus
+from streaming import catalog, ingest, purge, tus
 
 
 def _settings(request: web.Request) -> Settings:
@@ -143,6 +143,10 @@ async def listing(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
+# Changing any of these changes who may fetch the media or what feeds list: the CDN must forget the asset.
+PURGING_FIELDS = frozenset({"visibility", "available_from", "available_until", "geo_allow", "geo_deny"})
+
+
 @admin_required
 async def patch(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
@@ -160,6 +164,9 @@ async def patch(request: web.Request) -> web.Response:
     if start and end and end <= start:
         raise BadRequest("available_until must be after available_from", code="invalid-body")
     await catalog.update_asset(pool, asset_id, changes)
+    if PURGING_FIELDS & changes.keys():  # what the origin and feeds answer has changed: drop CDN copies
+        await purge.purge_asset(request.app, asset_id, "unpublished" if changes.get("visibility") == "private"
+                                else "rights-changed")
     found = await catalog.get_asset_live(pool, asset_id)
     assert found is not None
     return web.json_response(catalog.asset_json(*found, _settings(request).base_url))
@@ -170,6 +177,7 @@ async def delete(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     if not await catalog.delete_asset(request.app[POOL], request.app[STORE], asset_id):
         raise NotFound(f"No asset {asset_id!r}")
+    await purge.purge_asset(request.app, asset_id, "deleted")
     return web.Response(status=204)
 
 

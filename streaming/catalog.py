@@ -137,7 +137,6 @@ async def delete_asset(pool: asyncpg.Pool, store: Any, asset_id: str) -> bool:
         if row["job_id"] is not None:
             await request_cancel(conn, row["job_id"])
     await delete_objects(store, asset_id)
-    # CDN purge belongs here: purge tag f"asset-{asset_id}" (the lead wires streaming/purge.py after merging).
     return True
 
 
@@ -227,5 +226,4 @@ async def update_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, cha
     done = await db.execute(f"UPDATE assets SET {sets}, updated_at = now() WHERE id = $1",
                             asset_id, *[list(changes[c]) if isinstance(changes[c], tuple) else changes[c]
                                         for c in cols])
-    # CDN purge belongs here too (metadata and rights changes alter feeds and the origin's answers).
     return not done.endswith(" 0")

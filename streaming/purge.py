@@ -43,16 +43,21 @@ def _settings(app: web.Application) -> Settings:
 
 
 async def purge_asset(app: web.Application, asset_id: str, reason: str) -> bool:
+    """Purge from a request handler (settings and signing key from the app)."""
+    return await purge(_settings(app), app.get(SIGNING_KEY), asset_id, reason)
+
+
+async def purge(settings: Settings, signing_key: bytes | None, asset_id: str, reason: str) -> bool:
     """POST the asset's tags to `settings.purge_webhook_url`. Returns True when the hook answered 2xx."""
-    url = _settings(app).purge_webhook_url
+    url = settings.purge_webhook_url
     payload = purge_payload(asset_id, reason)
     if not url:
         log.info("purge skipped (no ONAIR_PURGE_WEBHOOK_URL)", extra={"asset": asset_id, "reason": reason})
         return False
     body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
-    if SIGNING_KEY in app:
-        headers["X-Onair-Signature"] = "sha256=" + hmac.new(app[SIGNING_KEY], body, hashlib.sha256).hexdigest()
+    if signing_key:
+        headers["X-Onair-Signature"] = "sha256=" + hmac.new(signing_key, body, hashlib.sha256).hexdigest()
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session, \
                 session.post(url, data=body, headers=headers) as resp:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from onair.auth import signing_key
 from onair.jobs import Handler, JobContext
-from streaming import catalog, ingest
+from streaming import catalog, ingest, purge
 
 log = logging.getLogger("onair.catalog")
 
@@ -26,7 +27,8 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
     if done["status"] == "done":
         result = done["result"]
         await catalog.mark_ready(res.pool, asset_id, result["facts"], result["outputs"], result.get("duration"))
-        # CDN purge of f"asset-{asset_id}" belongs here once streaming/purge.py is wired (a re-transcode).
+        if asset.outputs is not None:  # a re-transcode replaced published manifests: drop CDN copies
+            await purge.purge(res.settings, signing_key(res.settings), asset_id, "re-transcoded")
         return {"asset_id": asset_id, "status": "ready"}
     reason = done.get("error") or f"transcode {done['status']}"
     await catalog.mark_failed(res.pool, asset_id, reason)

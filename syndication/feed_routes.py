@@ -23,7 +23,7 @@ from onair.auth import SIGNING_KEY, admin_required, bearer
 from onair.db.pool import POOL
 from onair.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
 from onair.settings import SETTINGS as SETTINGS_KEY
-from streaming import rights
+from streaming import catalog, rights
 from streaming.catalog import Asset, new_asset_id
 from syndication import cursors, feeds, partners
 
@@ -31,7 +31,6 @@ MAX_PAGE = 100
 MAX_QUERY_CHARS = 256
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 FEED_FILES = {"mrss.xml": "mrss", "atom.xml": "atom", "feed.json": "json"}
-INGEST_PULL_JOB = "ingest.pull"
 
 
 @dataclass
@@ -372,7 +371,8 @@ async def api_publish(request: web.Request) -> web.Response:
             asset_id, body.title, body.description, [t for t in body.tags if t], body.show, body.source_url,
             body.available_from, body.available_until, body.geo_allow, body.geo_deny, body.credit,
             body.copyright, partner.id)
-        job_id = await jobs.enqueue(conn, INGEST_PULL_JOB, {"asset_id": asset_id, "source_url": body.source_url})
+        job_id = await jobs.enqueue(conn, catalog.FETCH_JOB, {"asset_id": asset_id, "url": body.source_url},
+                                    max_attempts=1)
         await conn.execute("UPDATE assets SET job_id = $2 WHERE id = $1", asset_id, job_id)
     return web.json_response({"id": asset_id, "status": "queued"}, status=202,
                              headers={"Location": f"/api/v1/assets/{asset_id}"})

@@ -52,3 +52,32 @@ async def test_purge_failures_are_logged_not_raised(settings: Settings, caplog) 
     assert any("purge failed" in r.getMessage() for r in caplog.records)
     unset = create_app(settings, settings.database_url or "", run_worker=False)
     assert await purge_asset(unset, "abc234", "deleted") is False
+
+
+async def test_unpublish_and_delete_through_the_api_purge_the_cdn(settings: Settings) -> None:
+    from aiohttp.test_utils import TestClient
+
+    from onair.db.pool import POOL
+    from tests.conftest import ADMIN
+
+    received: asyncio.Queue = asyncio.Queue()
+
+    async def hook(request: web.Request) -> web.Response:
+        await received.put(json.loads(await request.read()))
+        return web.json_response({"ok": True})
+
+    receiver = web.Application()
+    receiver.router.add_post("/purge", hook)
+    async with TestServer(receiver) as server:
+        app = create_app(settings.with_(purge_webhook_url=str(server.make_url("/purge"))),
+                         settings.database_url or "", run_worker=False)
+        async with TestClient(TestServer(app)) as client:
+            await app[POOL].execute("INSERT INTO assets (id, title, status) VALUES ('purgeme234', 'x', 'ready')")
+            resp = await client.patch("/api/v1/assets/purgeme234", json={"title": "only a title"}, headers=ADMIN)
+            assert resp.status == 200 and received.empty()  # metadata only: nothing to purge
+            resp = await client.patch("/api/v1/assets/purgeme234", json={"visibility": "private"}, headers=ADMIN)
+            assert resp.status == 200
+            first = await asyncio.wait_for(received.get(), 5)
+            assert first["tags"] == ["asset-purgeme234"] and first["reason"] == "unpublished"
+            assert (await client.delete("/api/v1/assets/purgeme234", headers=ADMIN)).status == 204
+            assert (await asyncio.wait_for(received.get(), 5))["reason"] == "deleted"
