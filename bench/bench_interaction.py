@@ -246,7 +246,8 @@ def _run_chat(ws_url: str, post_url: str, clients: int, rate: float, seconds: fl
 # --- orchestration ------------------------------------------------------------------------------------
 
 def _serve(tmp: Path, port: int, redis_url: str, database_url: str | None, workers: int = 2) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ONAIR_PORT": str(port), "ONAIR_DATA_DIR": str(tmp / "data"),
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath, "ONAIR_PORT": str(port), "ONAIR_DATA_DIR": str(tmp / "data"),
            "ONAIR_REDIS_URL": redis_url, "ONAIR_ADMIN_TOKEN": TOKEN, "ONAIR_SIGNING_KEY": KEY,
            "ONAIR_LOG_LEVEL": "WARNING", "ONAIR_LOG_FORMAT": "text", "ONAIR_DB_POOL_SIZE": "8",
            # the chat bench posts 50 msg/s from a handful of devices; the per-device limit is not under test
