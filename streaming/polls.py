@@ -140,7 +140,8 @@ async def transition(db: asyncpg.Pool, poll_id: str, action: str, now: datetime)
 
 
 async def results(db: asyncpg.Pool, poll: Poll, now: datetime) -> dict[str, Any]:
-    rows = await db.fetch("SELECT option_id, votes FROM poll_tallies WHERE poll_id = $1", poll.id)
+    rows = await db.fetch("SELECT option_id, sum(votes) AS votes FROM poll_tallies WHERE poll_id = $1 "
+                          "GROUP BY option_id", poll.id)
     counts = {r["option_id"]: int(r["votes"]) for r in rows}
     options = [{"id": i, "label": label, "votes": counts.get(i, 0)} for i, label in poll.options]
     return {"poll_id": poll.id, "question": poll.question, "status": effective_status(poll, now),
