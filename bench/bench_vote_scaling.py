@@ -3,7 +3,8 @@ processes and the same client, measured in the same run at each N. Meant for a m
 
     BENCH_SCALING_WORKERS=1,2,4,8,16 BENCH_VOTES=200000 BENCH_CLIENT_PROCS=8 python -m bench vote_scaling
 
-Writes bench/results/vote_scaling.json and vote_scaling.png (when matplotlib is installed).
+Writes bench/results/vote_scaling-<N>cpu.json and .png (matplotlib), so a many-core run is kept beside
+the figures of the 2-core development machine.
 Exactness is checked at every N: the poll's final tally must equal the number of 2xx answers.
 """
 
@@ -100,8 +101,9 @@ def run(results_dir: Path) -> dict[str, Any]:
     result = {"cpu_count": os.cpu_count(), "votes_per_point": n_votes, "client_processes": procs,
               "connections_per_client": conns, "points": points,
               "note": "server, PostgreSQL, Redis and the load generator share one machine"}
-    (results_dir / "vote_scaling.json").write_text(json.dumps(result, indent=2) + "\n")
-    _plot(results_dir / "vote_scaling.png", points)
+    stem = f"vote_scaling-{os.cpu_count()}cpu"
+    (results_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot(results_dir / f"{stem}.png", points)
     return result
 
 
