@@ -43,7 +43,7 @@ USERS    ?= 200
 DURATION ?= 30
 WORKERS  ?= 2
 loadtest: $(VENV)/.stamp-bench
-	$(BIN)/python loadtests/run.py --scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) --workers $(WORKERS) $(LOADTEST_ARGS)
+	$(BIN)/python -m loadtests.run --scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) --workers $(WORKERS) $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,6 +1,6 @@
 """Run a live-event load scenario headless against a local `onair serve --workers N` (loopback only).
 
-    python loadtests/run.py --scenario vote_now --users 500 --duration 30 --workers 2
+    python -m loadtests.run --scenario vote_now --users 500 --duration 30 --workers 2
     make loadtest SCENARIO=vote_now USERS=500 DURATION=30 WORKERS=2      (SCENARIO=all runs the four)
 
 Starts its own redis-server on a free port and onair on 127.0.0.1 (ONAIR_DATABASE_URL from the
@@ -324,6 +324,20 @@ def summarise(cfg: RunConfig, server: Server, prefix: Path, counters: Counter[st
     return summary
 
 
+@contextlib.contextmanager
+def _cache_in_front(cfg: RunConfig, origin: str) -> Iterator[str | None]:
+    """The show-start storm goes through the deploy/nginx CDN config (Debian nginx) unless a target is given."""
+    from tests.nginx_cdn import nginx_binary, running_nginx
+
+    binary = nginx_binary()
+    if cfg.scenario != "show_start" or cfg.target or binary is None:
+        yield cfg.target
+        return
+    with tempfile.TemporaryDirectory(prefix="loadtest-nginx-") as tmp, \
+            running_nginx(binary, Path(tmp), origin, workers=2) as cache:
+        yield cache
+
+
 def run_scenario(cfg: RunConfig) -> dict[str, Any]:
     """Start onair, seed, load, summarise; writes <out>/<scenario>_summary.json and returns it."""
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -333,8 +347,10 @@ def run_scenario(cfg: RunConfig) -> dict[str, Any]:
         except ScenarioUnavailable as exc:
             summary: dict[str, Any] = {"scenario": cfg.scenario, "status": "unavailable", "reason": str(exc)}
         else:
-            prefix, counters = run_locust(cfg, cfg.target or server.base, seeded, server.admin_token)
-            summary = {"status": "ran", **summarise(cfg, server, prefix, counters, seeded)}
+            with _cache_in_front(cfg, server.base) as target:
+                cfg.target = target
+                prefix, counters = run_locust(cfg, target or server.base, seeded, server.admin_token)
+                summary = {"status": "ran", **summarise(cfg, server, prefix, counters, seeded)}
     (cfg.out / f"{cfg.scenario}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

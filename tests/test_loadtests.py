@@ -39,14 +39,14 @@ def test_locust_loads_every_scenario() -> None:
 
 
 def test_runner_refuses_non_loopback_targets() -> None:
-    out = subprocess.run([sys.executable, "loadtests/run.py", "--scenario", "show_start", "--target",
+    out = subprocess.run([sys.executable, "-m", "loadtests.run", "--scenario", "show_start", "--target",
                           "http://example.org"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "loopback" in out.stderr
 
 
 def test_runner_end_to_end_on_two_workers(tmp_path: Path, database_url: str) -> None:
     need_binary("redis-server", "apt-get install redis-server")
-    out = subprocess.run([sys.executable, "loadtests/run.py", "--scenario", "baseline", "--users", "5",
+    out = subprocess.run([sys.executable, "-m", "loadtests.run", "--scenario", "baseline", "--users", "5",
                           "--duration", "3", "--workers", "2", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=180,
                          env={**_env(), "ONAIR_DATABASE_URL": database_url})
