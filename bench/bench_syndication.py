@@ -95,6 +95,7 @@ async def timed(session: aiohttp.ClientSession, url: str, rounds: int, **headers
 async def run(results_dir: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="onair-bench-synd-") as tmp_s:
         tmp = Path(tmp_s)
+        tmp.chmod(0o755)  # an embedded PostgreSQL runs as 'nobody' when we are root
         async with scratch_database(tmp) as url:
             await seed(url)
             settings = Settings(data_dir=tmp / "data", database_url=url, admin_token="bench-admin-token",
