@@ -334,7 +334,7 @@ def _cache_in_front(cfg: RunConfig, origin: str) -> Iterator[str | None]:
         yield cfg.target
         return
     with tempfile.TemporaryDirectory(prefix="loadtest-nginx-") as tmp, \
-            running_nginx(binary, Path(tmp), origin, workers=2) as cache:
+            running_nginx(binary, Path(tmp), origin.removeprefix("http://"), workers=2) as cache:
         yield cache
 
 

@@ -9,6 +9,7 @@ X-Cache-Status (nginx) / X-Cache / CF-Cache-Status. Target: >= 99.5 % cache hits
 from __future__ import annotations
 
 import random
+from urllib.parse import urljoin
 
 import gevent
 from _shared import COUNTERS, DURATION, USERS, cache_status, elapsed, env_float, env_int, env_str, jitter
@@ -27,9 +28,8 @@ def _lines(text: str) -> list[str]:
 
 
 def _join(base: str, ref: str) -> str:
-    if ref.startswith("/"):
-        return ref
-    return base.rsplit("/", 1)[0] + "/" + ref
+    # Resolve like a player does (RFC 3986): playlists point at shared CMAF segments via "../cmaf/...".
+    return urljoin(base, ref)
 
 
 class Player(FastHttpUser):
