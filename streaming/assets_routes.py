@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from onair.auth import admin_required, is_admin
 from onair.db.pool import POOL
@@ -19,6 +19,7 @@ from onair.jobs import enqueue
 from onair.settings import SETTINGS, Settings
 from onair.storage import STORE, ObjectNotFound
 from streaming import catalog, ingest, purge, tus
+from streaming.rights import CountryCode
 
 
 def _settings(request: web.Request) -> Settings:
@@ -33,9 +34,6 @@ class UrlIngest(BaseModel):
     tags: list[str] = []
 
 
-COUNTRY = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]
-
-
 class AssetPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: Annotated[str, Field(max_length=500)] | None = None
@@ -43,26 +41,19 @@ class AssetPatch(BaseModel):
     tags: list[Annotated[str, Field(max_length=64)]] | None = None
     show: Annotated[str, Field(max_length=200)] | None = None
     visibility: Literal["public", "unlisted", "private"] | None = None
-    available_from: datetime | None = None
-    available_until: datetime | None = None
-    geo_allow: list[COUNTRY] | None = None
-    geo_deny: list[COUNTRY] | None = None
+    available_from: AwareDatetime | None = None
+    available_until: AwareDatetime | None = None
+    geo_allow: list[CountryCode] | None = None
+    geo_deny: list[CountryCode] | None = None
     credit: Annotated[str, Field(max_length=500)] | None = None
     copyright: Annotated[str, Field(max_length=500)] | None = None
     rating: Annotated[str, Field(max_length=50)] | None = None
     embed_origins: list[Annotated[str, Field(max_length=300)]] | None = None
 
-    @field_validator("available_from", "available_until")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a timezone (e.g. 2026-01-01T00:00:00Z)")
-        return v
-
     @field_validator("geo_allow", "geo_deny")
     @classmethod
-    def _upper(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else sorted({c.upper() for c in v})
+    def _distinct(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else sorted(set(v))
 
 
 class ListQuery(BaseModel):
@@ -105,7 +96,7 @@ async def create(request: web.Request) -> web.Response:
     elif ctype == "application/json" or ctype.endswith("+json"):
         body = await read_json(request, UrlIngest)
         try:
-            url = ingest.check_url_shape(body.source_url)
+            url = ingest.check_url(body.source_url, _settings(request).allow_private_urls)
         except ingest.UrlRejected as exc:
             raise BadRequest(str(exc), code="invalid-source-url") from None
         async with pool.acquire() as conn, conn.transaction():

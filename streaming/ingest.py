@@ -153,6 +153,24 @@ def check_url_shape(url: str) -> str:
     return url
 
 
+def check_url(url: str, allow_private: bool) -> str:
+    """What can be told without DNS, at request time: the shape, and no literal loopback/private target.
+    The pull itself resolves the host and re-checks every redirect hop (check_destination)."""
+    check_url_shape(url)
+    host = (urlsplit(url).hostname or "").lower()
+    if allow_private:
+        return url
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        raise UrlRejected("the URL points at this machine; refused")
+    try:
+        addr = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return url
+    if not addr.is_global or addr.is_multicast:
+        raise UrlRejected(f"the URL points at a private or loopback address ({addr}); refused")
+    return url
+
+
 async def check_destination(url: str, allow_private: bool) -> None:
     """Resolve the host and refuse loopback, private, link-local and other non-public addresses."""
     parts = urlsplit(url)

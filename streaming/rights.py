@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 
 class Availability(Enum):
@@ -47,3 +50,14 @@ def availability(rights: Rights, now: datetime, country: str | None = None) -> A
 def in_window(rights: Rights, now: datetime) -> bool:
     """Time window only (feeds list items regardless of the reader's country)."""
     return availability(Rights(rights.available_from, rights.available_until), now) is Availability.AVAILABLE
+
+
+def _country(code: str) -> str:
+    code = code.strip().upper()
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        raise ValueError("countries are ISO 3166-1 alpha-2 codes, e.g. 'GB'")
+    return code
+
+
+# For request models that set rights (assets PATCH, partner publish): normalised to upper case.
+CountryCode = Annotated[str, AfterValidator(_country)]

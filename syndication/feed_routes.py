@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from aiohttp import web
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from onair import clock, jobs
 from onair.auth import SIGNING_KEY, admin_required, bearer
 from onair.db.pool import POOL
 from onair.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
 from onair.settings import SETTINGS as SETTINGS_KEY
-from streaming import catalog, rights
+from streaming import catalog, ingest, rights
 from streaming.catalog import Asset, new_asset_id
+from streaming.rights import CountryCode
 from syndication import cursors, feeds, partners
 
 MAX_PAGE = 100
@@ -302,55 +302,26 @@ async def api_fetch(request: web.Request) -> web.Response:
     return web.json_response(asset_json(asset, _base_url(request)))
 
 
-def _country_codes(values: list[str]) -> list[str]:
-    codes = [v.strip().upper() for v in values]
-    if any(len(c) != 2 or not c.isascii() or not c.isalpha() for c in codes):
-        raise ValueError("countries are ISO 3166-1 alpha-2 codes, e.g. 'GB'")
-    return codes
-
-
 class PublishBody(BaseModel):
     source_url: str = Field(..., max_length=2048)
     title: str = Field("", max_length=500)
     description: str = Field("", max_length=10_000)
     tags: list[str] = Field(default_factory=list, max_length=50)
     show: str | None = Field(None, max_length=200)
-    available_from: datetime | None = None
-    available_until: datetime | None = None
-    geo_allow: list[str] = Field(default_factory=list, max_length=300)
-    geo_deny: list[str] = Field(default_factory=list, max_length=300)
+    available_from: AwareDatetime | None = None
+    available_until: AwareDatetime | None = None
+    geo_allow: list[CountryCode] = Field(default_factory=list, max_length=300)
+    geo_deny: list[CountryCode] = Field(default_factory=list, max_length=300)
     credit: str | None = Field(None, max_length=500)
     copyright: str | None = Field(None, max_length=500)
 
     @field_validator("source_url")
     @classmethod
     def _http(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL")
-        return value
-
-    @field_validator("geo_allow", "geo_deny")
-    @classmethod
-    def _geo(cls, value: list[str]) -> list[str]:
-        return _country_codes(value)
-
-    @field_validator("available_from", "available_until")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a time zone, e.g. 2026-01-01T09:00:00Z")
-        return value
-
-
-def _private_host(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False  # names are resolved and checked again by the ingest job
-    return not ip.is_global
+        try:
+            return ingest.check_url_shape(value)  # the same rules as the assets API's URL pull
+        except ingest.UrlRejected as exc:
+            raise ValueError(str(exc)) from None
 
 
 async def api_publish(request: web.Request) -> web.Response:
@@ -358,8 +329,10 @@ async def api_publish(request: web.Request) -> web.Response:
     body = await read_json(request, PublishBody)
     if body.available_from and body.available_until and body.available_until <= body.available_from:
         raise BadRequest("available_until must be after available_from", code="invalid-window")
-    if not request.app[SETTINGS_KEY].allow_private_urls and _private_host(urlsplit(body.source_url).hostname or ""):
-        raise BadRequest("source_url points at a private or loopback address", code="private-url")
+    try:  # refuse literal loopback/private targets now; the pull resolves and re-checks every hop
+        ingest.check_url(body.source_url, request.app[SETTINGS_KEY].allow_private_urls)
+    except ingest.UrlRejected as exc:
+        raise BadRequest(str(exc), code="private-url") from None
     if partner.allowed_shows and body.show not in partner.allowed_shows:
         raise Forbidden("This key may only publish to its allowed shows", code="show-not-allowed")
     asset_id = new_asset_id()

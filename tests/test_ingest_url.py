@@ -57,8 +57,19 @@ async def test_url_pull_follows_redirect_and_becomes_ready(private_ok_client, so
 async def test_private_and_loopback_targets_are_refused_by_default(client, source_server):
     for url in (source_server + "/media/clip.mp4", "http://localhost:9/x.mp4", "http://10.0.0.1/x.mp4",
                 "http://[::1]/x.mp4", "http://169.254.169.254/latest/meta-data"):
+        # Literal loopback/private targets are refused at once (no asset is created); names that resolve
+        # there are refused by the pull itself, which resolves and re-checks every redirect hop.
         resp = await client.post("/api/v1/assets", headers=ADMIN, json={"source_url": url})
-        assert resp.status == 202
-        body = await wait_for(client, (await resp.json())["id"])
-        assert body["status"] == "failed", url
-        assert "private or loopback" in body["error"], (url, body["error"])
+        assert resp.status == 400 and resp.content_type == "application/problem+json", url
+        detail = (await resp.json())["detail"]
+        assert "private or loopback" in detail or "this machine" in detail, (url, detail)
+
+
+async def test_names_resolving_to_loopback_are_refused_when_pulled() -> None:
+    import pytest
+
+    from streaming import ingest
+
+    with pytest.raises(ingest.UrlRejected, match="private or loopback"):
+        await ingest.check_destination("http://localhost:9/x.mp4", allow_private=False)
+    await ingest.check_destination("http://localhost:9/x.mp4", allow_private=True)  # the test-only setting
