@@ -6,6 +6,7 @@ import functools
 import hmac
 import os
 import secrets
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -21,19 +22,27 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _secret_file(path: Path, nbytes: int) -> tuple[str, bool]:
-    """Read a secret from `path`, creating it (mode 0600) on first use. Returns (secret, created)."""
+    """Read a secret from `path`, creating it (mode 0600) on first use. Returns (secret, created).
+
+    The secret is written to a private temp file and hard-linked into place, so a process racing us
+    (N web processes starting together) sees either no file or the complete secret, never an empty one.
+    """
     try:
         return path.read_text().strip(), False
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(nbytes)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race; use its secret
-        return path.read_text().strip(), False
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
+        with os.fdopen(fd, "w") as f:  # mkstemp creates the file with mode 0600
+            f.write(token + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process won the race; use its secret
+            return path.read_text().strip(), False
+    finally:
+        os.unlink(tmp)
     return token, True
 
 

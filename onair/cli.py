@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
 from onair import logs
-from onair.auth import admin_token
+from onair.auth import admin_token, signing_key
 from onair.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from onair.db.migrate import migrate_url
 from onair.settings import SettingError, Settings, documented
@@ -239,6 +239,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise SettingError("redis_url", f"--workers {workers} needs Redis for cross-process live messaging; "
                            "set ONAIR_REDIS_URL or use --workers 1")
     token, created = admin_token(settings)
+    signing_key(settings)  # create the secrets before forking, so every process reads the same ones
     # With N processes this socket only reserves the port (bound, never listening); each child listens on
     # its own SO_REUSEPORT socket. Fails early and clearly when the port is taken.
     sock = bind_socket(settings, reuse_port=workers > 1, listen=workers == 1)

@@ -35,3 +35,18 @@ async def test_admin_routes_need_the_token(settings: Settings) -> None:
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
         ok = await c.post("/api/v1/admin-only", headers=ADMIN)
         assert ok.status == 200
+
+
+def test_processes_racing_to_create_a_secret_all_read_the_same_one(tmp_path: Path) -> None:
+    """N web processes start at once: none may read a half-written (empty) secret."""
+    import multiprocessing
+
+    from onair.auth import signing_key
+
+    settings = Settings(data_dir=tmp_path / "race")
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        keys = pool.map(signing_key, [settings] * 64)
+    assert len(set(keys)) == 1 and len(keys[0]) >= 32
+    assert (tmp_path / "race" / "signing_key").read_bytes().strip() == keys[0]
+    assert [p.name for p in (tmp_path / "race").iterdir()] == ["signing_key"]  # no temp files left
