@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from onair.errors import Unavailable
@@ -116,8 +117,6 @@ class RedisBus:
     """One Redis pub/sub connection per process, fanned out locally to every subscriber."""
 
     def __init__(self, url: str) -> None:
-        import redis.asyncio as aioredis
-
         self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=None,
                                         health_check_interval=10)
         self._pubsub = self._redis.pubsub()

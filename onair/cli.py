@@ -14,9 +14,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from multiprocessing.connection import wait as wait_any
-from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -27,9 +26,11 @@ except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
 from onair import logs
+from onair.app import create_app, on_first_start, worker_resources_context
 from onair.auth import admin_token, signing_key
-from onair.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
-from onair.db.migrate import migrate_url
+from onair.commands import DOMAIN_COMMANDS
+from onair.db.embedded import EmbeddedPostgresError
+from onair.runtime import database, ensure_data_dir
 from onair.settings import SettingError, Settings, documented
 
 log = logging.getLogger("onair.cli")
@@ -67,18 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     tok = sub.add_parser("admin-token", help="print the admin token")
     tok.set_defaults(func=cmd_admin_token)
 
-    for register in EXTRA_COMMANDS:
+    for register in DOMAIN_COMMANDS:  # ingest, partner, ...
         register(sub)
     return parser
 
 
-# Domain commands (ingest, partner) register themselves here from onair.commands.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
-
-
 def main(argv: list[str] | None = None) -> int:
-    from onair import commands  # noqa: F401  (registers domain commands)
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -101,42 +96,6 @@ def run_fast(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
-
-
-def ensure_data_dir(settings: Settings) -> None:
-    try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        probe = settings.data_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise SettingError("data_dir", f"{settings.data_dir} is not writable ({exc.strerror})") from None
-
-
-@contextlib.contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """Yield a migrated database URL: the configured one, or an embedded server for the duration."""
-    if settings.database_url:
-        dsn = settings.database_url
-        _migrate(dsn)
-        yield dsn
-        return
-    pg = EmbeddedPostgres(settings.data_dir / "pg")
-    dsn = pg.start()
-    try:
-        _migrate(dsn)
-        yield dsn
-    finally:
-        pg.stop()
-
-
-def _migrate(dsn: str) -> None:
-    try:
-        applied = asyncio.run(migrate_url(dsn))
-    except OSError as exc:
-        raise SettingError("database_url", f"cannot connect ({exc})") from None
-    if applied:
-        log.info("applied %d migration(s)", len(applied))
 
 
 def bind_socket(settings: Settings, reuse_port: bool, *, listen: bool = True) -> socket.socket:
@@ -178,8 +137,6 @@ SHUTDOWN_TIMEOUT = 10.0
 
 async def _serve_process(settings: Settings, dsn: str, sock: socket.socket, *, run_worker: bool,
                          sample: bool, on_ready: Callable[[], None] | None = None) -> None:
-    from onair.app import create_app, on_first_start
-
     app = create_app(settings, dsn, run_worker=run_worker)
     # Graceful stop (aiohttp's runner.cleanup): stop accepting; app.on_shutdown hooks (WebSockets get
     # 1001 "going away", see onair.lifecycle); wait up to shutdown_timeout for in-flight requests;
@@ -327,8 +284,6 @@ def _serve_many(settings: Settings, dsn: str, sock: socket.socket, workers: int,
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from onair.app import worker_resources_context
-
     ensure_data_dir(settings)
     with database(settings) as dsn:
         app, factory = worker_resources_context(settings, dsn, args.concurrency or settings.job_concurrency)
@@ -362,13 +317,5 @@ def cmd_admin_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def data_path(settings: Settings, *parts: str) -> Path:
-    return settings.data_dir.joinpath(*parts)
-
-
 if __name__ == "__main__":
-    # Run the importable module's main, not this __main__ copy: onair.commands registers domain
-    # commands into onair.cli.EXTRA_COMMANDS, which would otherwise be a different list.
-    from onair.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -1,10 +1,14 @@
-"""Registers domain sub-commands (ingest, partner, ...) with the CLI; imported by onair.cli.main."""
+"""Domain sub-commands (ingest, partner, ...) for the CLI: each domain exposes `register(subparsers)`."""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+
 import streaming.commands
 import syndication.commands
-from onair.cli import EXTRA_COMMANDS
 
-# Each domain exposes `register(subparsers)`; list them here.
-EXTRA_COMMANDS.extend([streaming.commands.register, syndication.commands.register])
+DOMAIN_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    streaming.commands.register,
+    syndication.commands.register,
+)

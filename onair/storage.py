@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 from aiohttp import web
 
 from onair.settings import Settings
@@ -229,9 +231,6 @@ class S3Store:
         self._client = None
 
     async def setup(self) -> None:
-        from aiobotocore.config import AioConfig
-        from aiobotocore.session import get_session
-
         config = AioConfig(signature_version="s3v4", s3={"addressing_style": "path"},
                            retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30,
                            max_pool_connections=64)

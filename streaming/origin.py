@@ -31,6 +31,7 @@ from pathlib import Path
 from aiohttp import web
 
 from onair.clock import now as clock_now
+from onair.db.pool import POOL
 from onair.errors import AppError, BadRequest, Forbidden, NotFound, RangeNotSatisfiable, problem_response
 from onair.settings import Settings
 from onair.storage import STORE, ObjectInfo, ObjectNotFound
@@ -424,8 +425,6 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
     moment = clock_now(request.app)
     if token is not None:
         check_token(config, token, asset_id, key, moment.timestamp(), request.remote)
-    from onair.db.pool import POOL
-
     cached, asset = config.assets.get(asset_id)
     if not cached:
         asset = await get_asset(request.app[POOL], asset_id)

@@ -12,7 +12,12 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
+
+from botocore.signers import CloudFrontSigner
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 
 
 class TokenProblem(Enum):
@@ -103,9 +108,6 @@ def signed_media_path(secret: bytes, asset_id: str, key: str, expires_at: int, i
 # ignores query strings, and the origin itself is protected by CloudFront's origin access settings.
 
 def _rsa_signer(private_key_pem: bytes):
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
-
     key = serialization.load_pem_private_key(private_key_pem, password=None)
 
     def sign(message: bytes) -> bytes:
@@ -116,8 +118,6 @@ def _rsa_signer(private_key_pem: bytes):
 
 
 def cloudfront_signer(key_pair_id: str, private_key_pem: bytes):
-    from botocore.signers import CloudFrontSigner
-
     return CloudFrontSigner(key_pair_id, _rsa_signer(private_key_pem))
 
 
@@ -126,8 +126,6 @@ def cloudfront_url(url: str, key_pair_id: str, private_key_pem: bytes, expires_a
     """Canned policy (`Expires`, `Signature`, `Key-Pair-Id`) when only an expiry is given; otherwise a
     custom policy (`Policy`, `Signature`, `Key-Pair-Id`) whose resource may be a wildcard prefix such as
     ``https://dxxxx.cloudfront.net/media/<id>/*``."""
-    from datetime import UTC, datetime
-
     signer = cloudfront_signer(key_pair_id, private_key_pem)
     expire = datetime.fromtimestamp(expires_at, UTC)
     if resource is None and starts_at is None and ip is None:
@@ -140,8 +138,6 @@ def cloudfront_url(url: str, key_pair_id: str, private_key_pem: bytes, expires_a
 
 def cloudfront_cookies(resource: str, key_pair_id: str, private_key_pem: bytes, expires_at: int) -> dict[str, str]:
     """Signed cookies for a wildcard resource: every segment under the prefix is covered."""
-    from datetime import UTC, datetime
-
     signer = cloudfront_signer(key_pair_id, private_key_pem)
     policy = signer.build_policy(resource, datetime.fromtimestamp(expires_at, UTC)).encode()
     signature = _rsa_signer(private_key_pem)(policy)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from onair.cli import database, ensure_data_dir
 from onair.errors import AppError
+from onair.runtime import database, ensure_data_dir
 from onair.settings import Settings
 from syndication import partners
 

@@ -46,3 +46,14 @@ def test_dependency_rule(module: str, path: Path) -> None:
             assert module in COMPOSITION, f"{module} (infrastructure) imports domain module {name}"
         else:
             assert target in ALLOWED[top], f"{module} imports {name}: {top} may not depend on {target}"
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=lambda v: v if isinstance(v, str) else "")
+def test_no_imports_inside_functions(module: str, path: Path) -> None:
+    """Imports sit at the top of modules: a function-level import hides a dependency (or a cycle)."""
+    tree = ast.parse(path.read_text(), str(path))
+    for func in ast.walk(tree):
+        if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(func):
+                assert not isinstance(node, (ast.Import, ast.ImportFrom)), (
+                    f"{module}:{node.lineno} imports inside {func.name}()")
