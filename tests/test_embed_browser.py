@@ -160,7 +160,9 @@ async def test_embed_plays_with_hlsjs_and_keyboard_and_counts_a_play(
     await page.screenshot(path=str(_artifacts(tmp_path) / "embed-hlsjs.png"))
     await page.keyboard.press("k")                       # and pauses it
     await page.wait_for_function("() => document.querySelector('video').paused", timeout=5000)
-    assert await page.get_attribute(".op-play", "aria-label") == "Play"
+    # the button's label follows the media 'pause' event, which fires after `paused` flips
+    await page.wait_for_function("() => document.querySelector('.op-play').getAttribute('aria-label') === 'Play'",
+                                 timeout=5000)
     await page.keyboard.press("m")
     assert await page.evaluate("() => document.querySelector('video').muted") is True
     # storyboard preview over the scrub bar: hovering the last quarter shows the second tile

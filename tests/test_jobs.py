@@ -45,6 +45,18 @@ async def run_until(worker: Worker, done: Callable[[], Awaitable[bool]]) -> None
         await task
 
 
+def never_ending() -> tuple[asyncio.Event, Callable[[JobContext], Awaitable[dict]]]:
+    """A handler that runs until cancelled, and the event it sets once it has started."""
+    started = asyncio.Event()
+
+    async def forever(ctx: JobContext) -> dict:
+        started.set()
+        await asyncio.sleep(3600)
+        return {}
+
+    return started, forever
+
+
 async def status_of(db: asyncpg.Pool, job_id: int) -> asyncpg.Record:
     return await db.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
 
@@ -139,13 +151,7 @@ async def test_progress_reports_are_visible_while_running(db: asyncpg.Pool, data
 
 
 async def test_cancel_request_stops_a_running_job(db: asyncpg.Pool, database_url: str) -> None:
-    started = asyncio.Event()
-
-    async def forever(ctx: JobContext) -> dict:
-        started.set()
-        await asyncio.sleep(3600)
-        return {}
-
+    started, forever = never_ending()
     job_id = await jobs.enqueue(db, "test.forever")
     worker = make_worker(db, database_url, {"test.forever": forever}, lease_seconds=0.3)
     stop = asyncio.Event()
@@ -160,13 +166,7 @@ async def test_cancel_request_stops_a_running_job(db: asyncpg.Pool, database_url
 
 
 async def test_graceful_stop_hands_the_job_back(db: asyncpg.Pool, database_url: str) -> None:
-    started = asyncio.Event()
-
-    async def forever(ctx: JobContext) -> dict:
-        started.set()
-        await asyncio.sleep(3600)
-        return {}
-
+    started, forever = never_ending()
     job_id = await jobs.enqueue(db, "test.forever")
     worker = make_worker(db, database_url, {"test.forever": forever}, graceful_seconds=0.1)
     stop = asyncio.Event()
