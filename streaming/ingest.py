@@ -236,8 +236,8 @@ async def fetch_handler(ctx: JobContext) -> dict[str, Any]:
         job_id = await store_and_queue(res.pool, res.store, asset_id, dest, size)
         return {"bytes": size, "transcode_job": job_id}
     except PermanentJobError as exc:
+        await catalog.delete_objects(res.store, asset_id)  # before `failed` is visible, as in tasks.transcoded
         await catalog.mark_failed(res.pool, asset_id, str(exc))
-        await catalog.delete_objects(res.store, asset_id)
         raise
     finally:
         with contextlib.suppress(OSError):

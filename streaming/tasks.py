@@ -31,9 +31,10 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
             await purge.purge(res.settings, signing_key(res.settings), asset_id, "re-transcoded")
         return {"asset_id": asset_id, "status": "ready"}
     reason = done.get("error") or f"transcode {done['status']}"
-    await catalog.mark_failed(res.pool, asset_id, reason)
-    # Nothing half-published: a failed asset keeps no objects (the original included).
+    # Nothing half-published: a failed asset keeps no objects (the original included). They go before
+    # the status changes, so whoever sees `failed` also sees an empty store.
     await catalog.delete_objects(res.store, asset_id)
+    await catalog.mark_failed(res.pool, asset_id, reason)
     return {"asset_id": asset_id, "status": "failed"}
 
 
