@@ -21,7 +21,7 @@ from onair.app import create_app
 from onair.db.embedded import EmbeddedPostgres
 from onair.db.migrate import fingerprint, migrate
 from onair.settings import Settings
-from tests.tools import IN_CI, free_port, missing, port_open
+from tests.tools import IN_CI, free_port, missing, need_binary, port_open
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -178,3 +178,24 @@ def python() -> str:
 
 
 __all__ = ["ADMIN", "ADMIN_TOKEN", "IN_CI"]
+
+
+# --- Chromium (Debian's package, driven by Playwright) -----------------------------------------------
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-extensions", "--disable-sync", "--disable-quic",
+                 "--no-first-run", "--mute-audio"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """Headless Debian chromium (never a downloaded browser); fails in CI, skips elsewhere if missing."""
+    chromium = need_binary("chromium", "apt-get install chromium")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("playwright", "pip install playwright")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        await b.close()

@@ -30,10 +30,7 @@ from onair.storage import STORE, guess_type
 from streaming.signing import TokenProblem, check_token
 from tests.conftest import ADMIN
 from tests.embed_helpers import insert_asset
-from tests.tools import missing, need_binary
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
 OUTPUTS = {"hls": "hls/master.m3u8", "poster": None,
            "video": [{"name": "180p", "width": 320, "height": 180, "bitrate": 400000},
                      {"name": "108p", "width": 192, "height": 108, "bitrate": 150000}],
@@ -94,19 +91,6 @@ async def server(settings: Settings, tmp_path: Path) -> AsyncIterator[TestClient
         app.router.add_get("/media/{asset_id}/{key:.+}", _media)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client
-
-
-@pytest.fixture
-async def browser():
-    chromium = need_binary("chromium", "apt-get install chromium")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        missing("playwright", "pip install playwright")
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        await b.close()
 
 
 async def _ready_clip(client: TestClient, db: asyncpg.Pool, tmp_path: Path, **kw: object) -> str:

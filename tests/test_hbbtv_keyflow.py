@@ -11,16 +11,14 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN
-from tests.tools import missing, need_binary
+from tests.tools import missing
 
 TV_UA = "Mozilla/5.0 (Linux; U; en-US) AppleWebKit/533.3 (KHTML, like Gecko) HbbTV/1.2.1 (;onair;TestTV;1.0;;)"
 KEYS = {"RED": 403, "GREEN": 404, "YELLOW": 405, "BLUE": 406, "LEFT": 37, "UP": 38, "RIGHT": 39, "DOWN": 40,
@@ -49,21 +47,6 @@ OIPF_SHIM = """
 """.replace("__CODES__", json.dumps(KEYS))
 
 END_VOD = "() => { window.__vod.playState = 5; window.__vod.onPlayStateChange(); }"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    chromium = need_binary("chromium", "apt-get install chromium")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        missing("playwright", "pip install playwright")
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"])
-        yield b
-        await b.close()
 
 
 class Tv:

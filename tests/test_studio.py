@@ -3,36 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN, ADMIN_TOKEN
-from tests.tools import missing, need_binary
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-extensions", "--no-first-run", "--mute-audio"]
-
-
-@pytest.fixture
-def chromium_path() -> str:
-    return CHROMIUM if os.path.exists(CHROMIUM) else need_binary("chromium", "apt-get install chromium")
-
-
-@pytest.fixture
-async def browser(chromium_path: str) -> AsyncIterator[object]:
-    path = chromium_path
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        missing("playwright", "pip install playwright")
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=path, args=ARGS, headless=True)
-        yield b
-        await b.close()
 
 
 async def logged_in(browser, client: TestClient):
