@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -18,9 +19,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
+from onair.clock import CLOCK
 from onair.db.embedded import EmbeddedPostgres
 from onair.db.migrate import fingerprint, migrate
 from onair.settings import Settings
+from tests.embed_helpers import FakeClock
 from tests.tools import IN_CI, free_port, missing, need_binary, port_open
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -108,6 +111,16 @@ async def client(settings: Settings) -> AsyncIterator[TestClient]:
     app = create_app(settings, settings.database_url or "")
     async with TestClient(TestServer(app)) as c:
         yield c
+
+
+@pytest.fixture
+async def clocked(settings: Settings) -> AsyncIterator[tuple[TestClient, FakeClock]]:
+    """The app with a clock the test moves (embargo and expiry windows)."""
+    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+    app = create_app(settings, settings.database_url or "", run_worker=False)
+    app[CLOCK] = clock
+    async with TestClient(TestServer(app)) as c:
+        yield c, clock
 
 
 # --- Redis -----------------------------------------------------------------------------------------

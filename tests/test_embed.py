@@ -6,34 +6,19 @@ import gzip
 import json
 import os
 import re
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import asyncpg
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from lxml import html as lxml_html
 
-from onair.app import create_app
-from onair.clock import CLOCK
-from onair.settings import Settings
 from streaming.signing import TokenProblem, check_token
 from syndication.embed import PlayerOptions, _seconds, frame_ancestors
 from tests.conftest import ADMIN
 from tests.embed_helpers import FakeClock, insert_asset
 
 SIGNING_KEY = b"test-signing-key-not-secret"
-
-
-@pytest.fixture
-async def clocked(settings: Settings) -> AsyncIterator[tuple[TestClient, FakeClock]]:
-    """The app with a clock the test moves (embargo and expiry windows)."""
-    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
-    app = create_app(settings, settings.database_url or "", run_worker=False)
-    app[CLOCK] = clock
-    async with TestClient(TestServer(app)) as c:
-        yield c, clock
 
 
 def _config(page: str) -> dict:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import quote
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from lxml import etree
 from lxml import html as lxml_html
 
 from onair.app import create_app
-from onair.clock import CLOCK
 from onair.settings import Settings
 from syndication.oembed import fit
 from tests.embed_helpers import FakeClock, insert_asset
@@ -104,15 +101,6 @@ async def test_xml_format(client: TestClient, db: asyncpg.Pool) -> None:
     assert root.findtext("type") == "video" and root.findtext("version") == "1.0"
     assert root.findtext("title") == "Fish & <chips>" and root.findtext("width") == "320"
     assert lxml_html.fragment_fromstring(root.findtext("html")).tag == "iframe"
-
-
-@pytest.fixture
-async def clocked(settings: Settings) -> AsyncIterator[tuple[TestClient, FakeClock]]:
-    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
-    app = create_app(settings, settings.database_url or "", run_worker=False)
-    app[CLOCK] = clock
-    async with TestClient(TestServer(app)) as c:
-        yield c, clock
 
 
 async def test_unpublished_is_401_and_cache_age_stops_at_expiry(
