@@ -49,7 +49,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # The embeddable player bundle (hls.js light + our script), rebuilt from the npm lockfile into
-# syndication/static/player/ with content-hashed names; the result is committed so `make run` needs no node.
+# syndication/embed/static/player/ with content-hashed names; the result is committed so `make run` needs no node.
 .PHONY: player
 player:
-	cd syndication/player && npm ci --no-audit --no-fund && npm run build
+	cd syndication/embed/player && npm ci --no-audit --no-fund && npm run build

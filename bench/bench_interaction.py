@@ -285,7 +285,7 @@ async def _admin(base: str, method: str, path: str, body: dict | None = None) ->
 
 
 def run(results_dir: Path) -> dict[str, Any]:
-    from streaming import devices
+    from streaming.interaction import devices
 
     n_votes = int(os.environ.get("BENCH_VOTES", "100000"))
     procs = int(os.environ.get("BENCH_CLIENT_PROCS", "2"))

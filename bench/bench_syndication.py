@@ -24,15 +24,15 @@ from typing import Any
 import aiohttp
 import asyncpg
 from aiohttp import web
+from onair.core.db.embedded import EmbeddedPostgres
+from onair.core.db.migrate import migrate
+from onair.core.db.pool import create_pool
 
 from onair.app import create_app
-from onair.db.embedded import EmbeddedPostgres
-from onair.db.migrate import migrate
-from onair.db.pool import create_pool
-from onair.settings import Settings
-from streaming.catalog import Asset
-from syndication import feeds
-from syndication.feed_routes import FEED_CACHE
+from onair.core.settings import Settings
+from streaming.catalog.repository import Asset
+from syndication.feeds import documents
+from syndication.feeds.routes import FEED_CACHE
 
 N_ASSETS = 1000
 ROUNDS = 200
@@ -162,11 +162,11 @@ async def run(results_dir: Path) -> dict[str, Any]:
                 # The pure builder on all 1,000 items in one document (no HTTP, no DB).
                 pool_rows = await app_pool_rows(url)
                 assets = [Asset.from_row(r) for r in pool_rows]
-                meta = feeds.FeedMeta("bench", "https://tv.example.org", "x", "x", None, datetime.now(UTC))
+                meta = documents.FeedMeta("bench", "https://tv.example.org", "x", "x", None, datetime.now(UTC))
                 build = []
                 for _ in range(10):
                     start = time.perf_counter()
-                    doc = feeds.build_mrss(meta, assets)
+                    doc = documents.build_mrss(meta, assets)
                     build.append((time.perf_counter() - start) * 1000)
             finally:
                 await runner.cleanup()

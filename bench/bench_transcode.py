@@ -25,9 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from onair.jobs import Job, JobContext, Resources
-from onair.settings import Settings
-from onair.storage import LocalStore
+from onair.core import job_kinds
+from onair.core.jobs import Job, JobContext, Resources
+from onair.core.settings import Settings
+from onair.core.storage import LocalStore
 from transcode import commands
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import plan
@@ -65,8 +66,8 @@ async def run_onair(source: Path, work: Path) -> tuple[float, Any]:
     store = LocalStore(work / "objects")
     await store.setup()
     settings = Settings(data_dir=work / "data")
-    job = Job(1, "transcode.asset", "default", {"source_key": "sources/bench/original", "prefix": "assets/bench/"},
-              1, 3, None, datetime.now(UTC))
+    payload = {"source_key": "sources/bench/original", "prefix": "assets/bench/"}
+    job = Job(1, job_kinds.TRANSCODE_ASSET, "default", payload, 1, 3, None, datetime.now(UTC))
     (work / "objects" / "sources" / "bench").mkdir(parents=True)
     os.link(source, work / "objects" / "sources" / "bench" / "original")
     ctx = _BenchContext(job, Resources(settings=settings, pool=None, store=store))  # type: ignore[arg-type]

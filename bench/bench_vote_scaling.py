@@ -76,7 +76,7 @@ def _point(tmp: Path, workers: int, ids: list[str], procs: int, conns: int, redi
 
 
 def run(results_dir: Path) -> dict[str, Any]:
-    from streaming import devices
+    from streaming.interaction import devices
 
     workers = [int(x) for x in os.environ.get("BENCH_SCALING_WORKERS", "1,2").split(",")]
     n_votes = int(os.environ.get("BENCH_VOTES", "50000"))

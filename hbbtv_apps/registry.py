@@ -15,9 +15,9 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from onair.errors import BadRequest, Conflict, NotFound
-from streaming.catalog import get_asset
-from streaming.rights import in_window
+from onair.core.errors import BadRequest, Conflict, NotFound
+from streaming.catalog.repository import get_asset
+from streaming.catalog.rights import in_window
 
 ORG_ID_MAX = 0xFFFFFF   # organisation_id, 24 bits as registered with DVB
 APP_ID_MAX = 0x9FFF     # unsigned application ids; 0xA000.. is reserved for signed apps

@@ -19,11 +19,11 @@ import jinja2
 from aiohttp import web
 
 from hbbtv_apps import ait, registry, useragent
-from onair.auth import admin_required
-from onair.clock import now
-from onair.db.pool import POOL
-from onair.errors import NotFound, read_json
-from onair.settings import SETTINGS
+from onair.core.auth import admin_required
+from onair.core.clock import now
+from onair.core.db.pool import POOL
+from onair.core.errors import NotFound, read_json
+from onair.core.settings import SETTINGS
 
 STATIC_PREFIX = "/hbbtv/static"
 POLL_INTERVAL_MS = 2000          # how often a running app asks for its state (banner, current poll)
@@ -200,12 +200,6 @@ async def document_redirect(request: web.Request) -> web.Response:
     raise web.HTTPMovedPermanently(f"/hbbtv/{request.match_info['slug']}/")
 
 
-async def studio_page(request: web.Request) -> web.Response:
-    """The producers' page for the registry; it holds no data itself and calls the admin API with a token."""
-    html = request.app[TEMPLATES].get_template("studio.html").render(static=request.app[ASSETS].base)
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
-
-
 async def app_state(request: web.Request) -> web.Response:
     """What a running app polls: the current poll, and a banner to show over an ad spot (if any)."""
     app = await registry.require(request.app[POOL], request.match_info["slug"])
@@ -253,7 +247,6 @@ def setup(app: web.Application) -> None:
     r.add_delete("/api/v1/hbbtv/apps/{slug}/banners", end_banners)
     r.add_get("/api/v1/hbbtv/apps/{slug}/banners/{banner_id}", get_banner, name="hbbtv-banner")
     r.add_get(STATIC_PREFIX + "/{version}/{name}", static_file, name="hbbtv-static")
-    r.add_get("/studio/hbbtv/", studio_page, name="hbbtv-studio")
     r.add_get("/hbbtv/{slug}", document_redirect)
     r.add_get("/hbbtv/{slug}/", document, name="hbbtv-document")
     r.add_get("/hbbtv/{slug}/app.aitx", ait_document, name="hbbtv-ait")

@@ -3,27 +3,52 @@
 from __future__ import annotations
 
 from aiohttp import web
+from onair.core.db.pool import POOL, pool_context
 
-import hbbtv_apps.routes
-import streaming.routes
-import streaming.sample
-import streaming.tasks
-import syndication.routes
-import transcode.tasks
-from onair import health, jobs, lifecycle
-from onair.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, signing_key
-from onair.bus import BUS, Bus, bus_context
-from onair.db.pool import POOL, pool_context
-from onair.errors import problem_middleware
-from onair.settings import SETTINGS, Settings
-from onair.storage import STORE, store_context
+import hbbtv_apps.domain
+import streaming.catalog.domain
+import streaming.delivery.domain
+import streaming.ingest.domain
+import streaming.interaction.domain
+import studio.domain
+import syndication.domain
+import transcode.domain
+from onair.core import health, jobs, lifecycle
+from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, signing_key
+from onair.core.bus import BUS, Bus, bus_context
+from onair.core.domain import Domain
+from onair.core.errors import problem_middleware
+from onair.core.settings import SETTINGS, Settings
+from onair.core.storage import STORE, store_context
 
-DSN = web.AppKey("dsn", str)
+# The whole system, in the order routes are registered.
+DOMAINS: tuple[Domain, ...] = (
+    streaming.catalog.domain.DOMAIN,
+    streaming.ingest.domain.DOMAIN,
+    streaming.delivery.domain.DOMAIN,
+    streaming.interaction.domain.DOMAIN,
+    transcode.domain.DOMAIN,
+    syndication.domain.DOMAIN,
+    hbbtv_apps.domain.DOMAIN,
+    studio.domain.DOMAIN,
+)
+
+
+def _job_handlers() -> dict[str, jobs.Handler]:
+    handlers: dict[str, jobs.Handler] = {}
+    for domain in DOMAINS:
+        clash = handlers.keys() & domain.handlers.keys()
+        if clash:
+            raise RuntimeError(f"job kinds {sorted(clash)} registered twice (domain {domain.name})")
+        handlers.update(domain.handlers)
+    return handlers
+
 
 # Every job kind the system knows, by name; domains hand work to each other through these.
-JOB_HANDLERS: dict[str, jobs.Handler] = {**transcode.tasks.HANDLERS, **streaming.tasks.HANDLERS}
+JOB_HANDLERS: dict[str, jobs.Handler] = _job_handlers()
+DOMAIN_COMMANDS = tuple(d.commands for d in DOMAINS if d.commands is not None)
 
-DOMAIN_SETUPS = (streaming.routes.setup, syndication.routes.setup, hbbtv_apps.routes.setup)
+DSN = web.AppKey("dsn", str)
 
 
 def _worker_factory(settings: Settings, dsn: str):
@@ -48,8 +73,9 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
     app.cleanup_ctx.append(bus_context(settings, bus))
     health.setup(app)
     lifecycle.setup(app)
-    for setup in DOMAIN_SETUPS:
-        setup(app)
+    for domain in DOMAINS:
+        if domain.setup is not None:
+            domain.setup(app)
     if run_worker:
         app.cleanup_ctx.append(jobs.worker_context(_worker_factory(settings, dsn)))
     return app
@@ -68,8 +94,6 @@ def worker_resources_context(settings: Settings, dsn: str, concurrency: int):
 
 async def on_first_start(app: web.Application) -> None:
     """Run once after `onair serve` is listening (sample clip for an empty library, etc.)."""
-    for hook in FIRST_START_HOOKS:
-        await hook(app)
-
-
-FIRST_START_HOOKS: tuple = (streaming.sample.ingest_sample,)
+    for domain in DOMAINS:
+        if domain.first_start is not None:
+            await domain.first_start(app)

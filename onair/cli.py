@@ -25,13 +25,13 @@ try:  # optional speed-up (Linux/macOS wheels); the pure asyncio loop works the 
 except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
-from onair import logs
-from onair.app import create_app, on_first_start, worker_resources_context
-from onair.auth import admin_token, signing_key
-from onair.commands import DOMAIN_COMMANDS
-from onair.db.embedded import EmbeddedPostgresError
-from onair.runtime import database, ensure_data_dir
-from onair.settings import SettingError, Settings, documented
+from onair.core.db.embedded import EmbeddedPostgresError
+
+from onair.app import DOMAIN_COMMANDS, create_app, on_first_start, worker_resources_context
+from onair.core import logs
+from onair.core.auth import admin_token, signing_key
+from onair.core.runtime import database, ensure_data_dir
+from onair.core.settings import SettingError, Settings, documented
 
 log = logging.getLogger("onair.cli")
 T = TypeVar("T")
@@ -139,7 +139,7 @@ async def _serve_process(settings: Settings, dsn: str, sock: socket.socket, *, r
                          sample: bool, on_ready: Callable[[], None] | None = None) -> None:
     app = create_app(settings, dsn, run_worker=run_worker)
     # Graceful stop (aiohttp's runner.cleanup): stop accepting; app.on_shutdown hooks (WebSockets get
-    # 1001 "going away", see onair.lifecycle); wait up to shutdown_timeout for in-flight requests;
+    # 1001 "going away", see onair.core.lifecycle); wait up to shutdown_timeout for in-flight requests;
     # then the cleanup contexts (the job worker hands unfinished jobs back, pools close).
     # Long request lines (a 10 KB search query) reach the app and get a problem+json answer instead of
     # the HTTP parser's plain-text 400.

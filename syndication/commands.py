@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from onair.errors import AppError
-from onair.runtime import database, ensure_data_dir
-from onair.settings import Settings
-from syndication import partners
+from onair.core.errors import AppError
+from onair.core.runtime import database, ensure_data_dir
+from onair.core.settings import Settings
+from syndication.partners import keys
 
 
 def _csv(value: str) -> list[str]:
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add = psub.add_parser("add", help="create a partner and print its key (shown once)")
     add.add_argument("name", help="partner slug: a-z, 0-9, '-', '_'")
     add.add_argument("--scopes", type=_csv, default=["feeds:read"],
-                     help=f"comma-separated, among {', '.join(partners.SCOPES)} (default feeds:read)")
+                     help=f"comma-separated, among {', '.join(keys.SCOPES)} (default feeds:read)")
     add.add_argument("--tags", type=_csv, default=[], help="comma-separated tags this key may see (default all)")
     add.add_argument("--shows", type=_csv, default=[], help="comma-separated shows this key may see (default all)")
     add.add_argument("--rate-limit", type=int, default=600, help="requests per minute (default 600)")
@@ -41,18 +41,18 @@ async def _run(args: argparse.Namespace, dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         if args.partner_command == "add":
-            partner, key = await partners.create(conn, args.name, args.scopes, tags=args.tags, shows=args.shows,
+            partner, key = await keys.create(conn, args.name, args.scopes, tags=args.tags, shows=args.shows,
                                                  rate_per_minute=args.rate_limit)
             print(f"partner {partner.name} created with scopes {','.join(partner.scopes)}", file=sys.stderr)
             print("this key is shown once; store it now:", file=sys.stderr)
             print(key)
         elif args.partner_command == "list":
-            for p in await partners.list_all(conn):
+            for p in await keys.list_all(conn):
                 state = f"revoked {p.revoked_at:%Y-%m-%d}" if p.revoked_at else "active"
                 print(f"{p.name}\t{p.key_prefix}...\t{','.join(p.scopes)}\ttags={','.join(p.allowed_tags) or '*'}"
                       f"\tshows={','.join(p.allowed_shows) or '*'}\t{p.rate_per_minute}/min\t{state}")
         else:
-            if await partners.revoke(conn, args.name, datetime.now(UTC)) is None:
+            if await keys.revoke(conn, args.name, datetime.now(UTC)) is None:
                 print(f"onair: error: no partner named {args.name!r}", file=sys.stderr)
                 return 1
             print(f"partner {args.name} revoked")

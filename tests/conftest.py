@@ -17,12 +17,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from onair.core.db.embedded import EmbeddedPostgres
+from onair.core.db.migrate import fingerprint, migrate
 
 from onair.app import create_app
-from onair.clock import CLOCK
-from onair.db.embedded import EmbeddedPostgres
-from onair.db.migrate import fingerprint, migrate
-from onair.settings import Settings
+from onair.core.clock import CLOCK
+from onair.core.settings import Settings
 from tests.embed_helpers import FakeClock
 from tests.tools import IN_CI, free_port, missing, need_binary, port_open
 
@@ -93,7 +93,7 @@ async def database_url(pg_server_url: str, template_db: str) -> AsyncIterator[st
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    from onair.db.pool import create_pool
+    from onair.core.db.pool import create_pool
 
     pool = await create_pool(database_url, max_size=5)
     yield pool

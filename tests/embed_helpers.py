@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from streaming.catalog import new_asset_id
+from streaming.catalog.repository import new_asset_id
 
 
 class FakeClock:

@@ -6,9 +6,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from onair.db.pool import create_pool
-from onair.jobs import JobContext, Resources, Worker
-from onair.settings import Settings
+from onair.core.db.pool import create_pool
+
+from onair.core.jobs import JobContext, Resources, Worker
+from onair.core.settings import Settings
 
 
 async def main(dsn: str, marker: str) -> None:

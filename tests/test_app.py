@@ -4,7 +4,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
-from onair.settings import Settings
+from onair.core.settings import Settings
 
 
 async def test_health_ready_and_metrics(client: TestClient) -> None:
@@ -45,7 +45,7 @@ async def test_handler_crash_is_500_problem_without_traceback(settings: Settings
 async def test_readyz_fails_when_database_is_gone(settings: Settings) -> None:
     app = create_app(settings, settings.database_url or "", run_worker=False)
     async with TestClient(TestServer(app)) as c:
-        from onair.db.pool import POOL
+        from onair.core.db.pool import POOL
 
         await app[POOL].close()
         resp = await c.get("/readyz")

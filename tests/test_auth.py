@@ -7,8 +7,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
-from onair.auth import admin_required, admin_token
-from onair.settings import Settings
+from onair.core.auth import admin_required, admin_token
+from onair.core.settings import Settings
 from tests.conftest import ADMIN
 
 
@@ -41,7 +41,7 @@ def test_processes_racing_to_create_a_secret_all_read_the_same_one(tmp_path: Pat
     """N web processes start at once: none may read a half-written (empty) secret."""
     import multiprocessing
 
-    from onair.auth import signing_key
+    from onair.core.auth import signing_key
 
     settings = Settings(data_dir=tmp_path / "race")
     ctx = multiprocessing.get_context("fork")

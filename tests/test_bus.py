@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from onair.bus import Bus, BusUnavailable, InProcessBus, RedisBus
+from onair.core.bus import Bus, BusUnavailable, InProcessBus, RedisBus
 
 
 @pytest.fixture(params=["inprocess", "redis"])

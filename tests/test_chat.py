@@ -12,8 +12,8 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
-from onair.settings import Settings
-from streaming.chat_hub import Client, Frame, RoomHub
+from onair.core.settings import Settings
+from streaming.interaction.chat_hub import Client, Frame, RoomHub
 from tests.conftest import ADMIN
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from streaming import devices
+from streaming.interaction import devices
 from tests.conftest import ADMIN
 from tests.test_polls_durability import KEY, Server
 

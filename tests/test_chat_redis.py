@@ -15,7 +15,7 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
-from onair.settings import Settings
+from onair.core.settings import Settings
 from tests.conftest import ADMIN, _redis_server_binary
 from tests.tools import free_port, missing, port_open
 

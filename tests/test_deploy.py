@@ -15,9 +15,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from onair import jobs
 from onair.cli import build_parser
-from onair.settings import documented
+from onair.core import jobs
+from onair.core.settings import documented
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -183,7 +183,7 @@ async def test_readiness_holds_under_concurrent_probes(client) -> None:
     a probe racing another must not report not-ready, or the pod leaves the Service when needed most."""
     import asyncio
 
-    from onair.storage import STORE
+    from onair.core.storage import STORE
 
     store = client.server.app[STORE]
     results = await asyncio.gather(*(store.check() for _ in range(300)), return_exceptions=True)

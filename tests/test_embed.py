@@ -13,8 +13,8 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 from lxml import html as lxml_html
 
-from streaming.signing import TokenProblem, check_token
-from syndication.embed import PlayerOptions, _seconds, frame_ancestors
+from streaming.delivery.signing import TokenProblem, check_token
+from syndication.embed.pages import PlayerOptions, _seconds, frame_ancestors
 from tests.conftest import ADMIN
 from tests.embed_helpers import FakeClock, insert_asset
 
@@ -233,15 +233,15 @@ def test_committed_bundle_matches_manifest_and_lockfile() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    static = root / "syndication" / "static" / "player"
+    static = root / "syndication" / "embed" / "static" / "player"
     manifest = json.loads((static / "manifest.json").read_text())
     assert set(manifest) == {"player.js", "player.css"}
     assert sorted(p.name for p in static.iterdir()) == sorted([*manifest.values(), "manifest.json"])
-    lock = json.loads((root / "syndication" / "player" / "package-lock.json").read_text())
-    package = json.loads((root / "syndication" / "player" / "package.json").read_text())
+    lock = json.loads((root / "syndication" / "embed" / "player" / "package-lock.json").read_text())
+    package = json.loads((root / "syndication" / "embed" / "player" / "package.json").read_text())
     pinned = package["dependencies"]["hls.js"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", pinned) and lock["packages"]["node_modules/hls.js"]["version"] == pinned
-    player = root / "syndication" / "player"
+    player = root / "syndication" / "embed" / "player"
     node = shutil.which("node")
     if node and (player / "node_modules" / "esbuild").exists():
         with tempfile.TemporaryDirectory() as out:

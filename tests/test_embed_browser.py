@@ -21,13 +21,13 @@ import imageio_ffmpeg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from onair.core.db.pool import POOL
 
 from onair.app import create_app
-from onair.auth import SIGNING_KEY
-from onair.db.pool import POOL
-from onair.settings import Settings
-from onair.storage import STORE, guess_type
-from streaming.signing import TokenProblem, check_token
+from onair.core.auth import SIGNING_KEY
+from onair.core.settings import Settings
+from onair.core.storage import STORE, guess_type
+from streaming.delivery.signing import TokenProblem, check_token
 from tests.conftest import ADMIN
 from tests.embed_helpers import insert_asset
 
@@ -63,7 +63,7 @@ MEDIA_LOG = web.AppKey("media_log", list)
 
 async def _media(request: web.Request) -> web.StreamResponse:
     """Stand-in for the origin's /media route (test app only, when the origin is not wired in):
-    serves objects, and for private assets only with a valid path token (streaming.signing)."""
+    serves objects, and for private assets only with a valid path token (streaming.delivery.signing)."""
     asset_id, key = request.match_info["asset_id"], request.match_info["key"]
     request.app[MEDIA_LOG].append(request.path)
     token = None

@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from lxml import etree
 
 from onair.app import create_app
-from onair.clock import CLOCK
-from onair.settings import Settings
+from onair.core.clock import CLOCK
+from onair.core.settings import Settings
 
 BASE = "https://tv.example.org"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

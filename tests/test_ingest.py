@@ -185,7 +185,7 @@ async def s3_client(s3_settings):
 
 
 async def test_s3_storage_end_to_end(s3_client, s3_settings, tmp_path):
-    from onair.storage import STORE
+    from onair.core.storage import STORE
 
     clip = make_clip(tmp_path / "s3.mp4", size="320x180", seconds=2)
     asset_id = await upload(s3_client, clip.read_bytes())

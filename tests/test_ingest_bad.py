@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import random
 import struct
 import subprocess
 from pathlib import Path
@@ -40,17 +40,21 @@ async def test_each_bad_input_fails_with_its_reason_and_leaves_nothing(client, s
     one_frame = make_clip(tmp_path / "one.mp4", size="320x180", seconds=1, audio=False, frames=1)
     huge = make_clip(tmp_path / "8k.mp4", size="7680x4320", seconds=0.2, rate=10, audio=False)
     audio_only = make_audio_only(tmp_path / "audio.m4a")
+    junk = random.Random(7).randbytes  # seeded: urandom occasionally looks like an MPEG stream to a demuxer
+    # Whether the demuxer rejects junk outright or finds no stream in it depends on the bytes, not on us:
+    # either reason tells the editor the same thing.
+    unrecognised = ("not a recognised", "no audio or video stream")
     cases = {
         "zero bytes": (b"", "clip.mp4", "video/mp4", "empty"),
-        "random bytes": (os.urandom(50_000), "clip.mp4", "video/mp4", "not a recognised"),
+        "random bytes": (junk(50_000), "clip.mp4", "video/mp4", unrecognised),
         "truncated mp4": (good.read_bytes()[: good.stat().st_size // 2], "clip.mp4", "video/mp4", "moov atom"),
         "audio only": (audio_only.read_bytes(), "clip.m4a", "audio/mp4", "audio-only"),
         "one frame": (one_frame.read_bytes(), "one.mp4", "video/mp4", "only 1 frame"),
         "8K": (huge.read_bytes(), "8k.mp4", "video/mp4", "7680x4320, larger than the limit"),
         "absurd duration": (absurd_duration(good, tmp_path / "long.mkv").read_bytes(), "long.mkv",
                             "video/x-matroska", "claims a duration"),
-        "wrong content type": (b"just some notes\n" * 100, "notes.txt", "text/plain", "not a recognised"),
-        "path traversal name": (os.urandom(1000), "../../etc/passwd.mp4", "video/mp4", "not a recognised"),
+        "wrong content type": (b"just some notes\n" * 100, "notes.txt", "text/plain", unrecognised),
+        "path traversal name": (junk(1000), "../../etc/passwd.mp4", "video/mp4", unrecognised),
     }
     ids = {}
     for name, (data, filename, ctype, _) in cases.items():
@@ -58,7 +62,8 @@ async def test_each_bad_input_fails_with_its_reason_and_leaves_nothing(client, s
     for name, (_, _, _, reason) in cases.items():
         body = await wait_for(client, ids[name])
         assert body["status"] == "failed", (name, body)
-        assert reason in body["error"], (name, body["error"])
+        reasons = reason if isinstance(reason, tuple) else (reason,)
+        assert any(r in body["error"] for r in reasons), (name, body["error"])
         assert objects_of(settings, ids[name]) == [], name
     resp = await client.post(f"/api/v1/assets/{ids['random bytes']}/retry", headers=ADMIN)
     assert resp.status == 409 and "upload it again" in (await resp.json())["detail"]

@@ -68,8 +68,8 @@ async def test_private_and_loopback_targets_are_refused_by_default(client, sourc
 async def test_names_resolving_to_loopback_are_refused_when_pulled() -> None:
     import pytest
 
-    from streaming import ingest
+    from onair.core import safe_urls
 
-    with pytest.raises(ingest.UrlRejected, match="private or loopback"):
-        await ingest.check_destination("http://localhost:9/x.mp4", allow_private=False)
-    await ingest.check_destination("http://localhost:9/x.mp4", allow_private=True)  # the test-only setting
+    with pytest.raises(safe_urls.UrlRejected, match="private or loopback"):
+        await safe_urls.check_destination("http://localhost:9/x.mp4", allow_private=False)
+    await safe_urls.check_destination("http://localhost:9/x.mp4", allow_private=True)  # the test-only setting

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import asyncpg
 
-from onair import jobs
-from onair.jobs import JobContext, PermanentJobError, Resources, RetryPolicy, Worker
-from onair.settings import Settings
+from onair.core import jobs
+from onair.core.jobs import JobContext, PermanentJobError, Resources, RetryPolicy, Worker
+from onair.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_RETRY = RetryPolicy(base_seconds=0.05, factor=1.0)

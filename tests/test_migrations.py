@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import asyncpg
+from onair.core.db.migrate import available, migrate
+from onair.core.db.snapshot import describe
 
-from onair.db.migrate import available, migrate
-from onair.db.snapshot import describe
-
-SNAPSHOT = Path(__file__).resolve().parent.parent / "onair" / "db" / "schema.txt"
+SNAPSHOT = Path(__file__).resolve().parent.parent / "onair" / "core" / "db" / "schema.txt"
 
 
 async def test_fresh_migrate_gives_the_expected_schema(database_url: str) -> None:
@@ -19,8 +18,8 @@ async def test_fresh_migrate_gives_the_expected_schema(database_url: str) -> Non
     finally:
         await conn.close()
     assert actual == SNAPSHOT.read_text(), (
-        "schema differs from onair/db/schema.txt; if the change is intended regenerate it with "
-        "`python -m onair.db.snapshot <dsn of an empty db> > onair/db/schema.txt`")
+        "schema differs from onair/core/db/schema.txt; if the change is intended regenerate it with "
+        "`python -m onair.core.db.snapshot <dsn of an empty db> > onair/core/db/schema.txt`")
 
 
 async def test_migrate_again_is_a_no_op_and_every_file_is_recorded(database_url: str) -> None:

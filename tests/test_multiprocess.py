@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from onair.lifecycle import PROCESS_HEADER
+from onair.core.lifecycle import PROCESS_HEADER
 from tests.conftest import ADMIN_TOKEN
 from tests.tools import free_port, port_open
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from onair.core.db.pool import POOL
 
 from onair.app import create_app
-from onair.db.pool import POOL
-from onair.settings import Settings
-from onair.storage import STORE
-from streaming.origin import ORIGIN_HITS
+from onair.core.settings import Settings
+from onair.core.storage import STORE
+from streaming.delivery.origin import ORIGIN_HITS
 from tests.nginx_cdn import nginx_binary, running_nginx
 from tests.origin_media import make_media, publish
 from tests.tools import missing

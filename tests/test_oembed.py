@@ -11,8 +11,8 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from onair.app import create_app
-from onair.settings import Settings
-from syndication.oembed import fit
+from onair.core.settings import Settings
+from syndication.embed.oembed import fit
 from tests.embed_helpers import FakeClock, insert_asset
 
 REQUIRED = {"version", "type", "html", "width", "height"}

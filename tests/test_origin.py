@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from onair.core.db.pool import POOL
 
 from onair.app import create_app
-from onair.db.pool import POOL
-from onair.settings import Settings
-from onair.storage import STORE
+from onair.core.settings import Settings
+from onair.core.storage import STORE
 from tests.origin_media import make_media, publish
 
 YEAR = "public, max-age=31536000, immutable"

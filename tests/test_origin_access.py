@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from onair.core.db.pool import POOL
 from yarl import URL
 
 from onair.app import create_app
-from onair.clock import CLOCK
-from onair.db.pool import POOL
-from onair.settings import Settings
-from onair.storage import STORE
-from streaming import signing
+from onair.core.clock import CLOCK
+from onair.core.settings import Settings
+from onair.core.storage import STORE
+from streaming.delivery import signing
 from tests.origin_media import make_media, publish
 
 SECRET = b"test-signing-key-not-secret"  # conftest's settings.signing_key

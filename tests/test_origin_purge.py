@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from onair.app import create_app
-from onair.settings import Settings
-from streaming.purge import purge_asset
+from onair.core.settings import Settings
+from streaming.delivery.purge import purge_asset
 
 
 async def test_purge_webhook_receives_tags(settings: Settings, caplog) -> None:
@@ -56,8 +56,8 @@ async def test_purge_failures_are_logged_not_raised(settings: Settings, caplog) 
 
 async def test_unpublish_and_delete_through_the_api_purge_the_cdn(settings: Settings) -> None:
     from aiohttp.test_utils import TestClient
+    from onair.core.db.pool import POOL
 
-    from onair.db.pool import POOL
     from tests.conftest import ADMIN
 
     received: asyncio.Queue = asyncio.Queue()

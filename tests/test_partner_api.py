@@ -12,8 +12,8 @@ import asyncpg
 import feedparser
 from aiohttp.test_utils import TestClient
 
-from onair.settings import Settings
-from streaming import catalog
+from onair.core import job_kinds
+from onair.core.settings import Settings
 from tests.conftest import ADMIN
 from tests.test_feeds import BASE, T0, ManualClock, add_asset
 from tests.test_feeds import app_client as app_client  # fixture
@@ -168,7 +168,7 @@ async def test_publish_by_url_creates_asset_and_ingest_job(app_client: TestClien
                             "WHERE a.id = $1", created["id"])
     assert row["title"] == "Flood footage" and row["source_url"] == body["source_url"]
     assert row["geo_deny"] == ["US"] and row["partner_id"] is not None
-    assert row["kind"] == catalog.FETCH_JOB  # the same URL pull the assets API uses
+    assert row["kind"] == job_kinds.INGEST_FETCH  # the same URL pull the assets API uses
     assert row["payload"] == {"asset_id": created["id"], "url": body["source_url"]}
 
     for bad in ({"source_url": "ftp://x/y"}, {"source_url": "http://127.0.0.1/x.mp4"},

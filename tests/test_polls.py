@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
-from onair.settings import Settings
+from onair.core.settings import Settings
 from tests.conftest import ADMIN
 
 

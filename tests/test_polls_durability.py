@@ -18,7 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from streaming import devices
+from streaming.interaction import devices
 from tests.conftest import ADMIN, ADMIN_TOKEN
 from tests.tools import free_port
 

@@ -10,7 +10,7 @@ import asyncpg
 import feedparser
 from aiohttp.test_utils import TestClient
 
-from streaming.rights import Availability, Rights, availability, in_window
+from streaming.catalog.rights import Availability, Rights, availability, in_window
 from tests.test_feeds import T0, ManualClock, add_asset
 from tests.test_feeds import app_client as app_client  # fixture
 from tests.test_feeds import clock as clock  # fixture

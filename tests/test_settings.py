@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from onair.settings import SettingError, Settings, documented
+from onair.core.settings import SettingError, Settings, documented
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from streaming import signing
-from streaming.signing import TokenProblem
+from streaming.delivery import signing
+from streaming.delivery.signing import TokenProblem
 
 SECRET = b"k" * 32
 
@@ -91,8 +91,8 @@ def test_cloudfront_custom_policy_prefix_and_cookies(rsa_key) -> None:
 def test_signed_url_picks_cloudfront_when_configured(rsa_key, tmp_path) -> None:
     from datetime import UTC, datetime
 
-    from onair.settings import Settings
-    from streaming.origin import OriginConfig, signed_url
+    from onair.core.settings import Settings
+    from streaming.delivery.origin import OriginConfig, signed_url
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
     plain = signed_url(OriginConfig(Settings(public_url="https://tv.example"), SECRET), "abc", "hls/master.m3u8", now)

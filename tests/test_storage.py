@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from onair.settings import Settings
-from onair.storage import InvalidKey, LocalStore, ObjectNotFound, S3Store, close_store, open_store
+from onair.core.settings import Settings
+from onair.core.storage import InvalidKey, LocalStore, ObjectNotFound, S3Store, close_store, open_store
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from onair import jobs
+from onair.core import jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from onair.jobs import Handler, JobContext, PermanentJobError
+from onair.core import job_kinds
+from onair.core.jobs import Handler, JobContext, PermanentJobError
 from transcode import commands, images, packaging
 from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
 from transcode.ladder import LadderConfig, PlanError, plan
@@ -21,7 +22,7 @@ from transcode.probe import Facts, ProbeError, probe
 
 log = logging.getLogger("onair.transcode")
 
-KIND = "transcode.asset"
+KIND = job_kinds.TRANSCODE_ASSET
 PUBLISH_CONCURRENCY = 8
 
 # Overall percent: probing 0-2, transcoding 2-90, packaging/publishing 90-100.

@@ -1,0 +1,6 @@
+"""HbbTV red-button apps as the composition root sees it."""
+
+from hbbtv_apps import routes
+from onair.core.domain import Domain
+
+DOMAIN = Domain("hbbtv", setup=routes.setup)

@@ -1,0 +1,28 @@
+"""What a domain hands the composition root: routes, job handlers, CLI commands, first-start hooks.
+
+Each area of the system exposes one `DOMAIN` value; `onair/app.py` lists them, and nothing else knows
+the whole set. A domain that needs nothing of a kind leaves it empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from onair.core.jobs import Handler
+
+Setup = Callable[[web.Application], None]
+Commands = Callable[[argparse._SubParsersAction], None]
+Hook = Callable[[web.Application], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    setup: Setup | None = None
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    commands: Commands | None = None
+    first_start: Hook | None = None

@@ -1,0 +1,176 @@
+"""Errors carry their HTTP status; one middleware renders every error as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger("onair.core.errors")
+
+PROBLEM_TYPE = "application/problem+json"
+
+M = TypeVar("M", bound=BaseModel)
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+class AppError(Exception):
+    """A failure the client can act on. Subclasses fix the status; `code` names the problem type."""
+
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, code: str | None = None, headers: Mapping[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+class BadRequest(AppError):
+    pass
+
+
+class Unauthorized(AppError):
+    status, code, title = 401, "unauthorized", "Credentials required"
+
+
+class Forbidden(AppError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class Gone(AppError):
+    status, code, title = 410, "gone", "Gone"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class RangeNotSatisfiable(AppError):
+    status, code, title = 416, "range-not-satisfiable", "Range not satisfiable"
+
+
+class TooManyRequests(AppError):
+    status, code, title = 429, "too-many-requests", "Too many requests"
+
+
+class NotImplementedProblem(AppError):
+    status, code, title = 501, "not-implemented", "Not implemented"
+
+
+class Unavailable(AppError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+def problem_response(status: int, code: str, title: str, detail: str, *,
+                     headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None,
+                     instance: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"type": f"/problems/{code}", "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    if extra:
+        body.update(extra)
+    hdrs = {"Cache-Control": "public, max-age=5" if status in (404, 410) else "no-store"}
+    hdrs.update(headers or {})
+    return web.Response(status=status, body=json.dumps(body, default=str).encode(), content_type=PROBLEM_TYPE,
+                        headers=hdrs)
+
+
+_HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+               405: "method-not-allowed", 406: "not-acceptable", 408: "request-timeout", 411: "length-required",
+               413: "payload-too-large", 414: "uri-too-long", 415: "unsupported-media-type",
+               416: "range-not-satisfiable", 429: "too-many-requests", 431: "headers-too-large"}
+
+
+@web.middleware
+async def problem_middleware(request: web.Request,
+                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    response = await _handle(request, handler, request_id)
+    if not response.prepared:  # streamed responses (files, websockets) have sent their headers already
+        response.headers.setdefault("X-Request-Id", request_id)
+    return response
+
+
+async def _handle(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                  request_id: str) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AppError as err:
+        return problem_response(err.status, err.code, err.title, err.detail, headers=err.headers,
+                                extra=err.extra, instance=request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http-error")
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        if exc.status == 404:
+            detail = f"No resource at {request.path}"
+        elif exc.status == 405:
+            detail = f"{request.method} is not allowed on {request.path}"
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "content-range")}
+        return problem_response(exc.status, code, exc.reason, detail, headers=headers, instance=request.path)
+    except TimeoutError:
+        log.warning("timeout", extra={"request_id": request_id, "path": request.path})
+        return problem_response(503, "timeout", "Upstream timeout", "An upstream service did not answer in time",
+                                headers={"Retry-After": "2"})
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request_id, "path": request.path,
+                                                "method": request.method})
+        return problem_response(500, "internal", "Internal server error",
+                                f"Something went wrong on our side; quote request id {request_id}",
+                                extra={"request_id": request_id})
+
+
+def pydantic_detail(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors()[:5]:
+        where = ".".join(str(p) for p in e["loc"]) or "body"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+async def read_json(request: web.Request, model: type[M], *, max_bytes: int = 64 * 1024) -> M:
+    """Parse and validate a JSON body into `model`, turning every failure into a 400/413/415."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"JSON body larger than {max_bytes} bytes")
+    ctype = request.content_type
+    if ctype not in ("application/json", "") and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Expected application/json, got {ctype}")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"JSON body larger than {max_bytes} bytes")
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as err:
+        raise BadRequest(pydantic_detail(err), code="invalid-body") from None
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as err:
+        raise BadRequest(pydantic_detail(err), code="invalid-query") from None

@@ -1,0 +1,8 @@
+"""Every job kind, by name: the one way domains hand each other work without importing each other.
+
+The owner of a kind registers its handler (through its `Domain`); everyone else only enqueues the name.
+"""
+
+TRANSCODE_ASSET = "transcode.asset"        # transcode/tasks.py: probe, ladder, package an original
+CATALOG_TRANSCODED = "catalog.transcoded"  # streaming/catalog/tasks.py: on_done of a transcode, publishes it
+INGEST_FETCH = "ingest.fetch"              # streaming/ingest/url_pull.py: pull an original from a URL

@@ -1,0 +1,52 @@
+"""What every command needs before it runs: a writable data dir and a migrated database
+(the configured one, or an embedded PostgreSQL for the duration)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from onair.core.db.embedded import EmbeddedPostgres
+from onair.core.db.migrate import migrate_url
+
+from onair.core.settings import SettingError, Settings
+
+log = logging.getLogger("onair.core.runtime")
+
+
+def ensure_data_dir(settings: Settings) -> None:
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.data_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise SettingError("data_dir", f"{settings.data_dir} is not writable ({exc.strerror})") from None
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """Yield a migrated database URL: the configured one, or an embedded server for the duration."""
+    if settings.database_url:
+        dsn = settings.database_url
+        _migrate(dsn)
+        yield dsn
+        return
+    pg = EmbeddedPostgres(settings.data_dir / "pg")
+    dsn = pg.start()
+    try:
+        _migrate(dsn)
+        yield dsn
+    finally:
+        pg.stop()
+
+
+def _migrate(dsn: str) -> None:
+    try:
+        applied = asyncio.run(migrate_url(dsn))
+    except OSError as exc:
+        raise SettingError("database_url", f"cannot connect ({exc})") from None
+    if applied:
+        log.info("applied %d migration(s)", len(applied))

@@ -1,0 +1,36 @@
+"""How an asset looks in the API: one JSON shape for the admin API, the studio and `onair ingest --wait`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from streaming.catalog.repository import ACTIVE_STAGES, Asset, effective_status
+
+
+def asset_json(asset: Asset, live: dict, base_url: str) -> dict[str, Any]:
+    status = effective_status(asset, live)
+    progress = float(live.get("percent", asset.progress)) if status in ACTIVE_STAGES else asset.progress
+    base = base_url.rstrip("/")
+    outputs = asset.outputs or {}
+    return {
+        "id": asset.id, "title": asset.title, "description": asset.description, "tags": list(asset.tags),
+        "show": asset.show, "status": status, "progress": round(progress, 1), "error": asset.error,
+        "facts": asset.facts or live.get("facts"), "duration": asset.duration,
+        "renditions": outputs.get("video", []), "audio": outputs.get("audio"),
+        "images": {k: outputs.get(k) for k in ("poster", "thumbnails", "storyboard")} if outputs else None,
+        "playback": {"hls": f"{base}/media/{asset.id}/hls/master.m3u8",
+                     "dash": f"{base}/media/{asset.id}/dash/manifest.mpd",
+                     "embed": f"{base}/embed/{asset.id}"},
+        "visibility": asset.visibility,
+        "rights": {"available_from": _iso(asset.rights.available_from),
+                   "available_until": _iso(asset.rights.available_until),
+                   "geo_allow": list(asset.rights.geo_allow), "geo_deny": list(asset.rights.geo_deny)},
+        "credit": asset.credit, "copyright": asset.copyright, "rating": asset.rating,
+        "embed_origins": list(asset.embed_origins),
+        "created_at": _iso(asset.created_at), "updated_at": _iso(asset.updated_at), "ready_at": _iso(asset.ready_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,220 @@
+"""The assets catalogue: reading and writing asset rows. Public module (syndication/hbbtv read it)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from onair.core import job_kinds
+from onair.core.jobs import enqueue, request_cancel
+from streaming.catalog.rights import Rights
+
+_ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"  # no l/0/1: ids get read aloud and typed
+
+
+def new_asset_id() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(12))
+
+
+def media_prefix(asset_id: str) -> str:
+    """Object-store prefix of every object of an asset; served at /media/<id>/..."""
+    return f"assets/{asset_id}/"
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: str
+    title: str
+    description: str
+    tags: tuple[str, ...]
+    show: str | None
+    status: str
+    progress: float
+    error: str | None
+    facts: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    duration: float | None
+    visibility: str
+    rights: Rights
+    credit: str | None
+    copyright: str | None
+    rating: str | None
+    embed_origins: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    ready_at: datetime | None
+    job_id: int | None = None
+    source_key: str | None = None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Asset:
+        return cls(
+            id=row["id"], title=row["title"], description=row["description"], tags=tuple(row["tags"]),
+            show=row["show"], status=row["status"], progress=row["progress"], error=row["error"],
+            facts=row["facts"], outputs=row["outputs"], duration=row["duration"], visibility=row["visibility"],
+            rights=Rights(row["available_from"], row["available_until"], tuple(row["geo_allow"]),
+                          tuple(row["geo_deny"])),
+            credit=row["credit"], copyright=row["copyright"], rating=row["rating"],
+            embed_origins=tuple(row["embed_origins"]), created_at=row["created_at"], updated_at=row["updated_at"],
+            ready_at=row["ready_at"], job_id=row["job_id"], source_key=row["source_key"])
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready" and self.outputs is not None
+
+
+async def get_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str) -> Asset | None:
+    row = await db.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
+    return Asset.from_row(row) if row else None
+
+
+# --- writing and presenting assets (ingest, admin API) ----------------------------------------------
+
+
+ACTIVE_STAGES = ("probing", "transcoding", "packaging")
+
+
+def source_prefix(asset_id: str) -> str:
+    """Originals live outside the media prefix, so the public origin never serves them."""
+    return f"sources/{asset_id}/"
+
+
+def source_key(asset_id: str) -> str:
+    return source_prefix(asset_id) + "original"
+
+
+CREATABLE = ("show", "available_from", "available_until", "geo_allow", "geo_deny", "credit", "copyright",
+             "partner_id")
+
+
+async def create_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, *, title: str, description: str = "",
+                       tags: list[str] | tuple[str, ...] = (), status: str = "queued", source_url: str | None = None,
+                       source_name: str | None = None, **extra: Any) -> None:
+    """Insert a new asset; `extra` takes the optional metadata columns in CREATABLE (rights, credits, ...)."""
+    unknown = extra.keys() - set(CREATABLE)
+    if unknown:
+        raise TypeError(f"create_asset: unknown fields {sorted(unknown)}")
+    cols = ["id", "title", "description", "tags", "status", "source_url", "source_name", *extra]
+    values = [asset_id, title, description, list(tags), status, source_url, source_name, *extra.values()]
+    marks = ", ".join(f"${i + 1}" for i in range(len(cols)))
+    await db.execute(f"INSERT INTO assets ({', '.join(cols)}) VALUES ({marks})", *values)
+
+
+async def start_transcode(conn: asyncpg.Connection, asset_id: str, key: str, size: int) -> int:
+    """Point the asset at its stored original and queue the transcode (call inside a transaction)."""
+    # Short clips first: a long master should not hold up a newsroom's 30-second clip.
+    priority = 100 + min(50, size // (100 * 1024 * 1024))
+    job_id = await enqueue(conn, job_kinds.TRANSCODE_ASSET, {"asset_id": asset_id, "source_key": key,
+                                                 "prefix": media_prefix(asset_id)},
+                           priority=priority, on_done=job_kinds.CATALOG_TRANSCODED)
+    await conn.execute(
+        """UPDATE assets SET source_key = $2, source_bytes = $3, job_id = $4, status = 'queued', progress = 0,
+                  error = NULL, updated_at = now() WHERE id = $1""", asset_id, key, size, job_id)
+    return job_id
+
+
+async def start_url_pull(conn: asyncpg.Connection, asset_id: str, url: str) -> int:
+    """Queue the pull of the asset's original from `url` (call inside a transaction); the pull then starts
+    the transcode itself."""
+    job_id = await enqueue(conn, job_kinds.INGEST_FETCH, {"asset_id": asset_id, "url": url}, max_attempts=1)
+    await conn.execute("""UPDATE assets SET source_url = $2, job_id = $3, status = 'queued', error = NULL,
+                                 progress = 0, updated_at = now() WHERE id = $1""", asset_id, url, job_id)
+    return job_id
+
+
+async def source_url(db: asyncpg.Pool | asyncpg.Connection, asset_id: str) -> str | None:
+    return await db.fetchval("SELECT source_url FROM assets WHERE id = $1", asset_id)
+
+
+async def mark_failed(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, reason: str) -> None:
+    await db.execute("UPDATE assets SET status = 'failed', error = $2, updated_at = now() WHERE id = $1",
+                     asset_id, reason[:2000])
+
+
+async def mark_ready(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, facts: dict[str, Any],
+                     outputs: dict[str, Any], duration: float | None) -> None:
+    await db.execute(
+        """UPDATE assets SET status = 'ready', progress = 100, error = NULL, facts = $2::jsonb, outputs = $3::jsonb,
+                  duration = $4, ready_at = now(), updated_at = now() WHERE id = $1""",
+        asset_id, facts, outputs, duration)
+
+
+async def delete_objects(store: Any, asset_id: str) -> int:
+    return await store.delete_prefix(media_prefix(asset_id)) + await store.delete_prefix(source_prefix(asset_id))
+
+
+async def delete_asset(pool: asyncpg.Pool, store: Any, asset_id: str) -> bool:
+    """Remove the asset's rows and every stored object. Returns False if there was no such asset."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("DELETE FROM assets WHERE id = $1 RETURNING job_id", asset_id)
+        if row is None:
+            return False
+        if row["job_id"] is not None:
+            await request_cancel(conn, row["job_id"])
+    await delete_objects(store, asset_id)
+    return True
+
+
+_LIVE_SQL = """SELECT a.*, j.status AS job_status, j.progress AS job_progress
+               FROM assets a LEFT JOIN jobs j ON j.id = a.job_id"""
+
+
+async def get_asset_live(db: asyncpg.Pool | asyncpg.Connection, asset_id: str) -> tuple[Asset, dict] | None:
+    """The asset plus its job's live progress document (stage, percent, facts)."""
+    row = await db.fetchrow(_LIVE_SQL + " WHERE a.id = $1", asset_id)
+    if row is None:
+        return None
+    return Asset.from_row(row), _job_progress(row)
+
+
+def _job_progress(row: asyncpg.Record) -> dict:
+    if row["status"] != "queued" or row["job_status"] != "running":
+        return {}
+    return dict(row["job_progress"] or {})
+
+
+async def list_assets(db: asyncpg.Pool | asyncpg.Connection, *, status: str | None, tag: str | None, limit: int,
+                      before: tuple[datetime, str] | None) -> list[tuple[Asset, dict]]:
+    """Newest first, keyset-paged on (created_at, id)."""
+    where, args = [], []
+    if status:  # stages of a running job are folded in below; their rows say 'queued'
+        args.append("queued" if status in ACTIVE_STAGES else status)
+        where.append(f"a.status = ${len(args)}")
+    if tag:
+        args.append(tag)
+        where.append(f"${len(args)} = ANY(a.tags)")
+    if before:
+        args += list(before)
+        where.append(f"(a.created_at, a.id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    sql = _LIVE_SQL + (" WHERE " + " AND ".join(where) if where else "") + \
+        f" ORDER BY a.created_at DESC, a.id DESC LIMIT ${len(args)}"
+    rows = await db.fetch(sql, *args)
+    items = [(Asset.from_row(r), _job_progress(r)) for r in rows]
+    if status:  # the visible status folds in the job's stage, so filter after folding
+        items = [it for it in items if effective_status(*it) == status]
+    return items
+
+
+def effective_status(asset: Asset, live: dict) -> str:
+    stage = live.get("stage")
+    return stage if asset.status == "queued" and stage in ACTIVE_STAGES else asset.status
+
+
+PATCHABLE = ("title", "description", "tags", "show", "visibility", "available_from", "available_until",
+             "geo_allow", "geo_deny", "credit", "copyright", "rating", "embed_origins")
+
+
+async def update_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, changes: dict[str, Any]) -> bool:
+    cols = [c for c in PATCHABLE if c in changes]
+    if not cols:
+        return await db.fetchval("SELECT true FROM assets WHERE id = $1", asset_id) or False
+    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+    done = await db.execute(f"UPDATE assets SET {sets}, updated_at = now() WHERE id = $1",
+                            asset_id, *[list(changes[c]) if isinstance(changes[c], tuple) else changes[c]
+                                        for c in cols])
+    return not done.endswith(" 0")

@@ -1,0 +1,134 @@
+"""Catalogue API: read, list, patch and delete assets (creating them is ingest's: streaming/ingest/routes.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from aiohttp import web
+from onair.core.db.pool import POOL
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from onair.core.auth import admin_required, is_admin
+from onair.core.errors import BadRequest, NotFound, parse_query, read_json
+from onair.core.settings import SETTINGS, Settings
+from onair.core.storage import STORE
+from streaming import catalog
+from streaming.catalog.rights import CountryCode
+from streaming.delivery import purge
+
+
+def _settings(request: web.Request) -> Settings:
+    return request.app[SETTINGS]
+
+
+class AssetPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Annotated[str, Field(max_length=500)] | None = None
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    tags: list[Annotated[str, Field(max_length=64)]] | None = None
+    show: Annotated[str, Field(max_length=200)] | None = None
+    visibility: Literal["public", "unlisted", "private"] | None = None
+    available_from: AwareDatetime | None = None
+    available_until: AwareDatetime | None = None
+    geo_allow: list[CountryCode] | None = None
+    geo_deny: list[CountryCode] | None = None
+    credit: Annotated[str, Field(max_length=500)] | None = None
+    copyright: Annotated[str, Field(max_length=500)] | None = None
+    rating: Annotated[str, Field(max_length=50)] | None = None
+    embed_origins: list[Annotated[str, Field(max_length=300)]] | None = None
+
+    @field_validator("geo_allow", "geo_deny")
+    @classmethod
+    def _distinct(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else sorted(set(v))
+
+
+class ListQuery(BaseModel):
+    status: Literal["uploading", "queued", "probing", "transcoding", "packaging", "ready", "failed"] | None = None
+    tag: Annotated[str, Field(max_length=64)] | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    cursor: Annotated[str, Field(max_length=200)] | None = None
+
+
+def _cursor(asset: catalog.Asset) -> str:
+    raw = json.dumps([asset.created_at.isoformat(), asset.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _uncursor(value: str) -> tuple[datetime, str]:
+    try:
+        created, asset_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        return datetime.fromisoformat(created), str(asset_id)
+    except (ValueError, TypeError):
+        raise BadRequest("invalid cursor", code="invalid-query") from None
+
+
+async def read(request: web.Request) -> web.Response:
+    found = await catalog.get_asset_live(request.app[POOL], request.match_info["asset_id"])
+    # Private assets do not exist for the public; drafts are visible to admins only.
+    if found is None or (found[0].visibility == "private" and not is_admin(request)):
+        raise NotFound(f"No asset {request.match_info['asset_id']!r}")
+    asset, live = found
+    body = catalog.asset_json(asset, live, _settings(request).base_url)
+    return web.json_response(body, headers={"Cache-Control": "no-store" if asset.status != "ready" else
+                                            "public, max-age=10"})
+
+
+@admin_required
+async def listing(request: web.Request) -> web.Response:
+    q = parse_query(request, ListQuery)
+    before = _uncursor(q.cursor) if q.cursor else None
+    items = await catalog.list_assets(request.app[POOL], status=q.status, tag=q.tag, limit=q.limit, before=before)
+    base = _settings(request).base_url
+    body: dict = {"items": [catalog.asset_json(a, live, base) for a, live in items], "next": None}
+    if len(items) == q.limit:
+        body["next"] = _cursor(items[-1][0])
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+# Changing any of these changes who may fetch the media or what feeds list: the CDN must forget the asset.
+PURGING_FIELDS = frozenset({"visibility", "available_from", "available_until", "geo_allow", "geo_deny"})
+
+
+@admin_required
+async def patch(request: web.Request) -> web.Response:
+    asset_id = request.match_info["asset_id"]
+    body = await read_json(request, AssetPatch)
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("title", "description", "tags", "visibility", "geo_allow", "geo_deny", "embed_origins"):
+        if key in changes and changes[key] is None:
+            raise BadRequest(f"{key} cannot be null", code="invalid-body")
+    pool = request.app[POOL]
+    current = await catalog.get_asset(pool, asset_id)
+    if current is None:
+        raise NotFound(f"No asset {asset_id!r}")
+    start = changes.get("available_from", current.rights.available_from)
+    end = changes.get("available_until", current.rights.available_until)
+    if start and end and end <= start:
+        raise BadRequest("available_until must be after available_from", code="invalid-body")
+    await catalog.update_asset(pool, asset_id, changes)
+    if PURGING_FIELDS & changes.keys():  # what the origin and feeds answer has changed: drop CDN copies
+        await purge.purge_asset(request.app, asset_id, "unpublished" if changes.get("visibility") == "private"
+                                else "rights-changed")
+    found = await catalog.get_asset_live(pool, asset_id)
+    assert found is not None
+    return web.json_response(catalog.asset_json(*found, _settings(request).base_url))
+
+
+@admin_required
+async def delete(request: web.Request) -> web.Response:
+    asset_id = request.match_info["asset_id"]
+    if not await catalog.delete_asset(request.app[POOL], request.app[STORE], asset_id):
+        raise NotFound(f"No asset {asset_id!r}")
+    await purge.purge_asset(request.app, asset_id, "deleted")
+    return web.Response(status=204)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/assets", listing, name="assets-list")
+    app.router.add_get("/api/v1/assets/{asset_id}", read, name="assets-read")
+    app.router.add_patch("/api/v1/assets/{asset_id}", patch, name="assets-patch")
+    app.router.add_delete("/api/v1/assets/{asset_id}", delete, name="assets-delete")

@@ -1,0 +1,84 @@
+"""URL pulls: the `ingest.fetch` job downloads an original from a partner's or editor's URL.
+
+The request-time checks (shape, no literal private target) are `onair.core.safe_urls`; here every redirect hop
+is resolved and re-checked before it is fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import aiohttp
+
+from onair.core.jobs import JobContext, PermanentJobError
+from onair.core.safe_urls import UrlRejected, check_destination, check_url_shape
+from onair.core.settings import Settings
+from streaming import catalog
+from streaming.ingest.originals import CHUNK, staging_dir, store_and_queue
+
+log = logging.getLogger("onair.ingest")
+
+MAX_REDIRECTS = 5
+URL_PULL_SECONDS = 30 * 60
+
+
+async def pull(url: str, dest: Path, settings: Settings) -> int:
+    """Download with redirects followed by hand (each hop re-checked), a size cap and a time limit."""
+    limit = settings.max_upload_bytes
+    timeout = aiohttp.ClientTimeout(total=URL_PULL_SECONDS, sock_connect=15, sock_read=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for _hop in range(MAX_REDIRECTS + 1):
+            check_url_shape(url)
+            await check_destination(url, settings.allow_private_urls)
+            async with session.get(url, allow_redirects=False) as resp:
+                if resp.status in (301, 302, 303, 307, 308):
+                    location = resp.headers.get("Location")
+                    if not location:
+                        raise UrlRejected(f"redirect {resp.status} without a Location")
+                    url = urljoin(url, location)
+                    continue
+                if resp.status != 200:
+                    raise UrlRejected(f"the server answered HTTP {resp.status}")
+                if resp.content_length is not None and resp.content_length > limit:
+                    raise UrlRejected(f"the file is {resp.content_length} bytes; the limit is {limit} bytes")
+                size = 0
+                f = await asyncio.to_thread(open, dest, "wb")
+                with f:
+                    async for chunk in resp.content.iter_chunked(CHUNK):
+                        size += len(chunk)
+                        if size > limit:
+                            raise UrlRejected(f"the file is larger than the limit of {limit} bytes")
+                        await asyncio.to_thread(f.write, chunk)
+                return size
+        raise UrlRejected(f"more than {MAX_REDIRECTS} redirects")
+
+
+async def fetch_handler(ctx: JobContext) -> dict[str, Any]:
+    """Job `ingest.fetch`: pull the URL into the store, then queue the transcode."""
+    res = ctx.resources
+    asset_id, url = ctx.payload["asset_id"], ctx.payload["url"]
+    dest = staging_dir(res.settings) / f"url-{ctx.job.id}"
+    try:
+        try:
+            size = await pull(url, dest, res.settings)
+        except UrlRejected as exc:
+            raise PermanentJobError(f"URL pull refused: {exc}") from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PermanentJobError(f"URL pull failed: {type(exc).__name__} {exc}".strip()) from None
+        if await catalog.get_asset(res.pool, asset_id) is None:
+            return {"skipped": "asset deleted"}
+        job_id = await store_and_queue(res.pool, res.store, asset_id, dest, size)
+        return {"bytes": size, "transcode_job": job_id}
+    except PermanentJobError as exc:
+        await catalog.delete_objects(res.store, asset_id)  # before `failed` is visible, as in tasks.transcoded
+        await catalog.mark_failed(res.pool, asset_id, str(exc))
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(dest)

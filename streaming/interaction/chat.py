@@ -1,0 +1,268 @@
+"""Chat rooms: the rules a message must pass, and its storage. HTTP and fan-out live elsewhere.
+
+Cursors are a per-room sequence taken under the room row lock when a message becomes visible, so
+they commit in order: a reader resuming "after N" sees every later message exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from onair.core.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests
+
+ROOM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NICK_MAX = 32
+
+
+class RoomPaused(AppError):
+    status, code, title = 423, "room-paused", "Room paused"
+
+
+@dataclass(frozen=True)
+class Rules:
+    max_bytes: int = 2048
+    rate_messages: int = 3
+    rate_seconds: float = 2.0
+    cooloff_seconds: float = 10.0
+    history: int = 50
+    duplicate_seconds: float = 30.0
+    flood_devices: int = 3          # the same text from more devices than this within flood_seconds is a flood
+    flood_seconds: float = 10.0
+
+
+def check_room(room: str) -> str:
+    if not ROOM_RE.match(room):
+        raise BadRequest("room names are 1-64 letters, digits, '.', '_' or '-'", code="invalid-room")
+    return room
+
+
+def clean_nickname(nickname: str) -> str:
+    nick = "".join(ch for ch in unicodedata.normalize("NFC", nickname) if unicodedata.category(ch)[0] != "C")
+    nick = " ".join(nick.split())
+    if not 1 <= len(nick) <= NICK_MAX:
+        raise BadRequest(f"nickname needs 1..{NICK_MAX} visible characters", code="invalid-nickname")
+    return nick
+
+
+def clean_text(text: str, rules: Rules) -> str:
+    if len(text.encode()) > rules.max_bytes:
+        raise PayloadTooLarge(f"messages are at most {rules.max_bytes} bytes", code="message-too-large")
+    # keep newlines and tabs, drop other control characters (terminal escapes, bidi tricks are category Cf)
+    out = "".join(ch for ch in unicodedata.normalize("NFC", text)
+                  if ch in "\n\t" or unicodedata.category(ch)[0] != "C").strip()
+    if not out:
+        raise BadRequest("message text is empty", code="empty-message")
+    return out
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def mask_words(text: str, words: list[str] | tuple[str, ...]) -> str:
+    """Moderator word list: each listed word (whole word, any case) becomes asterisks."""
+    for word in words:
+        if word.strip():
+            text = re.sub(rf"(?<!\w){re.escape(word.strip())}(?!\w)", lambda m: "*" * len(m.group(0)), text,
+                          flags=re.IGNORECASE)
+    return text
+
+
+class Guard:
+    """Per-process rate limit, cooling-off, duplicate and flood suppression (cheap, before the database)."""
+
+    def __init__(self, rules: Rules, clock=time.monotonic) -> None:
+        self.rules = rules
+        self._clock = clock
+        self._sent: dict[tuple[str, str], deque[float]] = {}
+        self._cooling: dict[tuple[str, str], float] = {}
+        self._recent: dict[tuple[str, str], dict[str, float]] = {}
+        self._texts: dict[tuple[str, str], dict[str, float]] = {}
+
+    def check(self, room: str, device: str, text: str) -> None:
+        now = self._clock()
+        key = (room, device)
+        until = self._cooling.get(key, 0.0)
+        if until > now:
+            raise TooManyRequests(f"Slow down: you can write again in {until - now:.0f} s", code="cooling-off",
+                                  headers={"Retry-After": str(max(1, round(until - now)))})
+        sent = self._sent.setdefault(key, deque())
+        while sent and sent[0] <= now - self.rules.rate_seconds:
+            sent.popleft()
+        if len(sent) >= self.rules.rate_messages:
+            self._cooling[key] = now + self.rules.cooloff_seconds
+            raise TooManyRequests(
+                f"More than {self.rules.rate_messages} messages in {self.rules.rate_seconds:g} s; "
+                f"wait {self.rules.cooloff_seconds:g} s", code="rate-limited",
+                headers={"Retry-After": str(max(1, round(self.rules.cooloff_seconds)))})
+        norm = _normal(text)
+        mine = self._recent.setdefault(key, {})
+        if mine.get(norm, -1e9) > now - self.rules.duplicate_seconds:
+            raise Conflict("You just sent that message", code="duplicate-message")
+        senders = self._texts.setdefault((room, norm), {})
+        for dev, at in list(senders.items()):
+            if at <= now - self.rules.flood_seconds:
+                del senders[dev]
+        if len(senders) >= self.rules.flood_devices and device not in senders:
+            raise Conflict("That message is flooding the room", code="flood")
+        sent.append(now)
+        mine[norm] = now
+        senders[device] = now
+        if len(self._texts) > 50_000 or len(self._recent) > 50_000:  # bounded memory under attack
+            self._texts.clear()
+            self._recent.clear()
+
+
+@dataclass(frozen=True)
+class Room:
+    room: str
+    seq: int
+    slow_mode_seconds: int
+    paused: bool
+    premoderation: bool
+    words: tuple[str, ...]
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Room:
+        return cls(row["room"], row["seq"], row["slow_mode_seconds"], row["paused"], row["premoderation"],
+                   tuple(row["words"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"room": self.room, "cursor": str(self.seq), "slow_mode_seconds": self.slow_mode_seconds,
+                "paused": self.paused, "premoderation": self.premoderation, "words": list(self.words)}
+
+
+def message_json(row: asyncpg.Record | dict[str, Any], *, admin: bool = False) -> dict[str, Any]:
+    out = {"id": row["id"], "cursor": None if row["seq"] is None else str(row["seq"]),
+           "nickname": row["nickname"], "text": row["text"], "created_at": row["created_at"].isoformat()}
+    if row["status"] != "visible":
+        out["status"] = row["status"]
+    if admin:
+        out["device_id"] = row["device_id"]
+        out["status"] = row["status"]
+    return out
+
+
+_ROOM = "room, seq, slow_mode_seconds, paused, premoderation, words"
+_MSG = "id, seq, device_id, nickname, text, status, created_at"
+
+
+async def ensure_room(db: asyncpg.Pool | asyncpg.Connection, room: str) -> Room:
+    await db.execute("INSERT INTO chat_rooms (room) VALUES ($1) ON CONFLICT DO NOTHING", room)
+    return Room.from_row(await db.fetchrow(f"SELECT {_ROOM} FROM chat_rooms WHERE room = $1", room))
+
+
+async def get_room(db: asyncpg.Pool, room: str) -> Room | None:
+    row = await db.fetchrow(f"SELECT {_ROOM} FROM chat_rooms WHERE room = $1", room)
+    return Room.from_row(row) if row else None
+
+
+async def update_room(db: asyncpg.Pool, room: str, changes: dict[str, Any]) -> Room:
+    await ensure_room(db, room)
+    allowed = ("slow_mode_seconds", "paused", "premoderation", "words")
+    sets = [(k, v) for k, v in changes.items() if k in allowed and v is not None]
+    if sets:
+        assignments = ", ".join(f"{k} = ${i}" for i, (k, _) in enumerate(sets, start=2))
+        await db.execute(f"UPDATE chat_rooms SET {assignments} WHERE room = $1", room, *(v for _, v in sets))
+    return await ensure_room(db, room)
+
+
+async def post(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text: str,
+               now: datetime) -> dict[str, Any]:
+    """Store a message that passed the Guard; room-level rules (pause, bans, slow mode) are checked here."""
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO chat_rooms (room) VALUES ($1) ON CONFLICT DO NOTHING", room)
+        r = Room.from_row(await conn.fetchrow(f"SELECT {_ROOM} FROM chat_rooms WHERE room = $1 FOR UPDATE", room))
+        if r.paused:
+            raise RoomPaused("The room is paused by the moderators")
+        ban = await conn.fetchrow(
+            """SELECT kind, until FROM chat_bans WHERE room = $1 AND until > $4
+               AND ((kind = 'device' AND value = $2) OR (kind = 'nickname' AND value = lower($3)))
+               ORDER BY until DESC LIMIT 1""", room, device_id, nickname, now)
+        if ban:
+            raise Forbidden(f"You are banned from this room until {ban['until'].isoformat()}", code="banned",
+                            until=ban["until"].isoformat())
+        if r.slow_mode_seconds:
+            last = await conn.fetchval(
+                "SELECT max(created_at) FROM chat_messages WHERE room = $1 AND device_id = $2", room, device_id)
+            if last and (wait := (last + timedelta(seconds=r.slow_mode_seconds) - now).total_seconds()) > 0:
+                raise TooManyRequests(f"Slow mode: one message every {r.slow_mode_seconds} s", code="slow-mode",
+                                      headers={"Retry-After": str(max(1, round(wait)))})
+        text = mask_words(text, r.words)
+        if r.premoderation:
+            row = await conn.fetchrow(
+                f"""INSERT INTO chat_messages (room, device_id, nickname, text, status, created_at)
+                    VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING {_MSG}""", room, device_id, nickname, text, now)
+        else:
+            seq = await conn.fetchval("UPDATE chat_rooms SET seq = seq + 1 WHERE room = $1 RETURNING seq", room)
+            row = await conn.fetchrow(
+                f"""INSERT INTO chat_messages (room, seq, device_id, nickname, text, created_at)
+                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_MSG}""", room, seq, device_id, nickname, text, now)
+    return dict(row)
+
+
+async def approve(db: asyncpg.Pool, room: str, message_id: int) -> dict[str, Any] | None:
+    """A pending message becomes visible with a fresh cursor (readers past its posting time still see it)."""
+    async with db.acquire() as conn, conn.transaction():
+        await conn.fetchrow("SELECT seq FROM chat_rooms WHERE room = $1 FOR UPDATE", room)
+        pending = await conn.fetchval(
+            "SELECT 1 FROM chat_messages WHERE room = $1 AND id = $2 AND status = 'pending'", room, message_id)
+        if not pending:
+            return None
+        seq = await conn.fetchval("UPDATE chat_rooms SET seq = seq + 1 WHERE room = $1 RETURNING seq", room)
+        row = await conn.fetchrow(
+            f"UPDATE chat_messages SET seq = $3, status = 'visible' WHERE room = $1 AND id = $2 RETURNING {_MSG}",
+            room, message_id, seq)
+    return dict(row)
+
+
+async def delete(db: asyncpg.Pool, room: str, message_id: int) -> bool:
+    row = await db.fetchrow(
+        "UPDATE chat_messages SET status = 'deleted' WHERE room = $1 AND id = $2 AND status <> 'deleted' "
+        "RETURNING id", room, message_id)
+    return row is not None
+
+
+async def ban(db: asyncpg.Pool, room: str, kind: str, value: str, until: datetime, reason: str = "") -> None:
+    await ensure_room(db, room)
+    await db.execute(
+        """INSERT INTO chat_bans (room, kind, value, until, reason) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (room, kind, value) DO UPDATE SET until = EXCLUDED.until, reason = EXCLUDED.reason""",
+        room, kind, value.lower() if kind == "nickname" else value, until, reason)
+
+
+async def message_device(db: asyncpg.Pool, room: str, message_id: int) -> tuple[str, str] | None:
+    row = await db.fetchrow("SELECT device_id, nickname FROM chat_messages WHERE room = $1 AND id = $2",
+                            room, message_id)
+    return (row["device_id"], row["nickname"]) if row else None
+
+
+async def after(db: asyncpg.Pool, room: str, cursor: int | None, limit: int) -> list[dict[str, Any]]:
+    """Visible messages after `cursor` in cursor order; None means the latest `limit` (history)."""
+    if cursor is None:
+        rows = await db.fetch(
+            f"""SELECT * FROM (SELECT {_MSG} FROM chat_messages WHERE room = $1 AND seq IS NOT NULL
+                               ORDER BY seq DESC LIMIT $2) t WHERE status = 'visible' ORDER BY seq""", room, limit)
+    else:
+        rows = await db.fetch(
+            f"""SELECT {_MSG} FROM chat_messages WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
+            room, cursor, limit)
+    return [dict(r) for r in rows]
+
+
+async def pending(db: asyncpg.Pool, room: str, limit: int = 200) -> list[dict[str, Any]]:
+    rows = await db.fetch(f"SELECT {_MSG} FROM chat_messages WHERE room = $1 AND status = 'pending' ORDER BY id "
+                          "LIMIT $2", room, limit)
+    return [dict(r) for r in rows]
+
+
+async def current_seq(db: asyncpg.Pool, room: str) -> int:
+    return int(await db.fetchval("SELECT seq FROM chat_rooms WHERE room = $1", room) or 0)

@@ -1,0 +1,17 @@
+"""Routes of live interaction: devices, polls, chat."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from onair.core.settings import SETTINGS
+from streaming.interaction import chat_routes, devices, poll_routes
+from streaming.interaction.live_state import live_context
+
+
+def setup(app: web.Application) -> None:
+    """Register routes and cleanup contexts."""
+    app.cleanup_ctx.append(live_context(app[SETTINGS]))
+    devices.setup(app)
+    poll_routes.setup(app)
+    chat_routes.setup(app)

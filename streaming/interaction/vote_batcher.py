@@ -1,0 +1,181 @@
+"""Group commit for votes: requests queue in-process and are written in one transaction every few ms.
+
+A request's future resolves only after its batch has committed (synchronous_commit), so an
+acknowledged vote is a durable vote. Throughput comes from sharing one commit between many votes,
+not from acknowledging early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from streaming.interaction.polls import accepting
+
+log = logging.getLogger("streaming.votes")
+
+TALLY_SHARDS = 64
+
+
+@dataclass(frozen=True)
+class Vote:
+    poll_id: str
+    device_id: str
+    option_id: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str                       # created | repeat | changed | closed | unknown
+    option_id: int | None = None
+
+
+class VoteBatcher:
+    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime], *, max_batch: int = 2000,
+                 flushers: int = 2, on_commit: Callable[[set[str]], None] | None = None) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._max_batch = max_batch
+        self._flushers = flushers
+        self._on_commit = on_commit
+        self._pending: list[tuple[Vote, asyncio.Future[Outcome]]] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.batches = 0
+        self.largest_batch = 0
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"vote-flusher-{i}") for i in range(self._flushers)]
+
+    async def stop(self) -> None:
+        # Let queued votes commit before the pool closes; only then stop the flushers.
+        for _ in range(200):
+            if not self._pending:
+                break
+            await asyncio.sleep(0.01)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    async def submit(self, vote: Vote) -> Outcome:
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((vote, fut))
+        self._wake.set()
+        return await fut
+
+    async def _run(self) -> None:
+        while True:
+            while not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+            batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
+            if self._pending:
+                self._wake.set()
+            try:
+                outcomes = await self._flush_with_retry([v for v, _ in batch])
+            except Exception as exc:
+                log.warning("vote batch of %d failed: %s", len(batch), exc)
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), outcome in zip(batch, outcomes, strict=True):
+                if not fut.done():  # the client may have gone; the vote still counts
+                    fut.set_result(outcome)
+
+    async def _flush_with_retry(self, votes: list[Vote]) -> list[Outcome]:
+        for attempt in range(5):
+            try:
+                return await self._flush(votes)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                # The transaction rolled back as a whole; nothing was acknowledged, so retrying is safe.
+                await asyncio.sleep(0.002 * (attempt + 1))
+        return await self._flush(votes)
+
+    async def _flush(self, votes: list[Vote]) -> list[Outcome]:
+        now = self._clock()
+        # The first request of a device in a batch is the one written; its twins get its answer.
+        first: dict[tuple[str, str], Vote] = {}
+        for v in votes:
+            first.setdefault((v.poll_id, v.device_id), v)
+        async with self._pool.acquire() as conn, conn.transaction():
+            # FOR SHARE orders this batch with open/close/reset (which take the row FOR UPDATE):
+            # a vote commits only if the window was open when its batch ran.
+            rows = await conn.fetch(
+                "SELECT id, status, opens_at, closes_at, allow_change FROM polls WHERE id = ANY($1::text[]) "
+                "ORDER BY id FOR SHARE", sorted({p for p, _ in first}))
+            polls = {r["id"]: r for r in rows}
+            open_ids = {pid for pid, r in polls.items()
+                        if accepting(r["status"], r["opens_at"], r["closes_at"], now)}
+            todo = [v for v in first.values() if v.poll_id in open_ids]
+            written: set[tuple[str, str]] = set()
+            if todo:
+                inserted = await conn.fetch(
+                    """INSERT INTO votes (poll_id, device_id, option_id, created_at)
+                       SELECT p, d, o, $4 FROM unnest($1::text[], $2::text[], $3::int[]) AS u(p, d, o)
+                       ON CONFLICT DO NOTHING RETURNING poll_id, device_id""",
+                    [v.poll_id for v in todo], [v.device_id for v in todo], [v.option_id for v in todo], now)
+                written = {(r["poll_id"], r["device_id"]) for r in inserted}
+            deltas: dict[tuple[str, int], int] = {}
+            recorded: dict[tuple[str, str], tuple[str, int]] = {}
+            for v in todo:
+                if (v.poll_id, v.device_id) in written:
+                    deltas[(v.poll_id, v.option_id)] = deltas.get((v.poll_id, v.option_id), 0) + 1
+                    recorded[(v.poll_id, v.device_id)] = ("created", v.option_id)
+            repeats = [v for v in todo if (v.poll_id, v.device_id) not in written]
+            if repeats:
+                existing = await conn.fetch(
+                    """SELECT v.poll_id, v.device_id, v.option_id FROM votes v
+                       JOIN unnest($1::text[], $2::text[]) AS u(p, d) ON v.poll_id = u.p AND v.device_id = u.d""",
+                    [v.poll_id for v in repeats], [v.device_id for v in repeats])
+                old = {(r["poll_id"], r["device_id"]): r["option_id"] for r in existing}
+                changes = []
+                for v in repeats:
+                    before = old[(v.poll_id, v.device_id)]
+                    if before != v.option_id and polls[v.poll_id]["allow_change"]:
+                        changes.append(v)
+                        deltas[(v.poll_id, before)] = deltas.get((v.poll_id, before), 0) - 1
+                        deltas[(v.poll_id, v.option_id)] = deltas.get((v.poll_id, v.option_id), 0) + 1
+                        recorded[(v.poll_id, v.device_id)] = ("changed", v.option_id)
+                    else:
+                        recorded[(v.poll_id, v.device_id)] = ("repeat", before)
+                if changes:
+                    await conn.execute(
+                        """UPDATE votes v SET option_id = u.o, created_at = $4
+                           FROM unnest($1::text[], $2::text[], $3::int[]) AS u(p, d, o)
+                           WHERE v.poll_id = u.p AND v.device_id = u.d""",
+                        [v.poll_id for v in changes], [v.device_id for v in changes],
+                        [v.option_id for v in changes], now)
+            # Counters are sharded (migration 0220): this batch adds to a random shard, so batches of other
+            # processes rarely wait on its row locks. A fixed order keeps lock order the same everywhere.
+            shard = random.randrange(TALLY_SHARDS)
+            updates = [(p, o, shard, d) for (p, o), d in sorted(deltas.items()) if d]
+            if updates:
+                await conn.executemany(
+                    """INSERT INTO poll_tallies (poll_id, option_id, shard, votes) VALUES ($1, $2, $3, $4)
+                       ON CONFLICT (poll_id, option_id, shard) DO UPDATE SET votes = poll_tallies.votes + $4""",
+                    updates)
+        self.batches += 1
+        self.largest_batch = max(self.largest_batch, len(votes))
+        if self._on_commit and deltas:
+            self._on_commit({p for p, _ in deltas})
+        out: list[Outcome] = []
+        for v in votes:
+            key = (v.poll_id, v.device_id)
+            if v.poll_id not in polls:
+                out.append(Outcome("unknown"))
+            elif v.poll_id not in open_ids:
+                out.append(Outcome("closed"))
+            else:
+                kind, option = recorded[key]
+                out.append(Outcome(kind if first[key] is v else "repeat", option))
+        return out

@@ -1,0 +1,296 @@
+"""The embeddable player: /embed/{id}, /watch/{id}, /oembed, the player bundle, player beacons and stats."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+import asyncpg
+import jinja2
+from aiohttp import web
+from onair.core.db.pool import POOL
+from pydantic import BaseModel, Field, ValidationError
+
+from onair.core import clock
+from onair.core.auth import SIGNING_KEY, admin_required
+from onair.core.errors import BadRequest, NotFound, PayloadTooLarge, pydantic_detail
+from onair.core.settings import SETTINGS, Settings
+from streaming.catalog.repository import Asset, get_asset
+from syndication.embed import oembed, pages
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static" / "player"
+_ID = r"[A-Za-z0-9_-]{1,64}"
+_BUNDLE_NAME = re.compile(r"[A-Za-z0-9_.-]+\.(js|css)")
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    raw: bytes
+    gz: bytes
+    content_type: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class EmbedContext:
+    settings: Settings
+    templates: jinja2.Environment
+    bundle: dict[str, StaticFile]   # hashed file name -> contents
+    js_name: str
+    css_name: str
+
+
+EMBED = web.AppKey("embed_context", EmbedContext)
+
+
+def _load_bundle() -> tuple[dict[str, StaticFile], str, str]:
+    manifest = json.loads((STATIC_DIR / "manifest.json").read_text())
+    files = {}
+    for name in manifest.values():
+        raw = (STATIC_DIR / name).read_bytes()
+        ctype = "text/javascript" if name.endswith(".js") else "text/css"
+        # mtime=0 keeps the gzip bytes (and so their size) identical across runs.
+        files[name] = StaticFile(raw, gzip.compress(raw, 9, mtime=0), ctype,
+                                 '"' + hashlib.sha256(raw).hexdigest()[:32] + '"')
+    return files, manifest["player.js"], manifest["player.css"]
+
+
+def _ctx(request: web.Request) -> EmbedContext:
+    return request.app[EMBED]
+
+
+def base_url(request: web.Request) -> str:
+    settings = _ctx(request).settings
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return f"{request.scheme}://{request.host}"
+
+
+def _our_hosts(request: web.Request) -> tuple[str, ...]:
+    hosts = {request.host.lower(), urlsplit(_ctx(request).settings.base_url).netloc.lower()}
+    return tuple(h for h in hosts if h)
+
+
+def _country(request: web.Request) -> str | None:
+    for header in _ctx(request).settings.country_headers:
+        value = request.headers.get(header, "").strip()
+        if len(value) == 2 and value.isalpha():
+            return value.upper()
+    return None
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    total = int(seconds or 0)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+async def _page(request: web.Request) -> tuple[pages.PlayerPage, Asset | None]:
+    asset_id = request.match_info["asset_id"]
+    ctx = _ctx(request)
+    asset = await get_asset(request.app[POOL], asset_id)
+    page = pages.player_page(asset, asset_id, clock.now(request.app), pages.PlayerOptions.from_query(
+        dict(request.query)), signing_key=request.app[SIGNING_KEY],
+        token_seconds=ctx.settings.embed_token_seconds, country=_country(request))
+    return page, asset
+
+
+def _max_age(request: web.Request, asset: Asset | None) -> int:
+    """A minute in shared caches, but never past the moment the video's rights window closes."""
+    until = asset.rights.available_until if asset is not None else None
+    if until is None:
+        return 60
+    return max(0, min(60, int((until - clock.now(request.app)).total_seconds())))
+
+
+def _render(request: web.Request, template: str, page: pages.PlayerPage, csp: str, *, asset: Asset | None,
+            **extra: object) -> web.Response:
+    ctx = _ctx(request)
+    base = base_url(request)
+    page_url = f"{base}/embed/{page.asset_id}"
+    html = ctx.templates.get_template(template).render(
+        page=page, css_url=f"/player/{ctx.css_name}", js_url=f"/player/{ctx.js_name}",
+        oembed_json=f"{base}/oembed?url={quote(page_url, safe='')}&format=json",
+        oembed_xml=f"{base}/oembed?url={quote(page_url, safe='')}&format=xml",
+        duration=_fmt_duration(page.config["duration"] if page.config else 0), **extra)
+    headers = {"Content-Security-Policy": csp, "Referrer-Policy": "strict-origin-when-cross-origin",
+               "X-Content-Type-Options": "nosniff",
+               # Private pages carry a token; a shared cache must not hand it to someone else.
+               "Cache-Control": "private, no-store" if not page.discoverable
+               else f"public, max-age={_max_age(request, asset)}"}
+    if page.retry_seconds:
+        headers["Retry-After"] = str(page.retry_seconds)
+    resp = web.Response(status=page.status, text=html, content_type="text/html", charset="utf-8", headers=headers)
+    resp.enable_compression()
+    return resp
+
+
+async def embed_page(request: web.Request) -> web.Response:
+    page, asset = await _page(request)
+    ctx = _ctx(request)
+    csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+           "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; "
+           "form-action 'none'; " + pages.frame_ancestors(asset, ctx.settings.embed_origin_list))
+    watch_url = f"{base_url(request)}/watch/{page.asset_id}" if page.discoverable and page.playable else None
+    return _render(request, "embed.html", page, csp, asset=asset, watch_url=watch_url)
+
+
+async def watch_page(request: web.Request) -> web.Response:
+    page, asset = await _page(request)
+    if asset is not None and asset.visibility == "private":
+        page = pages.PlayerPage(404, page.asset_id, "Video not found",
+                                message="This video does not exist or has been removed.", discoverable=False)
+    base = base_url(request)
+    w, h = oembed.fit(*pages.aspect(asset), None, None) if asset is not None else (640, 360)
+    snippet = pages.iframe_snippet(f"{base}/embed/{page.asset_id}", page.title, w, h)
+    csp = ("default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; base-uri 'none'; "
+           "form-action 'none'")
+    return _render(request, "watch.html", page, csp, asset=asset, snippet=snippet,
+                   description=getattr(asset, "description", "") if page.playable else "",
+                   poster_abs=base + page.poster if page.poster and page.discoverable else None)
+
+
+async def oembed_view(request: web.Request) -> web.Response:
+    q = oembed.parse_query(dict(request.query))
+    asset_id = oembed.asset_id_from_url(q.url, _our_hosts(request))
+    now = clock.now(request.app)
+    asset = oembed.check_embeddable(await get_asset(request.app[POOL], asset_id), now)
+    body = oembed.response(asset, base_url(request), q, now)
+    headers = {"Cache-Control": f"public, max-age={body['cache_age']}", "Access-Control-Allow-Origin": "*"}
+    if q.format == "xml":
+        return web.Response(text=oembed.to_xml(body), content_type="text/xml", charset="utf-8", headers=headers)
+    return web.json_response(body, headers=headers)
+
+
+async def bundle_file(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    item = _ctx(request).bundle.get(name) if _BUNDLE_NAME.fullmatch(name) else None
+    if item is None:
+        raise NotFound(f"No player file {name!r}")
+    headers = {"Cache-Control": IMMUTABLE, "ETag": item.etag, "Vary": "Accept-Encoding",
+               "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
+    if request.headers.get("If-None-Match") == item.etag:
+        return web.Response(status=304, headers=headers)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(body=item.gz, content_type=item.content_type, headers=headers)
+    return web.Response(body=item.raw, content_type=item.content_type, headers=headers)
+
+
+# --- analytics ---------------------------------------------------------------------------------------
+
+class PlayerEvent(BaseModel):
+    asset_id: str = Field(pattern=_ID)
+    session: str = Field(min_length=8, max_length=64, pattern=r"[A-Za-z0-9_-]+")
+    event: Literal["play", "pause", "ended", "q25", "q50", "q75", "error", "heartbeat"]
+    position: float = Field(default=0, ge=0, le=1e7)
+    watched: float = Field(default=0, ge=0, le=1e7)
+    referrer: str = Field(default="", max_length=2048)
+    detail: str | None = Field(default=None, max_length=200)
+
+
+def referrer_domain(referrer: str) -> str:
+    try:
+        host = urlsplit(referrer).hostname or ""
+    except ValueError:
+        return ""
+    return host.lower()[:253]
+
+
+_QUARTILE = {"q25": 25, "q50": 50, "q75": 75, "ended": 100}
+
+_UPSERT = """
+INSERT INTO player_sessions AS s (asset_id, session_id, referrer_domain, played, ended, max_quartile,
+                                  watched_seconds, errors, last_error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (asset_id, session_id) DO UPDATE SET
+    played = s.played OR EXCLUDED.played,
+    ended = s.ended OR EXCLUDED.ended,
+    max_quartile = GREATEST(s.max_quartile, EXCLUDED.max_quartile),
+    watched_seconds = GREATEST(s.watched_seconds, EXCLUDED.watched_seconds),
+    errors = s.errors + EXCLUDED.errors,
+    last_error = COALESCE(EXCLUDED.last_error, s.last_error),
+    updated_at = now()
+"""
+
+
+async def player_events(request: web.Request) -> web.Response:
+    # sendBeacon posts text/plain (a CORS-safelisted type), so the body is read as JSON whatever its type.
+    raw = await request.content.read(4097)
+    if len(raw) > 4096:
+        raise PayloadTooLarge("A player event is at most 4096 bytes")
+    try:
+        ev = PlayerEvent.model_validate_json(raw or b"{}")
+    except ValidationError as err:
+        raise BadRequest(pydantic_detail(err), code="invalid-body") from None
+    asset = await get_asset(request.app[POOL], ev.asset_id)
+    if asset is None:
+        raise NotFound("No such video")
+    # Cap watched time at the clip's length (a few seconds of slack for rounding), so one bad client
+    # cannot inflate the average.
+    watched = min(ev.watched, (asset.duration or ev.watched) + 5)
+    try:
+        await request.app[POOL].execute(
+            _UPSERT, ev.asset_id, ev.session, referrer_domain(ev.referrer), ev.event == "play",
+            ev.event == "ended", _QUARTILE.get(ev.event, 0), watched, 1 if ev.event == "error" else 0,
+            ev.detail if ev.event == "error" else None)
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound("No such video") from None
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+@admin_required
+async def asset_stats(request: web.Request) -> web.Response:
+    asset_id = request.match_info["asset_id"]
+    db = request.app[POOL]
+    if await get_asset(db, asset_id) is None:
+        raise NotFound("No such video")
+    totals = await db.fetchrow(
+        """SELECT count(*) FILTER (WHERE played) AS plays,
+                  coalesce(avg(watched_seconds) FILTER (WHERE played), 0) AS avg_watch,
+                  coalesce(sum(watched_seconds), 0) AS total_watch,
+                  count(*) FILTER (WHERE ended) AS completions,
+                  count(*) FILTER (WHERE max_quartile >= 25) AS q25,
+                  count(*) FILTER (WHERE max_quartile >= 50) AS q50,
+                  count(*) FILTER (WHERE max_quartile >= 75) AS q75,
+                  coalesce(sum(errors), 0) AS errors
+           FROM player_sessions WHERE asset_id = $1""", asset_id)
+    refs = await db.fetch(
+        """SELECT referrer_domain, count(*) FILTER (WHERE played) AS plays,
+                  coalesce(avg(watched_seconds) FILTER (WHERE played), 0) AS avg_watch
+           FROM player_sessions WHERE asset_id = $1 GROUP BY referrer_domain
+           ORDER BY plays DESC, referrer_domain LIMIT 100""", asset_id)
+    return web.json_response({
+        "asset_id": asset_id, "plays": totals["plays"],
+        "average_watch_seconds": round(float(totals["avg_watch"]), 2),
+        "total_watch_seconds": round(float(totals["total_watch"]), 2),
+        "completions": totals["completions"],
+        "quartiles": {"25": totals["q25"], "50": totals["q50"], "75": totals["q75"], "100": totals["completions"]},
+        "errors": totals["errors"],
+        "referrers": [{"domain": r["referrer_domain"] or None, "plays": r["plays"],
+                       "average_watch_seconds": round(float(r["avg_watch"]), 2)} for r in refs],
+    }, headers={"Cache-Control": "no-store"})
+
+
+def setup(app: web.Application) -> None:
+    """Register routes and cleanup contexts."""
+
+    bundle, js_name, css_name = _load_bundle()
+    templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                                   autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    app[EMBED] = EmbedContext(app[SETTINGS], templates, bundle, js_name, css_name)
+    app.router.add_get(f"/embed/{{asset_id:{_ID}}}", embed_page)
+    app.router.add_get(f"/watch/{{asset_id:{_ID}}}", watch_page)
+    app.router.add_get("/oembed", oembed_view)
+    app.router.add_get("/player/{name}", bundle_file)
+    app.router.add_post("/api/v1/player/events", player_events)
+    app.router.add_get(f"/api/v1/assets/{{asset_id:{_ID}}}/stats", asset_stats)
