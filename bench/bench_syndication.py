@@ -24,11 +24,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 from aiohttp import web
+
+from onair.app import create_app
 from onair.core.db.embedded import EmbeddedPostgres
 from onair.core.db.migrate import migrate
 from onair.core.db.pool import create_pool
-
-from onair.app import create_app
 from onair.core.settings import Settings
 from streaming.catalog.repository import Asset
 from syndication.feeds import documents

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from onair.core.db.pool import POOL, pool_context
 
 import hbbtv_apps.domain
 import streaming.catalog.domain
@@ -16,6 +15,7 @@ import transcode.domain
 from onair.core import health, jobs, lifecycle
 from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, signing_key
 from onair.core.bus import BUS, Bus, bus_context
+from onair.core.db.pool import POOL, pool_context
 from onair.core.domain import Domain
 from onair.core.errors import problem_middleware
 from onair.core.settings import SETTINGS, Settings

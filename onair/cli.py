@@ -25,11 +25,10 @@ try:  # optional speed-up (Linux/macOS wheels); the pure asyncio loop works the 
 except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
-from onair.core.db.embedded import EmbeddedPostgresError
-
 from onair.app import DOMAIN_COMMANDS, create_app, on_first_start, worker_resources_context
 from onair.core import logs
 from onair.core.auth import admin_token, signing_key
+from onair.core.db.embedded import EmbeddedPostgresError
 from onair.core.runtime import database, ensure_data_dir
 from onair.core.settings import SettingError, Settings, documented
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from onair.core.db.embedded import EmbeddedPostgres
-from onair.core.db.migrate import fingerprint, migrate
 
 from onair.app import create_app
 from onair.core.clock import CLOCK
+from onair.core.db.embedded import EmbeddedPostgres
+from onair.core.db.migrate import fingerprint, migrate
 from onair.core.settings import Settings
 from tests.embed_helpers import FakeClock
 from tests.tools import IN_CI, free_port, missing, need_binary, port_open

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from onair.core.db.pool import create_pool
-
 from onair.core.jobs import JobContext, Resources, Worker
 from onair.core.settings import Settings
 

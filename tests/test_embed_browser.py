@@ -21,10 +21,10 @@ import imageio_ffmpeg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from onair.core.db.pool import POOL
 
 from onair.app import create_app
 from onair.core.auth import SIGNING_KEY
+from onair.core.db.pool import POOL
 from onair.core.settings import Settings
 from onair.core.storage import STORE, guess_type
 from streaming.delivery.signing import TokenProblem, check_token

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import asyncpg
+
 from onair.core.db.migrate import available, migrate
 from onair.core.db.snapshot import describe
 

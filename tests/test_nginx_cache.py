@@ -10,9 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from onair.core.db.pool import POOL
 
 from onair.app import create_app
+from onair.core.db.pool import POOL
 from onair.core.settings import Settings
 from onair.core.storage import STORE
 from streaming.delivery.origin import ORIGIN_HITS

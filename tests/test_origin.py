@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from onair.core.db.pool import POOL
 
 from onair.app import create_app
+from onair.core.db.pool import POOL
 from onair.core.settings import Settings
 from onair.core.storage import STORE
 from tests.origin_media import make_media, publish

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from onair.core.db.pool import POOL
 from yarl import URL
 
 from onair.app import create_app
 from onair.core.clock import CLOCK
+from onair.core.db.pool import POOL
 from onair.core.settings import Settings
 from onair.core.storage import STORE
 from streaming.delivery import signing

@@ -56,8 +56,8 @@ async def test_purge_failures_are_logged_not_raised(settings: Settings, caplog) 
 
 async def test_unpublish_and_delete_through_the_api_purge_the_cdn(settings: Settings) -> None:
     from aiohttp.test_utils import TestClient
-    from onair.core.db.pool import POOL
 
+    from onair.core.db.pool import POOL
     from tests.conftest import ADMIN
 
     received: asyncio.Queue = asyncio.Queue()

@@ -7,12 +7,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from onair.core.db.pool import POOL
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from onair.core import jobs
 from onair.core.bus import BUS
+from onair.core.db.pool import POOL
 from onair.core.storage import STORE
 
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 from onair.core.db.embedded import EmbeddedPostgres
 from onair.core.db.migrate import migrate_url
-
 from onair.core.settings import SettingError, Settings
 
 log = logging.getLogger("onair.core.runtime")

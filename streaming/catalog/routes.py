@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from aiohttp import web
-from onair.core.db.pool import POOL
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from onair.core.auth import admin_required, is_admin
+from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
 from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE

@@ -29,9 +29,9 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 from aiohttp import web
-from onair.core.db.pool import POOL
 
 from onair.core.clock import now as clock_now
+from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, Forbidden, NotFound, RangeNotSatisfiable, problem_response
 from onair.core.settings import Settings
 from onair.core.storage import STORE, ObjectInfo, ObjectNotFound

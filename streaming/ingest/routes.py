@@ -7,10 +7,10 @@ import os
 from typing import Annotated
 
 from aiohttp import web
-from onair.core.db.pool import POOL
 from pydantic import BaseModel, ConfigDict, Field
 
 from onair.core.auth import admin_required
+from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType, read_json
 from onair.core.safe_urls import UrlRejected, check_url
 from onair.core.settings import SETTINGS, Settings

@@ -9,8 +9,8 @@ import os
 
 import imageio_ffmpeg
 from aiohttp import web
-from onair.core.db.pool import POOL
 
+from onair.core.db.pool import POOL
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
 from streaming import catalog

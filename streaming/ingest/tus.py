@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from onair.core.db.pool import POOL
 
 from onair.core.auth import admin_required
+from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE

@@ -10,12 +10,12 @@ from typing import Any
 
 import asyncpg
 from aiohttp import WSMsgType, web
-from onair.core.db.pool import POOL
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from onair.core.auth import admin_required, is_admin
 from onair.core.bus import BUS, BusUnavailable
 from onair.core.clock import now
+from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, NotFound, Unavailable, parse_query, pydantic_detail, read_json
 from onair.core.health import METRICS
 from onair.core.lifecycle import Stopping, unless_stopping

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from onair.core.db.pool import POOL
 
 from onair.core.bus import BUS
 from onair.core.clock import now
+from onair.core.db.pool import POOL
 from onair.core.settings import Settings
 from streaming.interaction import polls
 from streaming.interaction.tallies import TallyTicker

@@ -7,12 +7,12 @@ from datetime import datetime
 
 import asyncpg
 from aiohttp import web
-from onair.core.db.pool import POOL
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from onair.core.auth import admin_required
 from onair.core.bus import BUS
 from onair.core.clock import now
+from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, read_json
 from streaming.interaction import devices, polls, tallies
 from streaming.interaction.live_state import LIVE

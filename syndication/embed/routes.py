@@ -14,11 +14,11 @@ from urllib.parse import quote, urlsplit
 import asyncpg
 import jinja2
 from aiohttp import web
-from onair.core.db.pool import POOL
 from pydantic import BaseModel, Field, ValidationError
 
 from onair.core import clock
 from onair.core.auth import SIGNING_KEY, admin_required
+from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, PayloadTooLarge, pydantic_detail
 from onair.core.settings import SETTINGS, Settings
 from streaming.catalog.repository import Asset, get_asset

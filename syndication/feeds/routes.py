@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from onair.core.db.pool import POOL
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from onair.core import clock
 from onair.core.auth import SIGNING_KEY, admin_required, bearer
+from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
 from onair.core.safe_urls import UrlRejected, check_url, check_url_shape
 from onair.core.settings import SETTINGS as SETTINGS_KEY
