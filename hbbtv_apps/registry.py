@@ -16,7 +16,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from onair.core.errors import BadRequest, Conflict, NotFound
-from streaming.catalog.repository import get_asset
+from streaming.catalog import get_asset
 from streaming.catalog.rights import in_window
 
 ORG_ID_MAX = 0xFFFFFF   # organisation_id, 24 bits as registered with DVB

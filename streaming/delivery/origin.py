@@ -35,7 +35,7 @@ from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, Forbidden, NotFound, RangeNotSatisfiable, problem_response
 from onair.core.settings import Settings
 from onair.core.storage import STORE, ObjectInfo, ObjectNotFound
-from streaming.catalog.repository import Asset, get_asset, media_prefix
+from streaming.catalog import Asset, get_asset, media_prefix
 from streaming.catalog.rights import Availability, availability
 from streaming.delivery import signing
 

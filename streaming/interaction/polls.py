@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from streaming.interaction import ballots
+
 _ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"
 # How often a TV without SSE should poll /results (ms); the response is cacheable for 1 s anyway.
 POLL_INTERVAL_MS = 1000
@@ -92,8 +94,7 @@ async def create(db: asyncpg.Pool, *, question: str, options: list[str], show: s
             f"""INSERT INTO polls (id, question, options, show, channel, opens_at, closes_at, allow_change)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
             poll_id, question, opts, show, channel, opens_at, closes_at, allow_change)
-        await conn.executemany("INSERT INTO poll_tallies (poll_id, option_id) VALUES ($1, $2)",
-                               [(poll_id, o["id"]) for o in opts])
+        await ballots.init_tallies(conn, poll_id, [o["id"] for o in opts])
         await conn.execute("INSERT INTO poll_audit (poll_id, action, detail) VALUES ($1, 'created', $2)",
                            poll_id, {"question": question, "options": options})
     return Poll.from_row(row)
@@ -125,9 +126,7 @@ async def transition(db: asyncpg.Pool, poll_id: str, action: str, now: datetime)
         elif action == "close":
             await conn.execute("UPDATE polls SET status = 'closed', closed_at = $2 WHERE id = $1", poll_id, now)
         elif action == "reset":
-            removed = await conn.fetchval(
-                "WITH d AS (DELETE FROM votes WHERE poll_id = $1 RETURNING 1) SELECT count(*) FROM d", poll_id)
-            await conn.execute("UPDATE poll_tallies SET votes = 0 WHERE poll_id = $1", poll_id)
+            removed = await ballots.clear(conn, poll_id)
             await conn.execute("INSERT INTO poll_audit (poll_id, action, detail, at) VALUES ($1, $2, $3, $4)",
                                poll_id, "reset", {"votes_removed": removed}, now)
         else:

@@ -10,19 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+from streaming.interaction import ballots
 from streaming.interaction.polls import accepting
 
 log = logging.getLogger("streaming.votes")
-
-TALLY_SHARDS = 64
-
 
 @dataclass(frozen=True)
 class Vote:
@@ -101,6 +98,36 @@ class VoteBatcher:
                 await asyncio.sleep(0.002 * (attempt + 1))
         return await self._flush(votes)
 
+    @staticmethod
+    async def _write(conn: asyncpg.Connection, polls: dict[str, asyncpg.Record], todo: list[Vote], now: datetime
+                     ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, str], tuple[str, int]]]:
+        """Write one batch: new votes, allowed changes, and the tally deltas they make."""
+        written = await ballots.insert_new(conn, [(v.poll_id, v.device_id, v.option_id) for v in todo], now) \
+            if todo else set()
+        deltas: dict[tuple[str, int], int] = {}
+        recorded: dict[tuple[str, str], tuple[str, int]] = {}
+        for v in todo:
+            if (v.poll_id, v.device_id) in written:
+                deltas[(v.poll_id, v.option_id)] = deltas.get((v.poll_id, v.option_id), 0) + 1
+                recorded[(v.poll_id, v.device_id)] = ("created", v.option_id)
+        repeats = [v for v in todo if (v.poll_id, v.device_id) not in written]
+        if repeats:
+            old = await ballots.recorded(conn, [(v.poll_id, v.device_id) for v in repeats])
+            changes = []
+            for v in repeats:
+                before = old[(v.poll_id, v.device_id)]
+                if before != v.option_id and polls[v.poll_id]["allow_change"]:
+                    changes.append((v.poll_id, v.device_id, v.option_id))
+                    deltas[(v.poll_id, before)] = deltas.get((v.poll_id, before), 0) - 1
+                    deltas[(v.poll_id, v.option_id)] = deltas.get((v.poll_id, v.option_id), 0) + 1
+                    recorded[(v.poll_id, v.device_id)] = ("changed", v.option_id)
+                else:
+                    recorded[(v.poll_id, v.device_id)] = ("repeat", before)
+            if changes:
+                await ballots.change(conn, changes, now)
+        await ballots.add_to_tallies(conn, deltas)
+        return deltas, recorded
+
     async def _flush(self, votes: list[Vote]) -> list[Outcome]:
         now = self._clock()
         # The first request of a device in a batch is the one written; its twins get its answer.
@@ -117,53 +144,7 @@ class VoteBatcher:
             open_ids = {pid for pid, r in polls.items()
                         if accepting(r["status"], r["opens_at"], r["closes_at"], now)}
             todo = [v for v in first.values() if v.poll_id in open_ids]
-            written: set[tuple[str, str]] = set()
-            if todo:
-                inserted = await conn.fetch(
-                    """INSERT INTO votes (poll_id, device_id, option_id, created_at)
-                       SELECT p, d, o, $4 FROM unnest($1::text[], $2::text[], $3::int[]) AS u(p, d, o)
-                       ON CONFLICT DO NOTHING RETURNING poll_id, device_id""",
-                    [v.poll_id for v in todo], [v.device_id for v in todo], [v.option_id for v in todo], now)
-                written = {(r["poll_id"], r["device_id"]) for r in inserted}
-            deltas: dict[tuple[str, int], int] = {}
-            recorded: dict[tuple[str, str], tuple[str, int]] = {}
-            for v in todo:
-                if (v.poll_id, v.device_id) in written:
-                    deltas[(v.poll_id, v.option_id)] = deltas.get((v.poll_id, v.option_id), 0) + 1
-                    recorded[(v.poll_id, v.device_id)] = ("created", v.option_id)
-            repeats = [v for v in todo if (v.poll_id, v.device_id) not in written]
-            if repeats:
-                existing = await conn.fetch(
-                    """SELECT v.poll_id, v.device_id, v.option_id FROM votes v
-                       JOIN unnest($1::text[], $2::text[]) AS u(p, d) ON v.poll_id = u.p AND v.device_id = u.d""",
-                    [v.poll_id for v in repeats], [v.device_id for v in repeats])
-                old = {(r["poll_id"], r["device_id"]): r["option_id"] for r in existing}
-                changes = []
-                for v in repeats:
-                    before = old[(v.poll_id, v.device_id)]
-                    if before != v.option_id and polls[v.poll_id]["allow_change"]:
-                        changes.append(v)
-                        deltas[(v.poll_id, before)] = deltas.get((v.poll_id, before), 0) - 1
-                        deltas[(v.poll_id, v.option_id)] = deltas.get((v.poll_id, v.option_id), 0) + 1
-                        recorded[(v.poll_id, v.device_id)] = ("changed", v.option_id)
-                    else:
-                        recorded[(v.poll_id, v.device_id)] = ("repeat", before)
-                if changes:
-                    await conn.execute(
-                        """UPDATE votes v SET option_id = u.o, created_at = $4
-                           FROM unnest($1::text[], $2::text[], $3::int[]) AS u(p, d, o)
-                           WHERE v.poll_id = u.p AND v.device_id = u.d""",
-                        [v.poll_id for v in changes], [v.device_id for v in changes],
-                        [v.option_id for v in changes], now)
-            # Counters are sharded (migration 0220): this batch adds to a random shard, so batches of other
-            # processes rarely wait on its row locks. A fixed order keeps lock order the same everywhere.
-            shard = random.randrange(TALLY_SHARDS)
-            updates = [(p, o, shard, d) for (p, o), d in sorted(deltas.items()) if d]
-            if updates:
-                await conn.executemany(
-                    """INSERT INTO poll_tallies (poll_id, option_id, shard, votes) VALUES ($1, $2, $3, $4)
-                       ON CONFLICT (poll_id, option_id, shard) DO UPDATE SET votes = poll_tallies.votes + $4""",
-                    updates)
+            deltas, recorded = await self._write(conn, polls, todo, now)
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(votes))
         if self._on_commit and deltas:

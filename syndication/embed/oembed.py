@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from onair.core.errors import BadRequest, NotFound, NotImplementedProblem, Unauthorized
-from streaming.catalog.repository import Asset
+from streaming.catalog import Asset
 from streaming.catalog.rights import in_window
 from syndication.embed.pages import DEFAULT_WIDTH, aspect, iframe_snippet
 

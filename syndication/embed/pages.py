@@ -13,7 +13,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from streaming.catalog.repository import Asset
+from streaming.catalog import Asset
 from streaming.catalog.rights import Availability, availability
 from streaming.delivery.signing import signed_media_path
 

@@ -21,7 +21,7 @@ from onair.core.auth import SIGNING_KEY, admin_required
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, PayloadTooLarge, pydantic_detail
 from onair.core.settings import SETTINGS, Settings
-from streaming.catalog.repository import Asset, get_asset
+from streaming.catalog import Asset, get_asset
 from syndication.embed import oembed, pages
 
 HERE = Path(__file__).parent

@@ -24,8 +24,7 @@ from onair.core.errors import BadRequest, Forbidden, NotFound, parse_query, read
 from onair.core.safe_urls import UrlRejected, check_url, check_url_shape
 from onair.core.settings import SETTINGS as SETTINGS_KEY
 from streaming import catalog
-from streaming.catalog import rights
-from streaming.catalog.repository import Asset, new_asset_id
+from streaming.catalog import Asset, new_asset_id, rights
 from streaming.catalog.rights import CountryCode
 from syndication.feeds import cursors, documents
 from syndication.partners import keys

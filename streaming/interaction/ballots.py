@@ -1,0 +1,67 @@
+"""The ballot box: the only writer of `votes` and `poll_tallies` (one row per device and poll; sharded counters).
+
+The vote batcher calls these inside its group-commit transaction; poll creation and reset call them inside theirs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+TALLY_SHARDS = 64
+
+
+async def init_tallies(conn: asyncpg.Connection, poll_id: str, option_ids: Sequence[int]) -> None:
+    await conn.executemany("INSERT INTO poll_tallies (poll_id, option_id) VALUES ($1, $2)",
+                           [(poll_id, o) for o in option_ids])
+
+
+async def clear(conn: asyncpg.Connection, poll_id: str) -> int:
+    """Remove every vote of a poll and zero its counters; returns how many votes were removed."""
+    removed = await conn.fetchval(
+        "WITH d AS (DELETE FROM votes WHERE poll_id = $1 RETURNING 1) SELECT count(*) FROM d", poll_id)
+    await conn.execute("UPDATE poll_tallies SET votes = 0 WHERE poll_id = $1", poll_id)
+    return int(removed)
+
+
+async def insert_new(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int]], now: datetime
+                     ) -> set[tuple[str, str]]:
+    """Insert (poll, device, option) rows; returns the (poll, device) pairs that were new."""
+    inserted = await conn.fetch(
+        """INSERT INTO votes (poll_id, device_id, option_id, created_at)
+           SELECT p, d, o, $4 FROM unnest($1::text[], $2::text[], $3::int[]) AS u(p, d, o)
+           ON CONFLICT DO NOTHING RETURNING poll_id, device_id""",
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], now)
+    return {(r["poll_id"], r["device_id"]) for r in inserted}
+
+
+async def recorded(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The recorded option of each (poll, device)."""
+    rows = await conn.fetch(
+        """SELECT v.poll_id, v.device_id, v.option_id FROM votes v
+           JOIN unnest($1::text[], $2::text[]) AS u(p, d) ON v.poll_id = u.p AND v.device_id = u.d""",
+        [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["poll_id"], r["device_id"]): r["option_id"] for r in rows}
+
+
+async def change(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int]], now: datetime) -> None:
+    await conn.execute(
+        """UPDATE votes v SET option_id = u.o, created_at = $4
+           FROM unnest($1::text[], $2::text[], $3::int[]) AS u(p, d, o)
+           WHERE v.poll_id = u.p AND v.device_id = u.d""",
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], now)
+
+
+async def add_to_tallies(conn: asyncpg.Connection, deltas: dict[tuple[str, int], int]) -> None:
+    # Counters are sharded (migration 0220): a batch adds to a random shard, so batches of other
+    # processes rarely wait on its row locks. A fixed order keeps lock order the same everywhere.
+    shard = random.randrange(TALLY_SHARDS)
+    updates = [(p, o, shard, d) for (p, o), d in sorted(deltas.items()) if d]
+    if updates:
+        await conn.executemany(
+            """INSERT INTO poll_tallies (poll_id, option_id, shard, votes) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (poll_id, option_id, shard) DO UPDATE SET votes = poll_tallies.votes + $4""",
+            updates)
