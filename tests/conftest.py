@@ -24,6 +24,7 @@ from onair.core.db.embedded import EmbeddedPostgres
 from onair.core.db.migrate import fingerprint, migrate
 from onair.core.settings import Settings
 from tests.embed_helpers import FakeClock
+from tests.s3_server import ACCESS_KEY, SECRET_KEY, SeaweedS3
 from tests.tools import IN_CI, free_port, missing, need_binary, port_open
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -167,23 +168,17 @@ def redis_url() -> Iterator[str]:
 # --- S3 --------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3-speaking HTTP server (moto in server mode) on loopback."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        missing("moto server", "pip install 'moto[server]'")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3 server that checks signatures (SeaweedFS) on loopback, one for the session."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    yield server.start()
     server.stop()
 
 
 @pytest.fixture
 def s3_settings(settings: Settings, s3_endpoint: str) -> Settings:
     return settings.with_(storage="s3", s3_endpoint=s3_endpoint, s3_bucket=f"b{uuid.uuid4().hex[:10]}",
-                          s3_access_key_id="test", s3_secret_access_key="test")
+                          s3_access_key_id=ACCESS_KEY, s3_secret_access_key=SECRET_KEY)
 
 
 def python() -> str:

@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from onair.core.settings import Settings
 from onair.core.storage import InvalidKey, LocalStore, ObjectNotFound, S3Store, close_store, open_store
+from tests.s3_server import ACCESS_KEY, SECRET_KEY
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -19,7 +21,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     else:
         endpoint = request.getfixturevalue("s3_endpoint")
         s = await open_store(Settings(data_dir=tmp_path, storage="s3", s3_endpoint=endpoint, s3_bucket="contract",
-                                      s3_access_key_id="test", s3_secret_access_key="test"))
+                                      s3_access_key_id=ACCESS_KEY, s3_secret_access_key=SECRET_KEY))
         await s.delete_prefix("")
     yield s
     await close_store(s)
@@ -102,11 +104,17 @@ async def test_check_reports_readiness(store: LocalStore | S3Store) -> None:
     await store.check()
 
 
-async def test_s3_presigned_url_fetches_the_object(s3_endpoint: str, tmp_path: Path) -> None:
-    import aiohttp
+async def test_s3_refuses_a_wrong_secret(s3_endpoint: str, tmp_path: Path) -> None:
+    """The test server checks SigV4 signatures, as AWS does: a signing mistake cannot pass unnoticed."""
+    with pytest.raises(Exception, match="SignatureDoesNotMatch"):
+        s = await open_store(Settings(data_dir=tmp_path, storage="s3", s3_endpoint=s3_endpoint, s3_bucket="wrong",
+                                      s3_access_key_id=ACCESS_KEY, s3_secret_access_key="not-the-secret"))
+        await close_store(s)
 
+
+async def test_s3_presigned_url_fetches_the_object(s3_endpoint: str, tmp_path: Path) -> None:
     s = await open_store(Settings(data_dir=tmp_path, storage="s3", s3_endpoint=s3_endpoint, s3_bucket="presign",
-                                  s3_access_key_id="test", s3_secret_access_key="test"))
+                                  s3_access_key_id=ACCESS_KEY, s3_secret_access_key=SECRET_KEY))
     try:
         await s.put_bytes("p/poster.jpg", b"\xff\xd8jpeg")
         url = await s.presigned_url("p/poster.jpg", 60)
