@@ -11,6 +11,7 @@ import streaming.ingest.domain
 import streaming.interaction.domain
 import studio.domain
 import syndication.domain
+import syndication.webhooks.domain
 import transcode.domain
 from onair.core import health, jobs, lifecycle
 from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, signing_key
@@ -29,6 +30,7 @@ DOMAINS: tuple[Domain, ...] = (
     streaming.interaction.domain.DOMAIN,
     transcode.domain.DOMAIN,
     syndication.domain.DOMAIN,
+    syndication.webhooks.domain.DOMAIN,
     hbbtv_apps.domain.DOMAIN,
     studio.domain.DOMAIN,
 )

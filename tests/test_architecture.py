@@ -60,6 +60,8 @@ OWNERS: dict[str, str] = {
     "partner_usage": "syndication.partners.keys",
     "player_sessions": "syndication.analytics",
     "hbbtv_apps": "hbbtv_apps.registry",
+    "webhook_endpoints": "syndication.webhooks.store",
+    "webhook_deliveries": "syndication.webhooks.store",
     "hbbtv_banners": "hbbtv_apps.registry",
 }
 

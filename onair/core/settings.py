@@ -72,6 +72,14 @@ def _http_url(value: str | None) -> str | None:
     return None
 
 
+def _schedule(value: str) -> str | None:
+    try:
+        delays = [float(v) for v in value.split(",")]
+    except ValueError:
+        return "must be comma-separated numbers of seconds"
+    return None if delays and all(d >= 0 for d in delays) else "must list one or more non-negative delays"
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = _setting("127.0.0.1", "Address the web server binds to.")
@@ -111,6 +119,12 @@ class Settings:
     cors_origins: str = _setting("*", "Comma-separated origins allowed to fetch media and APIs cross-origin.")
     purge_webhook_url: str | None = _setting(None, "URL called with purge tags when an asset changes.",
                                              check=_http_url)
+    webhook_retry_schedule: str = _setting(
+        "5,300,1800,7200,18000,36000,36000",
+        "Seconds to wait before each webhook redelivery (comma-separated; about a day in all, as Standard Webhooks "
+        "suggests); when they are used up the endpoint is disabled.", check=_schedule)
+    webhook_timeout_seconds: float = _setting(10.0, "How long a webhook receiver may take to answer.",
+                                              check=_positive)
     media_token_ttl: int = _setting(21600, "Lifetime in seconds of signed playback URLs issued by onair.",
                                     check=_positive)
     cloudfront_key_pair_id: str | None = _setting(

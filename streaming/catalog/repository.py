@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from onair.core import job_kinds
+from onair.core import events, job_kinds
 from onair.core.jobs import enqueue, request_cancel
 from streaming.catalog.rights import Rights
 
@@ -102,6 +102,7 @@ async def create_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, *, 
     values = [asset_id, title, description, list(tags), status, source_url, source_name, *extra.values()]
     marks = ", ".join(f"${i + 1}" for i in range(len(cols)))
     await db.execute(f"INSERT INTO assets ({', '.join(cols)}) VALUES ({marks})", *values)
+    await events.publish(db, "asset.created", {"asset_id": asset_id, "title": title, "status": status})
 
 
 async def start_transcode(conn: asyncpg.Connection, asset_id: str, key: str, size: int) -> int:
@@ -155,6 +156,7 @@ async def delete_asset(pool: asyncpg.Pool, store: Any, asset_id: str) -> bool:
             return False
         if row["job_id"] is not None:
             await request_cancel(conn, row["job_id"])
+        await events.publish(conn, "asset.deleted", {"asset_id": asset_id})
     await delete_objects(store, asset_id)
     return True
 
@@ -217,4 +219,7 @@ async def update_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, cha
     done = await db.execute(f"UPDATE assets SET {sets}, updated_at = now() WHERE id = $1",
                             asset_id, *[list(changes[c]) if isinstance(changes[c], tuple) else changes[c]
                                         for c in cols])
-    return not done.endswith(" 0")
+    if done.endswith(" 0"):
+        return False
+    await events.publish(db, "asset.updated", {"asset_id": asset_id, "changed": sorted(cols)})
+    return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from onair.core import job_kinds
+from onair.core import events, job_kinds
 from onair.core.auth import signing_key
 from onair.core.jobs import Handler, JobContext
 from streaming import catalog
@@ -28,7 +28,10 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
         return {"skipped": "superseded by a newer job"}
     if done["status"] == "done":
         result = done["result"]
-        await catalog.mark_ready(res.pool, asset_id, result["facts"], result["outputs"], result.get("duration"))
+        async with res.pool.acquire() as conn, conn.transaction():
+            await catalog.mark_ready(conn, asset_id, result["facts"], result["outputs"], result.get("duration"))
+            await events.publish(conn, "asset.ready", {"asset_id": asset_id, "title": asset.title,
+                                                       "duration": result.get("duration")})
         if asset.outputs is not None:  # a re-transcode replaced published manifests: drop CDN copies
             await purge.purge(res.settings, signing_key(res.settings), asset_id, "re-transcoded")
         return {"asset_id": asset_id, "status": "ready"}
@@ -36,7 +39,9 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
     # Nothing half-published: a failed asset keeps no objects (the original included). They go before
     # the status changes, so whoever sees `failed` also sees an empty store.
     await catalog.delete_objects(res.store, asset_id)
-    await catalog.mark_failed(res.pool, asset_id, reason)
+    async with res.pool.acquire() as conn, conn.transaction():
+        await catalog.mark_failed(conn, asset_id, reason)
+        await events.publish(conn, "asset.failed", {"asset_id": asset_id, "title": asset.title, "error": reason})
     return {"asset_id": asset_id, "status": "failed"}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from onair.core import events
 from streaming.interaction import ballots
 
 _ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"
@@ -135,10 +136,16 @@ async def transition(db: asyncpg.Pool, poll_id: str, action: str, now: datetime)
             await conn.execute("INSERT INTO poll_audit (poll_id, action, at) VALUES ($1, $2, $3)",
                                poll_id, action + ("ed" if action == "open" else "d"), now)
         row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM polls WHERE id = $1", poll_id)
-    return Poll.from_row(row)
+        poll = Poll.from_row(row)
+        if action in ("open", "close"):
+            # Inside the transaction that holds the poll row FOR UPDATE: no vote batch can commit in between,
+            # so the tally a `poll.closed` event carries is the exact final one.
+            await events.publish(conn, "poll.opened" if action == "open" else "poll.closed",
+                                 await results(conn, poll, now), at=now)
+    return poll
 
 
-async def results(db: asyncpg.Pool, poll: Poll, now: datetime) -> dict[str, Any]:
+async def results(db: asyncpg.Pool | asyncpg.Connection, poll: Poll, now: datetime) -> dict[str, Any]:
     rows = await db.fetch("SELECT option_id, sum(votes) AS votes FROM poll_tallies WHERE poll_id = $1 "
                           "GROUP BY option_id", poll.id)
     counts = {r["option_id"]: int(r["votes"]) for r in rows}
