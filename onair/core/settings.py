@@ -106,6 +106,9 @@ class Settings:
     job_lease_seconds: float = _setting(30.0, "Job lease; a crashed worker's job is retried after it.",
                                         check=_positive)
     max_upload_bytes: int = _setting(10 * 1024**3, "Largest accepted upload in bytes.", check=_positive)
+    tus_lease_seconds: float = _setting(
+        30.0, "How long a tus PATCH holds its upload without news; a crashed replica's claim expires after it.",
+        check=_positive)
     allow_private_urls: bool = _setting(
         False, "Let URL pulls reach loopback/private addresses (only for tests and closed networks).")
     cors_origins: str = _setting("*", "Comma-separated origins allowed to fetch media and APIs cross-origin.")
