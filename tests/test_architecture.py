@@ -47,7 +47,7 @@ OWNERS: dict[str, str] = {
     "schema_migrations": "onair.core.db.migrate",
     "jobs": "onair.core.jobs",
     "assets": "streaming.catalog.repository",
-    "uploads": "streaming.ingest.tus",
+    "uploads": "streaming.ingest.tus_store",
     "polls": "streaming.interaction.polls",
     "poll_audit": "streaming.interaction.polls",
     "votes": "streaming.interaction.ballots",

@@ -69,3 +69,11 @@ async def test_protocol_details(client):
     assert (await client.delete(location, headers={**ADMIN, **TUS})).status == 204
     assert (await client.head(location, headers={**ADMIN, **TUS})).status == 404
     assert (await client.get(f"/api/v1/assets/{asset_id}", headers=ADMIN)).status == 404
+
+
+async def test_empty_upload_completes_at_creation(client):
+    resp = await client.post("/api/v1/uploads/", headers={**ADMIN, **TUS, "Upload-Length": "0"})
+    assert resp.status == 201
+    assert (await client.head(resp.headers["Location"], headers={**ADMIN, **TUS})).status == 404  # done already
+    asset = await (await client.get(f"/api/v1/assets/{resp.headers['Onair-Asset-Id']}", headers=ADMIN)).json()
+    assert asset["status"] != "uploading"  # queued (then failed: zero bytes are no video)

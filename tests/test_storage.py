@@ -10,7 +10,16 @@ import aiohttp
 import pytest
 
 from onair.core.settings import Settings
-from onair.core.storage import InvalidKey, LocalStore, ObjectNotFound, S3Store, close_store, open_store
+from onair.core.storage import (
+    MIN_PART_SIZE,
+    InvalidKey,
+    LocalStore,
+    MultipartError,
+    ObjectNotFound,
+    S3Store,
+    close_store,
+    open_store,
+)
 from tests.s3_server import ACCESS_KEY, SECRET_KEY
 
 
@@ -98,6 +107,33 @@ async def test_readers_never_see_partial_objects(store: LocalStore | S3Store) ->
     await writer
     assert seen <= {b"a\x01", b"b\x01"}
     assert await store.get_bytes("big/obj") == new
+
+
+async def test_multipart_object_appears_whole_on_completion(store: LocalStore | S3Store) -> None:
+    first, second, last = b"1" * MIN_PART_SIZE, b"2" * MIN_PART_SIZE, b"tail"
+    upload = await store.start_multipart("m/obj.bin")
+    await store.put_part("m/obj.bin", upload, 1, b"x" * MIN_PART_SIZE)
+    parts = [await store.put_part("m/obj.bin", upload, 1, first),  # sent again: replaces the earlier part 1
+             await store.put_part("m/obj.bin", upload, 2, second), await store.put_part("m/obj.bin", upload, 3, last)]
+    with pytest.raises(ObjectNotFound):
+        await store.stat("m/obj.bin")  # nothing visible before completion
+    info = await store.complete_multipart("m/obj.bin", upload, parts)
+    assert info.size == 2 * MIN_PART_SIZE + 4
+    assert await store.get_bytes("m/obj.bin") == first + second + last
+    assert await store.list("m/") == ["m/obj.bin"]
+
+
+async def test_multipart_rules_are_the_same_on_both_backends(store: LocalStore | S3Store) -> None:
+    upload = await store.start_multipart("m/small.bin")
+    parts = [await store.put_part("m/small.bin", upload, 1, b"small"),
+             await store.put_part("m/small.bin", upload, 2, b"last")]
+    with pytest.raises(MultipartError):  # a part other than the last below 5 MiB
+        await store.complete_multipart("m/small.bin", upload, parts)
+    await store.abort_multipart("m/small.bin", upload)
+    await store.abort_multipart("m/small.bin", upload)  # idempotent (moto answers 500 to any later use)
+    one = await store.start_multipart("m/one.bin")
+    only = await store.put_part("m/one.bin", one, 1, b"")  # a single (last) part may be empty or small
+    assert (await store.complete_multipart("m/one.bin", one, [only])).size == 0
 
 
 async def test_check_reports_readiness(store: LocalStore | S3Store) -> None:

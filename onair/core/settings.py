@@ -114,6 +114,9 @@ class Settings:
     job_lease_seconds: float = _setting(30.0, "Job lease; a crashed worker's job is retried after it.",
                                         check=_positive)
     max_upload_bytes: int = _setting(10 * 1024**3, "Largest accepted upload in bytes.", check=_positive)
+    tus_lease_seconds: float = _setting(
+        30.0, "How long a tus PATCH holds its upload without news; a crashed replica's claim expires after it.",
+        check=_positive)
     allow_private_urls: bool = _setting(
         False, "Let URL pulls reach loopback/private addresses (only for tests and closed networks).")
     cors_origins: str = _setting("*", "Comma-separated origins allowed to fetch media and APIs cross-origin.")
@@ -153,6 +156,16 @@ class Settings:
     chat_cooloff_seconds: float = _setting(10.0, "Silence imposed on a device that exceeds the chat rate (s).",
                                            check=_positive)
     chat_history: int = _setting(50, "Messages a late joiner receives from a room's history.", check=_positive)
+    chat_guard_entries: int = _setting(
+        50_000, "Devices (and, separately, message texts) the chat guard remembers per process; the least "
+        "recently active are forgotten first.", check=_positive)
+    vote_ip_entries: int = _setting(
+        100_000, "(poll, client IP) pairs the vote IP ceiling counts per process; the least recent are forgotten "
+        "first.", check=_positive)
+    cache_entries: int = _setting(
+        10_000, "Entries each per-process lookup cache keeps (origin asset rows and object facts, poll "
+        "definitions).", check=_positive)
+    feed_cache_entries: int = _setting(64, "Built feed bodies kept per process.", check=_positive)
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
                                choices=("auto", "json", "text"))

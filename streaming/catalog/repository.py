@@ -161,6 +161,11 @@ async def delete_asset(pool: asyncpg.Pool, store: Any, asset_id: str) -> bool:
     return True
 
 
+async def discard_unfinished_upload(conn: asyncpg.Connection, asset_id: str) -> bool:
+    """A tus upload was terminated before its last byte: its placeholder asset goes (nothing was published)."""
+    return await conn.execute("DELETE FROM assets WHERE id = $1 AND status = 'uploading'", asset_id) != "DELETE 0"
+
+
 _LIVE_SQL = """SELECT a.*, j.status AS job_status, j.progress AS job_progress
                FROM assets a LEFT JOIN jobs j ON j.id = a.job_id"""
 

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import os
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from onair.core.bounded import Bounded
 from onair.core.clock import now as clock_now
 from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, Forbidden, NotFound, RangeNotSatisfiable, problem_response
@@ -75,40 +75,26 @@ METHODS = "GET, HEAD, OPTIONS"
 _ENCODED_TRICK = re.compile(r"%(?:2e|2f|5c|25|00)", re.IGNORECASE)
 
 
-class TTLCache:
-    """A tiny per-process cache for hot lookups (asset rows, object stats) during a show-start storm.
-
-    One second is far below any CDN TTL we send, so it never makes content staler than the CDN would,
-    but it turns thousands of identical DB queries and stat calls per second into one."""
-
-    def __init__(self, ttl: float = 1.0, max_entries: int = 10000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._data: dict[object, tuple[float, object]] = {}
-
-    def get(self, key: object) -> tuple[bool, object]:
-        hit = self._data.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return False, None
-        return True, hit[1]
-
-    def put(self, key: object, value: object) -> None:
-        if len(self._data) >= self.max_entries:
-            self._data.clear()  # crude but bounded; the cache refills within a second
-        self._data[key] = (time.monotonic() + self.ttl, value)
+# Per-process lookups (asset rows, object stats) kept one second during a show-start storm: far below any
+# CDN TTL we send, so they never make content staler than the CDN would, but they turn thousands of
+# identical DB queries and stat calls per second into one.
+LOOKUP_TTL = 1.0
+_MISS = object()
 
 
 @dataclass(frozen=True)
 class OriginConfig:
     settings: Settings
     secret: bytes
-    assets: TTLCache = field(default_factory=TTLCache)
-    stats: TTLCache = field(default_factory=TTLCache)
+    assets: Bounded[str, Asset | None] = field(init=False)
+    stats: Bounded[str, tuple[ObjectInfo, Path | None, str]] = field(init=False)
     # parsed once: Settings' properties split strings on every access
     cors_origins: tuple[str, ...] = ()
     country_headers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "assets", Bounded(self.settings.cache_entries, LOOKUP_TTL))
+        object.__setattr__(self, "stats", Bounded(self.settings.cache_entries, LOOKUP_TTL))
         object.__setattr__(self, "cors_origins", self.settings.cors_origin_list)
         object.__setattr__(self, "country_headers", self.settings.country_headers)
 
@@ -425,22 +411,22 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
     moment = clock_now(request.app)
     if token is not None:
         check_token(config, token, asset_id, key, moment.timestamp(), request.remote)
-    cached, asset = config.assets.get(asset_id)
-    if not cached:
+    asset = config.assets.get(asset_id, _MISS)
+    if asset is _MISS:
         asset = await get_asset(request.app[POOL], asset_id)
-        config.assets.put(asset_id, asset)
+        config.assets.set(asset_id, asset)  # "no such asset" too: a storm of 404s is a storm all the same
     if asset is None:
         raise NotFound(f"No media asset {asset_id}", code="asset-not-found")
     check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request, config))
     store = request.app[STORE]
-    cached, entry = config.stats.get(store_key)
-    if not cached:
+    entry = config.stats.get(store_key)
+    if entry is None:
         try:
             info = await store.stat(store_key)
         except ObjectNotFound:
             raise NotFound(f"Asset {asset_id} has no object {key}", code="object-not-found") from None
         entry = (info, store.local_path(store_key), http_date(info.last_modified))
-        config.stats.put(store_key, entry)
+        config.stats.set(store_key, entry)
     info, local, last_modified = entry
 
     request.app[ORIGIN_HITS][(asset_id, key)] += 1

@@ -1,9 +1,10 @@
 """Resumable uploads with the tus 1.0 protocol (core + creation + termination) at /api/v1/uploads/.
 
-State lives in PostgreSQL (`uploads` row: length, offset); bytes are staged in a local file under the data dir.
-A PATCH appends at the offset the row records; if the client drops mid-request, the bytes that did arrive are
-kept and HEAD reports the new offset, so the client resumes from there. When the last byte arrives the original
-is stored and the transcode is queued, exactly like a multipart upload.
+The protocol lives here; the upload's state and its bytes (staged in the object store, so a resumed PATCH may
+land on any replica) in tus_store. A PATCH appends at the offset the row records; if the client drops
+mid-request, the bytes that did arrive are kept and HEAD reports the new offset, so the client resumes from
+there. When the last byte arrives the original is complete in the store and the transcode is queued, exactly
+like a multipart upload.
 """
 
 from __future__ import annotations
@@ -11,23 +12,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
-import os
 import secrets
-from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from onair.core.auth import admin_required
 from onair.core.db.pool import POOL
-from onair.core.errors import AppError, BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
+from onair.core.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
 from streaming import catalog
-from streaming.ingest import originals
+from streaming.ingest import originals, tus_store
+from streaming.ingest.tus_store import TUS_HEADERS, TUS_VERSION
 
-TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,termination"
 BASE = "/api/v1/uploads/"
 CHUNK = 256 * 1024
@@ -80,44 +77,25 @@ async def create(request: web.Request) -> web.Response:
         raise PayloadTooLarge(f"Upload-Length {length} is above the limit of {settings.max_upload_bytes} bytes")
     meta = parse_metadata(request.headers.get("Upload-Metadata", ""))
     upload_id, asset_id = secrets.token_hex(16), catalog.new_asset_id()
-    staging = originals.staging_dir(settings) / f"tus-{upload_id}"
-    await asyncio.to_thread(staging.touch)
     filename = originals.safe_name(meta.get("filename"))
-    pool = request.app[POOL]
-    async with pool.acquire() as conn, conn.transaction():
-        await catalog.create_asset(conn, asset_id, title=(meta.get("title") or filename or "")[:500],
-                                   description=meta.get("description", "")[:10_000],
-                                   tags=originals.parse_tags(meta.get("tags")), status="uploading",
-                                   source_name=filename)
-        await conn.execute("""INSERT INTO uploads (id, asset_id, length, metadata, staging)
-                              VALUES ($1, $2, $3, $4::jsonb, $5)""", upload_id, asset_id, length, meta, str(staging))
-    headers = {**_tus_headers(request), "Location": BASE + upload_id, "Onair-Asset-Id": asset_id,
-               "Upload-Offset": "0"}
+    pool, store = request.app[POOL], request.app[STORE]
+    await tus_store.create(pool, store, upload_id=upload_id, asset_id=asset_id, length=length, metadata=meta,
+                           title=(meta.get("title") or filename or "")[:500],
+                           description=meta.get("description", "")[:10_000],
+                           tags=originals.parse_tags(meta.get("tags")), source_name=filename)
     if length == 0:
-        await _complete(request, upload_id, asset_id, staging, 0)
-    return web.Response(status=201, headers=headers)
-
-
-async def _row(db: Any, upload_id: str) -> Any:
-    row = await db.fetchrow("SELECT * FROM uploads WHERE id = $1", upload_id)
-    if row is None:
-        raise NotFound(f"No upload {upload_id!r}", headers={"Tus-Resumable": TUS_VERSION})
-    return row
+        upload, token = await tus_store.claim(pool, upload_id, 0, settings.tus_lease_seconds)
+        await tus_store.Writer(pool, store, upload, token, settings.tus_lease_seconds).complete()
+    return web.Response(status=201, headers={**_tus_headers(request), "Location": BASE + upload_id,
+                                             "Onair-Asset-Id": asset_id, "Upload-Offset": "0"})
 
 
 @admin_required
 async def head(request: web.Request) -> web.Response:
     _check_version(request)
-    row = await _row(request.app[POOL], request.match_info["upload_id"])
-    return web.Response(status=200, headers={**_tus_headers(request), "Upload-Offset": str(row["offset"]),
-                                             "Upload-Length": str(row["length"]), "Onair-Asset-Id": row["asset_id"]})
-
-
-def _write_at(path: Path, offset: int):
-    f = open(path, "r+b")  # closed by the caller
-    f.seek(offset)
-    f.truncate()  # bytes past the recorded offset were never acknowledged
-    return f
+    upload = await tus_store.get(request.app[POOL], request.match_info["upload_id"])
+    return web.Response(status=200, headers={**_tus_headers(request), "Upload-Offset": str(upload.offset),
+                                             "Upload-Length": str(upload.length), "Onair-Asset-Id": upload.asset_id})
 
 
 @admin_required
@@ -125,64 +103,32 @@ async def patch(request: web.Request) -> web.Response:
     _check_version(request)
     if request.content_type != "application/offset+octet-stream":
         raise UnsupportedMediaType("PATCH needs Content-Type: application/offset+octet-stream")
-    upload_id = request.match_info["upload_id"]
     claimed = _int_header(request, "Upload-Offset")
+    lease = request.app[SETTINGS].tus_lease_seconds
     pool = request.app[POOL]
-    async with pool.acquire() as conn:
-        # A session advisory lock (not a transaction): offsets written mid-request commit on their own, so an
-        # interrupted PATCH still records the bytes that arrived.
-        if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", upload_id):
-            raise Conflict("Another PATCH to this upload is in progress")
-        try:
-            row = await _row(conn, upload_id)
-            if row["completed"]:
-                raise Conflict("The upload is already complete", headers={"Tus-Resumable": TUS_VERSION})
-            if claimed != row["offset"]:
-                raise Conflict(f"Upload-Offset {claimed} does not match the server's offset {row['offset']}",
-                               headers={"Tus-Resumable": TUS_VERSION})
-            length, offset, staging = row["length"], row["offset"], Path(row["staging"])
-            f = await asyncio.to_thread(_write_at, staging, offset)
-            try:
-                with f:
-                    async for chunk in request.content.iter_chunked(CHUNK):
-                        if offset + len(chunk) > length:
-                            raise BadRequest("More bytes than Upload-Length", code="upload-overflow")
-                        await asyncio.to_thread(f.write, chunk)
-                        offset += len(chunk)
-            finally:
-                # Also when the client went away: keep what arrived so it can resume from there.
-                await asyncio.shield(conn.execute(
-                    'UPDATE uploads SET "offset" = $2, completed = ($2 = length) WHERE id = $1', upload_id, offset))
-        finally:
-            await asyncio.shield(conn.execute("SELECT pg_advisory_unlock(hashtext($1))", upload_id))
-    headers = {"Tus-Resumable": TUS_VERSION, "Upload-Offset": str(offset), "Onair-Asset-Id": row["asset_id"]}
-    if offset == length:
-        await _complete(request, upload_id, row["asset_id"], staging, length)
-    return web.Response(status=204, headers=headers)
-
-
-async def _complete(request: web.Request, upload_id: str, asset_id: str, staging: Path, size: int) -> None:
-    pool = request.app[POOL]
+    # One short statement takes the lease; no database connection is held while the body arrives.
+    upload, token = await tus_store.claim(pool, request.match_info["upload_id"], claimed, lease)
+    writer = tus_store.Writer(pool, request.app[STORE], upload, token, lease)
     try:
-        await originals.store_and_queue(pool, request.app[STORE], asset_id, staging, size)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(staging)
-    await pool.execute("DELETE FROM uploads WHERE id = $1", upload_id)
+        async for chunk in request.content.iter_chunked(CHUNK):
+            await writer.feed(chunk)
+    except BaseException:
+        # Also when the client went away: keep what arrived so it can resume from there.
+        await asyncio.shield(writer.persist())
+        raise
+    if writer.position == upload.length:
+        await asyncio.shield(writer.complete())
+    else:
+        await asyncio.shield(writer.persist())
+    return web.Response(status=204, headers={**TUS_HEADERS, "Upload-Offset": str(writer.position),
+                                             "Onair-Asset-Id": upload.asset_id})
 
 
 @admin_required
 async def terminate(request: web.Request) -> web.Response:
     _check_version(request)
-    upload_id = request.match_info["upload_id"]
-    pool = request.app[POOL]
-    row = await _row(pool, upload_id)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM uploads WHERE id = $1", upload_id)
-        await conn.execute("DELETE FROM assets WHERE id = $1 AND status = 'uploading'", row["asset_id"])
-    with contextlib.suppress(OSError):
-        os.unlink(row["staging"])
-    return web.Response(status=204, headers={"Tus-Resumable": TUS_VERSION})
+    await tus_store.terminate(request.app[POOL], request.app[STORE], request.match_info["upload_id"])
+    return web.Response(status=204, headers=TUS_HEADERS)
 
 
 def setup(app: web.Application) -> None:

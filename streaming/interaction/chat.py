@@ -10,12 +10,13 @@ import re
 import time
 import unicodedata
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from onair.core.bounded import Bounded
 from onair.core.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests
 
 ROOM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -76,38 +77,52 @@ def mask_words(text: str, words: list[str] | tuple[str, ...]) -> str:
     return text
 
 
-class Guard:
-    """Per-process rate limit, cooling-off, duplicate and flood suppression (cheap, before the database)."""
+@dataclass
+class _Device:
+    """What the guard remembers of one device in one room."""
+    sent: deque[float] = field(default_factory=deque)
+    cooling_until: float = 0.0
+    recent: dict[str, float] = field(default_factory=dict)  # normalised text -> when this device sent it
 
-    def __init__(self, rules: Rules, clock=time.monotonic) -> None:
+
+class Guard:
+    """Per-process rate limit, cooling-off, duplicate and flood suppression (cheap, before the database).
+
+    Memory is bounded: at most `max_entries` devices and `max_entries` texts, each forgotten once no rule
+    can need it any more (the longest window), least recently active first beyond the limit. Forgetting
+    early can only let a device send sooner than the rules say, never block it wrongly."""
+
+    def __init__(self, rules: Rules, clock=time.monotonic, max_entries: int = 50_000) -> None:
         self.rules = rules
         self._clock = clock
-        self._sent: dict[tuple[str, str], deque[float]] = {}
-        self._cooling: dict[tuple[str, str], float] = {}
-        self._recent: dict[tuple[str, str], dict[str, float]] = {}
-        self._texts: dict[tuple[str, str], dict[str, float]] = {}
+        window = max(rules.rate_seconds, rules.cooloff_seconds, rules.duplicate_seconds, rules.flood_seconds)
+        self.devices: Bounded[tuple[str, str], _Device] = Bounded(max_entries, window, clock)
+        self.texts: Bounded[tuple[str, str], dict[str, float]] = Bounded(max_entries, window, clock)
 
     def check(self, room: str, device: str, text: str) -> None:
         now = self._clock()
-        key = (room, device)
-        until = self._cooling.get(key, 0.0)
+        state = self.devices.get_or_set((room, device), _Device)
+        until = state.cooling_until
         if until > now:
             raise TooManyRequests(f"Slow down: you can write again in {until - now:.0f} s", code="cooling-off",
                                   headers={"Retry-After": str(max(1, round(until - now)))})
-        sent = self._sent.setdefault(key, deque())
+        sent = state.sent
         while sent and sent[0] <= now - self.rules.rate_seconds:
             sent.popleft()
         if len(sent) >= self.rules.rate_messages:
-            self._cooling[key] = now + self.rules.cooloff_seconds
+            state.cooling_until = now + self.rules.cooloff_seconds
             raise TooManyRequests(
                 f"More than {self.rules.rate_messages} messages in {self.rules.rate_seconds:g} s; "
                 f"wait {self.rules.cooloff_seconds:g} s", code="rate-limited",
                 headers={"Retry-After": str(max(1, round(self.rules.cooloff_seconds)))})
         norm = _normal(text)
-        mine = self._recent.setdefault(key, {})
-        if mine.get(norm, -1e9) > now - self.rules.duplicate_seconds:
+        mine = state.recent
+        for old, at in list(mine.items()):  # at most rate_messages per window reach here: a short loop
+            if at <= now - self.rules.duplicate_seconds:
+                del mine[old]
+        if norm in mine:
             raise Conflict("You just sent that message", code="duplicate-message")
-        senders = self._texts.setdefault((room, norm), {})
+        senders = self.texts.get_or_set((room, norm), dict)
         for dev, at in list(senders.items()):
             if at <= now - self.rules.flood_seconds:
                 del senders[dev]
@@ -116,9 +131,6 @@ class Guard:
         sent.append(now)
         mine[norm] = now
         senders[device] = now
-        if len(self._texts) > 50_000 or len(self._recent) > 50_000:  # bounded memory under attack
-            self._texts.clear()
-            self._recent.clear()
 
 
 @dataclass(frozen=True)

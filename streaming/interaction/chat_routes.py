@@ -32,7 +32,7 @@ class ChatState:
         self.rules = chat.Rules(max_bytes=s.chat_max_bytes, rate_messages=s.chat_rate_messages,
                                 rate_seconds=s.chat_rate_seconds, cooloff_seconds=s.chat_cooloff_seconds,
                                 history=s.chat_history)
-        self.guard = chat.Guard(self.rules)
+        self.guard = chat.Guard(self.rules, max_entries=s.chat_guard_entries)
         self.hubs = Hubs(lambda: app[BUS], lambda: app[POOL])
 
 

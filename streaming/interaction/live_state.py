@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from onair.core.bounded import Bounded
 from onair.core.bus import BUS
 from onair.core.clock import now
 from onair.core.db.pool import POOL
@@ -22,12 +23,13 @@ class LiveState:
     app: web.Application
     batcher: VoteBatcher
     ticker: TallyTicker
-    # Poll definitions (question, options) never change after creation, so they are cached forever;
-    # the window is decided inside the vote transaction, never from this cache.
-    _polls: dict[str, polls.Poll] = field(default_factory=dict)
-    ip_ceiling: int = 0
+    # Poll definitions (question, options) never change after creation, so they never expire (only the
+    # least recently used leave beyond the limit); the window is decided inside the vote transaction,
+    # never from this cache.
+    _polls: Bounded[str, polls.Poll]
     # first votes per (poll, client IP) in this process, for the optional abuse ceiling
-    ip_votes: dict[tuple[str, str], int] = field(default_factory=dict)
+    ip_votes: Bounded[tuple[str, str], int]
+    ip_ceiling: int = 0
 
     async def poll(self, poll_id: str) -> polls.Poll | None:
         cached = self._polls.get(poll_id)
@@ -36,9 +38,7 @@ class LiveState:
                 return None
             cached = await polls.get(self.app[POOL], poll_id)
             if cached is not None:
-                if len(self._polls) > 10_000:
-                    self._polls.clear()
-                self._polls[poll_id] = cached
+                self._polls.set(poll_id, cached)
         return cached
 
     async def results(self, poll: polls.Poll) -> dict[str, Any]:
@@ -58,7 +58,8 @@ def live_context(settings: Settings):
         ticker = TallyTicker(lambda: app[BUS], lambda pid: state.load_results(pid),
                              settings.tally_interval_ms / 1000)
         batcher = VoteBatcher(app[POOL], lambda: now(app), on_commit=ticker.mark)
-        state = LiveState(app, batcher, ticker, ip_ceiling=settings.vote_ip_ceiling)
+        state = LiveState(app, batcher, ticker, Bounded(settings.cache_entries), Bounded(settings.vote_ip_entries),
+                          ip_ceiling=settings.vote_ip_ceiling)
         app[LIVE] = state
         await batcher.start()
         await ticker.start()

@@ -122,9 +122,7 @@ async def vote(request: web.Request) -> web.Response:
                        code="poll-not-open", poll_id=poll.id, poll_status=polls.effective_status(fresh, t),
                        **polls.window(fresh))
     if outcome.kind == "created" and live.ip_ceiling:
-        if len(live.ip_votes) > 1_000_000:
-            live.ip_votes.clear()
-        live.ip_votes[ip_key] = live.ip_votes.get(ip_key, 0) + 1
+        live.ip_votes.set(ip_key, live.ip_votes.get(ip_key, 0) + 1)
     return web.json_response(
         {"poll_id": poll.id, "option_id": outcome.option_id, "recorded": True, "first": outcome.kind == "created",
          "changed": outcome.kind == "changed"},

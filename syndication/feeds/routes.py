@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from onair.core import clock
 from onair.core.auth import SIGNING_KEY, admin_required, bearer
+from onair.core.bounded import Bounded
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
 from onair.core.safe_urls import UrlRejected, check_url, check_url_shape
@@ -35,23 +35,9 @@ EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 FEED_FILES = {"mrss.xml": "mrss", "atom.xml": "atom", "feed.json": "json"}
 
 
-@dataclass
-class FeedCache:
-    """Built (and gzipped) feed bodies by ETag; the ETag is a digest of everything the body depends on."""
-
-    entries: OrderedDict[str, tuple[bytes, bytes]]
-    size: int = 64
-
-    def get(self, etag: str) -> tuple[bytes, bytes] | None:
-        hit = self.entries.get(etag)
-        if hit is not None:
-            self.entries.move_to_end(etag)
-        return hit
-
-    def put(self, etag: str, value: tuple[bytes, bytes]) -> None:
-        self.entries[etag] = value
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
+class FeedCache(Bounded[str, tuple[bytes, bytes]]):
+    """Built (and gzipped) feed bodies by ETag; the ETag is a digest of everything the body depends on,
+    so an entry never goes stale: only the number kept is bounded (least recently served out first)."""
 
 
 FEED_CACHE = web.AppKey("feed_cache", FeedCache)
@@ -229,7 +215,7 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     if built is None:
         body = builder(meta, await _load(request, keys))
         built = (body, gzip.compress(body, compresslevel=5))
-        cache.put(etag, built)
+        cache.set(etag, built)
     if use_gzip:
         headers["Content-Encoding"] = "gzip"
         return web.Response(body=built[1], headers=headers, content_type=content_type.split(";")[0],
@@ -399,7 +385,7 @@ async def admin_usage(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Register routes and cleanup contexts."""
-    app[FEED_CACHE] = FeedCache(OrderedDict())
+    app[FEED_CACHE] = FeedCache(app[SETTINGS_KEY].feed_cache_entries)
     files = "{file:mrss\\.xml|atom\\.xml|feed\\.json}"
     app.router.add_get(f"/feeds/{files}", public_feed, name="feed")
     app.router.add_get(f"/feeds/partners/{{partner}}/{files}", partner_feed, name="partner_feed")

@@ -1,0 +1,61 @@
+"""Object storage: one protocol, a local-folder store (default) and an S3 store (aiobotocore).
+
+Objects are immutable once written and writes are atomic: a reader sees the whole old
+object, the whole new object, or nothing. Keys are ours (``assets/<id>/...``), never a
+client's filename.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from onair.core.settings import Settings
+from onair.core.storage.common import (
+    CHUNK,
+    MIN_PART_SIZE,
+    InvalidKey,
+    MultipartError,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    Part,
+    check_key,
+    guess_type,
+)
+from onair.core.storage.local import LocalStore
+from onair.core.storage.s3 import S3Store
+
+__all__ = ["CHUNK", "MIN_PART_SIZE", "STORE", "InvalidKey", "LocalStore", "MultipartError", "ObjectInfo",
+           "ObjectNotFound", "ObjectStore", "Part", "S3Store", "check_key", "close_store", "guess_type",
+           "open_store", "store_context"]
+
+
+STORE = web.AppKey("object_store", ObjectStore)
+
+
+async def open_store(settings: Settings) -> LocalStore | S3Store:
+    if settings.storage == "s3":
+        store = S3Store(settings)
+        await store.setup()
+        await store.ensure_bucket()
+        return store
+    local = LocalStore(settings.data_dir / "objects")
+    await local.setup()
+    return local
+
+
+async def close_store(store: LocalStore | S3Store) -> None:
+    if isinstance(store, S3Store):
+        await store.close()
+
+
+def store_context(settings: Settings):
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = await open_store(settings)
+        app[STORE] = store
+        yield
+        await close_store(store)
+
+    return ctx
