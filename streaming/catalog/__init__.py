@@ -25,7 +25,26 @@ from streaming.catalog.repository import (
     update_asset,
 )
 
-__all__ = ["ACTIVE_STAGES", "Asset", "asset_json", "create_asset", "delete_asset", "delete_objects", "discard_unfinished_upload",
-           "effective_status", "get_asset", "get_asset_live", "list_assets", "mark_failed", "mark_ready",
-           "media_prefix", "new_asset_id", "source_key", "source_prefix", "source_url", "start_transcode",
-           "start_url_pull", "update_asset"]
+__all__ = [
+    "ACTIVE_STAGES",
+    "Asset",
+    "asset_json",
+    "create_asset",
+    "delete_asset",
+    "delete_objects",
+    "discard_unfinished_upload",
+    "effective_status",
+    "get_asset",
+    "get_asset_live",
+    "list_assets",
+    "mark_failed",
+    "mark_ready",
+    "media_prefix",
+    "new_asset_id",
+    "source_key",
+    "source_prefix",
+    "source_url",
+    "start_transcode",
+    "start_url_pull",
+    "update_asset",
+]
