@@ -6,3 +6,7 @@ The owner of a kind registers its handler (through its `Domain`); everyone else 
 TRANSCODE_ASSET = "transcode.asset"        # transcode/tasks.py: probe, ladder, package an original
 CATALOG_TRANSCODED = "catalog.transcoded"  # streaming/catalog/tasks.py: on_done of a transcode, publishes it
 INGEST_FETCH = "ingest.fetch"              # streaming/ingest/url_pull.py: pull an original from a URL
+TRANSCODE_LIVE = "transcode.live"          # transcode/live.py: one live encoder run (queue "live")
+TRANSCODE_LIVE_VOD = "transcode.live_vod"  # transcode/live.py: VOD playlists for a recorded event (no encode)
+LIVE_ENCODER_DONE = "live.encoder_done"    # streaming/live/events.py: on_done of transcode.live
+LIVE_END_IF_IDLE = "live.end_if_idle"      # streaming/live/events.py: the reconnect window ran out

@@ -139,6 +139,20 @@ class Settings:
     chat_cooloff_seconds: float = _setting(10.0, "Silence imposed on a device that exceeds the chat rate (s).",
                                            check=_positive)
     chat_history: int = _setting(50, "Messages a late joiner receives from a room's history.", check=_positive)
+    live_rtmp_port: int = _setting(1935, "TCP port of the live RTMP ingest (rtmp://HOST:PORT/live/<key>).",
+                                   check=_port)
+    live_srt_port: int = _setting(9710, "UDP port of the live SRT ingest (srt://HOST:PORT?streamid=publish:<key>).",
+                                  check=_port)
+    live_ingest_host: str | None = _setting(None, "Address the RTMP/SRT listeners bind to; unset: ONAIR_HOST.")
+    live_segment_seconds: float = _setting(2.0, "Duration of live CMAF segments (s); the encoder's GOP.",
+                                           check=_positive)
+    live_reconnect_seconds: float = _setting(
+        60.0, "How long a dropped live publisher may reconnect onto the same event before the channel ends (s).",
+        check=_positive)
+    live_max_height: int = _setting(720, "Top rung of the live ladder (short side, px); 720 suits a 2-core host.",
+                                    check=_positive)
+    live_preset: str = _setting("veryfast", "x264 preset of the live encoder.",
+                                choices=("ultrafast", "superfast", "veryfast", "faster", "fast"))
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
                                choices=("auto", "json", "text"))

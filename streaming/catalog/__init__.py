@@ -19,6 +19,7 @@ from streaming.catalog.repository import (
     source_key,
     source_prefix,
     source_url,
+    start_packaging,
     start_transcode,
     start_url_pull,
     update_asset,
@@ -26,5 +27,5 @@ from streaming.catalog.repository import (
 
 __all__ = ["ACTIVE_STAGES", "Asset", "asset_json", "create_asset", "delete_asset", "delete_objects",
            "effective_status", "get_asset", "get_asset_live", "list_assets", "mark_failed", "mark_ready",
-           "media_prefix", "new_asset_id", "source_key", "source_prefix", "source_url", "start_transcode",
-           "start_url_pull", "update_asset"]
+           "media_prefix", "new_asset_id", "source_key", "source_prefix", "source_url", "start_packaging",
+           "start_transcode", "start_url_pull", "update_asset"]
