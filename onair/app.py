@@ -9,6 +9,7 @@ import streaming.catalog.domain
 import streaming.delivery.domain
 import streaming.ingest.domain
 import streaming.interaction.domain
+import streaming.live.domain
 import studio.domain
 import syndication.domain
 import syndication.webhooks.domain
@@ -28,6 +29,7 @@ DOMAINS: tuple[Domain, ...] = (
     streaming.ingest.domain.DOMAIN,
     streaming.delivery.domain.DOMAIN,
     streaming.interaction.domain.DOMAIN,
+    streaming.live.domain.DOMAIN,
     transcode.domain.DOMAIN,
     syndication.domain.DOMAIN,
     syndication.webhooks.domain.DOMAIN,
@@ -62,6 +64,19 @@ def _worker_factory(settings: Settings, dsn: str):
     return make
 
 
+# Live encoders get their own pool: a queue of VOD transcodes must never delay a channel going on air.
+LIVE_QUEUE_CONCURRENCY = 8
+
+
+def _live_worker_factory(settings: Settings, dsn: str):
+    def make(app: web.Application) -> jobs.Worker:
+        resources = jobs.Resources(settings=settings, pool=app[POOL], store=app[STORE], bus=app[BUS])
+        return jobs.Worker(app[POOL], dsn, JOB_HANDLERS, resources, queues=("live",),
+                           concurrency=LIVE_QUEUE_CONCURRENCY, lease_seconds=settings.job_lease_seconds)
+
+    return make
+
+
 def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bus | None = None) -> web.Application:
     """Build the web application. `dsn` is the resolved database URL (embedded or external)."""
     app = web.Application(middlewares=[health.metrics_middleware, problem_middleware],
@@ -80,6 +95,7 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
             domain.setup(app)
     if run_worker:
         app.cleanup_ctx.append(jobs.worker_context(_worker_factory(settings, dsn)))
+        app.cleanup_ctx.append(jobs.worker_context(_live_worker_factory(settings, dsn)))
     return app
 
 

@@ -1,6 +1,6 @@
 """Transcoding as the composition root sees it: job handlers only (no routes)."""
 
 from onair.core.domain import Domain
-from transcode import tasks
+from transcode import live, tasks
 
-DOMAIN = Domain("transcode", handlers=tasks.HANDLERS)
+DOMAIN = Domain("transcode", handlers={**tasks.HANDLERS, **live.HANDLERS})

@@ -8,3 +8,7 @@ CATALOG_TRANSCODED = "catalog.transcoded"  # streaming/catalog/tasks.py: on_done
 INGEST_FETCH = "ingest.fetch"              # streaming/ingest/url_pull.py: pull an original from a URL
 EVENT_PUBLISHED = "events.published"       # syndication/webhooks/tasks.py: fan an event out to subscribers
 WEBHOOK_DELIVER = "webhooks.deliver"       # syndication/webhooks/tasks.py: send one delivery (and reschedule)
+TRANSCODE_LIVE = "transcode.live"          # transcode/live.py: one live encoder run (queue "live")
+TRANSCODE_LIVE_VOD = "transcode.live_vod"  # transcode/live.py: VOD playlists for a recorded event (no encode)
+LIVE_ENCODER_DONE = "live.encoder_done"    # streaming/live/events.py: on_done of transcode.live
+LIVE_END_IF_IDLE = "live.end_if_idle"      # streaming/live/events.py: the reconnect window ran out

@@ -166,6 +166,20 @@ class Settings:
         10_000, "Entries each per-process lookup cache keeps (origin asset rows and object facts, poll "
         "definitions).", check=_positive)
     feed_cache_entries: int = _setting(64, "Built feed bodies kept per process.", check=_positive)
+    live_rtmp_port: int = _setting(1935, "TCP port of the live RTMP ingest (rtmp://HOST:PORT/live/<key>).",
+                                   check=_port)
+    live_srt_port: int = _setting(9710, "UDP port of the live SRT ingest (srt://HOST:PORT?streamid=publish:<key>).",
+                                  check=_port)
+    live_ingest_host: str | None = _setting(None, "Address the RTMP/SRT listeners bind to; unset: ONAIR_HOST.")
+    live_segment_seconds: float = _setting(2.0, "Duration of live CMAF segments (s); the encoder's GOP.",
+                                           check=_positive)
+    live_reconnect_seconds: float = _setting(
+        60.0, "How long a dropped live publisher may reconnect onto the same event before the channel ends (s).",
+        check=_positive)
+    live_max_height: int = _setting(720, "Top rung of the live ladder (short side, px); 720 suits a 2-core host.",
+                                    check=_positive)
+    live_preset: str = _setting("veryfast", "x264 preset of the live encoder.",
+                                choices=("ultrafast", "superfast", "veryfast", "faster", "fast"))
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
                                choices=("auto", "json", "text"))

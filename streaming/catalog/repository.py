@@ -228,3 +228,13 @@ async def update_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, cha
         return False
     await events.publish(db, "asset.updated", {"asset_id": asset_id, "changed": sorted(cols)})
     return True
+
+
+async def start_packaging(conn: asyncpg.Connection, asset_id: str, kind: str, payload: dict[str, Any]) -> int:
+    """Queue a job that publishes the asset from media already in its prefix (a recorded live event: no
+    transcode); its result reaches `catalog.transcoded` like a transcode's. Call inside a transaction."""
+    job_id = await enqueue(conn, kind, {**payload, "asset_id": asset_id}, queue="live", priority=0,
+                           on_done=job_kinds.CATALOG_TRANSCODED)
+    await conn.execute("UPDATE assets SET job_id = $2, status = 'queued', updated_at = now() WHERE id = $1",
+                       asset_id, job_id)
+    return job_id

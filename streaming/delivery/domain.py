@@ -1,6 +1,14 @@
 """Delivery (the CDN origin) as the composition root sees it."""
 
-from onair.core.domain import Domain
-from streaming.delivery import routes
+from aiohttp import web
 
-DOMAIN = Domain("delivery", setup=routes.setup)
+from onair.core.domain import Domain
+from streaming.delivery import live_origin, routes
+
+
+def _setup(app: web.Application) -> None:
+    routes.setup(app)
+    live_origin.setup(app)
+
+
+DOMAIN = Domain("delivery", setup=_setup)

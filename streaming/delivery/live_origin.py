@@ -1,0 +1,59 @@
+"""Origin for live channels: `/live/{channel_id}/{key}` (playlists; segments of unrecorded events).
+
+Caching: segments are written once -> immutable; live playlists and the MPD change every segment -> max-age of
+about half a segment, so a CDN collapses a crowd onto one origin request per half segment without holding
+viewers behind the live edge; an ended channel's playlists no longer change until the next event -> a minute.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from onair.core.db.pool import POOL
+from onair.core.errors import AppError, Forbidden, NotFound, problem_response
+from onair.core.settings import SETTINGS
+from onair.core.storage import STORE, ObjectNotFound
+from streaming import live
+from streaming.delivery import origin
+
+
+def live_cache_control(key: str, status: str, segment_seconds: float) -> str:
+    kind = origin.object_kind(key)
+    if kind in origin.MANIFESTS:
+        if status == "ended":
+            return "public, max-age=60"
+        return f"public, max-age={max(1, int(segment_seconds / 2))}"
+    return origin.IMMUTABLE if kind in origin.IMMUTABLE_KINDS else "public, max-age=2"
+
+
+async def serve(request: web.Request) -> web.StreamResponse:
+    config = request.app[origin.ORIGIN_CONFIG]
+    cors = origin.cors_headers(request, config)
+    channel_id, key = request.match_info["channel_id"], request.match_info["key"]
+    try:
+        origin.check_raw_path(request.raw_path)
+        origin.object_key(channel_id, key)  # the same path rules as /media (raises on a bad key)
+        store_key = live.live_prefix(channel_id) + key
+        ch = await live.get_channel(request.app[POOL], channel_id)
+        if ch is None:
+            raise NotFound(f"No live channel {channel_id}", code="channel-not-found")
+        if ch.visibility == "private":
+            raise Forbidden("This channel is private", code="token-required")
+        try:
+            data = await request.app[STORE].get_bytes(store_key)
+        except ObjectNotFound:
+            raise NotFound(f"Channel {channel_id} has no object {key}", code="object-not-found") from None
+    except AppError as err:
+        headers = {**cors, **err.headers, "Cache-Control": "public, max-age=1" if err.status == 404 else "no-store"}
+        return problem_response(err.status, err.code, err.title, err.detail, headers=headers, instance=request.path)
+    seg = request.app[SETTINGS].live_segment_seconds
+    headers = {"Content-Type": origin.content_type(key), "Cache-Control": live_cache_control(key, ch.status, seg),
+               **cors}
+    return web.Response(body=data if request.method != "HEAD" else None, headers=headers)
+
+
+def setup(app: web.Application) -> None:
+    resource = app.router.add_resource("/live/{channel_id}/{key:.+}", name="live-media")
+    resource.add_route("GET", serve)
+    resource.add_route("HEAD", serve)
+    resource.add_route("OPTIONS", origin.preflight)

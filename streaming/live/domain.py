@@ -1,0 +1,14 @@
+"""Live channels as the composition root sees them: the API, the ingest listeners, the channel job handlers."""
+
+from aiohttp import web
+
+from onair.core.domain import Domain
+from streaming.live import events, routes, service
+
+
+def _setup(app: web.Application) -> None:
+    routes.setup(app)
+    service.setup(app)
+
+
+DOMAIN = Domain("live", setup=_setup, handlers=events.HANDLERS)

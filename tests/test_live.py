@@ -1,0 +1,126 @@
+"""Live channels end to end: ffmpeg publishes a few seconds of testsrc2 over RTMP (and SRT); the channel goes live,
+the origin serves HLS and a valid dynamic MPD, a wrong key is refused, a drop ends the channel after the window,
+and a recorded event becomes a ready asset without a transcode job."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from lxml import etree
+
+from onair.app import create_app
+from tests.conftest import ADMIN
+from tests.tools import free_port
+from transcode.ffmpeg import ffmpeg_binary
+
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "DASH-MPD.xsd"
+
+
+@pytest.fixture
+async def live(settings) -> AsyncIterator[TestClient]:
+    s = settings.with_(live_rtmp_port=free_port(), live_srt_port=free_port(), live_reconnect_seconds=2.0,
+                       live_segment_seconds=1.0, live_max_height=360, live_preset="ultrafast")
+    async with TestClient(TestServer(create_app(s, s.database_url or ""))) as c:
+        yield c
+
+
+def publish(url: str, seconds: float, fmt: str = "flv") -> subprocess.Popen:
+    return subprocess.Popen(
+        [ffmpeg_binary(None), "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+         f"testsrc2=s=640x360:r=25:d={seconds}", "-f", "lavfi", "-i", f"sine=f=440:d={seconds}:r=48000",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
+         "-f", fmt, url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def channel(client: TestClient, cid: str) -> dict:
+    resp = await client.get(f"/api/v1/live/channels/{cid}", headers=ADMIN)
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def wait_status(client: TestClient, cid: str, status: str, within: float = 30) -> dict:
+    async with asyncio.timeout(within):
+        while (body := await channel(client, cid))["status"] != status:
+            await asyncio.sleep(0.2)
+    return body
+
+
+async def create(client: TestClient, **extra) -> dict:
+    resp = await client.post("/api/v1/live/channels", json={"title": "Breaking", **extra}, headers=ADMIN)
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+def ffmpeg_children() -> int:
+    out = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "ffmpeg"], capture_output=True)
+    return len(out.stdout.split())
+
+
+async def test_rtmp_publish_goes_live_and_ends_into_a_ready_recording(live: TestClient, db):
+    body = await create(live, record=True, dvr_seconds=60)
+    assert body["status"] == "idle" and body["ingest"]["rtmp"].endswith(f"/live/{body['stream_key']}")
+    assert body["playback"]["hls"].endswith(f"/live/{body['id']}/hls/master.m3u8")
+    cid = body["id"]
+    pub = publish(body["ingest"]["rtmp"], 6)
+    try:
+        live_body = await wait_status(live, cid, "live")
+        assert live_body["input"]["width"] == 640 and live_body["input"]["video_codec"] == "h264"
+        assert [r["name"] for r in live_body["ladder"]["rungs"]] == ["360p", "270p"]
+        master = await live.get(f"/live/{cid}/hls/master.m3u8")
+        assert master.status == 200 and "max-age=" in master.headers["Cache-Control"]
+        media = await (await live.get(f"/live/{cid}/hls/v0.m3u8")).text()
+        assert "#EXT-X-PROGRAM-DATE-TIME:" in media and "#EXT-X-ENDLIST" not in media
+        seg = next(ln for ln in media.splitlines() if ln.endswith(".m4s"))
+        resp = await live.get(seg)
+        assert resp.status == 200 and "immutable" in resp.headers["Cache-Control"]
+        mpd = await (await live.get(f"/live/{cid}/dash/manifest.mpd")).read()
+        root = etree.fromstring(mpd)
+        assert root.get("type") == "dynamic" and root.get("timeShiftBufferDepth") == "PT60.000S"
+        etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(root)
+        time_resp = await live.get("/api/v1/time")
+        assert re.match(r"\d{4}-\d\d-\d\dT", await time_resp.text())
+    finally:
+        await asyncio.to_thread(pub.wait, 30)
+    await wait_status(live, cid, "reconnecting", within=15)
+    ended = await wait_status(live, cid, "ended", within=15)
+    assert ended["recordings"], ended
+    asset_id = ended["recordings"][0]["asset_id"]
+    async with asyncio.timeout(10):
+        while (a := await (await live.get(f"/api/v1/assets/{asset_id}", headers=ADMIN)).json())["status"] != "ready":
+            await asyncio.sleep(0.2)
+    vod = await (await live.get(f"/media/{asset_id}/hls/v0.m3u8")).text()
+    assert "#EXT-X-ENDLIST" in vod and "#EXT-X-PLAYLIST-TYPE:VOD" in vod
+    static = etree.fromstring(await (await live.get(f"/media/{asset_id}/dash/manifest.mpd")).read())
+    assert static.get("type") == "static"
+    etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(static)
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE kind = 'transcode.asset'") == 0
+    assert a["duration"] > 3
+
+
+async def test_wrong_key_is_refused_and_nothing_starts(live: TestClient, db):
+    body = await create(live)
+    url = body["ingest"]["rtmp"].replace(body["stream_key"], "live_wrong")
+    pub = publish(url, 3)
+    _, err = await asyncio.to_thread(pub.communicate, timeout=30)
+    assert pub.returncode != 0, err
+    assert (await channel(live, body["id"]))["status"] == "idle"
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE kind = 'transcode.live'") == 0
+    assert ffmpeg_children() <= 1  # only the SRT gatekeeper listens
+
+
+async def test_srt_publish_goes_live(live: TestClient):
+    body = await create(live, dvr_seconds=30)
+    pub = publish(body["ingest"]["srt"], 5, fmt="mpegts")
+    try:
+        live_body = await wait_status(live, body["id"], "live")
+        assert live_body["ingest_protocol"] == "srt"
+        assert (await live.get(f"/live/{body['id']}/hls/a.m3u8")).status == 200
+    finally:
+        await asyncio.to_thread(pub.wait, 30)

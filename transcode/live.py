@@ -1,0 +1,270 @@
+"""The live encoder: one job per encoder run (queue "live"), claimed like any job so any worker can take a channel.
+
+The ingest front end (streaming/live) has checked the stream key and holds the publisher; it offers the stream
+(FLV from RTMP, MPEG-TS from SRT) on a loopback TCP relay named in the payload. This job reads the first
+second, probes it, plans a live ladder with transcode/ladder.py (never upscaling, top rung capped), and runs ONE
+ffmpeg: one decode, x264 per rung with a fixed GOP of one segment, each rung and the audio written as fragmented
+MP4 to its own pipe. We cut segments from those fragments ourselves (transcode/fmp4.py) and publish them to the
+object store, then the playlists that list them (transcode/live_manifests.py). Progress: {"stage": "live",
+"input": facts, "ladder": ...} once the first segment is out; the result ends the run (the channel domain decides
+between reconnecting and ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from onair.core import job_kinds
+from onair.core.jobs import Handler, JobContext, PermanentJobError
+from onair.core.storage import ObjectNotFound
+from transcode import commands, fmp4, live_manifests
+from transcode.ffmpeg import _die_with_parent, ffmpeg_binary
+from transcode.ladder import LadderConfig, Plan, PlanError, plan
+from transcode.probe import Facts, ProbeError, probe
+
+log = logging.getLogger("onair.transcode.live")
+
+PROBE_SECONDS = 1.0        # of input buffered before probing (adds to the time to the first segment)
+PROBE_BYTES = 2 * 1024 * 1024
+RELAY_CONNECT_SECONDS = 10.0
+
+
+def live_plan(facts: Facts, segment_seconds: float, max_height: int, preset: str) -> tuple[Plan, dict[str, Any]]:
+    """The VOD ladder without rungs above `max_height`; GOP = one segment (never the VOD 3.84 s at 25 fps)."""
+    base = LadderConfig()
+    rungs = tuple(r for r in base.rungs if r.short_side <= max_height)
+    config = dataclasses.replace(base, rungs=rungs or base.rungs[-1:], preset=preset, max_b_frames=0,
+                                 segment_target=segment_seconds)
+    p = plan(dataclasses.replace(facts, duration=3600.0), config)
+    gop = max(1, round(float(p.fps) * segment_seconds))
+    p = dataclasses.replace(p, gop=gop, segment_seconds=float(gop / p.fps))
+    capped = [r.name for r in base.rungs if r.short_side > max_height and r.short_side <= min(
+        facts.display_width, facts.display_height)]
+    ladder = {"rungs": [{"name": r.name, "width": r.width, "height": r.height, "bitrate": r.video_bitrate}
+                        for r in p.rungs],
+              "capped": capped, "max_height": max_height, "preset": preset, "gop": gop}
+    return p, ladder
+
+
+FRAG = ["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-flush_packets", "1"]
+
+
+def encoder_argv(ffmpeg: str, fmt: str, p: Plan, video_fds: list[int], audio_fd: int | None) -> list[str]:
+    argv = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error", "-f", fmt, "-i", "pipe:0",
+            "-filter_complex", commands.filter_graph(p)]
+    for i, (r, fd) in enumerate(zip(p.rungs, video_fds, strict=True)):
+        argv += ["-map", f"[v{i}]", "-c:v", "libx264", "-preset", p.preset, "-tune", "zerolatency",
+                 "-g", str(p.gop), "-keyint_min", str(p.gop), "-sc_threshold", "0", "-bf", "0",
+                 "-x264-params", f"open_gop=0:scenecut=0:keyint={p.gop}:min-keyint={p.gop}",
+                 "-b:v", str(r.video_bitrate), "-maxrate", str(r.maxrate), "-bufsize", str(r.bufsize),
+                 "-profile:v", r.profile, "-level:v", r.level, "-an", "-f", "mp4", *FRAG, f"pipe:{fd}"]
+    if audio_fd is not None:
+        argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", str(p.audio_bitrate), "-ar", "48000", "-ac", "2",
+                 "-f", "mp4", *FRAG, "-frag_duration", str(int(p.segment_seconds * 1e6)), f"pipe:{audio_fd}"]
+    return argv
+
+
+async def _read_head(reader: asyncio.StreamReader, path: Path) -> bytes:
+    """The first PROBE_SECONDS of input (by arrival; publishers send in real time) for the probe."""
+    head = bytearray(await reader.read(65536))
+    deadline = time.monotonic() + PROBE_SECONDS
+    while len(head) < PROBE_BYTES and (left := deadline - time.monotonic()) > 0:
+        try:
+            chunk = await asyncio.wait_for(reader.read(65536), left)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        head += chunk
+    await asyncio.to_thread(path.write_bytes, bytes(head))
+    return bytes(head)
+
+
+class Publisher:
+    """Owns the event timeline: writes each segment, then (serialised) the playlists that list it."""
+
+    def __init__(self, ctx: JobContext, state: dict[str, Any], run: int) -> None:
+        self.ctx, self.store, self.state, self.run = ctx, ctx.resources.store, state, run
+        self.p = ctx.payload
+        self.lock = asyncio.Lock()
+        self.anchor: dict[str, float] = {}
+        self.live_reported = False
+
+    async def init(self, tid: str, data: bytes, meta: dict[str, Any]) -> None:
+        key = f"cmaf/{tid}/init-{self.run}.mp4"
+        await self.store.put_bytes(self.p["media_prefix"] + key, data)
+        track = self.state["tracks"].setdefault(tid, {**meta, "inits": {}, "segments": []})
+        track.update(meta, timescale=fmp4.timescale(data), codecs=fmp4.codecs(data))
+        track["inits"][str(self.run)] = key
+
+    async def fragment(self, tid: str, frag: fmp4.Fragment) -> None:
+        track = self.state["tracks"][tid]
+        ts = track["timescale"]
+        if tid not in self.anchor:  # this fragment ended about now: map media time to wall-clock time
+            self.anchor[tid] = time.time() - (frag.decode_time + frag.duration) / ts
+            if self.state.get("ast") is None:
+                self.state["ast"] = self.anchor[tid] + frag.decode_time / ts
+        seq = track["segments"][-1][0] + 1 if track["segments"] else 1
+        await self.store.put_bytes(self.p["media_prefix"] + live_manifests.segment_key(tid, seq), frag.data)
+        track["segments"].append([seq, self.run, frag.decode_time, frag.duration,
+                                  round(self.anchor[tid] + frag.decode_time / ts, 3)])
+        await self.publish(tid)
+
+    async def publish(self, tid: str | None = None, *, ended: bool = False) -> None:
+        async with self.lock:
+            prefix = self.p["live_prefix"]
+            tids = [tid] if tid else list(self.state["tracks"])
+            for t in tids:
+                await self.store.put_bytes(f"{prefix}hls/{t}.m3u8",
+                                           live_manifests.media_playlist(self.state, t, ended=ended).encode())
+            if all(t["segments"] for t in self.state["tracks"].values()):
+                await self.store.put_bytes(f"{prefix}dash/manifest.mpd",
+                                           live_manifests.mpd(self.state, now=time.time(), ended=ended))
+                await self.store.put_bytes(f"{prefix}hls/master.m3u8",
+                                           live_manifests.master_playlist(self.state).encode())
+                await self.store.put_bytes(self.p["state_key"], json.dumps(self.state).encode())
+                if not self.live_reported:
+                    self.live_reported = True
+                    await self.ctx.report({"stage": "live"}, force=True)
+
+
+async def _pump(reader: asyncio.StreamReader, head: bytes, stdin: asyncio.StreamWriter) -> None:
+    try:
+        stdin.write(head)
+        while chunk := await reader.read(65536):
+            stdin.write(chunk)
+            await stdin.drain()
+    except (ConnectionError, BrokenPipeError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            stdin.close()
+
+
+async def _output(fd: int, tid: str, meta: dict[str, Any], pub: Publisher) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**24)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb"))
+    try:
+        async for kind, item in fmp4.read_stream(reader):
+            if kind == "init":
+                await pub.init(tid, item, meta)
+            else:
+                await pub.fragment(tid, item)
+    finally:
+        transport.close()
+
+
+async def load_state(store: Any, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(await store.get_bytes(key))
+    except ObjectNotFound:
+        return {"event": payload["event"], "segment_seconds": payload["segment_seconds"],
+                "dvr_seconds": payload["dvr_seconds"], "media_url": payload["media_url"],
+                "utc_timing": payload["utc_timing"], "ast": None, "runs": 0, "tracks": {}}
+
+
+async def encode_live(ctx: JobContext) -> dict[str, Any]:
+    """One encoder run. A long function on purpose: it is the run's whole life, start to drain."""
+    p, settings = ctx.payload, ctx.resources.settings
+    scratch = settings.data_dir / "scratch" / f"live-{ctx.job.id}"
+    await asyncio.to_thread(shutil.rmtree, scratch, True)
+    scratch.mkdir(parents=True)
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(p["relay_host"], p["relay_port"]),
+                                                RELAY_CONNECT_SECONDS)
+    except (OSError, TimeoutError):
+        raise PermanentJobError("the ingest relay is gone (publisher left before the encoder started)") from None
+    proc = None
+    try:
+        head = await _read_head(reader, scratch / "head")
+        try:
+            facts = await asyncio.to_thread(probe, scratch / "head")
+            the_plan, ladder = live_plan(facts, p["segment_seconds"], p["max_height"], p["preset"])
+        except (ProbeError, PlanError) as exc:
+            raise PermanentJobError(f"unusable input: {exc}") from None
+        input_doc = {k: getattr(facts, k) for k in ("video_codec", "audio_codec", "width", "height", "fps",
+                                                    "pix_fmt", "audio_channels", "audio_sample_rate")}
+        await ctx.report({"stage": "starting", "input": input_doc, "ladder": ladder}, force=True)
+        state = await load_state(ctx.resources.store, p["state_key"], p)
+        state["runs"] = run = state.get("runs", 0) + 1
+        pub = Publisher(ctx, state, run)
+        pipes = [os.pipe() for _ in range(len(the_plan.rungs) + (1 if the_plan.audio else 0))]
+        video_w = [w for _, w in pipes[:len(the_plan.rungs)]]
+        audio_w = pipes[-1][1] if the_plan.audio else None
+        argv = encoder_argv(ffmpeg_binary(settings.ffmpeg), p["format"], the_plan, video_w, audio_w)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE, pass_fds=[w for _, w in pipes], preexec_fn=_die_with_parent)
+        for _, w in pipes:
+            os.close(w)
+        outputs = []
+        for i, rung in enumerate(the_plan.rungs):
+            meta = {"kind": "video", "name": rung.name, "width": rung.width, "height": rung.height,
+                    "bandwidth": rung.video_bitrate, "frame_rate": round(float(the_plan.fps), 3)}
+            outputs.append(_output(pipes[i][0], f"v{i}", meta, pub))
+        if the_plan.audio:
+            outputs.append(_output(pipes[-1][0], "a", {"kind": "audio", "name": "audio",
+                                                      "bandwidth": the_plan.audio_bitrate}, pub))
+        assert proc.stdin is not None and proc.stderr is not None
+        results = await asyncio.gather(_pump(reader, head, proc.stdin), proc.stderr.read(), *outputs,
+                                       return_exceptions=True)
+        rc = await proc.wait()
+        await pub.publish()
+        problems = [r for r in results[2:] if isinstance(r, BaseException)]
+        if problems:
+            log.warning("live %s: output error %r", p["channel_id"], problems[0])
+        tail = results[1][-300:].decode(errors="replace").strip() if isinstance(results[1], bytes) else ""
+        reason = "publisher disconnected" if rc == 0 else f"encoder stopped ({tail or rc})"
+        return {"channel_id": p["channel_id"], "event": p["event"], "run": run, "reason": reason,
+                "segments": {t: len(v["segments"]) for t, v in state["tracks"].items()}}
+    finally:
+        writer.close()
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+
+async def package_recording(ctx: JobContext) -> dict[str, Any]:
+    """After an event: its live playlists say ENDLIST; with a recording asset, VOD playlists and a static MPD
+    over the very same segments (no encode), returned as the asset's outputs for the catalogue."""
+    p, store = ctx.payload, ctx.resources.store
+    try:
+        state = json.loads(await store.get_bytes(p["state_key"]))
+    except ObjectNotFound:
+        raise PermanentJobError("the event produced no segments") from None
+    ended_pub = Publisher(ctx, state, state.get("runs", 0))
+    ended_pub.live_reported = True
+    await ended_pub.publish(ended=True)
+    if not p.get("asset_prefix"):
+        return {"ended": True}
+    vod = {**state, "media_url": "../"}
+    prefix = p["asset_prefix"]
+    for tid in vod["tracks"]:
+        await store.put_bytes(f"{prefix}hls/{tid}.m3u8", live_manifests.media_playlist(vod, tid, vod=True).encode())
+    await store.put_bytes(f"{prefix}dash/manifest.mpd", live_manifests.mpd(vod, now=time.time(), vod=True))
+    await store.put_bytes(f"{prefix}hls/master.m3u8", live_manifests.master_playlist(vod).encode())
+    tracks = vod["tracks"]
+    videos = [t for t in tracks.values() if t["kind"] == "video"]
+    duration = sum(s[3] for s in videos[0]["segments"]) / videos[0]["timescale"] if videos else 0.0
+    outputs = {"hls": "hls/master.m3u8", "dash": "dash/manifest.mpd", "segment_duration": state["segment_seconds"],
+               "video": [{"name": t["name"], "width": t["width"], "height": t["height"], "bitrate": t["bandwidth"],
+                          "codecs": t["codecs"], "frame_rate": t["frame_rate"]} for t in videos],
+               "audio": ({"codecs": tracks["a"]["codecs"], "bitrate": tracks["a"]["bandwidth"], "channels": 2,
+                          "sample_rate": 48000} if "a" in tracks else None),
+               "poster": None, "thumbnails": [], "storyboard": None, "recorded_live": True}
+    return {"facts": p.get("facts") or {}, "outputs": outputs, "duration": round(duration, 3)}
+
+
+HANDLERS: dict[str, Handler] = {job_kinds.TRANSCODE_LIVE: encode_live, job_kinds.TRANSCODE_LIVE_VOD: package_recording}

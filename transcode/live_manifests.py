@@ -1,0 +1,198 @@
+"""Live (and recorded) manifests from a channel event's timeline: HLS media/master playlists and a DVB-DASH MPD.
+
+The timeline (`state`) is plain JSON, kept in the object store next to nothing public, so an encoder run that
+takes over after a reconnect (on any worker) continues the same event:
+
+    {"event": 3, "segment_seconds": 2.0, "dvr_seconds": 7200, "media_url": "../e3/", "utc_timing": URL,
+     "ast": 1767000000.0,                       # availabilityStartTime (epoch seconds)
+     "tracks": {"v0": {"kind": "video", "name": "360p", "width": 640, "height": 360, "codecs": "avc1.64001e",
+                       "bandwidth": 800000, "frame_rate": 25.0, "timescale": 12800,
+                       "inits": {"1": "cmaf/v0/init-1.mp4"},
+                       "segments": [[seq, run, decode_time, duration, wall_start], ...]}, "a": {...}}}
+
+Segments are numbered per track across the whole event; a new encoder run (reconnect) gets a new init segment
+and starts an HLS discontinuity / a new DASH Period.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from lxml import etree
+
+MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
+PROFILES = "urn:dvb:dash:profile:dvb-dash:2014,urn:mpeg:dash:profile:isoff-live:2011"
+SEQ, RUN, T, D, WALL = range(5)
+
+
+def segment_key(track: str, seq: int) -> str:
+    return f"cmaf/{track}/{seq:06d}.m4s"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _dur(seconds: float) -> str:
+    return f"PT{max(seconds, 0):.3f}S"
+
+
+def window(state: dict[str, Any], track: dict[str, Any], vod: bool) -> list[list]:
+    segs = track["segments"]
+    if vod or not segs:
+        return segs
+    horizon = segs[-1][WALL] - state["dvr_seconds"]
+    return [s for s in segs if s[WALL] >= horizon]
+
+
+def media_playlist(state: dict[str, Any], tid: str, *, vod: bool = False, ended: bool = False) -> str:
+    track = state["tracks"][tid]
+    ts, all_segs = track["timescale"], track["segments"]
+    segs = window(state, track, vod)
+    first = len(all_segs) - len(segs)
+    disc_seq = sum(1 for i in range(1, first + 1) if all_segs[i][RUN] != all_segs[i - 1][RUN]) if first else 0
+    target = max([math.ceil(s[D] / ts) for s in segs] or [math.ceil(state["segment_seconds"])])
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}",
+             f"#EXT-X-MEDIA-SEQUENCE:{segs[0][SEQ] if segs else 0}", f"#EXT-X-DISCONTINUITY-SEQUENCE:{disc_seq}",
+             "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if vod:
+        lines.insert(2, "#EXT-X-PLAYLIST-TYPE:VOD")
+    url, run = state["media_url"], None
+    for s in segs:
+        if s[RUN] != run:
+            if run is not None:
+                lines.append("#EXT-X-DISCONTINUITY")
+            run = s[RUN]
+            lines.append(f'#EXT-X-MAP:URI="{url}{track["inits"][str(run)]}"')
+        lines += [f"#EXT-X-PROGRAM-DATE-TIME:{_iso(s[WALL])}", f"#EXTINF:{s[D] / ts:.6f},",
+                  url + segment_key(tid, s[SEQ])]
+    if vod or ended:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def master_playlist(state: dict[str, Any]) -> str:
+    tracks = state["tracks"]
+    audio = tracks.get("a")
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if audio:
+        lines.append('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="Main",LANGUAGE="und",DEFAULT=YES,'
+                     'AUTOSELECT=YES,CHANNELS="2",URI="a.m3u8"')
+    for tid, t in tracks.items():
+        if t["kind"] != "video":
+            continue
+        codecs = t["codecs"] + (f",{audio['codecs']}" if audio else "")
+        bandwidth = int(t["bandwidth"] * 1.5) + (audio["bandwidth"] if audio else 0)
+        lines += [f'#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS="{codecs}",RESOLUTION={t["width"]}x{t["height"]},'
+                  f'FRAME-RATE={t["frame_rate"]:.3f}' + (',AUDIO="aac"' if audio else ""), f"{tid}.m3u8"]
+    return "\n".join(lines) + "\n"
+
+
+def _sub(parent: etree._Element, tag: str, **attrs: Any) -> etree._Element:
+    return etree.SubElement(parent, f"{{{MPD_NS}}}{tag}", {k: str(v) for k, v in attrs.items()})
+
+
+def _timeline(template: etree._Element, segs: list[list]) -> None:
+    timeline = _sub(template, "SegmentTimeline")
+    last: etree._Element | None = None
+    expected = None
+    for s in segs:
+        if last is not None and s[T] == expected and int(last.get("d")) == s[D]:
+            last.set("r", str(int(last.get("r", "0")) + 1))
+        else:
+            last = _sub(timeline, "S", t=s[T], d=s[D])
+        expected = s[T] + s[D]
+
+
+def _adaptation(period: etree._Element, state: dict[str, Any], tids: list[str], run: int, segs: list[list],
+                first_t: int, set_id: int) -> None:
+    tracks = state["tracks"]
+    ref = tracks[tids[0]]
+    video = ref["kind"] == "video"
+    aset = _sub(period, "AdaptationSet", id=set_id, contentType="video" if video else "audio",
+                mimeType="video/mp4" if video else "audio/mp4", segmentAlignment="true", startWithSAP="1")
+    if not video:
+        aset.set("lang", "und")
+    url = state["media_url"]
+    template = _sub(aset, "SegmentTemplate", timescale=ref["timescale"], startNumber=segs[0][SEQ],
+                    presentationTimeOffset=first_t,
+                    initialization=f"{url}cmaf/$RepresentationID$/init-{run}.mp4",
+                    media=f"{url}cmaf/$RepresentationID$/$Number%06d$.m4s")
+    _timeline(template, segs)
+    for tid in tids:
+        t = tracks[tid]
+        if video:
+            _sub(aset, "Representation", id=tid, bandwidth=t["bandwidth"], width=t["width"], height=t["height"],
+                 codecs=t["codecs"], frameRate=f"{round(t['frame_rate'] * 1000)}/1000", sar="1:1")
+        else:
+            rep = _sub(aset, "Representation", id=tid, bandwidth=t["bandwidth"], codecs=t["codecs"],
+                       audioSamplingRate=48000)
+            _sub(rep, "AudioChannelConfiguration",
+                 schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011", value=2)
+
+
+def _common_video(state: dict[str, Any], vod: bool) -> list[list]:
+    """Video segments every rung has (rungs finish a GOP at nearly the same moment; list only complete ones)."""
+    videos = [t for t in state["tracks"].values() if t["kind"] == "video"]
+    last = min((t["segments"][-1][SEQ] for t in videos if t["segments"]), default=-1)
+    if any(not t["segments"] for t in videos):
+        return []
+    return [s for s in window(state, videos[0], vod) if s[SEQ] <= last]
+
+
+def mpd(state: dict[str, Any], *, now: float, vod: bool = False, ended: bool = False) -> bytes:
+    """Dynamic MPD while live (static for a recording); one Period per encoder run in the window."""
+    seg = state["segment_seconds"]
+    root = etree.Element(f"{{{MPD_NS}}}MPD", nsmap={None: MPD_NS})
+    root.set("profiles", PROFILES)
+    root.set("minBufferTime", _dur(2 * seg))
+    root.set("maxSegmentDuration", _dur(seg * 1.5))
+    groups: list[tuple[list[str], list[list]]] = []
+    vids = [tid for tid, t in state["tracks"].items() if t["kind"] == "video"]
+    if vids:
+        groups.append((vids, _common_video(state, vod)))
+    if "a" in state["tracks"]:
+        groups.append((["a"], window(state, state["tracks"]["a"], vod)))
+    runs = sorted({s[RUN] for _, segs in groups for s in segs})
+    if vod:
+        root.set("type", "static")
+        total = sum(s[D] / state["tracks"][vids[0]]["timescale"] for s in groups[0][1]) if groups else 0.0
+        root.set("mediaPresentationDuration", _dur(total))
+    else:
+        root.set("type", "dynamic")
+        root.set("availabilityStartTime", _iso(state["ast"]))
+        root.set("publishTime", _iso(now))
+        root.set("timeShiftBufferDepth", _dur(state["dvr_seconds"]))
+        root.set("suggestedPresentationDelay", _dur(3 * seg))
+        if ended:
+            last_wall = max((s[WALL] + s[D] / state["tracks"][ids[0]]["timescale"]
+                             for ids, segs in groups for s in segs[-1:]), default=state["ast"])
+            root.set("mediaPresentationDuration", _dur(last_wall - state["ast"]))
+        else:
+            root.set("minimumUpdatePeriod", _dur(seg))
+    offset = 0.0
+    for run in runs:
+        period = _sub(root, "Period", id=f"p{run}")
+        starts = []
+        for set_id, (tids, segs) in enumerate(groups):
+            mine = [s for s in segs if s[RUN] == run]
+            if not mine:
+                continue
+            track = state["tracks"][tids[0]]
+            first = next(s for s in track["segments"] if s[RUN] == run)
+            starts.append(first[WALL])
+            if vod:
+                # A recording is contiguous: each run's first listed segment starts where the last run ended.
+                _adaptation(period, state, tids, run, mine, mine[0][T], set_id)
+            else:
+                _adaptation(period, state, tids, run, mine, first[T], set_id)
+        if vod:
+            period.set("start", _dur(offset))
+            offset += sum(s[D] for s in groups[0][1] if s[RUN] == run) / state["tracks"][groups[0][0][0]]["timescale"]
+        else:
+            period.set("start", _dur(min(starts) - state["ast"]))
+    if not vod and state.get("utc_timing"):
+        _sub(root, "UTCTiming", schemeIdUri="urn:mpeg:dash:utc:http-iso:2014", value=state["utc_timing"])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
