@@ -60,6 +60,7 @@ OWNERS: dict[str, str] = {
     "partner_usage": "syndication.partners.keys",
     "player_sessions": "syndication.analytics",
     "hbbtv_apps": "hbbtv_apps.registry",
+    "live_channels": "streaming.live.channels",
     "webhook_endpoints": "syndication.webhooks.store",
     "webhook_deliveries": "syndication.webhooks.store",
     "hbbtv_banners": "hbbtv_apps.registry",
@@ -121,10 +122,23 @@ _WRITE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?([A-Za-z_][A
 _NOT_TABLES = {"set", "skip", "nowait", "of"}  # ON CONFLICT DO UPDATE SET, FOR UPDATE SKIP LOCKED, ...
 
 
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
 def written_tables(source: str) -> set[str]:
+    """Tables named after INSERT INTO / UPDATE / DELETE FROM in the module's strings (docstrings aside)."""
     tables = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+    tree = ast.parse(source)
+    prose = _docstrings(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose:
             tables.update(m.lower() for m in _WRITE.findall(node.value) if m.lower() not in _NOT_TABLES)
     return tables
 

@@ -174,7 +174,7 @@ async def load_state(store: Any, key: str, payload: dict[str, Any]) -> dict[str,
 
 
 async def encode_live(ctx: JobContext) -> dict[str, Any]:
-    """One encoder run. A long function on purpose: it is the run's whole life, start to drain."""
+    """One encoder run. long: on purpose, it is the run's whole life, start to drain, in one place."""
     p, settings = ctx.payload, ctx.resources.settings
     scratch = settings.data_dir / "scratch" / f"live-{ctx.job.id}"
     await asyncio.to_thread(shutil.rmtree, scratch, True)

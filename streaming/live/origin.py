@@ -13,8 +13,8 @@ from onair.core.db.pool import POOL
 from onair.core.errors import AppError, Forbidden, NotFound, problem_response
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE, ObjectNotFound
-from streaming import live
 from streaming.delivery import origin
+from streaming.live.channels import get_channel, live_prefix
 
 
 def live_cache_control(key: str, status: str, segment_seconds: float) -> str:
@@ -33,8 +33,8 @@ async def serve(request: web.Request) -> web.StreamResponse:
     try:
         origin.check_raw_path(request.raw_path)
         origin.object_key(channel_id, key)  # the same path rules as /media (raises on a bad key)
-        store_key = live.live_prefix(channel_id) + key
-        ch = await live.get_channel(request.app[POOL], channel_id)
+        store_key = live_prefix(channel_id) + key
+        ch = await get_channel(request.app[POOL], channel_id)
         if ch is None:
             raise NotFound(f"No live channel {channel_id}", code="channel-not-found")
         if ch.visibility == "private":
