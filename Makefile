@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench loadtest lint venv clean
+.PHONY: run test bench loadtest lint venv clean image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,8 @@ clean:
 .PHONY: player
 player:
 	cd syndication/embed/player && npm ci --no-audit --no-fund && npm run build
+
+# The container image deploy/kubernetes and compose.yaml refer to (needs a container engine: docker or podman).
+ENGINE ?= $(shell command -v docker || command -v podman)
+image:
+	$(ENGINE) build -t onair:0.1.0 .

@@ -100,14 +100,15 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
 
 
 def worker_resources_context(settings: Settings, dsn: str, concurrency: int):
-    """For `onair worker`: the same resources without the web routes."""
+    """For `onair worker`: the same resources without the web routes, and the two job pools (VOD and live)."""
     app = web.Application()
     app[SETTINGS] = settings
     app[DSN] = dsn
     app.cleanup_ctx.append(pool_context(settings, dsn))
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings))
-    return app, _worker_factory(settings.with_(job_concurrency=concurrency), dsn)
+    return app, (_worker_factory(settings.with_(job_concurrency=concurrency), dsn),
+                 _live_worker_factory(settings, dsn))
 
 
 async def on_first_start(app: web.Application) -> None:

@@ -125,7 +125,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     ensure_data_dir(settings)
     with database(settings) as dsn:
-        app, factory = worker_resources_context(settings, dsn, args.concurrency or settings.job_concurrency)
+        app, factories = worker_resources_context(settings, dsn, args.concurrency or settings.job_concurrency)
 
         async def run() -> None:
             stop = asyncio.Event()
@@ -135,7 +135,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             runner = web.AppRunner(app, handle_signals=False)
             await runner.setup()  # runs the cleanup contexts: pool, storage, bus
             try:
-                await factory(app).run(stop)
+                await asyncio.gather(*(factory(app).run(stop) for factory in factories))
             finally:
                 await runner.cleanup()
 

@@ -190,3 +190,66 @@ async def test_readiness_holds_under_concurrent_probes(client) -> None:
     assert [r for r in results if r is not None] == []
     statuses = await asyncio.gather(*(client.get("/readyz") for _ in range(50)))
     assert [r.status for r in statuses] == [200] * 50
+
+
+# --- the image and the single-host compose file (validated statically: no container engine runs here) -------
+
+IMAGE = "onair:0.1.0"
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    lines, current = [], ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        if raw.lstrip().startswith("#") or not raw.strip():
+            continue
+        current += raw.rstrip("\\").strip() + " "
+        if not raw.rstrip().endswith("\\"):
+            word, _, rest = current.strip().partition(" ")
+            lines.append((word.upper(), rest))
+            current = ""
+    return lines
+
+
+def test_dockerfile_is_multistage_non_root_with_healthcheck_and_every_package() -> None:
+    instructions = _dockerfile()
+    assert sum(1 for w, _ in instructions if w == "FROM") >= 2, "multi-stage: build, then a slim runtime"
+    user = [rest for w, rest in instructions if w == "USER"]
+    assert user and not user[-1].startswith(("root", "0")), "the runtime runs as a non-root user"
+    health = next(rest for w, rest in instructions if w == "HEALTHCHECK")
+    assert "/healthz" in health
+    copied = {rest.split()[0] for w, rest in instructions if w == "COPY" and not rest.startswith("--from")}
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    packages = [p.strip('"* ') for p in pyproject.split("include = [")[1].split("]")[0].split(",")]
+    assert set(packages) <= copied, f"the image must contain every package: {set(packages) - copied} missing"
+    entry = next(rest for w, rest in instructions if w == "ENTRYPOINT")
+    assert json.loads(entry) == ["onair"]
+    ports = next(rest for w, rest in instructions if w == "EXPOSE").split()
+    assert {"8080", "1935", "9710/udp"} <= set(ports)
+
+
+def test_kubernetes_and_compose_use_the_image_the_makefile_builds() -> None:
+    assert f"-t {IMAGE}" in (ROOT / "Makefile").read_text()
+    images = {c["image"] for _, d in _all_docs() if d["kind"] in ("Deployment", "StatefulSet")
+              for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {IMAGE}
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert {s.get("image") for name, s in compose["services"].items() if name in ("web", "worker")} == {IMAGE}
+
+
+def test_compose_wires_real_services_with_real_settings() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "seaweedfs", "web", "worker"} <= set(services)
+    known = {d.env for d in documented()}
+    parser = build_parser()
+    for name in ("web", "worker"):
+        env = services[name]["environment"]
+        assert set(env) <= known, f"{name}: unknown settings {set(env) - known}"
+        assert env["ONAIR_STORAGE"] == "s3" and "seaweedfs" in env["ONAIR_S3_ENDPOINT"]
+        assert "postgres" in env["ONAIR_DATABASE_URL"] and "redis" in env["ONAIR_REDIS_URL"]
+        parser.parse_args(services[name]["command"])  # the arguments are ones the CLI accepts
+    s3 = json.loads((ROOT / "deploy" / "compose" / "seaweedfs-s3.json").read_text())
+    creds = s3["identities"][0]["credentials"][0]
+    web_env = services["web"]["environment"]
+    assert (creds["accessKey"], creds["secretKey"]) == (web_env["ONAIR_S3_ACCESS_KEY_ID"],
+                                                        web_env["ONAIR_S3_SECRET_ACCESS_KEY"])
