@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import mimetypes
 import os
 import shutil
@@ -23,8 +24,11 @@ from typing import Protocol
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
+from botocore.exceptions import BotoCoreError
 
 from onair.core.settings import Settings
+
+log = logging.getLogger("onair.core.storage")
 
 CHUNK = 256 * 1024
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -231,8 +235,12 @@ class S3Store:
         self._client = None
 
     async def setup(self) -> None:
+        # Short timeouts and few attempts: the origin sits behind a CDN whose own origin timeout is ~10-30 s,
+        # and a fast 503 (the CDN's stale-if-error covers it) beats botocore's default of ~90 s of retries.
+        s = self.settings
         config = AioConfig(signature_version="s3v4", s3={"addressing_style": "path"},
-                           retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30,
+                           retries={"max_attempts": s.s3_max_attempts, "mode": "standard"},
+                           connect_timeout=s.s3_connect_timeout, read_timeout=s.s3_read_timeout,
                            max_pool_connections=64)
         self._client = await self._stack.enter_async_context(get_session().create_client(
             "s3", endpoint_url=self.settings.s3_endpoint, region_name=self.settings.s3_region,
@@ -367,7 +375,10 @@ async def open_store(settings: Settings) -> LocalStore | S3Store:
     if settings.storage == "s3":
         store = S3Store(settings)
         await store.setup()
-        await store.ensure_bucket()
+        try:
+            await store.ensure_bucket()
+        except BotoCoreError as exc:  # S3 down at start-up: start anyway; /readyz reports storage failing
+            log.warning("object storage unreachable at start (%s); continuing", exc)
         return store
     local = LocalStore(settings.data_dir / "objects")
     await local.setup()
