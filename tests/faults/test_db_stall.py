@@ -68,7 +68,8 @@ async def _timed_get(client: TestClient, path: str) -> tuple[int, float, dict[st
     return resp.status, time.monotonic() - start, dict(resp.headers)
 
 
-async def test_frozen_database_answers_503_fast_and_recovers(private_pg: EmbeddedPostgres, tmp_path: Path) -> None:
+async def test_frozen_database_answers_503_fast_and_recovers(private_pg: EmbeddedPostgres, tmp_path: Path,
+                                                              fault_report) -> None:
     dsn = private_pg.dsn.rpartition("/")[0] + "/onair_stall"
     admin = await asyncpg.connect(private_pg.dsn)
     await admin.execute("DROP DATABASE IF EXISTS onair_stall")
@@ -106,5 +107,8 @@ async def test_frozen_database_answers_503_fast_and_recovers(private_pg: Embedde
             assert status == 503
             assert time.monotonic() - thawed < RECOVERY_SECONDS, "reads did not recover after the thaw"
             await asyncio.sleep(0.1)
-        print(f"frozen db {DB_STALL:.0f}s: reads OK {time.monotonic() - thawed:.2f}s after SIGCONT")
+        recovered = time.monotonic() - thawed
+        print(f"frozen db {DB_STALL:.0f}s: reads OK {recovered:.2f}s after SIGCONT")
+        fault_report(f"postgres SIGSTOP {DB_STALL:.0f}s", "6 API reads + /readyz during the stall",
+                     statuses={503: len(results)}, recovery_seconds=recovered, bound_seconds=RECOVERY_SECONDS)
         assert (await _timed_get(c, "/readyz"))[0] == 200

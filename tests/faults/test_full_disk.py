@@ -9,6 +9,7 @@ is freed, /retry makes the same asset ready (recovery)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from aiohttp import FormData
@@ -30,7 +31,7 @@ def objects_under(root: Path, prefix: str) -> list[str]:
 
 
 async def test_full_disk_fails_the_job_keeps_the_original_and_answers_507(settings: Settings, small_disk: Path,
-                                                                        tmp_path: Path) -> None:
+                                                                        tmp_path: Path, fault_report) -> None:
     settings = settings.with_(data_dir=small_disk, min_free_bytes=1024 * 1024, job_retry_base_seconds=0.2,
                               job_retry_max_seconds=0.5, job_retry_horizon_seconds=3.0)
     clip = make_clip(tmp_path / "clip.mp4", size="320x180", seconds=2)
@@ -66,7 +67,10 @@ async def test_full_disk_fails_the_job_keeps_the_original_and_answers_507(settin
         assert objects_under(small_disk, f"sources/{asset_id}") == [f"sources/{asset_id}/original"]
 
         filler.unlink()  # the operator frees space: the same upload now transcodes
+        freed = time.monotonic()
         assert (await c.get("/readyz")).status == 200
         assert (await c.post(f"/api/v1/assets/{asset_id}/retry", headers=ADMIN)).status == 202
         body = await wait_for(c, asset_id, within=90)
         assert body["status"] == "ready", body
+        fault_report("data dir full (24 MiB tmpfs, 48 KiB left)", "1 upload stored, 1 transcode, 1 upload",
+                     acknowledged=1, statuses={503: 1, 507: 1}, recovery_seconds=time.monotonic() - freed)

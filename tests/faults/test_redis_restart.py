@@ -31,7 +31,7 @@ def start_redis(binary: str, port: int, workdir: Path) -> subprocess.Popen[bytes
     return proc
 
 
-async def test_bus_resubscribes_after_redis_restart(tmp_path: Path) -> None:
+async def test_bus_resubscribes_after_redis_restart(tmp_path: Path, fault_report) -> None:
     binary = _redis_server_binary()
     if binary is None:
         missing("redis-server", "apt-get install redis-server")
@@ -73,6 +73,9 @@ async def test_bus_resubscribes_after_redis_restart(tmp_path: Path) -> None:
             recovered = time.monotonic() - back
             assert received is not None, f"no message within {RECOVERY_SECONDS}s after Redis returned"
             print(f"redis down {REDIS_DOWN:.0f}s: messages flow again {recovered:.2f}s after it returned")
+            fault_report(f"redis SIGKILL, down {REDIS_DOWN:.0f}s, restarted", "1 subscriber, 1 publisher",
+                         acknowledged=2, statuses={503: 1}, recovery_seconds=recovered,
+                         bound_seconds=RECOVERY_SECONDS)
             assert bus.healthy and bus.reconnects >= 1
             await bus.check()
     finally:

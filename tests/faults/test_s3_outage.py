@@ -44,7 +44,7 @@ def via(settings: Settings, proxy: FaultProxy) -> Settings:
 
 
 async def test_s3_outage_during_transcode_delays_but_never_loses(s3_settings: Settings, proxy: FaultProxy,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path, fault_report) -> None:
     settings = via(s3_settings, proxy)
     clip = make_clip(tmp_path / "clip.mp4", size="320x180", seconds=2)
     async with TestClient(TestServer(create_app(settings, settings.database_url or "", run_worker=False))) as c:
@@ -57,10 +57,13 @@ async def test_s3_outage_during_transcode_delays_but_never_loses(s3_settings: Se
         body = await (await c.get(f"/api/v1/assets/{asset_id}", headers=ADMIN)).json()
         assert body["status"] not in ("failed", "ready"), body
         await proxy.set_mode("pass")
+        back = time.monotonic()
         body = await wait_for(c, asset_id, within=120)
         assert body["status"] == "ready", body
         store = c.app[STORE]
         assert await store.list(f"sources/{asset_id}/") == [f"sources/{asset_id}/original"]
+        fault_report(f"S3 refuse+blackhole {S3_OUTAGE:.0f}s during transcode", "1 upload, 1 transcode",
+                     acknowledged=1, recovery_seconds=time.monotonic() - back)
 
 
 async def _get(c: TestClient, path: str) -> tuple[int, float, dict[str, str]]:
@@ -71,7 +74,7 @@ async def _get(c: TestClient, path: str) -> tuple[int, float, dict[str, str]]:
 
 
 async def test_origin_answers_503_fast_while_s3_is_down(s3_settings: Settings, proxy: FaultProxy,
-                                                        tmp_path: Path) -> None:
+                                                        tmp_path: Path, fault_report) -> None:
     settings = via(s3_settings, proxy)
     clip = make_clip(tmp_path / "clip.mp4", size="320x180", seconds=2)
     async with TestClient(TestServer(create_app(settings, settings.database_url or ""))) as c:
@@ -80,12 +83,16 @@ async def test_origin_answers_503_fast_while_s3_is_down(s3_settings: Settings, p
         assert body["status"] == "ready", body
         keys = [k for k in await c.app[STORE].list(f"assets/{asset_id}/cmaf/")]
         seen, fresh = (f"/media/{k.removeprefix('assets/')}" for k in keys[:2])
+        statuses: dict[int, int] = {}
+        slowest = 0.0
         assert (await _get(c, seen))[0] == 200  # its metadata is now cached; `fresh` is not
         for mode in ("refuse", "blackhole"):
             await proxy.set_mode(mode)
             for path in (seen, fresh):
                 status, took, headers = await _get(c, path)
                 assert status in (502, 503, 504), (mode, path, status)
+                statuses[status] = statuses.get(status, 0) + 1
+                slowest = max(slowest, took)
                 assert took <= ORIGIN_TIMEOUT + 1.0, f"{mode}: answered after {took:.1f}s"
                 assert headers["Cache-Control"] == "no-store" and int(headers["Retry-After"]) > 0
                 print(f"s3 {mode}: {path.rsplit('/', 1)[-1]} -> {status} in {took:.2f}s")
@@ -94,4 +101,7 @@ async def test_origin_answers_503_fast_while_s3_is_down(s3_settings: Settings, p
         while (await _get(c, fresh))[0] != 200:
             assert time.monotonic() - back < RECOVERY_SECONDS
             await asyncio.sleep(0.1)
-        print(f"s3 back: origin reads OK {time.monotonic() - back:.2f}s later")
+        recovered = time.monotonic() - back
+        print(f"s3 back: origin reads OK {recovered:.2f}s later")
+        fault_report(f"S3 refuse, then blackhole (origin, slowest {slowest:.1f}s)", "4 segment GETs (cached+not)",
+                     statuses=statuses, recovery_seconds=recovered, bound_seconds=RECOVERY_SECONDS)
