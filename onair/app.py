@@ -59,7 +59,8 @@ def _worker_factory(settings: Settings, dsn: str):
     def make(app: web.Application) -> jobs.Worker:
         resources = jobs.Resources(settings=settings, pool=app[POOL], store=app[STORE], bus=app[BUS])
         return jobs.Worker(app[POOL], dsn, JOB_HANDLERS, resources, concurrency=settings.job_concurrency,
-                           lease_seconds=settings.job_lease_seconds)
+                           lease_seconds=settings.job_lease_seconds,
+                           retry=jobs.RetryPolicy.from_settings(settings))
 
     return make
 

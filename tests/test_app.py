@@ -11,8 +11,9 @@ async def test_health_ready_and_metrics(client: TestClient) -> None:
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200, await ready.text()
-    assert (await ready.json())["checks"] == {"database": "ok", "storage": "ok", "bus": "ok"}
+    assert (await ready.json())["checks"] == {"database": "ok", "disk": "ok", "storage": "ok", "bus": "ok"}
     metrics = await (await client.get("/metrics")).text()
+    assert "onair_bus_up 1.0" in metrics and "onair_data_dir_free_bytes" in metrics
     assert 'onair_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics
     assert "onair_job_queue_depth" in metrics or "onair_http_request_seconds" in metrics
 

@@ -35,7 +35,7 @@ def rotate(src: Path, dest: Path) -> Path:
     return dest
 
 
-async def test_each_bad_input_fails_with_its_reason_and_leaves_nothing(client, settings, tmp_path):
+async def test_each_bad_input_fails_with_its_reason_and_leaves_only_the_original(client, settings, tmp_path):
     good = make_clip(tmp_path / "good.mp4", size="320x180", seconds=2)
     one_frame = make_clip(tmp_path / "one.mp4", size="320x180", seconds=1, audio=False, frames=1)
     huge = make_clip(tmp_path / "8k.mp4", size="7680x4320", seconds=0.2, rate=10, audio=False)
@@ -64,9 +64,13 @@ async def test_each_bad_input_fails_with_its_reason_and_leaves_nothing(client, s
         assert body["status"] == "failed", (name, body)
         reasons = reason if isinstance(reason, tuple) else (reason,)
         assert any(r in body["error"] for r in reasons), (name, body["error"])
-        assert objects_of(settings, ids[name]) == [], name
+        # no media; the original stays until the user deletes the asset (a failure never destroys an upload)
+        assert objects_of(settings, ids[name]) == [f"sources/{ids[name]}/original"], name
     resp = await client.post(f"/api/v1/assets/{ids['random bytes']}/retry", headers=ADMIN)
-    assert resp.status == 409 and "upload it again" in (await resp.json())["detail"]
+    assert resp.status == 202  # bad input stays bad, but retrying it is the editor's call
+    assert (await wait_for(client, ids["random bytes"]))["status"] == "failed"
+    assert (await client.delete(f"/api/v1/assets/{ids['random bytes']}", headers=ADMIN)).status == 204
+    assert objects_of(settings, ids["random bytes"]) == []
     # the stored key never came from the client's name
     assert not (settings.data_dir / "etc").exists() and not (settings.data_dir.parent / "etc").exists()
     # the worker is still fine: a good clip after all that is ready

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from onair.core import job_kinds
-from onair.core.jobs import Handler, JobContext, PermanentJobError
-from transcode import commands, images, packaging
+from onair.core.jobs import Handler, JobContext, PermanentJobError, TransientJobError
+from onair.core.settings import Settings
+from transcode import commands, images, packaging, verify
 from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
 from transcode.ladder import LadderConfig, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
@@ -31,6 +32,20 @@ TRANSCODE_SPAN = (2.0, 90.0)
 
 def scratch_dir(ctx: JobContext) -> Path:
     return ctx.resources.settings.data_dir / "scratch" / f"job-{ctx.job.id}"
+
+
+def disk_short(path: Path, settings: Settings) -> bool:
+    """Below the free-space threshold: a failure now is the disk's fault, not the media's."""
+    try:
+        return shutil.disk_usage(path).free < settings.min_free_bytes
+    except OSError:
+        return True
+
+
+def _not_the_media(what: str, exc: Exception, scratch: Path, settings: Settings) -> Exception | None:
+    if disk_short(scratch, settings) or "No space left" in str(exc):
+        return TransientJobError(f"{what} with the data disk full ({exc})")
+    return None
 
 
 def timeout_for(duration: float) -> float:
@@ -130,6 +145,8 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         try:
             await run_ffmpeg(argv, time_limit=timeout_for(facts.duration), on_progress=progress)
         except FFmpegError as exc:
+            if (transient := _not_the_media("ffmpeg failed", exc, scratch, settings)) is not None:
+                raise transient from None
             raise PermanentJobError(f"the video could not be decoded or encoded ({exc})") from None
         except TimeoutError:
             raise PermanentJobError(f"transcoding took longer than {timeout_for(facts.duration):.0f} s") from None
@@ -137,11 +154,17 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         try:
             objects, order, outputs = packaging.package(out, the_plan)
         except packaging.PackagingError as exc:
+            if (transient := _not_the_media("packaging failed", exc, scratch, settings)) is not None:
+                raise transient from None
             raise PermanentJobError(f"packaging failed: {exc}") from None
         image_objects, image_doc = await _images(facts, scratch, sprite, spec)
         first_manifest = next(i for i, k in enumerate(order) if not k.startswith(packaging.SEGMENTS_DIR + "/"))
         order = order[:first_manifest] + list(image_objects) + order[first_manifest:]
         objects.update(image_objects)
+        try:  # nothing is published unless every output reads back whole (a full disk truncates silently)
+            await asyncio.to_thread(verify.verify, objects, facts.duration, float(the_plan.fps))
+        except verify.OutputInvalid as exc:
+            raise (_not_the_media("outputs failed verification", exc, scratch, settings) or exc) from None
         published = True
         await _publish(store, prefix, objects, order, first_manifest + len(image_objects))
         outputs.update(image_doc)

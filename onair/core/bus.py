@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -21,6 +22,9 @@ from onair.core.errors import Unavailable
 from onair.core.settings import Settings
 
 log = logging.getLogger("onair.core.bus")
+
+RECONNECT_FIRST = 0.1
+RECONNECT_MAX = 2.0
 
 
 class BusUnavailable(Unavailable):
@@ -100,6 +104,9 @@ class InProcessBus:
     async def check(self) -> None:
         return None
 
+    healthy = True
+    reconnects = 0
+
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         self._fanout.dispatch(channel, message)
 
@@ -125,6 +132,8 @@ class RedisBus:
         self._confirmed: dict[str, asyncio.Event] = {}
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._lost = False  # the connection dropped and the channels are not subscribed again yet
+        self.reconnects = 0
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_loop(), name="redis-bus-reader")
@@ -143,6 +152,8 @@ class RedisBus:
             await self._redis.ping()
         except Exception as exc:
             raise BusUnavailable() from exc
+        if self._lost:
+            raise BusUnavailable("Live messaging is reconnecting; retry shortly")
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         try:
@@ -173,14 +184,18 @@ class RedisBus:
                         await self._pubsub.unsubscribe(channel)
 
     async def _read_loop(self) -> None:
-        backoff = 0.2
+        """Read messages; on any connection trouble, reconnect and resubscribe every channel, with back-off,
+        until Redis answers again (an outage of any length ends with subscribers receiving again)."""
+        backoff = RECONNECT_FIRST
         while True:
             try:
+                if self._lost:
+                    await self._resubscribe()
+                    backoff = RECONNECT_FIRST
                 if not self._pubsub.subscribed:
                     await asyncio.sleep(0.05)
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
-                backoff = 0.2
                 if message is None:
                     continue
                 raw = message["channel"]
@@ -193,14 +208,30 @@ class RedisBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis went away: keep local subscribers, resubscribe when it returns
-                log.warning("redis bus connection lost (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                with contextlib.suppress(Exception):
-                    channels = self._fanout.channels()
-                    self._pubsub = self._redis.pubsub()
-                    if channels:
-                        await self._pubsub.subscribe(*channels)
+                if not self._lost:
+                    log.warning("redis bus connection lost (%s); reconnecting", exc)
+                self._lost = True
+                # Jitter, so the processes of a deployment do not all reconnect in the same instant.
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, RECONNECT_MAX)
+
+    async def _resubscribe(self) -> None:
+        async with self._lock:
+            old, self._pubsub = self._pubsub, self._redis.pubsub()
+            with contextlib.suppress(Exception):
+                await old.aclose()
+            channels = self._fanout.channels()
+            if channels:
+                await self._pubsub.subscribe(*channels)
+            else:
+                await self._redis.ping()
+            self._lost = False
+            self.reconnects += 1
+        log.info("redis bus reconnected; %d channel(s) resubscribed", len(channels))
+
+    @property
+    def healthy(self) -> bool:
+        return not self._lost
 
 
 BUS = web.AppKey("bus", Bus)

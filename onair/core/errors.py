@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import asyncpg
 from aiohttp import web
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ClientError as BotoClientError
 from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger("onair.core.errors")
@@ -84,6 +88,39 @@ class Unavailable(AppError):
     status, code, title = 503, "unavailable", "Service unavailable"
 
 
+class InsufficientStorage(AppError):
+    status, code, title = 507, "insufficient-storage", "Insufficient storage"
+
+
+# Infrastructure trouble that the client can only wait out: (status, code, title, detail, Retry-After).
+_DB_DOWN = (503, "database-unavailable", "Database unavailable",
+            "The database is not answering; retry shortly", "5")
+_STORAGE_DOWN = (503, "storage-unavailable", "Storage unavailable",
+                 "Object storage is not answering; retry shortly", "5")
+_DEPENDENCY_DOWN = (503, "dependency-unavailable", "Dependency unavailable",
+                    "A service onair depends on refused the connection; retry shortly", "5")
+_DISK_FULL = (507, "insufficient-storage", "Insufficient storage",
+              "The server has no free disk space for this request; retry later", "60")
+
+
+def infrastructure_problem(exc: BaseException) -> tuple[str, ...] | None:
+    """Which outage `exc` is, if it is one (a full disk, a database or object store that is down)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _DISK_FULL
+    if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                        asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
+                        asyncpg.AdminShutdownError)):
+        return _DB_DOWN
+    if isinstance(exc, BotoCoreError):
+        return _STORAGE_DOWN
+    if isinstance(exc, BotoClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return _STORAGE_DOWN if status >= 500 or status == 0 else None
+    if isinstance(exc, ConnectionError):  # refused/reset by a dependency (PostgreSQL, Redis, S3)
+        return _DEPENDENCY_DOWN
+    return None
+
+
 def problem_response(status: int, code: str, title: str, detail: str, *,
                      headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None,
                      instance: str | None = None) -> web.Response:
@@ -137,7 +174,12 @@ async def _handle(request: web.Request, handler: Callable[[web.Request], Awaitab
         log.warning("timeout", extra={"request_id": request_id, "path": request.path})
         return problem_response(503, "timeout", "Upstream timeout", "An upstream service did not answer in time",
                                 headers={"Retry-After": "2"})
-    except Exception:
+    except Exception as exc:
+        if (outage := infrastructure_problem(exc)) is not None:
+            status, code, title, detail, retry_after = outage
+            log.warning("%s: %s", code, exc, extra={"request_id": request_id, "path": request.path})
+            return problem_response(int(status), code, title, detail, headers={"Retry-After": retry_after},
+                                    instance=request.path)
         log.exception("unhandled error", extra={"request_id": request_id, "path": request.path,
                                                 "method": request.method})
         return problem_response(500, "internal", "Internal server error",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 
@@ -13,7 +14,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from onair.core import jobs
 from onair.core.bus import BUS
 from onair.core.db.pool import POOL
+from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
+
+
+class DiskFull(OSError):
+    pass
 
 
 class Metrics:
@@ -28,6 +34,12 @@ class Metrics:
         self.connections = Gauge("onair_live_connections", "Open WebSocket/SSE/long-poll connections",
                                  registry=self.registry)
         self.queue_depth = Gauge("onair_job_queue_depth", "Queued jobs", ["queue"], registry=self.registry)
+        self.bus_up = Gauge("onair_bus_up", "1 while the pub/sub bus is connected and subscribed",
+                            registry=self.registry)
+        self.bus_reconnects = Gauge("onair_bus_reconnects", "Times the pub/sub bus reconnected since start",
+                                    registry=self.registry)
+        self.disk_free = Gauge("onair_data_dir_free_bytes", "Free bytes on the data dir's file system",
+                               registry=self.registry)
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -76,7 +88,15 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as exc:
             checks[name] = f"failing: {type(exc).__name__}"
 
+    async def disk() -> None:
+        settings = request.app[SETTINGS]
+        free = (await asyncio.to_thread(shutil.disk_usage, settings.data_dir)).free
+        if free < settings.min_free_bytes:
+            raise DiskFull(f"{free} bytes free, below {settings.min_free_bytes}")
+
+    # The disk goes first: a storage probe on a full disk would fail too, but with a less helpful name.
     await asyncio.gather(probe("database", lambda: request.app[POOL].fetchval("SELECT 1")),
+                         probe("disk", disk),
                          probe("storage", request.app[STORE].check),
                          probe("bus", request.app[BUS].check))
     ok = all(v == "ok" for v in checks.values())
@@ -99,6 +119,13 @@ async def metrics_view(request: web.Request) -> web.Response:
             metrics.queue_depth.labels(queue).set(0)
     except Exception:
         pass  # the scrape still reports request metrics
+    bus = request.app[BUS]
+    metrics.bus_up.set(1 if getattr(bus, "healthy", True) else 0)
+    metrics.bus_reconnects.set(getattr(bus, "reconnects", 0))
+    try:
+        metrics.disk_free.set((await asyncio.to_thread(shutil.disk_usage, request.app[SETTINGS].data_dir)).free)
+    except OSError:
+        pass
     return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

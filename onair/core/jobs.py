@@ -7,6 +7,9 @@
   lost host) the lease expires and another worker claims the job again;
 * failures retry with exponential back-off up to `max_attempts`, then the job is kept as
   `dead` with its last error; `PermanentJobError` skips the retries (bad input stays bad);
+* *transient* failures (a full disk, storage, database or network down: `is_transient`) do not use up
+  attempts: they back off exponentially with jitter for `horizon_seconds` from the first of them, so an
+  outage of minutes to hours delays a job instead of killing it;
 * `on_done` names a job kind enqueued, in the same transaction, when a job ends — this is
   how one domain hands results to another without importing it.
 """
@@ -17,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -28,6 +32,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from onair.core.errors import infrastructure_problem
 from onair.core.settings import Settings
 
 log = logging.getLogger("onair.core.jobs")
@@ -39,14 +44,33 @@ class PermanentJobError(Exception):
     """The job can never succeed (bad input); do not retry."""
 
 
+class TransientJobError(Exception):
+    """Infrastructure trouble (disk, storage, database, network) that time will fix; retry over the horizon."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (TransientJobError, TimeoutError)) or infrastructure_problem(exc) is not None
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     base_seconds: float = 2.0
     factor: float = 3.0
     max_seconds: float = 600.0
+    horizon_seconds: float = 6 * 3600.0
 
     def delay(self, attempt: int) -> float:
         return min(self.base_seconds * self.factor ** max(attempt - 1, 0), self.max_seconds)
+
+    def transient_delay(self, retry: int) -> float:
+        """Exponential (x2) with "equal jitter": workers that failed together do not all return together."""
+        ceiling = min(self.base_seconds * 2 ** retry, self.max_seconds)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(base_seconds=settings.job_retry_base_seconds, max_seconds=settings.job_retry_max_seconds,
+                   horizon_seconds=settings.job_retry_horizon_seconds)
 
 
 @dataclass(frozen=True)
@@ -230,8 +254,12 @@ class Worker:
         except PermanentJobError as exc:
             await asyncio.shield(self._finish(job, "dead", error=str(exc)))
         except Exception as exc:
-            log.exception("job %s %s failed (attempt %d)", job.id, job.kind, job.attempts)
             error = f"{type(exc).__name__}: {exc}"
+            if is_transient(exc):
+                log.warning("job %s %s hit a transient failure: %s", job.id, job.kind, error)
+                await asyncio.shield(self._retry_transient(job, error))
+                return
+            log.exception("job %s %s failed (attempt %d)", job.id, job.kind, job.attempts)
             if job.attempts >= job.max_attempts:
                 await asyncio.shield(self._finish(job, "dead", error=error))
             else:
@@ -283,6 +311,25 @@ class Worker:
                       locked_by = NULL, lease_until = NULL
                WHERE id = $1 AND locked_by = $4""", job.id, error, delay, self.name)
         log.info("job %s %s will retry in %.0fs", job.id, job.kind, delay)
+
+    async def _retry_transient(self, job: Job, error: str) -> None:
+        """Queue again without using up an attempt, unless the failures have lasted past the horizon."""
+        row = await self.pool.fetchrow(
+            """SELECT transient_retries, extract(epoch FROM now() - coalesce(failing_since, now())) AS failing
+               FROM jobs WHERE id = $1 AND locked_by = $2""", job.id, self.name)
+        if row is None:
+            return
+        if row["failing"] >= self.retry.horizon_seconds:
+            await self._finish(job, "dead", error=f"gave up after {row['failing']:.0f} s of transient failures: "
+                                                  f"{error}")
+            return
+        delay = self.retry.transient_delay(row["transient_retries"])
+        await self.pool.execute(
+            """UPDATE jobs SET status = 'queued', last_error = $2, run_after = now() + make_interval(secs => $3),
+                      attempts = greatest(attempts - 1, 0), transient_retries = transient_retries + 1,
+                      failing_since = coalesce(failing_since, now()), locked_by = NULL, lease_until = NULL
+               WHERE id = $1 AND locked_by = $4""", job.id, error, delay, self.name)
+        log.info("job %s %s will retry in %.1fs (transient)", job.id, job.kind, delay)
 
     async def _release(self, job: Job) -> None:
         # Shutting down: hand the job back untouched so the next worker starts it fresh.

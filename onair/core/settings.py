@@ -92,6 +92,12 @@ class Settings:
         None, "PostgreSQL (>= 15) URL; unset starts an embedded PostgreSQL in the data dir.",
         check=_postgres_url, secret=True)
     db_pool_size: int = _setting(10, "Maximum connections per process in the PostgreSQL pool.", check=_positive)
+    db_acquire_timeout: float = _setting(
+        3.0, "Longest wait (s) for a database connection (pool or new); past it a request answers 503.",
+        check=_positive)
+    db_statement_timeout: float = _setting(
+        5.0, "Longest wait (s) for one database statement; a frozen database then answers 503, not a hang.",
+        check=_positive)
     storage: str = _setting("local", "Object storage backend.", choices=("local", "s3"))
     s3_endpoint: str | None = _setting(None, "S3 endpoint URL (e.g. http://127.0.0.1:9000); unset uses AWS.",
                                        check=_http_url)
@@ -103,6 +109,15 @@ class Settings:
     s3_delivery: str = _setting(
         "stream", "How the origin serves S3 objects: stream through onair, or redirect to a presigned URL.",
         choices=("stream", "redirect"))
+    s3_connect_timeout: float = _setting(2.0, "S3 connect timeout (s); short, so the origin fails fast.",
+                                         check=_positive)
+    s3_read_timeout: float = _setting(5.0, "S3 read timeout (s) per attempt.", check=_positive)
+    s3_max_attempts: int = _setting(2, "S3 attempts per call (first try included).", check=_positive)
+    origin_storage_timeout: float = _setting(
+        4.0, "Longest the origin waits for storage before answering 503 (a CDN's origin timeout is longer).",
+        check=_positive)
+    min_free_bytes: int = _setting(
+        256 * 1024**2, "Free bytes the data dir needs; below it /readyz is not ready and jobs back off.")
     redis_url: str | None = _setting(None, "Redis URL for cross-process pub/sub; unset uses an in-process bus.",
                                      check=_redis_url, secret=True)
     admin_token: str | None = _setting(
@@ -113,6 +128,14 @@ class Settings:
     job_concurrency: int = _setting(2, "Jobs (transcodes) one worker process runs at once.", check=_positive)
     job_lease_seconds: float = _setting(30.0, "Job lease; a crashed worker's job is retried after it.",
                                         check=_positive)
+    job_retry_base_seconds: float = _setting(
+        5.0, "First back-off (s) after a transient (storage, database, network) job failure; doubles each time.",
+        check=_positive)
+    job_retry_max_seconds: float = _setting(600.0, "Longest single back-off (s) between transient retries.",
+                                            check=_positive)
+    job_retry_horizon_seconds: float = _setting(
+        6 * 3600.0, "How long (s) a job keeps retrying transient failures before it is given up.",
+        check=_positive)
     max_upload_bytes: int = _setting(10 * 1024**3, "Largest accepted upload in bytes.", check=_positive)
     tus_lease_seconds: float = _setting(
         30.0, "How long a tus PATCH holds its upload without news; a crashed replica's claim expires after it.",

@@ -36,9 +36,11 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
             await purge.purge(res.settings, signing_key(res.settings), asset_id, "re-transcoded")
         return {"asset_id": asset_id, "status": "ready"}
     reason = done.get("error") or f"transcode {done['status']}"
-    # Nothing half-published: a failed asset keeps no objects (the original included). They go before
-    # the status changes, so whoever sees `failed` also sees an empty store.
-    await catalog.delete_objects(res.store, asset_id)
+    # Nothing half-published: a failed asset keeps no media objects. They go before the status changes, so
+    # whoever sees `failed` also sees no media. The original stays, whatever the cause: a bad file is the
+    # user's to delete, and an outage that outlasted the retries must never cost the customer the upload
+    # (`/retry` transcodes it again).
+    await res.store.delete_prefix(catalog.media_prefix(asset_id))
     async with res.pool.acquire() as conn, conn.transaction():
         await catalog.mark_failed(conn, asset_id, reason)
         await events.publish(conn, "asset.failed", {"asset_id": asset_id, "title": asset.title, "error": reason})

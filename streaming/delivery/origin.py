@@ -381,10 +381,19 @@ async def _stream(request: web.Request, store, key: str, start: int, end: int, s
     """Stream from the store (S3): a ranged GET upstream for a 206, a plain GET for the whole object."""
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = end - start + 1
-    await resp.prepare(request)
+    chunks, first = None, b""
     if request.method != "HEAD" and end >= start:
         ranged = start > 0 or end < size - 1
-        async for chunk in store.iter_range(key, start, end if ranged else None):
+        chunks = aiter(store.iter_range(key, start, end if ranged else None))
+        # The first chunk before any header: storage that is down becomes a 503 (error middleware), not a
+        # 200 cut short that a CDN might cache.
+        async with asyncio.timeout(request.app[ORIGIN_CONFIG].settings.origin_storage_timeout):
+            first = await anext(chunks, b"")
+    await resp.prepare(request)
+    if chunks is not None:
+        if first:
+            await resp.write(first)
+        async for chunk in chunks:
             await resp.write(chunk)
     await resp.write_eof()
     return resp
@@ -422,7 +431,8 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
     entry = config.stats.get(store_key)
     if entry is None:
         try:
-            info = await store.stat(store_key)
+            async with asyncio.timeout(settings.origin_storage_timeout):
+                info = await store.stat(store_key)
         except ObjectNotFound:
             raise NotFound(f"Asset {asset_id} has no object {key}", code="object-not-found") from None
         entry = (info, store.local_path(store_key), http_date(info.last_modified))

@@ -70,13 +70,15 @@ async def fetch_handler(ctx: JobContext) -> dict[str, Any]:
         except UrlRejected as exc:
             raise PermanentJobError(f"URL pull refused: {exc}") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            # The partner's server, not ours: say so now; the editor can /retry once it is back.
             raise PermanentJobError(f"URL pull failed: {type(exc).__name__} {exc}".strip()) from None
         if await catalog.get_asset(res.pool, asset_id) is None:
             return {"skipped": "asset deleted"}
         job_id = await store_and_queue(res.pool, res.store, asset_id, dest, size)
         return {"bytes": size, "transcode_job": job_id}
     except PermanentJobError as exc:
-        await catalog.delete_objects(res.store, asset_id)  # before `failed` is visible, as in tasks.transcoded
+        # Nothing was stored under this asset by a pull that failed; never touch a stored original here.
+        await res.store.delete_prefix(catalog.media_prefix(asset_id))
         await catalog.mark_failed(res.pool, asset_id, str(exc))
         raise
     finally:

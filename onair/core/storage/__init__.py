@@ -7,9 +7,11 @@ client's filename.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from botocore.exceptions import BotoCoreError
 
 from onair.core.settings import Settings
 from onair.core.storage.common import (
@@ -27,6 +29,8 @@ from onair.core.storage.common import (
 from onair.core.storage.local import LocalStore
 from onair.core.storage.s3 import S3Store
 
+log = logging.getLogger("onair.core.storage")
+
 __all__ = ["CHUNK", "MIN_PART_SIZE", "STORE", "InvalidKey", "LocalStore", "MultipartError", "ObjectInfo",
            "ObjectNotFound", "ObjectStore", "Part", "S3Store", "check_key", "close_store", "guess_type",
            "open_store", "store_context"]
@@ -39,7 +43,10 @@ async def open_store(settings: Settings) -> LocalStore | S3Store:
     if settings.storage == "s3":
         store = S3Store(settings)
         await store.setup()
-        await store.ensure_bucket()
+        try:
+            await store.ensure_bucket()
+        except BotoCoreError as exc:  # S3 down at start-up: start anyway; /readyz reports storage failing
+            log.warning("object storage unreachable at start (%s); continuing", exc)
         return store
     local = LocalStore(settings.data_dir / "objects")
     await local.setup()

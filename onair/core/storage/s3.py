@@ -35,8 +35,12 @@ class S3Store:
         self._client = None
 
     async def setup(self) -> None:
+        # Short timeouts and few attempts: the origin sits behind a CDN whose own origin timeout is ~10-30 s,
+        # and a fast 503 (the CDN's stale-if-error covers it) beats botocore's default of ~90 s of retries.
+        s = self.settings
         config = AioConfig(signature_version="s3v4", s3={"addressing_style": "path"},
-                           retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30,
+                           retries={"max_attempts": s.s3_max_attempts, "mode": "standard"},
+                           connect_timeout=s.s3_connect_timeout, read_timeout=s.s3_read_timeout,
                            max_pool_connections=64)
         self._client = await self._stack.enter_async_context(get_session().create_client(
             "s3", endpoint_url=self.settings.s3_endpoint, region_name=self.settings.s3_region,
