@@ -8,14 +8,13 @@ from streaming.catalog.repository import (
     create_asset,
     delete_asset,
     delete_objects,
-    effective_status,
     get_asset,
-    get_asset_live,
     list_assets,
     mark_failed,
     mark_ready,
     media_prefix,
     new_asset_id,
+    record_progress,
     source_key,
     source_prefix,
     source_url,
@@ -25,6 +24,6 @@ from streaming.catalog.repository import (
 )
 
 __all__ = ["ACTIVE_STAGES", "Asset", "asset_json", "create_asset", "delete_asset", "delete_objects",
-           "effective_status", "get_asset", "get_asset_live", "list_assets", "mark_failed", "mark_ready",
-           "media_prefix", "new_asset_id", "source_key", "source_prefix", "source_url", "start_transcode",
+           "get_asset", "list_assets", "mark_failed", "mark_ready", "media_prefix", "new_asset_id",
+           "record_progress", "source_key", "source_prefix", "source_url", "start_transcode",
            "start_url_pull", "update_asset"]
