@@ -3,6 +3,7 @@ it (stage and a percent driven by ffmpeg's -progress) through the catalogue's pr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -15,6 +16,7 @@ from onair.core.jobs import Job, JobContext, Resources
 from onair.core.settings import Settings
 from streaming import catalog
 from tests.conftest import ADMIN
+from tests.ingest_tools import make_clip, upload, wait_for
 
 
 @pytest.fixture
@@ -74,3 +76,23 @@ async def test_only_the_assets_own_job_moves_it(idle_client: TestClient, db: asy
     await _report(db, settings, second, {"stage": "packaging", "percent": 100.0})  # late: a final state stays
     failed = await catalog.get_asset(db, asset_id)
     assert (failed.status, failed.error) == ("failed", "bad input")
+
+
+async def test_running_transcode_lists_as_transcoding_with_moving_progress(client: TestClient, tmp_path) -> None:
+    # Long enough for ffmpeg to print several -progress blocks (every 0.5 s) on a slow, shared CI core.
+    clip = make_clip(tmp_path / "clip.mp4", size="1280x720", seconds=8).read_bytes()
+    asset_id = await upload(client, clip, title="Moving")
+    seen: list[float] = []
+    async with asyncio.timeout(120):
+        while True:
+            resp = await client.get("/api/v1/assets?status=transcoding&limit=100", headers=ADMIN)
+            for item in (await resp.json())["items"]:
+                if item["id"] == asset_id and (not seen or item["progress"] != seen[-1]):
+                    seen.append(item["progress"])
+            body = await (await client.get(f"/api/v1/assets/{asset_id}", headers=ADMIN)).json()
+            if body["status"] in ("packaging", "ready", "failed"):
+                break
+            await asyncio.sleep(0.05)
+    assert all(0 < p < 100 for p in seen), seen
+    assert seen == sorted(seen) and len(seen) >= 3, seen  # moves, never backwards, not 2% then 90%
+    assert (await wait_for(client, asset_id))["status"] == "ready"
