@@ -48,8 +48,20 @@ def _job_handlers() -> dict[str, jobs.Handler]:
     return handlers
 
 
+def _progress_hooks() -> dict[str, jobs.ProgressHook]:
+    hooks: dict[str, jobs.ProgressHook] = {}
+    for domain in DOMAINS:
+        clash = hooks.keys() & domain.progress_hooks.keys()
+        if clash:  # one follower per kind keeps "who writes what" obvious; fan out inside it if ever needed
+            raise RuntimeError(f"progress of job kinds {sorted(clash)} followed twice (domain {domain.name})")
+        hooks.update(domain.progress_hooks)
+    return hooks
+
+
 # Every job kind the system knows, by name; domains hand work to each other through these.
 JOB_HANDLERS: dict[str, jobs.Handler] = _job_handlers()
+# Who follows the progress of which job kind (the catalogue follows transcodes into `assets`).
+PROGRESS_HOOKS: dict[str, jobs.ProgressHook] = _progress_hooks()
 DOMAIN_COMMANDS = tuple(d.commands for d in DOMAINS if d.commands is not None)
 
 DSN = web.AppKey("dsn", str)
@@ -60,7 +72,7 @@ def _worker_factory(settings: Settings, dsn: str):
         resources = jobs.Resources(settings=settings, pool=app[POOL], store=app[STORE], bus=app[BUS])
         return jobs.Worker(app[POOL], dsn, JOB_HANDLERS, resources, concurrency=settings.job_concurrency,
                            lease_seconds=settings.job_lease_seconds,
-                           retry=jobs.RetryPolicy.from_settings(settings))
+                           retry=jobs.RetryPolicy.from_settings(settings), progress_hooks=PROGRESS_HOOKS)
 
     return make
 
@@ -73,7 +85,8 @@ def _live_worker_factory(settings: Settings, dsn: str):
     def make(app: web.Application) -> jobs.Worker:
         resources = jobs.Resources(settings=settings, pool=app[POOL], store=app[STORE], bus=app[BUS])
         return jobs.Worker(app[POOL], dsn, JOB_HANDLERS, resources, queues=("live",),
-                           concurrency=LIVE_QUEUE_CONCURRENCY, lease_seconds=settings.job_lease_seconds)
+                           concurrency=LIVE_QUEUE_CONCURRENCY, lease_seconds=settings.job_lease_seconds,
+                           retry=jobs.RetryPolicy.from_settings(settings), progress_hooks=PROGRESS_HOOKS)
 
     return make
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from onair.core.auth import ADMIN_TOKEN, admin_required, is_admin
 from onair.core.db.pool import POOL
+from streaming import catalog
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "onair_admin"
@@ -30,12 +31,16 @@ def _page(name: str, **context: object) -> web.Response:
                         headers=_SECURITY)
 
 
+async def _recent_assets(request: web.Request) -> list[dict]:
+    """Through the catalogue (the owner of `assets`): the status there already carries the running stage."""
+    found = await catalog.list_assets(request.app[POOL], status=None, tag=None, limit=100, before=None)
+    return [{"id": a.id, "title": a.title, "status": a.status, "progress": round(a.progress, 1)} for a in found]
+
+
 async def index(request: web.Request) -> web.Response:
     if not is_admin(request):
         return _page("login.html", error=request.query.get("error") == "1")
-    rows = await request.app[POOL].fetch(
-        "SELECT id, title, status, progress FROM assets ORDER BY created_at DESC, id DESC LIMIT 100")
-    return _page("index.html", assets=[dict(r) for r in rows])
+    return _page("index.html", assets=await _recent_assets(request))
 
 
 async def login(request: web.Request) -> web.Response:
@@ -57,9 +62,7 @@ async def logout(request: web.Request) -> web.Response:
 
 @admin_required
 async def assets(request: web.Request) -> web.Response:
-    rows = await request.app[POOL].fetch(
-        "SELECT id, title, status, progress FROM assets ORDER BY created_at DESC, id DESC LIMIT 100")
-    return web.json_response({"assets": [{**dict(r), "embed": f"/embed/{r['id']}"} for r in rows]},
+    return web.json_response({"assets": [{**a, "embed": f"/embed/{a['id']}"} for a in await _recent_assets(request)]},
                              headers={"Cache-Control": "no-store"})
 
 

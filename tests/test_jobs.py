@@ -231,3 +231,32 @@ async def _progress(db: asyncpg.Pool, job_id: int) -> bool:
 
 async def _truthy(items: list) -> bool:
     return bool(items)
+
+
+async def test_progress_hook_follows_reports_and_requeues(db: asyncpg.Pool, database_url: str) -> None:
+    """The per-kind hook sees each report in its transaction, and {stage: queued} when the job is retried."""
+    seen: list[tuple[int, dict, dict]] = []
+
+    async def hook(conn: asyncpg.Connection, job, progress) -> None:
+        stored = await conn.fetchval("SELECT progress FROM jobs WHERE id = $1", job.id)  # same transaction
+        seen.append((job.id, dict(progress), stored))
+
+    async def flaky(ctx: JobContext) -> dict:
+        await ctx.report({"stage": "working", "percent": 10.0 * ctx.job.attempts}, force=True)
+        if ctx.job.attempts == 1:
+            raise RuntimeError("first attempt fails")
+        return {}
+
+    job_id = await jobs.enqueue(db, "test.hooked", {})
+    other = await jobs.enqueue(db, "test.unhooked", {})
+    worker = make_worker(db, database_url, {"test.hooked": flaky, "test.unhooked": flaky},
+                         progress_hooks={"test.hooked": hook})
+    await run_until(worker, lambda: _all_done(db, (job_id, other)))
+    assert [(j, p) for j, p, _ in seen] == [(job_id, {"stage": "working", "percent": 10.0}),
+                                            (job_id, {"stage": "queued", "percent": 0.0}),
+                                            (job_id, {"stage": "working", "percent": 20.0})]
+    assert seen[0][2] == {"stage": "working", "percent": 10.0}
+
+
+async def _all_done(db: asyncpg.Pool, ids: tuple[int, ...]) -> bool:
+    return await db.fetchval("SELECT bool_and(status = 'done') FROM jobs WHERE id = ANY($1::bigint[])", list(ids))

@@ -38,6 +38,8 @@ async def test_poll_bars_follow_votes_and_embed_snippets(client: TestClient, bro
     page = await logged_in(browser, client)
     row = page.locator('tr[data-asset="asset000001"]')
     assert await row.locator("td").first.inner_text() == "<b>Show</b>"  # escaped, shown as typed
+    assert (await row.locator(".status").inner_text(), await row.locator(".pct").inner_text()) == ("transcoding",
+                                                                                                   "40%")
     snippet = await row.locator(".snippet").input_value()
     assert snippet.startswith('<iframe src="/embed/asset000001"')
     await db.execute("UPDATE assets SET progress = 80, status = 'packaging' WHERE id = 'asset000001'")

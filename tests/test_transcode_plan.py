@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from transcode import commands, images
 from transcode.ladder import LadderConfig, PlanError, gop_for, output_fps, plan
 from transcode.probe import Facts
+from transcode.tasks import TRANSCODE_SPAN, transcode_percent
 
 BASE = Facts(duration=10.0, width=1920, height=1080, display_width=1920, display_height=1080, fps=25.0, vfr=False,
              video_codec="h264", pix_fmt="yuv420p", rotation=0, sar="1:1", interlaced=False, frames=250,
@@ -65,23 +68,102 @@ def test_refusals_name_the_reason(facts, reason):
         plan(facts)
 
 
-def test_one_decode_split_to_all_rungs_with_closed_fixed_gop():
-    p = plan(BASE)
+def _transcode_argv(facts: Facts = BASE) -> list[str]:
     spec = images.storyboard_spec(10.0, 1920, 1080)
-    argv = commands.transcode_argv("ffmpeg", Path("in.mp4"), Path("out"), p, (spec, Path("sb.jpg")),
+    return commands.transcode_argv("ffmpeg", Path("in.mp4"), Path("out"), plan(facts), (spec, Path("tiles")),
                                    ((25, 75), 1280, 720, Path("work")))
+
+
+def _chain(graph: str, label: str) -> list[str]:
+    """The filters that lead to `label` in a filter_complex of single-input filters (`[in]filter[out...]`)."""
+    producer = {}
+    for part in graph.split(";"):
+        m = re.fullmatch(r"\[([^\]]+)\](.*?)((?:\[[^\]]+\])+)", part)
+        assert m, part
+        for out in re.findall(r"\[([^\]]+)\]", m.group(3)):
+            producer[out] = (m.group(2), m.group(1))
+    chain, at = [], label.strip("[]")
+    while at in producer:
+        name, at = producer[at]
+        chain.append(name)
+    return chain
+
+
+def _value(argv: list[str], option: str) -> str:
+    return argv[argv.index(option) + 1]
+
+
+def test_one_decode_split_to_all_rungs_with_closed_fixed_gop():
+    argv = _transcode_argv()
+    assert argv == _transcode_argv()  # pure: the same plan compiles to the same argv
     assert argv.count("-i") == 1  # one decode feeds the rungs, the storyboard and the poster candidates
-    graph = argv[argv.index("-filter_complex") + 1]
-    assert "split=7" in graph and graph.count("scale=") == 7 and "setsar=1" in graph
-    assert "select='eq(n,25)+eq(n,75)'" in graph
-    assert argv[argv.index("-sc_threshold") + 1] == "0"
-    assert argv[argv.index("-g") + 1] == "96" and argv[argv.index("-keyint_min") + 1] == "96"
-    assert "open_gop=0" in argv[argv.index("-x264-params") + 1]
-    assert int(argv[argv.index("-bf") + 1]) <= 3
-    assert argv[argv.index("-mpd_profile") + 1] == "dvb_dash"
-    assert argv[argv.index("-ar") + 1] == "48000" and argv[argv.index("-ac") + 1] == "2"
-    interlaced = commands.filter_graph(plan(replace(BASE, interlaced=True)))
-    assert interlaced.startswith("[0:v:0]bwdif")
+    graph = _value(argv, "-filter_complex")
+    assert graph.startswith("[0:v:0]fps=25/1[") and "split=7" in graph and graph.count("scale=") == 7
+    # every rung: BT.709 conversion and tags in one scale pass, square pixels, 4:2:0
+    assert graph.count("scale=1920:1080:flags=bicubic:out_color_matrix=bt709:out_range=tv[") == 1
+    assert graph.count("setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv[") == 5
+    assert graph.count("format=yuv420p[") == 5 and graph.count("setsar=1[") == 7
+    assert r"select=eq(n\,0)+eq(n\,25)+eq(n\,75)" in graph  # the candidates plus the primer frame 0
+    assert _value(argv, "-sc_threshold") == "0"
+    assert _value(argv, "-g") == "96" and _value(argv, "-keyint_min") == "96"
+    assert "open_gop=0" in _value(argv, "-x264-params")
+    assert int(_value(argv, "-bf")) <= 3
+    assert _value(argv, "-mpd_profile") == "dvb_dash"
+    assert _value(argv, "-ar") == "48000" and _value(argv, "-ac") == "2"
+    interlaced = _value(_transcode_argv(replace(BASE, interlaced=True)), "-filter_complex")
+    assert interlaced.startswith("[0:v:0]bwdif=deint=interlaced:mode=send_frame[")
+
+
+def test_outputs_map_rungs_in_ladder_order_with_their_encoder_settings():
+    argv = _transcode_argv()
+    p = plan(BASE)
+    assert argv[:9] == ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+                        "-progress", "pipe:1"]  # global options before the input, progress on stdout
+    dash = argv[:argv.index("out/manifest.mpd") + 1]
+    maps = [dash[i + 1] for i, a in enumerate(dash) if a == "-map"]
+    assert len(maps) == 6 and maps[-1] == "0:a:0" and all(m.startswith("[s") for m in maps[:5])
+    graph = _value(argv, "-filter_complex")
+    for i, r in enumerate(p.rungs):  # the i-th map is the i-th rung's chain, with the i-th rung's settings
+        assert any(f.startswith(f"scale={r.width}:{r.height}:flags=bicubic") for f in _chain(graph, maps[i]))
+        assert (_value(dash, f"-b:v:{i}"), _value(dash, f"-maxrate:v:{i}"), _value(dash, f"-bufsize:v:{i}"),
+                _value(dash, f"-profile:v:{i}"), _value(dash, f"-level:v:{i}")) == (
+            str(r.video_bitrate), str(r.maxrate), str(r.bufsize), r.profile, r.level)
+    assert _value(dash, "-f") == "dash" and _value(dash, "-map_metadata") == "-1"
+    assert _value(dash, "-adaptation_sets") == "id=0,streams=v id=1,streams=a"
+    images_out = argv[len(dash):]
+    assert images_out[images_out.index("tiles/storyboard-%04d.png") - 1] == "10"  # -frames:v: one per tile
+    poster = images_out[images_out.index("tiles/storyboard-%04d.png") + 1:]
+    assert _value(poster, "-frames:v") == "3" and _value(poster, "-start_number") == "0"
+    assert poster[-1] == "work/poster-%d.jpg" and commands.POSTER_PRIMER == "poster-0.jpg"
+
+
+def test_benchmark_argvs_compile_from_the_same_graph():
+    p = plan(BASE)
+    one = commands.reference_rung_argv("ffmpeg", Path("in.mp4"), Path("r.mp4"), p, 1)
+    assert "scale=1280:720" in _value(one, "-filter_complex") and "split" not in _value(one, "-filter_complex")
+    many = commands.multi_output_argv("ffmpeg", Path("in.mp4"), Path("out"), p)
+    assert many.count("-i") == 1 and sum(a.endswith(".mp4") for a in many) == 6  # input + 5 rungs
+    assert many.count("0:a:0") == 1
+
+
+def test_progress_maps_out_time_onto_the_transcode_span():
+    assert transcode_percent(0.0, 10.0) == TRANSCODE_SPAN[0]
+    assert transcode_percent(5.0, 10.0) == pytest.approx(sum(TRANSCODE_SPAN) / 2, abs=0.1)
+    assert transcode_percent(12.0, 10.0) == TRANSCODE_SPAN[1] and transcode_percent(3.0, 0.0) == TRANSCODE_SPAN[0]
+
+
+def test_storyboard_sprite_is_tiled_row_by_row(tmp_path):
+    spec = images.StoryboardSpec(interval=1.0, tile_width=16, tile_height=8, columns=2, rows=2, count=3)
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    for i, colour in enumerate(colours):
+        Image.new("RGB", (16, 8), colour).save(tmp_path / f"storyboard-{i + 1:04d}.png")
+    sprite = images.tile_sprite(tmp_path, spec, tmp_path / "sprite.jpg")
+    with Image.open(sprite) as img:
+        assert img.size == (32, 16)
+        got = [img.getpixel((x, y)) for x, y in ((8, 4), (24, 4), (8, 12), (24, 12))]
+    for pixel, want in zip(got, [*colours, (0, 0, 0)], strict=True):
+        assert all(abs(a - b) < 40 for a, b in zip(pixel, want, strict=True)), (got, want)
+    assert images.tile_sprite(tmp_path / "none", spec, tmp_path / "x.jpg") is None
 
 
 def test_storyboard_track_points_at_tiles():

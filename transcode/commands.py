@@ -1,8 +1,16 @@
-"""ffmpeg argv builders: pure functions of a plan, unit-tested without running anything."""
+"""ffmpeg argv builders: pure functions of a plan, unit-tested without running anything.
+
+The filter graph (one decode, split to every rung, the storyboard tiles and the poster candidates) is built with
+ffmpeg-python and compiled to argv here; nothing in this module runs ffmpeg (transcode/ffmpeg.py does).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import ffmpeg
 
 from transcode.images import StoryboardSpec
 from transcode.ladder import Plan
@@ -10,121 +18,122 @@ from transcode.ladder import Plan
 INIT_NAME = "init-$RepresentationID$.m4s"
 MEDIA_NAME = "seg-$RepresentationID$-$Number%05d$.m4s"
 MPD_NAME = "manifest.mpd"
+STORYBOARD_TILES = "storyboard-%04d.png"  # one small lossless frame per tile; images.tile_sprite joins them
+POSTER_NAME = "poster-%d.jpg"
+# ffmpeg prints no -progress block until every output has written its header, i.e. received its first frame.
+# The poster candidates start 10% in, so the poster output also takes frame 0 (this file) and the job drops it.
+POSTER_PRIMER = "poster-0.jpg"
+
+_GLOBAL = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y")
+Stream = Any  # ffmpeg-python's FilterableStream (the library ships no type hints)
 
 
-def filter_graph(plan: Plan, storyboard: StoryboardSpec | None = None,
-                 poster: tuple[tuple[int, ...], int, int] | None = None) -> str:
-    """One decode, one normalisation chain, then split to every rung (and the storyboard sprite and the poster
+@dataclass(frozen=True)
+class Branches:
+    """The filter graph's outputs: one stream per rung, then the optional image branches."""
+
+    rungs: tuple[Stream, ...]
+    storyboard: Stream | None
+    poster: Stream | None
+
+
+def poster_selection(frames: tuple[int, ...]) -> tuple[int, ...]:
+    """The frames the poster branch selects: the candidates plus the primer frame 0 (see POSTER_PRIMER)."""
+    return tuple(sorted({0, *frames}))
+
+
+def ladder_graph(source: Stream, plan: Plan, storyboard: StoryboardSpec | None = None,
+                 poster: tuple[tuple[int, ...], int, int] | None = None) -> Branches:
+    """One decode, one normalisation chain, then split to every rung (and the storyboard and the poster
     candidates, so images cost no second decode)."""
-    head = []
+    video = source["v:0"]
     if plan.deinterlace:
-        head.append("bwdif=mode=send_frame:deint=interlaced")
-    head.append(f"fps={plan.fps.numerator}/{plan.fps.denominator}")
+        video = video.filter("bwdif", mode="send_frame", deint="interlaced")
+    video = video.filter("fps", f"{plan.fps.numerator}/{plan.fps.denominator}")
     n = len(plan.rungs) + (1 if storyboard else 0) + (1 if poster else 0)
-    head.append(f"split={n}" + "".join(f"[s{i}]" for i in range(n)) if n > 1 else "null[s0]")
-    parts = ["[0:v:0]" + ",".join(head)]
-    for i, r in enumerate(plan.rungs):
+    split = video.filter_multi_output("split") if n > 1 else None
+    branches = [split.stream(i) for i in range(n)] if split is not None else [video]
+    rungs = tuple(
         # BT.709 conversion and tags in the same scale pass: with matching frame tags, ffmpeg adds no extra
         # colour-conversion pass in front of each encoder.
-        parts.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic:out_color_matrix=bt709:out_range=tv,"
-                     f"setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv,"
-                     f"setsar=1,format=yuv420p[v{i}]")
-    extra = len(plan.rungs)
+        s.filter("scale", r.width, r.height, flags="bicubic", out_color_matrix="bt709", out_range="tv")
+        .filter("setparams", colorspace="bt709", color_primaries="bt709", color_trc="bt709", range="tv")
+        .filter("setsar", 1).filter("format", "yuv420p")
+        for s, r in zip(branches, plan.rungs, strict=False))
+    extra = iter(branches[len(plan.rungs):])
+    sb = None
     if storyboard:
-        sb = storyboard
-        parts.append(f"[s{extra}]fps=1/{sb.interval:g},scale={sb.tile_width}:{sb.tile_height},setsar=1,"
-                     f"tile={sb.columns}x{sb.rows}[sb]")
-        extra += 1
+        sb = next(extra).filter("fps", f"1/{storyboard.interval:g}") \
+            .filter("scale", storyboard.tile_width, storyboard.tile_height).filter("setsar", 1)
+    shot = None
     if poster:
         frames, w, h = poster
-        pick = "+".join(f"eq(n,{f})" for f in frames)
-        parts.append(f"[s{extra}]select='{pick}',scale={w}:{h}:force_original_aspect_ratio=decrease,setsar=1[poster]")
-    return ";".join(parts)
+        pick = "+".join(f"eq(n,{f})" for f in poster_selection(frames))
+        shot = next(extra).filter("select", pick) \
+            .filter("scale", w, h, force_original_aspect_ratio="decrease").filter("setsar", 1)
+    return Branches(rungs, sb, shot)
 
 
-def encoder_args(plan: Plan) -> list[str]:
-    """x264 with closed, fixed GOPs so every rung has keyframes at the same instants."""
-    args = ["-c:v", "libx264", "-preset", plan.preset, "-g", str(plan.gop), "-keyint_min", str(plan.gop),
-            "-sc_threshold", "0", "-bf", str(plan.max_b_frames),
-            "-x264-params", f"open_gop=0:scenecut=0:keyint={plan.gop}:min-keyint={plan.gop}",
-            "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"]
+def encoder_options(plan: Plan) -> dict[str, Any]:
+    """x264 with closed, fixed GOPs so every rung has keyframes at the same instants (per-output options)."""
+    opts: dict[str, Any] = {
+        "c:v": "libx264", "preset": plan.preset, "g": plan.gop, "keyint_min": plan.gop, "sc_threshold": 0,
+        "bf": plan.max_b_frames, "x264-params": f"open_gop=0:scenecut=0:keyint={plan.gop}:min-keyint={plan.gop}",
+        "color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709"}
     for i, r in enumerate(plan.rungs):
-        args += [f"-b:v:{i}", str(r.video_bitrate), f"-maxrate:v:{i}", str(r.maxrate),
-                 f"-bufsize:v:{i}", str(r.bufsize), f"-profile:v:{i}", r.profile, f"-level:v:{i}", r.level]
+        opts.update({f"b:v:{i}": r.video_bitrate, f"maxrate:v:{i}": r.maxrate, f"bufsize:v:{i}": r.bufsize,
+                     f"profile:v:{i}": r.profile, f"level:v:{i}": r.level})
     if plan.audio:
-        args += ["-c:a", "aac", "-b:a", str(plan.audio_bitrate), "-ar", str(plan.audio_sample_rate),
-                 "-ac", str(plan.audio_channels)]
-    return args
+        opts.update({"c:a": "aac", "b:a": plan.audio_bitrate, "ar": plan.audio_sample_rate,
+                     "ac": plan.audio_channels})
+    return opts
 
 
-def maps(plan: Plan) -> list[str]:
-    args: list[str] = []
-    for i in range(len(plan.rungs)):
-        args += ["-map", f"[v{i}]"]
-    if plan.audio:
-        args += ["-map", "0:a:0"]
-    return args
+def _argv(binary: str, *outputs: Any, progress: bool = False) -> list[str]:
+    # Global options first (ffmpeg-python would append them last); the rest is ffmpeg-python's compile.
+    head = [binary, *_GLOBAL, *(("-progress", "pipe:1") if progress else ())]
+    return head + ffmpeg.get_args(ffmpeg.merge_outputs(*outputs) if len(outputs) > 1 else outputs[0])
 
 
-def transcode_argv(ffmpeg: str, source: Path, out_dir: Path, plan: Plan,
+def transcode_argv(binary: str, source: Path, out_dir: Path, plan: Plan,
                    storyboard: tuple[StoryboardSpec, Path] | None = None,
                    poster: tuple[tuple[int, ...], int, int, Path] | None = None) -> list[str]:
     """Single process: decode once, encode every rung, package CMAF with the DASH muxer (DVB-DASH profile),
-    and (optionally) tile the storyboard sprite and grab poster candidates (`poster-%d.jpg`) from the same frames."""
+    and (optionally) write the storyboard tiles (STORYBOARD_TILES in storyboard[1]) and the poster candidates
+    (POSTER_NAME in poster[3], numbered from 1; 0 is the primer) from the same frames."""
+    src = ffmpeg.input(str(source))
+    g = ladder_graph(src, plan, storyboard[0] if storyboard else None, poster[:3] if poster else None)
+    media = [*g.rungs, *([src["a:0"]] if plan.audio else [])]
     adaptation = "id=0,streams=v" + (" id=1,streams=a" if plan.audio else "")
-    images: list[str] = []
-    if storyboard:
-        images += ["-map", "[sb]", "-frames:v", "1", "-update", "1", "-q:v", "4", str(storyboard[1])]
-    if poster:
-        images += ["-map", "[poster]", "-fps_mode", "passthrough", "-frames:v", str(len(poster[0])), "-q:v", "3",
-                   str(poster[3] / "poster-%d.jpg")]
-    return [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-            "-i", str(source),
-            "-filter_complex", filter_graph(plan, storyboard[0] if storyboard else None,
-                                            poster[:3] if poster else None),
-            *images, *maps(plan), *encoder_args(plan),
-            "-map_metadata", "-1", "-map_chapters", "-1",
-            "-f", "dash", "-seg_duration", f"{plan.segment_seconds:.6f}", "-use_template", "1",
-            "-use_timeline", "0", "-hls_playlist", "1", "-mpd_profile", "dvb_dash",
-            "-init_seg_name", INIT_NAME, "-media_seg_name", MEDIA_NAME, "-adaptation_sets", adaptation,
-            "-progress", "pipe:1",
-            str(out_dir / MPD_NAME)]
+    outputs = [ffmpeg.output(
+        *media, str(out_dir / MPD_NAME), format="dash", **encoder_options(plan), map_metadata=-1, map_chapters=-1,
+        seg_duration=f"{plan.segment_seconds:.6f}", use_template=1, use_timeline=0, hls_playlist=1,
+        mpd_profile="dvb_dash", init_seg_name=INIT_NAME, media_seg_name=MEDIA_NAME, adaptation_sets=adaptation)]
+    if storyboard and g.storyboard is not None:
+        outputs.append(ffmpeg.output(g.storyboard, str(storyboard[1] / STORYBOARD_TILES), fps_mode="passthrough",
+                                     **{"frames:v": storyboard[0].count}))
+    if poster and g.poster is not None:
+        outputs.append(ffmpeg.output(g.poster, str(poster[3] / POSTER_NAME), fps_mode="passthrough",
+                                     start_number=0, **{"frames:v": len(poster_selection(poster[0])), "q:v": 3}))
+    return _argv(binary, *outputs, progress=True)
 
 
-def reference_rung_argv(ffmpeg: str, source: Path, out: Path, plan: Plan, index: int) -> list[str]:
+def reference_rung_argv(binary: str, source: Path, out: Path, plan: Plan, index: int) -> list[str]:
     """Benchmark reference: one process per rung, each decoding the source (PeerTube/MediaCMS style)."""
     one = Plan(**{**plan.__dict__, "rungs": (plan.rungs[index],)})
-    return [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y", "-i", str(source),
-            "-filter_complex", filter_graph(one), *maps(one), *encoder_args(one), "-f", "mp4", str(out)]
+    src = ffmpeg.input(str(source))
+    g = ladder_graph(src, one)
+    media = [*g.rungs, *([src["a:0"]] if one.audio else [])]
+    return _argv(binary, ffmpeg.output(*media, str(out), format="mp4", **encoder_options(one)))
 
 
-def multi_output_argv(ffmpeg: str, source: Path, out_dir: Path, plan: Plan) -> list[str]:
+def multi_output_argv(binary: str, source: Path, out_dir: Path, plan: Plan) -> list[str]:
     """Benchmark lower bound: the same rungs from one decode to plain MP4 files, no packaging."""
-    argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y", "-i", str(source),
-            "-filter_complex", filter_graph(plan)]
-    for i, r in enumerate(plan.rungs):
-        argv += ["-map", f"[v{i}]", "-c:v", "libx264", "-preset", plan.preset, "-g", str(plan.gop),
-                 "-keyint_min", str(plan.gop),
-                 "-sc_threshold", "0", "-bf", str(plan.max_b_frames),
-                 "-x264-params", f"open_gop=0:scenecut=0:keyint={plan.gop}:min-keyint={plan.gop}",
-                 "-b:v", str(r.video_bitrate), "-maxrate", str(r.maxrate), "-bufsize", str(r.bufsize),
-                 "-profile:v", r.profile, "-level:v", r.level]
-        if plan.audio and i == 0:
-            argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", str(plan.audio_bitrate),
-                     "-ar", str(plan.audio_sample_rate), "-ac", str(plan.audio_channels)]
-        argv.append(str(out_dir / f"rung{i}.mp4"))
-    return argv
-
-
-def storyboard_argv(ffmpeg: str, source: Path, out: Path, interval: float, tile_w: int, tile_h: int,
-                    columns: int, rows: int) -> list[str]:
-    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(source),
-            "-vf", f"fps=1/{interval:g},scale={tile_w}:{tile_h}:force_original_aspect_ratio=decrease,"
-                   f"pad={tile_w}:{tile_h}:(ow-iw)/2:(oh-ih)/2,setsar=1,tile={columns}x{rows}",
-            "-frames:v", "1", "-q:v", "4", str(out)]
-
-
-def frame_argv(ffmpeg: str, source: Path, out: Path, at: float, width: int, height: int) -> list[str]:
-    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{at:.3f}", "-i", str(source),
-            "-vf", f"scale={width}:{height}:force_original_aspect_ratio=decrease,setsar=1",
-            "-frames:v", "1", "-q:v", "3", str(out)]
+    src = ffmpeg.input(str(source))
+    g = ladder_graph(src, plan)
+    outputs = []
+    for i, stream in enumerate(g.rungs):
+        one = Plan(**{**plan.__dict__, "rungs": (plan.rungs[i],), "audio": plan.audio and i == 0})
+        media = [stream, *([src["a:0"]] if one.audio else [])]
+        outputs.append(ffmpeg.output(*media, str(out_dir / f"rung{i}.mp4"), **encoder_options(one)))
+    return _argv(binary, *outputs)

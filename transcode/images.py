@@ -51,6 +51,22 @@ def storyboard_vtt(spec: StoryboardSpec, duration: float, image_name: str) -> st
     return "\n".join(lines)
 
 
+def tile_sprite(tile_dir: Path, spec: StoryboardSpec, out: Path) -> Path | None:
+    """Join the storyboard tiles of `tile_dir` (numbered in time order) row by row into one JPEG sprite, black
+    where the grid has no tile. ffmpeg writes them one by one rather than through its `tile` filter: `tile`
+    emits only at the end of the input, and ffmpeg prints no -progress until every output has started."""
+    tiles = sorted(p for p in tile_dir.glob("*.png") if p.stat().st_size > 0)
+    if not tiles:
+        return None
+    sprite = Image.new("RGB", (spec.columns * spec.tile_width, spec.rows * spec.tile_height))
+    for i, path in enumerate(tiles[:spec.columns * spec.rows]):
+        with Image.open(path) as tile:
+            x, y = (i % spec.columns) * spec.tile_width, (i // spec.columns) * spec.tile_height
+            sprite.paste(tile.convert("RGB").resize((spec.tile_width, spec.tile_height)), (x, y))
+    sprite.save(out, "JPEG", quality=80)
+    return out
+
+
 def poster_times(duration: float) -> list[float]:
     """Candidates away from the (often black) first frames and fades."""
     return sorted({round(min(max(duration * f, 0.0), max(duration - 0.1, 0.0)), 3) for f in (0.1, 0.3, 0.5)})

@@ -30,6 +30,13 @@ PUBLISH_CONCURRENCY = 8
 TRANSCODE_SPAN = (2.0, 90.0)
 
 
+def transcode_percent(seconds: float, duration: float) -> float:
+    """ffmpeg's out_time against the probed duration, mapped onto TRANSCODE_SPAN."""
+    lo, hi = TRANSCODE_SPAN
+    frac = min(max(seconds / duration, 0.0), 1.0) if duration > 0 else 0.0
+    return round(lo + (hi - lo) * frac, 1)
+
+
 def scratch_dir(ctx: JobContext) -> Path:
     return ctx.resources.settings.data_dir / "scratch" / f"job-{ctx.job.id}"
 
@@ -85,13 +92,14 @@ def _has_content(path: Path) -> bool:
     return path.exists() and path.stat().st_size > 0
 
 
-def _poster_candidates(work: Path) -> list[Path]:
-    return [p for p in sorted(work.glob("poster-*.jpg")) if _has_content(p)]
+def _poster_candidates(work: Path, frames: tuple[int, ...]) -> list[Path]:
+    primer = work / commands.POSTER_PRIMER if 0 not in frames else None  # frame 0 only primed the output
+    return [p for p in sorted(work.glob("poster-*.jpg")) if _has_content(p) and p != primer]
 
 
-async def _images(facts: Facts, work: Path, sprite: Path,
+async def _images(facts: Facts, work: Path, frames: tuple[int, ...], tiles: Path,
                   spec: images.StoryboardSpec) -> tuple[dict[str, Path | bytes], dict[str, Any]]:
-    candidates = _poster_candidates(work)
+    candidates = _poster_candidates(work, frames)
     objects: dict[str, Path | bytes] = {}
     doc: dict[str, Any] = {"poster": None, "thumbnails": [], "storyboard": None}
     if candidates:
@@ -102,7 +110,8 @@ async def _images(facts: Facts, work: Path, sprite: Path,
             key = f"images/{path.name}"
             objects[key] = path
             doc["thumbnails"].append({"width": w, "height": h, "key": key})
-    if _has_content(sprite):
+    sprite = await asyncio.to_thread(images.tile_sprite, tiles, spec, work / "storyboard.jpg")
+    if sprite is not None:
         objects["images/storyboard.jpg"] = sprite
         objects["images/storyboard.vtt"] = images.storyboard_vtt(spec, facts.duration, "storyboard.jpg").encode()
         doc["storyboard"] = {"vtt": "images/storyboard.vtt", "image": "images/storyboard.jpg",
@@ -132,16 +141,21 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         out = scratch / "out"
         out.mkdir()
         spec = images.storyboard_spec(facts.duration, facts.display_width, facts.display_height)
-        sprite = scratch / "storyboard.jpg"
+        tiles = scratch / "tiles"
+        tiles.mkdir()
+
+        shown = TRANSCODE_SPAN[0]
 
         async def progress(seconds: float) -> None:
-            lo, hi = TRANSCODE_SPAN
-            frac = min(max(seconds / facts.duration, 0.0), 1.0) if facts.duration > 0 else 0.0
-            await ctx.report({"stage": "transcoding", "percent": round(lo + (hi - lo) * frac, 1)})
+            nonlocal shown
+            percent = transcode_percent(seconds, facts.duration)
+            if percent > shown:  # out_time is the furthest stream's and can dip; the bar never goes back
+                shown = percent
+                await ctx.report({"stage": "transcoding", "percent": percent})
 
         poster_frames = tuple(sorted({int(t * float(the_plan.fps)) for t in images.poster_times(facts.duration)}))
         poster = (poster_frames, min(facts.display_width, 1280), min(facts.display_height, 720), scratch)
-        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, sprite), poster)
+        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster)
         try:
             await run_ffmpeg(argv, time_limit=timeout_for(facts.duration), on_progress=progress)
         except FFmpegError as exc:
@@ -157,7 +171,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
             if (transient := _not_the_media("packaging failed", exc, scratch, settings)) is not None:
                 raise transient from None
             raise PermanentJobError(f"packaging failed: {exc}") from None
-        image_objects, image_doc = await _images(facts, scratch, sprite, spec)
+        image_objects, image_doc = await _images(facts, scratch, poster_frames, tiles, spec)
         first_manifest = next(i for i, k in enumerate(order) if not k.startswith(packaging.SEGMENTS_DIR + "/"))
         order = order[:first_manifest] + list(image_objects) + order[first_manifest:]
         objects.update(image_objects)

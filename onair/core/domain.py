@@ -1,4 +1,5 @@
-"""What a domain hands the composition root: routes, job handlers, CLI commands, first-start hooks.
+"""What a domain hands the composition root: routes, job handlers, progress hooks, CLI commands,
+first-start hooks.
 
 Each area of the system exposes one `DOMAIN` value; `onair/app.py` lists them, and nothing else knows
 the whole set. A domain that needs nothing of a kind leaves it empty.
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from onair.core.jobs import Handler
+from onair.core.jobs import Handler, ProgressHook
 
 Setup = Callable[[web.Application], None]
 Commands = Callable[[argparse._SubParsersAction], None]
@@ -24,5 +25,7 @@ class Domain:
     name: str
     setup: Setup | None = None
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # Job kinds (usually another domain's) whose progress this domain follows: kind -> hook.
+    progress_hooks: Mapping[str, ProgressHook] = field(default_factory=dict)
     commands: Commands | None = None
     first_start: Hook | None = None

@@ -11,7 +11,10 @@
   attempts: they back off exponentially with jitter for `horizon_seconds` from the first of them, so an
   outage of minutes to hours delays a job instead of killing it;
 * `on_done` names a job kind enqueued, in the same transaction, when a job ends — this is
-  how one domain hands results to another without importing it.
+  how one domain hands results to another without importing it;
+* a progress hook, registered per job kind by the domain that wants to follow that kind, sees every
+  progress report in the transaction that records it (and `{"stage": "queued"}` when the job goes back
+  to the queue), so the domain keeps its own tables current without the job's code importing it.
 """
 
 from __future__ import annotations
@@ -101,10 +104,17 @@ class Resources:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+ProgressHook = Callable[[asyncpg.Connection, Job, Mapping[str, Any]], Awaitable[None]]
+
+# What a hook is told when the framework hands a job back to the queue (retry with back-off, or shutdown).
+REQUEUED: Mapping[str, Any] = {"stage": "queued", "percent": 0.0}
+
+
 @dataclass
 class JobContext:
     job: Job
     resources: Resources
+    on_progress: ProgressHook | None = None
     _last_report: float = 0.0
 
     @property
@@ -117,8 +127,11 @@ class JobContext:
         if not force and now - self._last_report < 0.5:
             return
         self._last_report = now
-        await self.resources.pool.execute("UPDATE jobs SET progress = progress || $2::jsonb WHERE id = $1",
-                                          self.job.id, dict(progress))
+        async with self.resources.pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE jobs SET progress = progress || $2::jsonb WHERE id = $1",
+                               self.job.id, dict(progress))
+            if self.on_progress is not None:
+                await self.on_progress(conn, self.job, progress)
 
 
 Handler = Callable[[JobContext], Awaitable[Mapping[str, Any] | None]]
@@ -172,10 +185,12 @@ class Worker:
     def __init__(self, pool: asyncpg.Pool, dsn: str, handlers: Mapping[str, Handler], resources: Resources, *,
                  queues: tuple[str, ...] = ("default",), concurrency: int = 2, lease_seconds: float = 30.0,
                  poll_seconds: float = 5.0, graceful_seconds: float = 10.0,
-                 retry: RetryPolicy | None = None, name: str | None = None) -> None:
+                 retry: RetryPolicy | None = None, name: str | None = None,
+                 progress_hooks: Mapping[str, ProgressHook] | None = None) -> None:
         self.pool = pool
         self.dsn = dsn
         self.handlers = dict(handlers)
+        self.progress_hooks = dict(progress_hooks or {})
         self.resources = resources
         self.queues = list(queues)
         self.semaphore = asyncio.Semaphore(concurrency)
@@ -236,7 +251,7 @@ class Worker:
         if handler is None:
             await self._finish(job, "dead", error=f"no handler for job kind {job.kind!r}")
             return
-        ctx = JobContext(job, self.resources)
+        ctx = JobContext(job, self.resources, self.progress_hooks.get(job.kind))
         work = asyncio.create_task(handler(ctx))
         beat = asyncio.create_task(self._heartbeat(job, work))
         log.info("job %s %s started (attempt %d/%d)", job.id, job.kind, job.attempts, job.max_attempts)
@@ -306,10 +321,12 @@ class Worker:
 
     async def _retry(self, job: Job, error: str) -> None:
         delay = self.retry.delay(job.attempts)
-        await self.pool.execute(
-            """UPDATE jobs SET status = 'queued', last_error = $2, run_after = now() + make_interval(secs => $3),
-                      locked_by = NULL, lease_until = NULL
-               WHERE id = $1 AND locked_by = $4""", job.id, error, delay, self.name)
+        async with self.pool.acquire() as conn, conn.transaction():
+            updated = await conn.execute(
+                """UPDATE jobs SET status = 'queued', last_error = $2, run_after = now() + make_interval(secs => $3),
+                          locked_by = NULL, lease_until = NULL
+                   WHERE id = $1 AND locked_by = $4""", job.id, error, delay, self.name)
+            await self._requeued(conn, job, updated)
         log.info("job %s %s will retry in %.0fs", job.id, job.kind, delay)
 
     async def _retry_transient(self, job: Job, error: str) -> None:
@@ -334,11 +351,18 @@ class Worker:
     async def _release(self, job: Job) -> None:
         # Shutting down: hand the job back untouched so the next worker starts it fresh.
         with contextlib.suppress(Exception):
-            await self.pool.execute(
-                """UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), locked_by = NULL,
-                          lease_until = NULL, run_after = now()
-                   WHERE id = $1 AND locked_by = $2""", job.id, self.name)
+            async with self.pool.acquire() as conn, conn.transaction():
+                updated = await conn.execute(
+                    """UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), locked_by = NULL,
+                              lease_until = NULL, run_after = now()
+                       WHERE id = $1 AND locked_by = $2""", job.id, self.name)
+                await self._requeued(conn, job, updated)
             await self.pool.execute("SELECT pg_notify($1, $2)", CHANNEL, job.queue)
+
+    async def _requeued(self, conn: asyncpg.Connection, job: Job, updated: str) -> None:
+        hook = self.progress_hooks.get(job.kind)
+        if hook is not None and not updated.endswith(" 0"):
+            await hook(conn, job, REQUEUED)
 
     async def _shutdown(self) -> None:
         if not self._running:

@@ -3,4 +3,5 @@
 from onair.core.domain import Domain
 from streaming.catalog import routes, tasks
 
-DOMAIN = Domain("catalog", setup=routes.setup, handlers=tasks.HANDLERS)
+DOMAIN = Domain("catalog", setup=routes.setup, handlers=tasks.HANDLERS,
+                progress_hooks=tasks.PROGRESS_HOOKS)

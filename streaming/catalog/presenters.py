@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from streaming.catalog.repository import ACTIVE_STAGES, Asset, effective_status
+from streaming.catalog.repository import Asset
 
 
-def asset_json(asset: Asset, live: dict, base_url: str) -> dict[str, Any]:
-    status = effective_status(asset, live)
-    progress = float(live.get("percent", asset.progress)) if status in ACTIVE_STAGES else asset.progress
+def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
     base = base_url.rstrip("/")
     outputs = asset.outputs or {}
     return {
         "id": asset.id, "title": asset.title, "description": asset.description, "tags": list(asset.tags),
-        "show": asset.show, "status": status, "progress": round(progress, 1), "error": asset.error,
-        "facts": asset.facts or live.get("facts"), "duration": asset.duration,
+        "show": asset.show, "status": asset.status, "progress": round(asset.progress, 1), "error": asset.error,
+        "facts": asset.facts, "duration": asset.duration,
         "renditions": outputs.get("video", []), "audio": outputs.get("audio"),
         "images": {k: outputs.get(k) for k in ("poster", "thumbnails", "storyboard")} if outputs else None,
         "playback": {"hls": f"{base}/media/{asset.id}/hls/master.m3u8",

@@ -166,50 +166,38 @@ async def discard_unfinished_upload(conn: asyncpg.Connection, asset_id: str) -> 
     return await conn.execute("DELETE FROM assets WHERE id = $1 AND status = 'uploading'", asset_id) != "DELETE 0"
 
 
-_LIVE_SQL = """SELECT a.*, j.status AS job_status, j.progress AS job_progress
-               FROM assets a LEFT JOIN jobs j ON j.id = a.job_id"""
-
-
-async def get_asset_live(db: asyncpg.Pool | asyncpg.Connection, asset_id: str) -> tuple[Asset, dict] | None:
-    """The asset plus its job's live progress document (stage, percent, facts)."""
-    row = await db.fetchrow(_LIVE_SQL + " WHERE a.id = $1", asset_id)
-    if row is None:
-        return None
-    return Asset.from_row(row), _job_progress(row)
-
-
-def _job_progress(row: asyncpg.Record) -> dict:
-    if row["status"] != "queued" or row["job_status"] != "running":
-        return {}
-    return dict(row["job_progress"] or {})
+async def record_progress(conn: asyncpg.Connection, asset_id: str, job_id: int, stage: str, percent: float | None,
+                          facts: dict[str, Any] | None = None) -> bool:
+    """Follow the asset's own job: its stage becomes the asset's status. Only the job the asset points at moves
+    it, and never out of a final state (a superseded or late job changes nothing). Returns whether it moved."""
+    if stage not in ("queued", *ACTIVE_STAGES):
+        return False
+    done = await conn.execute(
+        """UPDATE assets SET status = $3, progress = coalesce($4, progress), facts = coalesce($5::jsonb, facts),
+                  updated_at = now()
+           WHERE id = $1 AND job_id = $2 AND status = ANY($6::text[])""",
+        asset_id, job_id, stage, None if percent is None else min(max(float(percent), 0.0), 100.0), facts,
+        ["queued", *ACTIVE_STAGES])
+    return not done.endswith(" 0")
 
 
 async def list_assets(db: asyncpg.Pool | asyncpg.Connection, *, status: str | None, tag: str | None, limit: int,
-                      before: tuple[datetime, str] | None) -> list[tuple[Asset, dict]]:
-    """Newest first, keyset-paged on (created_at, id)."""
+                      before: tuple[datetime, str] | None) -> list[Asset]:
+    """Newest first, keyset-paged on (created_at, id). Every filter is in SQL, so a page is never short."""
     where, args = [], []
-    if status:  # stages of a running job are folded in below; their rows say 'queued'
-        args.append("queued" if status in ACTIVE_STAGES else status)
-        where.append(f"a.status = ${len(args)}")
+    if status:
+        args.append(status)
+        where.append(f"status = ${len(args)}")
     if tag:
         args.append(tag)
-        where.append(f"${len(args)} = ANY(a.tags)")
+        where.append(f"${len(args)} = ANY(tags)")
     if before:
         args += list(before)
-        where.append(f"(a.created_at, a.id) < (${len(args) - 1}, ${len(args)})")
+        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit)
-    sql = _LIVE_SQL + (" WHERE " + " AND ".join(where) if where else "") + \
-        f" ORDER BY a.created_at DESC, a.id DESC LIMIT ${len(args)}"
-    rows = await db.fetch(sql, *args)
-    items = [(Asset.from_row(r), _job_progress(r)) for r in rows]
-    if status:  # the visible status folds in the job's stage, so filter after folding
-        items = [it for it in items if effective_status(*it) == status]
-    return items
-
-
-def effective_status(asset: Asset, live: dict) -> str:
-    stage = live.get("stage")
-    return stage if asset.status == "queued" and stage in ACTIVE_STAGES else asset.status
+    sql = "SELECT * FROM assets" + (" WHERE " + " AND ".join(where) if where else "") + \
+        f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+    return [Asset.from_row(r) for r in await db.fetch(sql, *args)]
 
 
 PATCHABLE = ("title", "description", "tags", "show", "visibility", "available_from", "available_until",

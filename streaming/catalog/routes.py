@@ -67,12 +67,11 @@ def _uncursor(value: str) -> tuple[datetime, str]:
 
 
 async def read(request: web.Request) -> web.Response:
-    found = await catalog.get_asset_live(request.app[POOL], request.match_info["asset_id"])
+    asset = await catalog.get_asset(request.app[POOL], request.match_info["asset_id"])
     # Private assets do not exist for the public; drafts are visible to admins only.
-    if found is None or (found[0].visibility == "private" and not is_admin(request)):
+    if asset is None or (asset.visibility == "private" and not is_admin(request)):
         raise NotFound(f"No asset {request.match_info['asset_id']!r}")
-    asset, live = found
-    body = catalog.asset_json(asset, live, _settings(request).base_url)
+    body = catalog.asset_json(asset, _settings(request).base_url)
     return web.json_response(body, headers={"Cache-Control": "no-store" if asset.status != "ready" else
                                             "public, max-age=10"})
 
@@ -83,9 +82,9 @@ async def listing(request: web.Request) -> web.Response:
     before = _uncursor(q.cursor) if q.cursor else None
     items = await catalog.list_assets(request.app[POOL], status=q.status, tag=q.tag, limit=q.limit, before=before)
     base = _settings(request).base_url
-    body: dict = {"items": [catalog.asset_json(a, live, base) for a, live in items], "next": None}
+    body: dict = {"items": [catalog.asset_json(a, base) for a in items], "next": None}
     if len(items) == q.limit:
-        body["next"] = _cursor(items[-1][0])
+        body["next"] = _cursor(items[-1])
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
@@ -113,9 +112,9 @@ async def patch(request: web.Request) -> web.Response:
     if PURGING_FIELDS & changes.keys():  # what the origin and feeds answer has changed: drop CDN copies
         await purge.purge_asset(request.app, asset_id, "unpublished" if changes.get("visibility") == "private"
                                 else "rights-changed")
-    found = await catalog.get_asset_live(pool, asset_id)
-    assert found is not None
-    return web.json_response(catalog.asset_json(*found, _settings(request).base_url))
+    updated = await catalog.get_asset(pool, asset_id)
+    assert updated is not None
+    return web.json_response(catalog.asset_json(updated, _settings(request).base_url))
 
 
 @admin_required

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
+
+import asyncpg
 
 from onair.core import events, job_kinds
 from onair.core.auth import signing_key
-from onair.core.jobs import Handler, JobContext
+from onair.core.jobs import Handler, Job, JobContext, ProgressHook
 from streaming import catalog
 from streaming.delivery import purge
 
@@ -47,4 +50,16 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
     return {"asset_id": asset_id, "status": "failed"}
 
 
+async def transcode_progress(conn: asyncpg.Connection, job: Job, progress: Mapping[str, Any]) -> None:
+    """Progress hook of `transcode.asset`: its stage and percent become the asset's status and progress, in the
+    transaction that records the report (the transcode domain only talks to its JobContext)."""
+    asset_id = job.payload.get("asset_id")
+    stage = progress.get("stage")
+    if isinstance(asset_id, str) and isinstance(stage, str):
+        percent = progress.get("percent")
+        await catalog.record_progress(conn, asset_id, job.id, stage,
+                                      percent if isinstance(percent, (int, float)) else None, progress.get("facts"))
+
+
 HANDLERS: dict[str, Handler] = {job_kinds.CATALOG_TRANSCODED: transcoded}
+PROGRESS_HOOKS: dict[str, ProgressHook] = {job_kinds.TRANSCODE_ASSET: transcode_progress}

@@ -69,11 +69,10 @@ async def create(request: web.Request) -> web.Response:
 async def retry(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     pool, store = request.app[POOL], request.app[STORE]
-    found = await catalog.get_asset_live(pool, asset_id)
-    if found is None:
+    asset = await catalog.get_asset(pool, asset_id)
+    if asset is None:
         raise NotFound(f"No asset {asset_id!r}")
-    asset, live = found
-    if catalog.effective_status(asset, live) in ("queued", *catalog.ACTIVE_STAGES, "uploading"):
+    if asset.status in ("queued", *catalog.ACTIVE_STAGES, "uploading"):
         raise Conflict("The asset is already being processed")
     try:
         info = await store.stat(catalog.source_key(asset_id))
