@@ -46,7 +46,8 @@ def test_anamorphic_uses_display_aspect():
 @pytest.mark.parametrize(("fps", "expected", "gop", "seg"), [
     (25.0, Fraction(25), 96, 3.84), (50.0, Fraction(25), 96, 3.84), (30.0, Fraction(30), 120, 4.0),
     (29.97, Fraction(30000, 1001), 120, 4.004), (59.94, Fraction(30000, 1001), 120, 4.004),
-    (23.4, Fraction(23), 92, 4.0)])
+    (23.4, Fraction(24000, 1001), 96, 4.004), (20.0, Fraction(24000, 1001), 96, 4.004),
+    (15.0, Fraction(24000, 1001), 96, 4.004), (48.0, Fraction(24), 96, 4.0), (100.0, Fraction(25), 96, 3.84)])
 def test_frame_rate_and_gop(fps, expected, gop, seg):
     out = output_fps(fps, 30.0)
     assert out == expected

@@ -26,7 +26,8 @@ def filter_graph(plan: Plan, storyboard: StoryboardSpec | None = None,
     for i, r in enumerate(plan.rungs):
         # BT.709 conversion and tags in the same scale pass: with matching frame tags, ffmpeg adds no extra
         # colour-conversion pass in front of each encoder.
-        parts.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic:out_color_matrix=bt709:out_range=tv,"
+        parts.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic:in_color_matrix={plan.source_matrix}:"
+                     f"out_color_matrix=bt709:out_range=tv,"
                      f"setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv,"
                      f"setsar=1,format=yuv420p[v{i}]")
     extra = len(plan.rungs)

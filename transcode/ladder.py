@@ -86,22 +86,27 @@ class Plan:
     max_b_frames: int
     duration: float
     extra: dict = field(default_factory=dict)
+    source_matrix: str = "bt709"   # YCbCr matrix the source is decoded with (converted to BT.709 for output)
 
 
 def _even(x: float) -> int:
     return max(2, round(x / 2) * 2)
 
 
+# ETSI TS 101 154 (DVB) frame rates, the only ones DVB/HbbTV terminals are required to decode.
+LEGAL_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+               Fraction(50), Fraction(60000, 1001), Fraction(60))
+
+
 def output_fps(fps: float, max_fps: float) -> Fraction:
-    """A constant rate near the source: common NTSC rates kept exact, anything above the cap halved."""
+    """A constant legal rate near the source: anything above the cap halved, then the nearest TS 101 154 rate
+    (a variable-rate phone clip averaging 20 fps becomes 23.976, not 20)."""
     if fps <= 0:
         fps = 25.0
     while fps > max_fps + 0.01:
         fps /= 2
-    for exact in (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001)):
-        if abs(fps - float(exact)) < 0.01:
-            return exact
-    return Fraction(max(1, round(fps)))
+    allowed = [r for r in LEGAL_RATES if float(r) <= max_fps + 0.01] or [LEGAL_RATES[0]]
+    return min(allowed, key=lambda r: (abs(float(r) - fps), r))
 
 
 def gop_for(fps: Fraction, target: float) -> tuple[int, float]:
@@ -152,4 +157,4 @@ def plan(facts: Facts, config: LadderConfig = LadderConfig()) -> Plan:
     gop, seg = gop_for(fps, config.segment_target)
     return Plan(tuple(rungs), fps, gop, seg, facts.interlaced, facts.has_audio, config.audio_bitrate,
                 config.audio_sample_rate, config.audio_channels, config.preset, config.max_b_frames,
-                facts.duration)
+                facts.duration, source_matrix=facts.assumed_matrix)
