@@ -163,3 +163,15 @@ def test_segments_carry_cmaf_brands_and_sap_type(site):
         ref = sidx + 4 + 8 + (16 if v1 else 8) + 4
         sap = int.from_bytes(data[ref + 8:ref + 12], "big")
         assert sap >> 31 == 1 and (sap >> 28) & 0x7 == 1, (seg.name, hex(sap))
+
+
+def test_sd_rungs_signal_an_sd_level(site):
+    mpd = mpd_of(site)
+    for aset in mpd.iterfind(".//m:AdaptationSet[@contentType='video']", MPD_NS):
+        for rep in aset.iterfind("m:Representation", MPD_NS):
+            init = (site / "cmaf" / f"init-{rep.get('id')}.m4s").read_bytes()
+            avcc = init.find(b"avcC") + 4
+            level_idc = init[avcc + 3]
+            assert rep.get("codecs") == f"avc1.{init[avcc + 1]:02x}{init[avcc + 2]:02x}{level_idc:02x}"
+            if int(rep.get("height")) <= 576:
+                assert level_idc in (30, 31), (rep.get("height"), level_idc)

@@ -20,7 +20,8 @@ BASE = Facts(duration=10.0, width=1920, height=1080, display_width=1920, display
 def test_full_hd_gets_five_rungs_and_tv_safe_settings():
     p = plan(BASE)
     assert [(r.width, r.height) for r in p.rungs] == [(1920, 1080), (1280, 720), (960, 540), (640, 360), (480, 270)]
-    assert all(r.level == "4.0" and r.profile in ("main", "high") for r in p.rungs)
+    assert [r.level for r in p.rungs] == ["4.0", "3.1", "3.1", "3.0", "3.0"]
+    assert all(r.profile in ("main", "high") for r in p.rungs)
     assert [r.video_bitrate for r in p.rungs] == sorted((r.video_bitrate for r in p.rungs), reverse=True)
     assert p.gop == 96 and p.segment_seconds == pytest.approx(3.84)
 
