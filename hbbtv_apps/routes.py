@@ -157,7 +157,8 @@ def _banner_id(request: web.Request) -> int:
 
 def _ait_for(app: registry.HbbtvApp, base_url: str) -> ait.AitApp:
     return ait.AitApp(name=app.name, org_id=app.org_id, app_id=app.app_id, url_base=f"{base_url}/hbbtv/{app.slug}/",
-                      location="", control_code=app.control_code, version=app.ait_version)
+                      location="", control_code=app.control_code, version=app.ait_version,
+                      mhp_version=ait.needed_version(bool(app.vod_assets)))
 
 
 async def ait_document(request: web.Request) -> web.Response:
