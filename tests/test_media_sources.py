@@ -9,9 +9,10 @@ from pathlib import Path
 
 import av
 import pytest
+from PIL import Image
 
 from tests.media_checks import transcode_and_package
-from transcode import commands
+from transcode import commands, images
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import LEGAL_RATES, plan
 from transcode.probe import probe
@@ -75,3 +76,27 @@ def test_variable_frame_rate_becomes_the_nearest_dvb_rate(tmp_path):
     the_plan = plan(facts)
     assert the_plan.fps in LEGAL_RATES and float(the_plan.fps) == pytest.approx(23.976, abs=1e-3)
     assert "fps=24000/1001" in commands.filter_graph(the_plan)
+
+
+def test_anamorphic_sd_poster_is_shown_at_its_display_aspect(tmp_path):
+    """720x576 with SAR 64:45 (16:9 PAL): a box 141 stored pixels wide and 200 high is a square on screen."""
+    src = tmp_path / "pal169.mp4"
+    subprocess.run([ffmpeg_binary(None), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "color=black:s=720x576:r=25:d=2,drawbox=x=290:y=188:w=141:h=200:color=white:t=fill,setsar=64/45",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(src)], check=True, timeout=60)
+    facts = probe(src)
+    assert (facts.display_width, facts.display_height) == (1024, 576)
+    the_plan = plan(facts)
+    w, h = images.fit_within(facts.display_width, facts.display_height, 1280, 720)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = commands.transcode_argv(ffmpeg_binary(None), src, out, the_plan, poster=((10,), w, h, tmp_path))
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=120)
+    poster = tmp_path / "poster-1.jpg"
+    assert images.image_size(poster) == (1024, 576)
+    with Image.open(poster) as img:
+        left, top, right, bottom = img.convert("L").point(lambda v: 255 if v > 128 else 0).getbbox()
+    assert abs((right - left) - (bottom - top)) <= 4, (right - left, bottom - top)   # square, not squeezed
+    thumbs = images.make_thumbnails(poster, tmp_path)
+    assert [(tw, th) for tw, th, _ in thumbs] == [(320, 180), (640, 360)]
+    assert all(images.image_size(p) == (tw, th) for tw, th, p in thumbs)   # declared size == the file's size

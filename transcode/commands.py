@@ -39,7 +39,9 @@ def filter_graph(plan: Plan, storyboard: StoryboardSpec | None = None,
     if poster:
         frames, w, h = poster
         pick = "+".join(f"eq(n,{f})" for f in frames)
-        parts.append(f"[s{extra}]select='{pick}',scale={w}:{h}:force_original_aspect_ratio=decrease,setsar=1[poster]")
+        # w:h already has the display aspect (images.fit_within): scale to it exactly, so anamorphic pixels are
+        # made square instead of kept squeezed
+        parts.append(f"[s{extra}]select='{pick}',scale={w}:{h},setsar=1[poster]")
     return ";".join(parts)
 
 
