@@ -124,3 +124,12 @@ async def test_ait_url_base_follows_the_public_url(settings) -> None:
         assert (await c.post("/api/v1/hbbtv/apps", headers=ADMIN, json=body)).status == 201
         values = check_ait(await (await c.get("/hbbtv/late/app.aitx")).read())
         assert values["url"] == "https://tv.example.com/hbbtv/late/"
+
+
+async def test_an_app_saved_with_a_reserved_id_gets_a_409_not_a_500(client: TestClient, db) -> None:
+    body = {"slug": "old", "name": "Old", "org_id": 1, "app_id": 1}
+    assert (await client.post("/api/v1/hbbtv/apps", headers=ADMIN, json=body)).status == 201
+    await db.execute("UPDATE hbbtv_apps SET app_id = $1 WHERE slug = 'old'", 0x9000)  # saved under the old limit
+    resp = await client.get("/hbbtv/old/app.aitx")
+    assert resp.status == 409 and resp.content_type == "application/problem+json"
+    assert "appId" in (await resp.json())["detail"]
