@@ -17,6 +17,13 @@ CONTROL_CODES = ("AUTOSTART", "PRESENT", "DESTROY", "KILL", "PREFETCH", "REMOTE"
                  "PLAYBACK_AUTOSTART")
 VISIBILITIES = ("NOT_VISIBLE_ALL", "NOT_VISIBLE_USERS", "VISIBLE_ALL")
 MAX_URL = 2048
+# TS 102 809 5.2.3: 0x0000-0x3FFF unsigned, 0x4000-0x7FFF signed applications; 0x8000-0xFFFD reserved for
+# future use by DVB, 0xFFFE/0xFFFF wildcards. A receiver may ignore an application with a reserved id.
+APP_ID_MAX = 0x7FFF
+# mhpVersion per HbbTV release (TS 102 796 Table "mhpVersion"): a terminal only starts an application whose
+# signalled version it implements, so signal the lowest one with everything the app uses.
+HBBTV_1_0 = (1, 1, 1)    # XHTML, XHR, broadcast video: votes, chat, banners
+HBBTV_1_5 = (1, 2, 1)    # adds MPEG-DASH: needed as soon as the app offers clips
 
 ET.register_namespace("mhp", MHP_NS)
 ET.register_namespace("xsi", XSI_NS)
@@ -39,15 +46,15 @@ class AitApp:
     visibility: str = "VISIBLE_ALL"
     service_bound: bool = False
     language: str = "eng"            # ISO 639-2
-    mhp_version: tuple[int, int, int] = (1, 1, 1)   # HbbTV 1.0 terminals and newer
+    mhp_version: tuple[int, int, int] = HBBTV_1_0
     doc_type: str = "application/vnd.hbbtv.xhtml+xml"
 
 
 def validate(app: AitApp) -> None:
     if not 1 <= app.org_id <= 0xFFFFFF:
         raise AitError("orgId must be in 1..0xFFFFFF")
-    if not 1 <= app.app_id <= 0x9FFF:
-        raise AitError("appId must be in 1..0x9FFF")
+    if not 1 <= app.app_id <= APP_ID_MAX:
+        raise AitError("appId must be in 1..0x7FFF (0x8000-0xFFFF is reserved by ETSI TS 102 809)")
     if app.control_code not in CONTROL_CODES:
         raise AitError(f"controlCode must be one of {', '.join(CONTROL_CODES)}")
     if app.visibility not in VISIBILITIES:
@@ -63,6 +70,12 @@ def validate(app: AitApp) -> None:
         raise AitError("applicationLocation must be relative to URLBase")
     if len(app.url_base) + len(app.location) > MAX_URL:
         raise AitError(f"URLBase + applicationLocation must be at most {MAX_URL} characters")
+
+
+def needed_version(offers_dash: bool) -> tuple[int, int, int]:
+    """HbbTV 1.0 terminals cannot play DASH: an app with clips is signalled for 1.5+, so a 1.0 terminal does not
+    start it at all rather than showing a clip list it cannot play."""
+    return HBBTV_1_5 if offers_dash else HBBTV_1_0
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:

@@ -15,12 +15,13 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hbbtv_apps import ait
 from onair.core.errors import BadRequest, Conflict, NotFound
 from streaming.catalog import get_asset
 from streaming.catalog.rights import in_window
 
 ORG_ID_MAX = 0xFFFFFF   # organisation_id, 24 bits as registered with DVB
-APP_ID_MAX = 0x9FFF     # unsigned application ids; 0xA000.. is reserved for signed apps
+APP_ID_MAX = ait.APP_ID_MAX   # ETSI TS 102 809 reserves 0x8000-0xFFFF
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ROOM_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"

@@ -22,7 +22,7 @@ from hbbtv_apps import ait, registry, useragent
 from onair.core.auth import admin_required
 from onair.core.clock import now
 from onair.core.db.pool import POOL
-from onair.core.errors import NotFound, read_json
+from onair.core.errors import Conflict, NotFound, read_json
 from onair.core.settings import SETTINGS
 
 STATIC_PREFIX = "/hbbtv/static"
@@ -157,12 +157,17 @@ def _banner_id(request: web.Request) -> int:
 
 def _ait_for(app: registry.HbbtvApp, base_url: str) -> ait.AitApp:
     return ait.AitApp(name=app.name, org_id=app.org_id, app_id=app.app_id, url_base=f"{base_url}/hbbtv/{app.slug}/",
-                      location="", control_code=app.control_code, version=app.ait_version)
+                      location="", control_code=app.control_code, version=app.ait_version,
+                      mhp_version=ait.needed_version(bool(app.vod_assets)))
 
 
 async def ait_document(request: web.Request) -> web.Response:
     app = await registry.require(request.app[POOL], request.match_info["slug"])
-    body = ait.build(_ait_for(app, _base_url(request)))
+    try:
+        body = ait.build(_ait_for(app, _base_url(request)))
+    except ait.AitError as exc:  # e.g. an app id saved before the reserved range was refused: say which field
+        raise Conflict(f"This app cannot be signalled: {exc}; change it in the studio",
+                       code="unsignallable-app") from None
     headers = {"Cache-Control": "no-cache"}
     if request.query.get("download"):
         headers["Content-Disposition"] = f'attachment; filename="{app.slug}.aitx"'

@@ -33,6 +33,7 @@ OUTPUTS = {
                "frame_rate": 25.0}],
     "audio": {"codecs": "mp4a.40.2", "bitrate": 128000, "channels": 2, "sample_rate": 48000},
     "poster": "images/poster.jpg",
+    "poster_size": {"width": 1024, "height": 576},   # the file's own size, not the top rung's
     "thumbnails": [{"width": 320, "height": 180, "key": "images/thumb-320.jpg"}],
 }
 
@@ -100,6 +101,7 @@ async def test_mrss_has_every_media_field_feedparser_reads(app_client: TestClien
     assert (hls[0]["width"], hls[0]["height"], hls[0]["bitrate"]) == ("1280", "720", "2400")
     assert any(c["url"] == f"{BASE}/media/alpha/dash/manifest.mpd" for c in entry.media_content)
     assert entry.media_thumbnail[0]["url"] == f"{BASE}/media/alpha/images/poster.jpg"
+    assert (entry.media_thumbnail[0]["width"], entry.media_thumbnail[0]["height"]) == ("1024", "576")
     assert {t["url"] for t in entry.media_thumbnail} >= {f"{BASE}/media/alpha/images/thumb-320.jpg"}
     assert entry.media_player["url"] == f"{BASE}/embed/alpha"
     assert entry.media_keywords == "politics, uk"

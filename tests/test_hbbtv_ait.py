@@ -35,7 +35,7 @@ def check_ait(xml: bytes) -> dict[str, str]:
     assert name and len(app.find("mhp:appName", N).get("Language", "")) == 3
     org_id, app_id = int(one("mhp:applicationIdentifier/mhp:orgId")), int(one("mhp:applicationIdentifier/mhp:appId"))
     assert 1 <= org_id <= 0xFFFFFF
-    assert 1 <= app_id <= 0x9FFF
+    assert 1 <= app_id <= 0x7FFF  # TS 102 809: 0x8000-0xFFFD reserved, 0xFFFE/0xFFFF wildcards
     d = "mhp:applicationDescriptor/"
     assert one(d + "mhp:type/mhp:OtherApp") in ("application/vnd.hbbtv.xhtml+xml", "text/html")
     control = one(d + "mhp:controlCode")
@@ -60,15 +60,16 @@ def check_ait(xml: bytes) -> dict[str, str]:
 
 
 def test_builder_output_follows_the_rules() -> None:
-    xml = build(AitApp(name="Quiz & <Friends>", org_id=0xFFFFFF, app_id=0x9FFF, url_base="http://tv.example/hbbtv/q/",
+    xml = build(AitApp(name="Quiz & <Friends>", org_id=0xFFFFFF, app_id=0x7FFF, url_base="http://tv.example/hbbtv/q/",
                        control_code="AUTOSTART", version=7))
     values = check_ait(xml)
-    assert values == {"name": "Quiz & <Friends>", "org_id": str(0xFFFFFF), "app_id": str(0x9FFF),
+    assert values == {"name": "Quiz & <Friends>", "org_id": str(0xFFFFFF), "app_id": str(0x7FFF),
                       "control": "AUTOSTART", "url": "http://tv.example/hbbtv/q/", "version": "07"}
 
 
 @pytest.mark.parametrize("change", [
-    {"org_id": 0}, {"org_id": 0x1000000}, {"app_id": 0}, {"app_id": 0xA000}, {"control_code": "LAUNCH"},
+    {"org_id": 0}, {"org_id": 0x1000000}, {"app_id": 0}, {"app_id": 0x8000}, {"app_id": 0x9FFF}, {"app_id": 0xFFFF},
+    {"control_code": "LAUNCH"},
     {"url_base": "http://tv.example/hbbtv/q"}, {"url_base": "/hbbtv/q/"}, {"url_base": "ftp://tv.example/"},
     {"location": "http://evil.example/"}, {"priority": 256}, {"version": 32}, {"visibility": "SOMETIMES"},
     {"url_base": "http://tv.example/" + "a" * 2040 + "/"},
@@ -123,3 +124,12 @@ async def test_ait_url_base_follows_the_public_url(settings) -> None:
         assert (await c.post("/api/v1/hbbtv/apps", headers=ADMIN, json=body)).status == 201
         values = check_ait(await (await c.get("/hbbtv/late/app.aitx")).read())
         assert values["url"] == "https://tv.example.com/hbbtv/late/"
+
+
+async def test_an_app_saved_with_a_reserved_id_gets_a_409_not_a_500(client: TestClient, db) -> None:
+    body = {"slug": "old", "name": "Old", "org_id": 1, "app_id": 1}
+    assert (await client.post("/api/v1/hbbtv/apps", headers=ADMIN, json=body)).status == 201
+    await db.execute("UPDATE hbbtv_apps SET app_id = $1 WHERE slug = 'old'", 0x9000)  # saved under the old limit
+    resp = await client.get("/hbbtv/old/app.aitx")
+    assert resp.status == 409 and resp.content_type == "application/problem+json"
+    assert "appId" in (await resp.json())["detail"]

@@ -82,6 +82,38 @@ async def test_hbbtv_1x_gets_well_formed_xhtml_with_exact_headers(client: TestCl
     assert "display:none" not in raw.decode().replace(" ", "")
 
 
+def xhtml1_violations(root: etree._Element) -> list[str]:
+    """The rules of the XHTML 1.0 DTD (which the HbbTV 1.x DTD extends) our templates could break; no offline
+    copy of the DTD is available to the tests, so these are checked by hand."""
+    found = []
+    x = f"{{{XHTML_NS}}}"
+    for el in root.iter(f"{x}*"):
+        tag = el.tag.removeprefix(x)
+        found += [f"<{tag} {name}>: data-* attributes are not in the DTD" for name in el.attrib
+                  if name.startswith("data-")]
+        if tag in ("ul", "ol") and (len(el) == 0 or any(c.tag != f"{x}li" for c in el)):
+            found.append(f"<{tag} id={el.get('id')}> must hold one or more <li> and nothing else")
+        if tag == "meta" and el.getparent().tag != f"{x}head":
+            found.append("<meta> outside <head>")
+    return found
+
+
+@pytest.mark.parametrize(("vod", "mhp"), [(False, "1.1.1"), (True, "1.2.1")])
+async def test_xhtml_document_keeps_to_the_dtd_and_the_ait_signals_what_the_app_needs(
+        client: TestClient, db: asyncpg.Pool, vod: bool, mhp: str) -> None:
+    if vod:
+        await _add_asset(db, "clipone", "Goals")
+    await _make_app(client, vod_assets=["clipone"] if vod else [], poll_id=None, chat_room=None)
+    raw = await (await client.get("/hbbtv/show/", headers={"User-Agent": TV_1})).read()
+    root = etree.fromstring(raw)
+    assert xhtml1_violations(root) == []
+    assert (root.find(f".//{{{XHTML_NS}}}ul[@id='vod-list']") is not None) == vod
+    ait = etree.fromstring(await (await client.get("/hbbtv/show/app.aitx")).read())
+    version = ".".join(ait.findtext(f".//{{urn:dvb:mhp:2009}}mhpVersion/{{urn:dvb:mhp:2009}}{part}")
+                       for part in ("versionMajor", "versionMinor", "versionMicro"))
+    assert version == mhp   # DASH clips need HbbTV 1.5 (mhpVersion 1.2.1); a 1.0 terminal does not start the app
+
+
 async def test_hbbtv_2x_and_unknown_clients_get_html5(client: TestClient) -> None:
     await _make_app(client)
     for ua in (TV_2, "HbbTV/2.x (broken)", "curl/8", ""):
@@ -126,8 +158,9 @@ async def test_user_text_is_escaped(client: TestClient, db: asyncpg.Pool) -> Non
         doc = html.document_fromstring(raw)
         assert doc.findtext(".//title") == name
         items = doc.get_element_by_id("vod-list").findall("li")
-        assert [(li.text, li.get("data-mpd")) for li in items] == [
-            ("Goals & <b>saves</b>", "/media/clipone/dash/manifest.mpd")]   # the clip not yet ready is left out
+        mpds = [m.get("content") for m in doc.iter("meta") if m.get("name") == "onair:vod"]
+        assert [li.text for li in items] == ["Goals & <b>saves</b>"]   # the clip not yet ready is left out
+        assert mpds == ["/media/clipone/dash/manifest.mpd"]
 
 
 async def _served_files(client: TestClient, ua: str) -> dict[str, bytes]:

@@ -237,7 +237,7 @@ async def test_vote_flow_with_live_results(browser: Any, client: TestClient, tmp
     await tv.cdp.send("Emulation.setCPUThrottlingRate", {"rate": 6})
     started = time.perf_counter()
     await tv.key("RED")
-    await tv.until("() => document.querySelectorAll('#poll-options li').length === 2")
+    await tv.until("() => document.querySelectorAll('#poll-options .option').length === 2")
     elapsed = time.perf_counter() - started
     in_page = await page.evaluate("() => document.body.getAttribute('data-ready')")
     print(f"\nHbbTV RED-to-vote-panel (options shown) at CPU x6: {elapsed * 1000:.0f} ms as seen by the test, "
@@ -272,7 +272,8 @@ async def test_vote_flow_with_live_results(browser: Any, client: TestClient, tmp
     # the vote is remembered for this device across a relaunch
     await page.reload()
     await tv.until("() => document.body.getAttribute('data-app') === 'ready'")
-    assert await page.evaluate("() => localStorage.getItem('onair.voted.' + document.body.getAttribute('data-poll'))")
+    poll_meta = "document.querySelector('meta[name=\"onair:poll\"]').getAttribute('content')"
+    assert await page.evaluate(f"() => localStorage.getItem('onair.voted.' + {poll_meta})")
 
 
 async def test_chat_reader_shows_markup_as_text(browser: Any, client: TestClient, tmp_path: Path) -> None:
@@ -292,13 +293,13 @@ async def test_chat_reader_shows_markup_as_text(browser: Any, client: TestClient
     tv = await _open_tv(browser, client, "chat", shots)
     await tv.key("RED")
     await tv.key("YELLOW")
-    await tv.until("() => document.querySelectorAll('#chat-list li').length === 1")
-    texts = await tv.page.evaluate("() => [].map.call(document.querySelectorAll('#chat-list li'),"
+    await tv.until("() => document.querySelectorAll('#chat-list .msg').length === 1")
+    texts = await tv.page.evaluate("() => [].map.call(document.querySelectorAll('#chat-list .msg'),"
                                    " function (e) { return e.textContent; })")
     assert texts == ["Ann <3<b>hello</b> & welcome"]
     assert await tv.page.evaluate("() => document.querySelectorAll('#chat-list b b').length") == 0
     await say("second message")   # arrives through the pending long-poll
-    await tv.until("() => document.querySelectorAll('#chat-list li').length === 2")
+    await tv.until("() => document.querySelectorAll('#chat-list .msg').length === 2")
     await tv.shot("c1-chat")
     assert tv.errors == []
 

@@ -59,8 +59,22 @@ async def test_maxwidth_and_maxheight_keep_the_aspect(client: TestClient, db: as
     assert body["thumbnail_width"] <= 400 and body["thumbnail_url"].endswith("thumb-320.jpg")
     body = await (await _oembed(client, url, maxwidth="1000", maxheight="90")).json()
     assert (body["width"], body["height"]) == (160, 90)
+    # no thumbnail fits 90 px high: none is offered, rather than one larger than the consumer asked for
+    assert not {"thumbnail_url", "thumbnail_width", "thumbnail_height"} & body.keys()
     iframe = lxml_html.fragment_fromstring(body["html"])
     assert (iframe.get("width"), iframe.get("height")) == ("160", "90")
+
+
+async def test_poster_thumbnail_declares_the_poster_file_size(client: TestClient, db: asyncpg.Pool) -> None:
+    # anamorphic SD: the top rung is 1280x720 after the ladder, the poster file is 1024x576
+    outputs = {"video": [{"name": "720p", "width": 1280, "height": 720}], "poster": "images/poster.jpg",
+               "poster_size": {"width": 1024, "height": 576}}
+    asset_id = await insert_asset(db, outputs=outputs)
+    body = await (await _oembed(client, _url(client, f"/embed/{asset_id}"))).json()
+    assert body["thumbnail_url"].endswith("/images/poster.jpg")
+    assert (body["thumbnail_width"], body["thumbnail_height"]) == (1024, 576)
+    body = await (await _oembed(client, _url(client, f"/embed/{asset_id}"), maxwidth="500")).json()
+    assert "thumbnail_url" not in body
 
 
 def test_fit_is_pure_and_never_exceeds_the_box() -> None:

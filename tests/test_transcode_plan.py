@@ -23,7 +23,8 @@ BASE = Facts(duration=10.0, width=1920, height=1080, display_width=1920, display
 def test_full_hd_gets_five_rungs_and_tv_safe_settings():
     p = plan(BASE)
     assert [(r.width, r.height) for r in p.rungs] == [(1920, 1080), (1280, 720), (960, 540), (640, 360), (480, 270)]
-    assert all(r.level == "4.0" and r.profile in ("main", "high") for r in p.rungs)
+    assert [r.level for r in p.rungs] == ["4.0", "3.1", "3.1", "3.0", "3.0"]
+    assert all(r.profile in ("main", "high") for r in p.rungs)
     assert [r.video_bitrate for r in p.rungs] == sorted((r.video_bitrate for r in p.rungs), reverse=True)
     assert p.gop == 96 and p.segment_seconds == pytest.approx(3.84)
 
@@ -49,7 +50,8 @@ def test_anamorphic_uses_display_aspect():
 @pytest.mark.parametrize(("fps", "expected", "gop", "seg"), [
     (25.0, Fraction(25), 96, 3.84), (50.0, Fraction(25), 96, 3.84), (30.0, Fraction(30), 120, 4.0),
     (29.97, Fraction(30000, 1001), 120, 4.004), (59.94, Fraction(30000, 1001), 120, 4.004),
-    (23.4, Fraction(23), 92, 4.0)])
+    (23.4, Fraction(24000, 1001), 96, 4.004), (20.0, Fraction(24000, 1001), 96, 4.004),
+    (15.0, Fraction(24000, 1001), 96, 4.004), (48.0, Fraction(24), 96, 4.0), (100.0, Fraction(25), 96, 3.84)])
 def test_frame_rate_and_gop(fps, expected, gop, seg):
     out = output_fps(fps, 30.0)
     assert out == expected

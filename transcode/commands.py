@@ -56,7 +56,8 @@ def ladder_graph(source: Stream, plan: Plan, storyboard: StoryboardSpec | None =
     rungs = tuple(
         # BT.709 conversion and tags in the same scale pass: with matching frame tags, ffmpeg adds no extra
         # colour-conversion pass in front of each encoder.
-        s.filter("scale", r.width, r.height, flags="bicubic", out_color_matrix="bt709", out_range="tv")
+        s.filter("scale", r.width, r.height, flags="bicubic", in_color_matrix=plan.source_matrix,
+                 out_color_matrix="bt709", out_range="tv")
         .filter("setparams", colorspace="bt709", color_primaries="bt709", color_trc="bt709", range="tv")
         .filter("setsar", 1).filter("format", "yuv420p")
         for s, r in zip(branches, plan.rungs, strict=False))
@@ -69,8 +70,9 @@ def ladder_graph(source: Stream, plan: Plan, storyboard: StoryboardSpec | None =
     if poster:
         frames, w, h = poster
         pick = "+".join(f"eq(n,{f})" for f in poster_selection(frames))
-        shot = next(extra).filter("select", pick) \
-            .filter("scale", w, h, force_original_aspect_ratio="decrease").filter("setsar", 1)
+        # w:h already has the display aspect (images.fit_within): scale to it exactly, so anamorphic pixels are
+        # made square instead of kept squeezed
+        shot = next(extra).filter("select", pick).filter("scale", w, h).filter("setsar", 1)
     return Branches(rungs, sb, shot)
 
 

@@ -67,6 +67,18 @@ def tile_sprite(tile_dir: Path, spec: StoryboardSpec, out: Path) -> Path | None:
     return out
 
 
+def fit_within(display_width: int, display_height: int, max_width: int, max_height: int) -> tuple[int, int]:
+    """Even size with the *display* aspect (SAR applied: a 720x576 16:9 frame is 1024x576 to the eye), never
+    larger than the box or the display size. Scaling a frame to exactly this size un-squeezes anamorphic SD."""
+    scale = min(1.0, max_width / display_width, max_height / display_height)
+    return max(2, round(display_width * scale / 2) * 2), max(2, round(display_height * scale / 2) * 2)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        return img.width, img.height
+
+
 def poster_times(duration: float) -> list[float]:
     """Candidates away from the (often black) first frames and fades."""
     return sorted({round(min(max(duration * f, 0.0), max(duration - 0.1, 0.0)), 3) for f in (0.1, 0.3, 0.5)})

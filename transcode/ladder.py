@@ -10,6 +10,15 @@ for TV decoders):
     360p   640x360     0.8 Mb/s  mobile on a weak network
     270p   480x270     0.4 Mb/s  close to the HbbTV reference's 512 kb/s floor (incl. audio) for bad lines
 
+H.264 level per rung: the lowest of 3.0 / 3.1 / 3.2 / 4.0 whose frame size and macroblock rate fit (SD rungs at
+3.0, 540p/720p at 3.1, 1080p at 4.0), so an SD-only decoder is not told it needs a level 4.0 decoder.
+
+Sizes: 16:9 landscape rungs are all in the DVB-DASH (ETSI TS 103 285) resolution table. Policy for other
+shapes: keep the picture's display aspect with square pixels, short side from the table (4:3 gives 1440x1080,
+960x720, 720x540, 480x360, 360x270; portrait 9:16 gives 1080x1920 ...), never pillarbox or letterbox into a
+16:9 table size; those sizes are outside the table, which DVB-DASH terminals decode anyway (any size within
+the signalled level) but which a strict validator reports as a warning.
+
 Bitrates scale with the pixel count for other aspect ratios (portrait 9:16 gets the same bits for the same
 short side). PeerTube derives bitrate from a bits-per-pixel curve; a fixed table is easier to reason about for
 TV delivery, where the HbbTV Association's reference dasher uses a small fixed set (512k/1.5M/2.1M).
@@ -44,7 +53,7 @@ class LadderConfig:
         RungSpec("360p", 360, 800_000, "main"),
         RungSpec("270p", 270, 400_000, "main"),
     )
-    level: str = "4.0"
+    level: str = "4.0"             # the highest level any rung may signal
     max_fps: float = 30.0
     audio_bitrate: int = 128_000
     audio_sample_rate: int = 48_000
@@ -86,22 +95,41 @@ class Plan:
     max_b_frames: int
     duration: float
     extra: dict = field(default_factory=dict)
+    source_matrix: str = "bt709"   # YCbCr matrix the source is decoded with (converted to BT.709 for output)
+
+
+# (level, max macroblocks per frame, max macroblocks per second), ITU-T H.264 Table A-1; from 3.0 up because
+# that is the floor TV decoders are certified against.
+LEVELS = (("3.0", 1620, 40_500), ("3.1", 3600, 108_000), ("3.2", 5120, 216_000), ("4.0", 8192, 245_760),
+          ("4.1", 8192, 245_760), ("4.2", 8704, 522_240))
+
+
+def level_for(width: int, height: int, fps: Fraction, cap: str) -> str:
+    mbs = -(-width // 16) * -(-height // 16)
+    for name, max_fs, max_mbps in LEVELS:
+        if mbs <= max_fs and mbs * float(fps) <= max_mbps:
+            return name if float(name) <= float(cap) else cap
+    return cap
 
 
 def _even(x: float) -> int:
     return max(2, round(x / 2) * 2)
 
 
+# ETSI TS 101 154 (DVB) frame rates, the only ones DVB/HbbTV terminals are required to decode.
+LEGAL_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+               Fraction(50), Fraction(60000, 1001), Fraction(60))
+
+
 def output_fps(fps: float, max_fps: float) -> Fraction:
-    """A constant rate near the source: common NTSC rates kept exact, anything above the cap halved."""
+    """A constant legal rate near the source: anything above the cap halved, then the nearest TS 101 154 rate
+    (a variable-rate phone clip averaging 20 fps becomes 23.976, not 20)."""
     if fps <= 0:
         fps = 25.0
     while fps > max_fps + 0.01:
         fps /= 2
-    for exact in (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001)):
-        if abs(fps - float(exact)) < 0.01:
-            return exact
-    return Fraction(max(1, round(fps)))
+    allowed = [r for r in LEGAL_RATES if float(r) <= max_fps + 0.01] or [LEGAL_RATES[0]]
+    return min(allowed, key=lambda r: (abs(float(r) - fps), r))
 
 
 def gop_for(fps: Fraction, target: float) -> tuple[int, float]:
@@ -143,13 +171,15 @@ def plan(facts: Facts, config: LadderConfig = LadderConfig()) -> Plan:
         s, lg = _even(spec.short_side), _even(spec.short_side * aspect)
         w, h = (s, lg) if portrait else (lg, s)
         bitrate = int(spec.video_bitrate * (w * h) / ref_pixels(spec.short_side) * fps_factor)
-        rungs.append(Rung(spec.name, w, h, bitrate, int(bitrate * 1.5), bitrate * 2, spec.profile, config.level))
+        rungs.append(Rung(spec.name, w, h, bitrate, int(bitrate * 1.5), bitrate * 2, spec.profile,
+                          level_for(w, h, fps, config.level)))
     if not rungs:  # smaller than the smallest rung: one rung at the source size
         spec = config.rungs[-1]
         w, h = _even(dw), _even(dh)
         bitrate = max(150_000, int(spec.video_bitrate * (w * h) / ref_pixels(spec.short_side)))
-        rungs.append(Rung(f"{min(w, h)}p", w, h, bitrate, int(bitrate * 1.5), bitrate * 2, "main", config.level))
+        rungs.append(Rung(f"{min(w, h)}p", w, h, bitrate, int(bitrate * 1.5), bitrate * 2, "main",
+                          level_for(w, h, fps, config.level)))
     gop, seg = gop_for(fps, config.segment_target)
     return Plan(tuple(rungs), fps, gop, seg, facts.interlaced, facts.has_audio, config.audio_bitrate,
                 config.audio_sample_rate, config.audio_channels, config.preset, config.max_b_frames,
-                facts.duration)
+                facts.duration, source_matrix=facts.assumed_matrix)

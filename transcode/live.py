@@ -4,7 +4,7 @@ The ingest front end (streaming/live) has checked the stream key and holds the p
 (FLV from RTMP, MPEG-TS from SRT) on a loopback TCP relay named in the payload. This job reads the first
 second, probes it, plans a live ladder with transcode/ladder.py (never upscaling, top rung capped), and runs ONE
 ffmpeg: one decode, x264 per rung with a fixed GOP of one segment, each rung and the audio written as fragmented
-MP4 to its own pipe. We cut segments from those fragments ourselves (transcode/fmp4.py) and publish them to the
+MP4 to its own pipe. We cut segments from those fragments ourselves (transcode/fmp4_stream.py) and publish them to the
 object store, then the playlists that list them (transcode/live_manifests.py). Progress: {"stage": "live",
 "input": facts, "ladder": ...} once the first segment is out; the result ends the run (the channel domain decides
 between reconnecting and ended).
@@ -26,7 +26,7 @@ from typing import Any
 from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError
 from onair.core.storage import ObjectNotFound
-from transcode import commands, fmp4, live_manifests
+from transcode import commands, fmp4_stream, live_manifests
 from transcode.ffmpeg import _die_with_parent, ffmpeg_binary
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
@@ -103,10 +103,10 @@ class Publisher:
         key = f"cmaf/{tid}/init-{self.run}.mp4"
         await self.store.put_bytes(self.p["media_prefix"] + key, data)
         track = self.state["tracks"].setdefault(tid, {**meta, "inits": {}, "segments": []})
-        track.update(meta, timescale=fmp4.timescale(data), codecs=fmp4.codecs(data))
+        track.update(meta, timescale=fmp4_stream.timescale(data), codecs=fmp4_stream.codecs(data))
         track["inits"][str(self.run)] = key
 
-    async def fragment(self, tid: str, frag: fmp4.Fragment) -> None:
+    async def fragment(self, tid: str, frag: fmp4_stream.Fragment) -> None:
         track = self.state["tracks"][tid]
         ts = track["timescale"]
         if tid not in self.anchor:  # this fragment ended about now: map media time to wall-clock time
@@ -155,7 +155,7 @@ async def _output(fd: int, tid: str, meta: dict[str, Any], pub: Publisher) -> No
     reader = asyncio.StreamReader(limit=2**24)
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb"))
     try:
-        async for kind, item in fmp4.read_stream(reader):
+        async for kind, item in fmp4_stream.read_stream(reader):
             if kind == "init":
                 await pub.init(tid, item, meta)
             else:

@@ -1,20 +1,21 @@
 """CMAF packaging: ONE set of fMP4 segments (cmaf/) referenced by the HLS playlists (hls/) and the DASH MPD (dash/).
 
-ffmpeg's DASH muxer writes the segments and a DVB-DASH MPD; we rewrite the MPD (BaseURL to the shared segments,
-HbbTV 1.5 profile, no empty elements) and write the HLS playlists ourselves from the segments' real sizes, so
-BANDWIDTH/AVERAGE-BANDWIDTH are measured, not guessed.
+ffmpeg's DASH muxer writes the segments and a DVB-DASH MPD; we read every segment's real timing from its boxes,
+re-cut the audio on the video's boundaries (transcode/fmp4.py), rewrite the MPD (BaseURL to the shared segments,
+HbbTV 1.5 profile, roles, durations and bandwidths from the segments) and write the HLS playlists ourselves from
+the same segments, so BANDWIDTH/AVERAGE-BANDWIDTH are measured, not guessed.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from transcode import fmp4
 from transcode.ladder import Plan
 
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
@@ -28,47 +29,164 @@ class PackagingError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Segment:
+    name: str
+    start: float          # presentation time of its first sample, seconds (>= 0)
+    duration: float       # seconds, from the boxes
+    size: int             # bytes
+
+
+@dataclass(frozen=True)
 class Track:
     rep_id: str
     kind: str                    # video | audio
     codecs: str
     init: str
-    segments: list[tuple[str, float]]   # (file name, duration)
+    segments: list[Segment]
     width: int = 0
     height: int = 0
+    nominal_bandwidth: int = 0
+
+    @property
+    def end(self) -> float:
+        return self.segments[-1].start + self.segments[-1].duration
 
 
-def _parse_media_playlist(path: Path) -> tuple[str, list[tuple[str, float]]]:
-    init, segs, dur = "", [], 0.0
-    for line in path.read_text().splitlines():
-        if line.startswith("#EXT-X-MAP:"):
-            init = re.search(r'URI="([^"]+)"', line).group(1)  # type: ignore[union-attr]
-        elif line.startswith("#EXTINF:"):
-            dur = float(line[8:].split(",")[0])
-        elif line and not line.startswith("#"):
-            segs.append((line.strip(), dur))
-    return init, segs
+def _segment_files(out_dir: Path, rid: str) -> list[Path]:
+    files = sorted(out_dir.glob(f"seg-{rid}-*.m4s"))
+    if not files:
+        raise PackagingError(f"representation {rid} has no segments")
+    return files
+
+
+def _span(info: fmp4.InitInfo, samples: list[fmp4.Sample]) -> tuple[int, int]:
+    """Presentation (start, end) in the track timescale, the start clipped at 0 (AAC priming lies before it)."""
+    if not samples:
+        raise PackagingError("a segment has no samples")
+    a, b = fmp4.presentation_span(samples, info.media_time)
+    return max(a, 0), b
+
+
+def _init(out_dir: Path, rid: str) -> tuple[Path, fmp4.InitInfo]:
+    path = out_dir / f"init-{rid}.m4s"
+    data = path.read_bytes()
+    info = fmp4.read_init(data)
+    path.write_bytes(fmp4.add_cmaf_brand(data))
+    return path, info
+
+
+def _video_track(out_dir: Path, rep: etree._Element) -> Track:
+    rid = rep.get("id", "")
+    init_path, info = _init(out_dir, rid)
+    segments = []
+    for path in _segment_files(out_dir, rid):
+        data = path.read_bytes()
+        a, b = _span(info, fmp4.read_samples(data))
+        relabelled = fmp4.relabel_segment(data)
+        path.write_bytes(relabelled)
+        segments.append(Segment(path.name, a / info.timescale, (b - a) / info.timescale, len(relabelled)))
+    return Track(rid, "video", rep.get("codecs", ""), init_path.name, segments, int(rep.get("width", 0)),
+                 int(rep.get("height", 0)), int(rep.get("bandwidth", 0)))
+
+
+def _audio_track(out_dir: Path, rep: etree._Element, boundaries: list[float], video_end: float) -> Track:
+    """Re-cut ffmpeg's audio at the video's segment starts (nearest AAC frame, so the error never accumulates)
+    and drop frames that would start after the video ends: one audio segment per video segment, same numbers,
+    so HLS and the MPD's template reference exactly the same files."""
+    rid = rep.get("id", "")
+    init_path, info = _init(out_dir, rid)
+    files = _segment_files(out_dir, rid)
+    samples = [s for path in files for s in fmp4.read_samples(path.read_bytes(), fmp4.SYNC_SAMPLE_FLAGS)]
+    for path in files:
+        path.unlink()
+    ts = info.timescale
+
+    def mid(s: fmp4.Sample) -> float:  # a frame goes where most of it plays
+        return s.decode_time + s.cto - info.media_time + s.duration / 2
+
+    end_ts = round(video_end * ts)
+    samples = [s for s in samples if mid(s) <= end_ts] or samples[:1]
+    cuts = [round(b * ts) for b in boundaries[1:]]
+    groups: list[list[fmp4.Sample]] = [[] for _ in boundaries]
+    k = 0
+    for s in samples:
+        while k < len(cuts) and mid(s) >= cuts[k]:
+            k += 1
+        groups[k].append(s)
+    segments = []
+    for number, group in enumerate((g for g in groups if g), start=1):
+        name = f"seg-{rid}-{number:05d}.m4s"
+        data = fmp4.write_audio_segment(info, group, number)
+        (out_dir / name).write_bytes(data)
+        a, b = _span(info, group)
+        segments.append(Segment(name, a / ts, (b - a) / ts, len(data)))
+    return Track(rid, "audio", rep.get("codecs", ""), init_path.name, segments,
+                 nominal_bandwidth=int(rep.get("bandwidth", 0)))
 
 
 def read_tracks(out_dir: Path, mpd: etree._Element) -> list[Track]:
-    tracks = []
     ns = {"m": MPD_NS}
+    videos: list[Track] = []
+    audio_reps: list[etree._Element] = []
     for aset in mpd.iterfind(".//m:AdaptationSet", ns):
         kind = aset.get("contentType") or ("video" if aset.get("maxWidth") else "audio")
         for rep in aset.iterfind("m:Representation", ns):
-            rid = rep.get("id")
-            playlist = out_dir / f"media_{rid}.m3u8"
-            if not playlist.exists():
-                raise PackagingError(f"packager wrote no playlist for representation {rid}")
-            init, segs = _parse_media_playlist(playlist)
-            if not segs:
-                raise PackagingError(f"representation {rid} has no segments")
-            tracks.append(Track(rid, kind, rep.get("codecs", ""), init, segs, int(rep.get("width", 0)),
-                                int(rep.get("height", 0))))
-    return tracks
+            if kind == "video":
+                videos.append(_video_track(out_dir, rep))
+            else:
+                audio_reps.append(rep)
+    if not videos:
+        raise PackagingError("packager wrote no video representation")
+    reference = videos[0]
+    boundaries = [0.0] + [s.start for s in reference.segments[1:]]
+    audios = [_audio_track(out_dir, rep, boundaries, reference.end) for rep in audio_reps]
+    counts = {len(t.segments) for t in videos + audios}
+    if len(counts) != 1:
+        raise PackagingError(f"representations have different segment counts {sorted(counts)}")
+    return videos + audios
 
 
-def rewrite_mpd(raw: bytes) -> bytes:
+def _xs_duration(seconds: float) -> str:
+    return f"PT{seconds:.6f}".rstrip("0").rstrip(".") + "S"
+
+
+def _ceil_us(seconds: float) -> float:
+    return math.ceil(round(seconds * 1e6, 3)) / 1e6
+
+
+def _role(aset: etree._Element, value: str) -> None:
+    """DVB-DASH: every adaptation set names its role (main for the one video and the main audio); the Role
+    element goes after the RepresentationBase descriptors and before Representation (schema order)."""
+    role = etree.Element(f"{{{MPD_NS}}}Role", schemeIdUri="urn:mpeg:dash:role:2011", value=value)
+    later = {f"{{{MPD_NS}}}{t}" for t in ("Rating", "Viewpoint", "ContentComponent", "BaseURL", "SegmentBase",
+                                            "SegmentList", "SegmentTemplate", "Representation")}
+    for i, child in enumerate(aset):
+        if child.tag in later:
+            aset.insert(i, role)
+            return
+    aset.append(role)
+
+
+def _measured(root: etree._Element, tracks: list[Track], segment_seconds: float | None) -> None:
+    by_id = {t.rep_id: t for t in tracks}
+    for rep in root.iter(f"{{{MPD_NS}}}Representation"):
+        track = by_id.get(rep.get("id", ""))
+        if track:
+            rep.set("bandwidth", str(max(track.nominal_bandwidth, rates(track)[1])))
+    # The template numbers ceil(duration / segment) segments: never claim more than every representation has.
+    end = _ceil_us(max(t.end for t in tracks))
+    if segment_seconds:
+        end = min(end, len(tracks[0].segments) * segment_seconds)
+    root.set("mediaPresentationDuration", _xs_duration(end))
+    longest = max(s.duration for t in tracks for s in t.segments)
+    root.set("maxSegmentDuration", _xs_duration(_ceil_us(longest)))
+
+
+def rewrite_mpd(raw: bytes, tracks: list[Track] | None = None, segment_seconds: float | None = None) -> bytes:
+    """ffmpeg's MPD made true: durations and bandwidths from the real segments, roles, and no
+    bitstreamSwitching claim: each representation has its own SPS/PPS in its own `avc1` init segment, so a
+    decoder must be re-initialised on a switch (in-band `avc3` parameter sets would make the claim true, at the
+    cost of parameter sets in every segment and a sample entry some HbbTV 1.5 sets reject)."""
     parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
     root = etree.fromstring(raw, parser)
     for tag in ("ProgramInformation", "ServiceDescription"):
@@ -77,8 +195,12 @@ def rewrite_mpd(raw: bytes) -> bytes:
                 root.remove(el)
     root.set("profiles", PROFILES)
     for aset in root.iter(f"{{{MPD_NS}}}AdaptationSet"):
+        aset.attrib.pop("bitstreamSwitching", None)
         if aset.get("contentType") == "audio" and not aset.get("lang"):
             aset.set("lang", "und")  # DVB-DASH players pick audio by language
+        _role(aset, "main")
+    if tracks:
+        _measured(root, tracks, segment_seconds)
     base = etree.Element(f"{{{MPD_NS}}}BaseURL")
     base.text = f"../{SEGMENTS_DIR}/"
     root.insert(0, base)
@@ -89,27 +211,23 @@ def rewrite_mpd(raw: bytes) -> bytes:
 
 
 def _media_playlist(track: Track) -> str:
-    target = max(math.ceil(d) for _, d in track.segments)
+    target = max(round(s.duration) for s in track.segments)  # RFC 8216: each EXTINF rounded <= TARGETDURATION
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:1",
              "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS",
              f'#EXT-X-MAP:URI="../{SEGMENTS_DIR}/{track.init}"']
-    for name, dur in track.segments:
-        lines += [f"#EXTINF:{dur:.6f},", f"../{SEGMENTS_DIR}/{name}"]
+    for s in track.segments:
+        lines += [f"#EXTINF:{s.duration:.6f},", f"../{SEGMENTS_DIR}/{s.name}"]
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
 
-def _rates(out_dir: Path, track: Track) -> tuple[int, int]:
-    """(peak, average) bits per second over the segments."""
-    total_bits, total_dur, peak = 0, 0.0, 0.0
-    for name, dur in track.segments:
-        bits = (out_dir / name).stat().st_size * 8
-        total_bits += bits
-        total_dur += dur
-        if dur >= 0.5:
-            peak = max(peak, bits / dur)
-    avg = total_bits / total_dur if total_dur else 0
-    return int(max(peak, avg)), int(avg)
+def rates(track: Track) -> tuple[int, int]:
+    """(peak, average) bits per second, rounded up. Peak as RFC 8216 defines it: the largest segment bit rate
+    over every segment, short last ones included."""
+    peak = max(math.ceil(s.size * 8 / s.duration) for s in track.segments if s.duration > 0)
+    total = sum(s.duration for s in track.segments)
+    avg = math.ceil(sum(s.size for s in track.segments) * 8 / total)
+    return max(peak, avg), avg
 
 
 def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[str], dict[str, Any]]:
@@ -120,21 +238,25 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
     mpd_path = out_dir / "manifest.mpd"
     if not mpd_path.exists():
         raise PackagingError("packager wrote no MPD")
-    mpd_bytes = rewrite_mpd(mpd_path.read_bytes())
-    tracks = read_tracks(out_dir, etree.fromstring(mpd_bytes))
+    raw = mpd_path.read_bytes()
+    try:
+        tracks = read_tracks(out_dir, etree.fromstring(raw))
+    except fmp4.BoxError as exc:
+        raise PackagingError(f"unreadable segment: {exc}") from None
+    mpd_bytes = rewrite_mpd(raw, tracks, plan.segment_seconds)
     videos = [t for t in tracks if t.kind == "video"]
     audio = next((t for t in tracks if t.kind == "audio"), None)
     objects: dict[str, Path | bytes] = {}
     order: list[str] = []
     for t in tracks:
-        for name in [t.init, *(n for n, _ in t.segments)]:
+        for name in [t.init, *(seg.name for seg in t.segments)]:
             key = f"{SEGMENTS_DIR}/{name}"
             objects[key] = out_dir / name
             order.append(key)
     master = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     audio_peak = audio_avg = 0
     if audio:
-        audio_peak, audio_avg = _rates(out_dir, audio)
+        audio_peak, audio_avg = rates(audio)
         key = "hls/audio.m3u8"
         objects[key] = _media_playlist(audio).encode()
         order.append(key)
@@ -143,7 +265,7 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
     video_out = []
     fps = float(plan.fps)
     for rung, t in zip(plan.rungs, videos, strict=True):
-        peak, avg = _rates(out_dir, t)
+        peak, avg = rates(t)
         key = f"hls/{rung.name}.m3u8"
         objects[key] = _media_playlist(t).encode()
         order.append(key)

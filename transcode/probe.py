@@ -10,6 +10,9 @@ from typing import Any
 
 import av
 
+# AVColorSpace values (libavutil/pixfmt.h) to swscale's matrix names.
+MATRICES = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
+
 
 class ProbeError(ValueError):
     """The file is not usable media; the message is shown to the user as the failure reason."""
@@ -35,6 +38,16 @@ class Facts:
     audio_sample_rate: int
     format: str
     size_bytes: int
+    color_matrix: str = ""   # bt709 | bt601 | bt2020 as tagged; "" when the source does not say
+
+    @property
+    def assumed_matrix(self) -> str:
+        """The YCbCr matrix to decode with. Untagged sources follow the broadcast convention (ITU-R BT.709 for
+        HD, i.e. 1280 wide or 720 high and above; BT.601 for SD) instead of swscale's BT.601 default, which
+        shifts the hue of untagged HD."""
+        if self.color_matrix:
+            return self.color_matrix
+        return "bt709" if self.width >= 1280 or self.height >= 720 else "bt601"
 
     @property
     def has_video(self) -> bool:
@@ -132,7 +145,7 @@ def probe(path: Path) -> Facts:
             dw, dh = dh, dw
         return Facts(duration, width, height, dw, dh, fps, vfr, cc.name, cc.format.name if cc.format else None,
                      rotation, f"{sar.numerator}:{sar.denominator}", interlaced, video.frames or 0, *audio_facts,
-                     container.format.name, size)
+                     container.format.name, size, MATRICES.get(int(cc.colorspace or 2), ""))
 
 
 def _duration(container: Any, stream: Any) -> float:

@@ -106,6 +106,7 @@ async def _images(facts: Facts, work: Path, frames: tuple[int, ...], tiles: Path
         poster = await asyncio.to_thread(images.pick_poster, candidates)
         objects["images/poster.jpg"] = poster
         doc["poster"] = "images/poster.jpg"
+        doc["poster_size"] = dict(zip(("width", "height"), images.image_size(poster), strict=True))
         for w, h, path in await asyncio.to_thread(images.make_thumbnails, poster, work):
             key = f"images/{path.name}"
             objects[key] = path
@@ -154,7 +155,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
                 await ctx.report({"stage": "transcoding", "percent": percent})
 
         poster_frames = tuple(sorted({int(t * float(the_plan.fps)) for t in images.poster_times(facts.duration)}))
-        poster = (poster_frames, min(facts.display_width, 1280), min(facts.display_height, 720), scratch)
+        poster = (poster_frames, *images.fit_within(facts.display_width, facts.display_height, 1280, 720), scratch)
         argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster)
         try:
             await run_ffmpeg(argv, time_limit=timeout_for(facts.duration), on_progress=progress)

@@ -4,15 +4,28 @@
   'use strict';
 
   var body = document.body;
+  /* settings come as <meta name="onair:..."> (valid XHTML 1.0, unlike data-* attributes) */
+  var meta = (function () {
+    var out = { vod: [] }, els = document.getElementsByTagName('meta'), i, name;
+    for (i = 0; i < els.length; i++) {
+      name = els[i].getAttribute('name') || '';
+      if (name.indexOf('onair:') !== 0) { continue; }
+      name = name.substring(6);
+      if (name === 'vod') { out.vod.push(els[i].getAttribute('content')); } else { out[name] = els[i].getAttribute('content'); }
+    }
+    return out;
+  }());
   var cfg = {
-    slug: body.getAttribute('data-slug'),
-    api: body.getAttribute('data-api') || '/api/v1',
-    variant: body.getAttribute('data-variant'),
-    pollId: body.getAttribute('data-poll') || '',
-    room: body.getAttribute('data-room') || '',
-    interval: parseInt(body.getAttribute('data-interval'), 10) || 2000,
-    accent: body.getAttribute('data-accent') || '#ffd100'
+    slug: meta.slug,
+    api: meta.api || '/api/v1',
+    variant: meta.variant,
+    pollId: meta.poll || '',
+    room: meta.room || '',
+    interval: parseInt(meta.interval, 10) || 2000,
+    accent: meta.accent || '#ffd100',
+    vod: meta.vod
   };
+  if (meta.preview) { body.setAttribute('data-preview', meta.preview); }
   var KE = window.KeyEvent || {};
   var VK = {
     RED: KE.VK_RED || 403, GREEN: KE.VK_GREEN || 404, YELLOW: KE.VK_YELLOW || 405, BLUE: KE.VK_BLUE || 406,
@@ -179,7 +192,7 @@
     for (i = 0; i < p.options.length; i++) {
       o = p.options[i];
       pct = p.total > 0 ? Math.round(100 * o.votes / p.total) : 0;
-      li = make('li', 'option' + (i === st.sel && p.status === 'open' ? ' selected' : '') + (String(o.id) === voted ? ' mine' : ''));
+      li = make('div', 'option' + (i === st.sel && p.status === 'open' ? ' selected' : '') + (String(o.id) === voted ? ' mine' : ''));
       li.appendChild(make('span', 'label', o.label));
       li.appendChild(make('span', 'pct', pct + '%'));
       bar = make('span', 'bar');
@@ -267,7 +280,7 @@
       if (status === 200 && d && d.messages) {
         for (i = 0; i < d.messages.length; i++) {
           m = d.messages[i];
-          li = make('li', 'msg');
+          li = make('div', 'msg');
           li.appendChild(make('b', 'nick', m.nickname));
           li.appendChild(make('span', 'text', m.text));
           list.appendChild(li);
@@ -282,26 +295,30 @@
   }
 
   /* ---- VOD: stop the broadcast, play the DASH MPD, come back to broadcast at the end ---- */
+  function vodItems() {
+    var list = $('vod-list');
+    return list ? list.getElementsByTagName('li') : [];
+  }
   function renderVod() {
-    var items = $('vod-list').getElementsByTagName('li'), i;
+    var items = vodItems(), i;
     for (i = 0; i < items.length; i++) {
       if (i === st.vodSel) { addClass(items[i], 'selected'); } else { removeClass(items[i], 'selected'); }
     }
   }
   function playVod() {
-    var items = $('vod-list').getElementsByTagName('li'), item = items[st.vodSel], box = $('vodbox'), player;
-    if (!item) { return; }
+    var mpd = cfg.vod[st.vodSel], box = $('vodbox'), player;
+    if (!mpd) { return; }
     stopBroadcast();
     if (cfg.variant === 'xhtml') {
       player = document.createElement('object');
       player.setAttribute('type', 'application/dash+xml');
-      player.setAttribute('data', item.getAttribute('data-mpd'));
+      player.setAttribute('data', mpd);
       player.onPlayStateChange = function () {
         if (player.playState === 5 || player.playState === 6) { endVod(); }
       };
     } else {
       player = document.createElement('video');
-      player.setAttribute('src', item.getAttribute('data-mpd'));
+      player.setAttribute('src', mpd);
       player.onended = endVod;
       player.onerror = endVod;
     }
@@ -380,7 +397,7 @@
         st.sel = (st.sel + (k === VK.UP ? st.poll.options.length - 1 : 1)) % st.poll.options.length;
         renderPoll();
       } else if (st.panel === 'vod') {
-        n = $('vod-list').getElementsByTagName('li').length;
+        n = vodItems().length;
         if (n) { st.vodSel = (st.vodSel + (k === VK.UP ? n - 1 : 1)) % n; renderVod(); }
       }
     } else if (k === VK.ENTER) {

@@ -122,7 +122,8 @@ def cache_age(asset: Asset, now: datetime) -> int:
 
 
 def _thumbnail(asset: Asset, maxwidth: int | None, maxheight: int | None) -> tuple[str, int, int] | None:
-    """The largest listed thumbnail within the max box (spec: thumbnails should honour it too), else the poster."""
+    """The largest listed thumbnail within the max box (oEmbed: thumbnails honour maxwidth/maxheight too), else
+    the poster when there are no thumbnails and it fits; sizes are those of the image file itself."""
     outputs = asset.outputs or {}
     thumbs = [t for t in outputs.get("thumbnails") or [] if t.get("key") and t.get("width") and t.get("height")]
     fitting = [t for t in thumbs if (maxwidth is None or t["width"] <= maxwidth)
@@ -130,13 +131,11 @@ def _thumbnail(asset: Asset, maxwidth: int | None, maxheight: int | None) -> tup
     if fitting:
         best = max(fitting, key=lambda t: t["width"])
         return best["key"], int(best["width"]), int(best["height"])
-    if outputs.get("poster"):
-        w, h = aspect(asset)  # posters are cut at the top rung's size
-        return outputs["poster"], w, h
-    if thumbs:
-        small = min(thumbs, key=lambda t: t["width"])
-        return small["key"], int(small["width"]), int(small["height"])
-    return None
+    size = outputs.get("poster_size") or {}
+    if outputs.get("poster") and size.get("width") and size.get("height") and not thumbs \
+            and (maxwidth is None or size["width"] <= maxwidth) and (maxheight is None or size["height"] <= maxheight):
+        return outputs["poster"], int(size["width"]), int(size["height"])
+    return None  # nothing fits the consumer's box: no thumbnail rather than one larger than asked
 
 
 def to_xml(body: dict[str, Any]) -> str:

@@ -91,9 +91,10 @@ def thumbnails(asset: Asset, base_url: str) -> list[dict[str, Any]]:
     out = asset.outputs or {}
     found: list[dict[str, Any]] = []
     if out.get("poster"):
-        top = _top_rendition(asset)
+        # the poster file's own size (older assets did not record it: then no size rather than a wrong one)
+        size = out.get("poster_size") or {}
         found.append({"url": media_url(base_url, asset.id, out["poster"]),
-                      "width": top.get("width"), "height": top.get("height")})
+                      "width": size.get("width"), "height": size.get("height")})
     for t in out.get("thumbnails") or []:
         if isinstance(t, dict) and t.get("key"):
             found.append({"url": media_url(base_url, asset.id, t["key"]),
