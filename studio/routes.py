@@ -10,16 +10,15 @@ from __future__ import annotations
 import hmac
 from pathlib import Path
 
-import jinja2
 from aiohttp import web
 
 from onair.core.auth import ADMIN_TOKEN, admin_required, is_admin
 from onair.core.db.pool import POOL
+from onair.core.web import templates
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "onair_admin"
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                          autoescape=jinja2.select_autoescape(default=True), enable_async=False)
+_env = templates(HERE / "templates")
 
 _SECURITY = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
              "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"}

@@ -13,15 +13,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from onair.core.auth import admin_required, is_admin
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
-from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE
+from onair.core.web import base_url
 from streaming import catalog
 from streaming.catalog.rights import CountryCode
 from streaming.delivery import purge
-
-
-def _settings(request: web.Request) -> Settings:
-    return request.app[SETTINGS]
 
 
 class AssetPatch(BaseModel):
@@ -72,7 +68,7 @@ async def read(request: web.Request) -> web.Response:
     if found is None or (found[0].visibility == "private" and not is_admin(request)):
         raise NotFound(f"No asset {request.match_info['asset_id']!r}")
     asset, live = found
-    body = catalog.asset_json(asset, live, _settings(request).base_url)
+    body = catalog.asset_json(asset, live, base_url(request))
     return web.json_response(body, headers={"Cache-Control": "no-store" if asset.status != "ready" else
                                             "public, max-age=10"})
 
@@ -82,7 +78,7 @@ async def listing(request: web.Request) -> web.Response:
     q = parse_query(request, ListQuery)
     before = _uncursor(q.cursor) if q.cursor else None
     items = await catalog.list_assets(request.app[POOL], status=q.status, tag=q.tag, limit=q.limit, before=before)
-    base = _settings(request).base_url
+    base = base_url(request)
     body: dict = {"items": [catalog.asset_json(a, live, base) for a, live in items], "next": None}
     if len(items) == q.limit:
         body["next"] = _cursor(items[-1][0])
@@ -115,7 +111,7 @@ async def patch(request: web.Request) -> web.Response:
                                 else "rights-changed")
     found = await catalog.get_asset_live(pool, asset_id)
     assert found is not None
-    return web.json_response(catalog.asset_json(*found, _settings(request).base_url))
+    return web.json_response(catalog.asset_json(*found, base_url(request)))
 
 
 @admin_required

@@ -23,6 +23,7 @@ from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
 from onair.core.safe_urls import UrlRejected, check_url, check_url_shape
 from onair.core.settings import SETTINGS as SETTINGS_KEY
+from onair.core.web import base_url, cap_ttl_all
 from streaming import catalog
 from streaming.catalog import rights
 from streaming.catalog.repository import Asset, new_asset_id
@@ -165,13 +166,9 @@ async def _list_assets(request: web.Request, flt: Filter, kind: str, limit: int,
     return await _load(request, keys), next_cursor
 
 
-def _base_url(request: web.Request) -> str:
-    return request.app[SETTINGS_KEY].base_url
-
-
 def _page_url(request: web.Request, params: dict[str, Any]) -> str:
     query = urlencode({k: v for k, v in params.items() if v is not None})
-    return f"{_base_url(request)}{request.path}" + (f"?{query}" if query else "")
+    return f"{base_url(request)}{request.path}" + (f"?{query}" if query else "")
 
 
 # --- feeds ---------------------------------------------------------------------------------------
@@ -204,7 +201,7 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     common = {"tag": page.tag, "show": page.show, "limit": page.limit if page.limit != MAX_PAGE else None}
     self_url = _page_url(request, {**common, "cursor": page.cursor})
     meta = documents.FeedMeta(
-        title=title, base_url=_base_url(request), self_url=self_url, first_url=_page_url(request, common),
+        title=title, base_url=base_url(request), self_url=self_url, first_url=_page_url(request, common),
         next_url=_page_url(request, {**common, "cursor": next_cursor}) if next_cursor else None,
         updated=max((max(k.updated_at, k.published) for k in keys), default=EPOCH))
     builder, content_type = documents.BUILDERS[fmt]
@@ -215,8 +212,7 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     gz_etag = etag[:-1] + '-gz"'
     # Caches may keep the page at most until the first of its items expires: rights hold at the CDN too.
     now = clock.now(request.app)
-    ends = [k.rights.available_until for k in keys if k.rights.available_until]
-    max_age = max(0, min([60, *(int((end - now).total_seconds()) for end in ends)]))
+    max_age = cap_ttl_all(60, (k.rights.available_until for k in keys), now)
     headers = {"ETag": etag, "Vary": "Accept-Encoding, Authorization",
                "Cache-Control": f"{'private' if private else 'public'}, max-age={max_age}",
                "Last-Modified": meta.updated.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")}
@@ -287,7 +283,7 @@ async def api_search(request: web.Request) -> web.Response:
         raise BadRequest("The search query contains a NUL character", code="invalid-query")
     flt = Filter(tag=query.tag, show=query.show, text=text, partner=partner)
     assets, next_cursor = await _list_assets(request, flt, "api", query.limit, query.cursor)
-    base = _base_url(request)
+    base = base_url(request)
     return web.json_response({"items": [asset_json(a, base) for a in assets], "next_cursor": next_cursor})
 
 
@@ -302,7 +298,7 @@ async def api_fetch(request: web.Request) -> web.Response:
             or not rights.in_window(asset.rights, clock.now(request.app))
             or not partner.may_see(asset.tags, asset.show)):
         raise NotFound(f"No asset {asset_id!r} available to this key")
-    return web.json_response(asset_json(asset, _base_url(request)))
+    return web.json_response(asset_json(asset, base_url(request)))
 
 
 class PublishBody(BaseModel):
