@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from onair.core.auth import ADMIN_TOKEN, admin_required, is_admin
+from onair.core.auth import ADMIN_TOKEN, admin_required, is_admin, requires
 from onair.core.db.pool import POOL
 from onair.core.web import templates
 
@@ -29,6 +29,7 @@ def _page(name: str, **context: object) -> web.Response:
                         headers=_SECURITY)
 
 
+@requires("public|admin")  # the login form, or the studio for an admin
 async def index(request: web.Request) -> web.Response:
     if not is_admin(request):
         return _page("login.html", error=request.query.get("error") == "1")

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from onair.core.auth import admin_required, is_admin
+from onair.core.auth import admin_required, is_admin, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
 from onair.core.storage import STORE
@@ -62,6 +62,7 @@ def _uncursor(value: str) -> tuple[datetime, str]:
         raise BadRequest("invalid cursor", code="invalid-query") from None
 
 
+@requires("public|admin")  # private assets: admin only
 async def read(request: web.Request) -> web.Response:
     found = await catalog.get_asset_live(request.app[POOL], request.match_info["asset_id"])
     # Private assets do not exist for the public; drafts are visible to admins only.

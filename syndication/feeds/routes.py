@@ -18,7 +18,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from onair.core import clock
-from onair.core.auth import SIGNING_KEY, admin_required, bearer
+from onair.core.auth import SIGNING_KEY, admin_required
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
 from onair.core.safe_urls import UrlRejected, check_url, check_url_shape
@@ -30,6 +30,7 @@ from streaming.catalog.repository import Asset, new_asset_id
 from streaming.catalog.rights import CountryCode
 from syndication.feeds import cursors, documents
 from syndication.partners import keys
+from syndication.partners.auth import partner_required
 
 MAX_PAGE = 100
 MAX_QUERY_CHARS = 256
@@ -239,8 +240,8 @@ async def public_feed(request: web.Request) -> web.Response:
     return await _serve_feed(request, fmt, Filter(), "onair: latest video", private=False)
 
 
-async def partner_feed(request: web.Request) -> web.Response:
-    partner = await _partner(request, "feeds:read", feed=True)
+@partner_required("feeds:read", feed=True)
+async def partner_feed(request: web.Request, partner: keys.Partner) -> web.Response:
     if partner.name != request.match_info["partner"]:
         raise Forbidden("This key belongs to another partner", code="wrong-partner")
     fmt = FEED_FILES[request.match_info["file"]]
@@ -248,15 +249,6 @@ async def partner_feed(request: web.Request) -> web.Response:
 
 
 # --- partner API ---------------------------------------------------------------------------------
-
-async def _partner(request: web.Request, scope: str | None, *, feed: bool = False) -> keys.Partner:
-    db = request.app[POOL]
-    partner = await keys.authenticate(db, bearer(request))
-    await keys.count_request(db, partner, clock.now(request.app), feed=feed)
-    if scope:
-        keys.require_scope(partner, scope)
-    return partner
-
 
 def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
     r = asset.rights
@@ -275,8 +267,8 @@ def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
     }
 
 
-async def api_search(request: web.Request) -> web.Response:
-    partner = await _partner(request, "assets:read")
+@partner_required("assets:read")
+async def api_search(request: web.Request, partner: keys.Partner) -> web.Response:
     query = parse_query(request, SearchQuery)
     text = (query.q or "").strip() or None
     if text and "\x00" in text:
@@ -287,8 +279,8 @@ async def api_search(request: web.Request) -> web.Response:
     return web.json_response({"items": [asset_json(a, base) for a in assets], "next_cursor": next_cursor})
 
 
-async def api_fetch(request: web.Request) -> web.Response:
-    partner = await _partner(request, "assets:read")
+@partner_required("assets:read")
+async def api_fetch(request: web.Request, partner: keys.Partner) -> web.Response:
     asset_id = request.match_info["asset_id"]
     row = await request.app[POOL].fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
     asset = Asset.from_row(row) if row else None
@@ -323,8 +315,8 @@ class PublishBody(BaseModel):
             raise ValueError(str(exc)) from None
 
 
-async def api_publish(request: web.Request) -> web.Response:
-    partner = await _partner(request, "assets:write")
+@partner_required("assets:write")
+async def api_publish(request: web.Request, partner: keys.Partner) -> web.Response:
     body = await read_json(request, PublishBody)
     if body.available_from and body.available_until and body.available_until <= body.available_from:
         raise BadRequest("available_until must be after available_from", code="invalid-window")
@@ -346,8 +338,8 @@ async def api_publish(request: web.Request) -> web.Response:
                              headers={"Location": f"/api/v1/assets/{asset_id}"})
 
 
-async def api_usage(request: web.Request) -> web.Response:
-    partner = await _partner(request, None)
+@partner_required(None)
+async def api_usage(request: web.Request, partner: keys.Partner) -> web.Response:
     since = clock.now(request.app).date() - timedelta(days=30)
     return web.json_response({"partner": partner.name, "rate_per_minute": partner.rate_per_minute,
                               "days": await keys.usage(request.app[POOL], partner.id, since)})
