@@ -55,7 +55,8 @@ DSN = web.AppKey("dsn", str)
 
 def _worker_factory(settings: Settings, dsn: str):
     def make(app: web.Application) -> jobs.Worker:
-        resources = jobs.Resources(settings=settings, pool=app[POOL], store=app[STORE], bus=app[BUS])
+        resources = jobs.Resources(settings=settings, pool=app[POOL], store=app[STORE], bus=app[BUS],
+                                   signing_key=app[SIGNING_KEY])
         return jobs.Worker(app[POOL], dsn, JOB_HANDLERS, resources, concurrency=settings.job_concurrency,
                            lease_seconds=settings.job_lease_seconds)
 
@@ -88,6 +89,7 @@ def worker_resources_context(settings: Settings, dsn: str, concurrency: int):
     app = web.Application()
     app[SETTINGS] = settings
     app[DSN] = dsn
+    app[SIGNING_KEY] = signing_key(settings)
     app.cleanup_ctx.append(pool_context(settings, dsn))
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings))

@@ -95,7 +95,10 @@ async def test_deleted_message_vanishes_on_a_second_page(client: TestClient, bro
     page = await (await client.get("/api/v1/chat/finale/messages?after=0")).json()
     assert [m["text"] for m in page["messages"]] == ["hello all"]
 
-    await first.locator('#messages li:has-text("hello all") button.ban').click()
+    # the click only starts the studio's fetch: wait for the ban to be answered before testing its effect
+    async with first.expect_response(lambda r: r.url.endswith("/bans") and r.request.method == "POST") as banned:
+        await first.locator('#messages li:has-text("hello all") button.ban').click()
+    assert (await banned.value).ok
     resp = await client.post("/api/v1/chat/finale/messages", json={"device_id": dev, "nickname": "x",
                                                                    "text": "again"})
     assert resp.status == 403

@@ -115,16 +115,3 @@ def multi_output_argv(ffmpeg: str, source: Path, out_dir: Path, plan: Plan) -> l
         argv.append(str(out_dir / f"rung{i}.mp4"))
     return argv
 
-
-def storyboard_argv(ffmpeg: str, source: Path, out: Path, interval: float, tile_w: int, tile_h: int,
-                    columns: int, rows: int) -> list[str]:
-    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(source),
-            "-vf", f"fps=1/{interval:g},scale={tile_w}:{tile_h}:force_original_aspect_ratio=decrease,"
-                   f"pad={tile_w}:{tile_h}:(ow-iw)/2:(oh-ih)/2,setsar=1,tile={columns}x{rows}",
-            "-frames:v", "1", "-q:v", "4", str(out)]
-
-
-def frame_argv(ffmpeg: str, source: Path, out: Path, at: float, width: int, height: int) -> list[str]:
-    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{at:.3f}", "-i", str(source),
-            "-vf", f"scale={width}:{height}:force_original_aspect_ratio=decrease,setsar=1",
-            "-frames:v", "1", "-q:v", "3", str(out)]

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from onair.core import job_kinds
-from onair.core.auth import signing_key
 from onair.core.jobs import Handler, JobContext
 from streaming import catalog
 from streaming.delivery import purge
@@ -30,7 +29,7 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
         result = done["result"]
         await catalog.mark_ready(res.pool, asset_id, result["facts"], result["outputs"], result.get("duration"))
         if asset.outputs is not None:  # a re-transcode replaced published manifests: drop CDN copies
-            await purge.purge(res.settings, signing_key(res.settings), asset_id, "re-transcoded")
+            await purge.purge(res.settings, res.signing_key, asset_id, "re-transcoded")
         return {"asset_id": asset_id, "status": "ready"}
     reason = done.get("error") or f"transcode {done['status']}"
     # Nothing half-published: a failed asset keeps no objects (the original included). They go before
