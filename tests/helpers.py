@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -11,7 +14,6 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,54 +68,109 @@ async def make_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str | None
     return asset_id
 
 
-@dataclass
-class Served:
-    """A running `onair serve` child: its base URL, process and log file."""
+_SERVERS = itertools.count(1)   # one log file per server object, even on the same port and data dir
 
-    base: str
-    port: int
-    proc: subprocess.Popen
-    log: Path
+
+class OnairServer:
+    """One `onair serve` child process: its own port, data dir and log file (stdout and stderr together).
+
+    The environment is the test's minus every ONAIR_* variable, plus `env`; the child leads its own process
+    group, so `stop()` can reap the web processes a supervisor forked even when the supervisor died first.
+    """
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, *,
+                 args: tuple[str, ...] = ("--no-sample",), port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.args = args
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
+        self.env.update(PYTHONPATH=str(ROOT), ONAIR_DATA_DIR=str(data_dir), ONAIR_HOST="127.0.0.1",
+                        ONAIR_PORT=str(self.port), ONAIR_LOG_FORMAT="text", **(env or {}))
+        self.log = data_dir.parent / f"{data_dir.name}-serve-{self.port}-{next(_SERVERS)}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def start(self) -> OnairServer:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:   # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", *self.args], cwd=ROOT,
+                                         env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
 
-def _healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    def _check_running(self) -> None:
+        assert self.proc is not None, "start() first"
+        if self.proc.poll() is not None:
+            raise AssertionError(f"onair serve exited with {self.proc.returncode}:\n{self.output()[-4000:]}")
+
+    def wait_ready(self, timeout: float = 60.0) -> OnairServer:
+        """Poll /readyz (database, storage and bus answer) until 200."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_running()
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop(signal.SIGKILL, 10)   # a test that fails here must not leave a server behind
+                raise AssertionError(f"onair serve not ready after {timeout}s:\n{self.output()[-4000:]}")
+            time.sleep(0.1)
+
+    async def ready(self, timeout: float = 60.0) -> OnairServer:
+        return await asyncio.to_thread(self.wait_ready, timeout)
+
+    def wait_for_output(self, text: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            self._check_running()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the server log after {timeout}s:\n{self.output()[-4000:]}")
+            time.sleep(0.1)
+
+    def kill9(self) -> None:
+        """SIGKILL the supervisor only (a crash), as the OOM killer would."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 40.0) -> int | None:
+        """Send `sig` and wait for the exit code; past `timeout`, SIGKILL the server's process group."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout)
+        if self.proc.poll() is None or self.proc.returncode < 0:
+            # hung, or killed earlier (kill9): reap what it forked. A clean exit is left alone, so a test
+            # can still see what a clean stop leaves behind.
+            with contextlib.suppress(ProcessLookupError):   # only this server's own group, nothing else
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait(10)
+
+    def __enter__(self) -> OnairServer:
+        return self.start().wait_ready()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @contextmanager
-def spawn_server(data_dir: Path, env: Mapping[str, str] | None = None, *, args: tuple[str, ...] = (),
-                 port: int | None = None, timeout: float = 60.0) -> Iterator[Served]:
-    """Start `python -m onair.cli serve` on a free port, wait until /healthz answers, stop it (SIGTERM) after."""
-    port = port or free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "ONAIR_DATA_DIR": str(data_dir), "ONAIR_HOST": "127.0.0.1",
-                "ONAIR_PORT": str(port), "ONAIR_LOG_FORMAT": "text", **(env or {})}
-    log = data_dir / f"serve-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", *args], env=full_env, cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    served = Served(f"http://127.0.0.1:{port}", port, proc, log)
+def spawn_server(data_dir: Path, env: Mapping[str, str] | None = None, *, args: tuple[str, ...] = ("--no-sample",),
+                 port: int | None = None, timeout: float = 60.0) -> Iterator[OnairServer]:
+    """A ready `onair serve` for the length of the block; stopped with SIGTERM after."""
+    server = OnairServer(data_dir, env, args=args, port=port)
+    server.start()
     try:
-        deadline = time.monotonic() + timeout
-        while not _healthy(served.base):
-            if proc.poll() is not None:
-                raise RuntimeError(f"onair serve exited with {proc.returncode}:\n{served.output()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"onair serve did not answer /healthz in {timeout}s:\n{served.output()}")
-            time.sleep(0.1)
-        yield served
+        server.wait_ready(timeout)
+        yield server
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        server.stop()

@@ -5,6 +5,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
+from onair.core.db.pool import POOL
 from onair.core.jobs import enqueue
 from onair.core.settings import Settings
 
@@ -50,8 +51,6 @@ async def test_handler_crash_is_500_problem_without_traceback(settings: Settings
 async def test_readyz_fails_when_database_is_gone(settings: Settings) -> None:
     app = create_app(settings, settings.database_url or "", run_worker=False)
     async with TestClient(TestServer(app)) as c:
-        from onair.core.db.pool import POOL
-
         await app[POOL].close()
         resp = await c.get("/readyz")
         assert resp.status == 503
