@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,12 @@ OUTPUTS: dict[str, Any] = {
 
 async def make_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str | None = None, *,
                      title: str = "Harbour fire", status: str = "ready", outputs: dict[str, Any] | None = None,
-                     duration: float | None = 3.0, error: str = "transcode failed", **fields: Any) -> str:
+                     duration: float | None = 3.0, error: str = "transcode failed", created: datetime | None = None,
+                     **fields: Any) -> str:
     """An asset as the pipeline would leave it, written by the catalogue (the table's only writer).
 
-    `status` is queued, ready or failed; `fields` are any creatable or patchable column (rights, visibility,
-    embed_origins, tags, credit, ...).
+    `status` is queued (or a stage of a running job: the row says queued), ready or failed; `fields` are any
+    creatable or patchable column (rights, visibility, embed_origins, tags, credit, ...); `created` backdates it.
     """
     asset_id = asset_id or catalog.new_asset_id()
     create = {k: v for k, v in fields.items() if k in CREATABLE}
@@ -61,11 +63,20 @@ async def make_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str | None
         await catalog.mark_ready(db, asset_id, {}, OUTPUTS if outputs is None else outputs, duration)
     elif status == "failed":
         await catalog.mark_failed(db, asset_id, error)
-    elif status != "queued":
+    elif status not in ("queued", *catalog.ACTIVE_STAGES):
         raise ValueError(f"make_asset: status {status!r} is not queued, ready or failed")
     if patch:
         await catalog.update_asset(db, asset_id, patch)
+    if created is not None:
+        await _backdate(db, asset_id, created)
     return asset_id
+
+
+async def _backdate(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, when: datetime) -> None:
+    # The catalogue stamps now(); paging and feed tests need a known past. The only place tests write `assets`.
+    await db.execute("""UPDATE assets SET created_at = $2::timestamptz, updated_at = $2,
+                               ready_at = CASE WHEN ready_at IS NULL THEN NULL ELSE $2::timestamptz END
+                         WHERE id = $1""", asset_id, when)
 
 
 _SERVERS = itertools.count(1)   # one log file per server object, even on the same port and data dir
