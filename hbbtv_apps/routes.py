@@ -7,12 +7,9 @@ chat and devices; /hbbtv/{slug}/... for its own state), because many TV browsers
 
 from __future__ import annotations
 
-import hashlib
 import json
-import mimetypes
 import re
-from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -23,64 +20,20 @@ from onair.core.auth import admin_required
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import Conflict, NotFound, read_json
-from onair.core.settings import SETTINGS
+from onair.core.web import StaticBundle, base_url, templates
 
 STATIC_PREFIX = "/hbbtv/static"
 POLL_INTERVAL_MS = 2000          # how often a running app asks for its state (banner, current poll)
 DOCUMENT_CACHE = "no-cache"      # a changed app (new poll, new clips) must reach TVs on their next launch
-STATIC_CACHE = "public, max-age=31536000, immutable"   # URLs carry the content hash
+HERE = Path(__file__).resolve().parent
 
-
-@dataclass(frozen=True)
-class StaticFile:
-    body: bytes
-    content_type: str
-    etag: str
-
-
-@dataclass(frozen=True)
-class Assets:
-    """The static files, read once; `version` (a content hash) is part of their URLs."""
-
-    files: dict[str, StaticFile]
-    version: str
-
-    @classmethod
-    def load(cls) -> Assets:
-        folder = resources.files("hbbtv_apps") / "static"
-        files: dict[str, StaticFile] = {}
-        digest = hashlib.sha256()
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if not entry.is_file() or entry.name.startswith("."):
-                continue
-            body = entry.read_bytes()
-            ctype = mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
-            if ctype.startswith("text/") or ctype.endswith("javascript"):
-                ctype += "; charset=utf-8"
-            files[entry.name] = StaticFile(body, ctype, '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
-            digest.update(entry.name.encode() + b"\0" + body)
-        return cls(files, digest.hexdigest()[:12])
-
-    @property
-    def base(self) -> str:
-        return f"{STATIC_PREFIX}/{self.version}"
-
-
-ASSETS = web.AppKey("hbbtv_assets", Assets)
+# The static files, read once; their `version` (a hash of them all) is part of their URLs.
+ASSETS = web.AppKey("hbbtv_assets", StaticBundle)
 TEMPLATES = web.AppKey("hbbtv_templates", jinja2.Environment)
 
 
-def _templates() -> jinja2.Environment:
-    # autoescape everywhere: app names, clip titles and URLs are producer input
-    return jinja2.Environment(loader=jinja2.PackageLoader("hbbtv_apps", "templates"), autoescape=True,
-                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-
-
-def _base_url(request: web.Request) -> str:
-    settings = request.app.get(SETTINGS)
-    if settings is not None and settings.public_url:
-        return settings.public_url.rstrip("/")
-    return f"{request.scheme}://{request.host}"
+def static_base(bundle: StaticBundle) -> str:
+    return f"{STATIC_PREFIX}/{bundle.version}"
 
 
 # --- registry API (admin/studio) -------------------------------------------------------------------
@@ -89,20 +42,20 @@ def _base_url(request: web.Request) -> str:
 async def create_app(request: web.Request) -> web.Response:
     data = await read_json(request, registry.AppIn)
     app = await registry.create(request.app[POOL], data)
-    return web.json_response(app.to_json(_base_url(request)), status=201,
+    return web.json_response(app.to_json(base_url(request)), status=201,
                              headers={"Location": f"/api/v1/hbbtv/apps/{app.slug}"})
 
 
 @admin_required
 async def list_apps(request: web.Request) -> web.Response:
-    base = _base_url(request)
+    base = base_url(request)
     return web.json_response({"apps": [a.to_json(base) for a in await registry.list_apps(request.app[POOL])]})
 
 
 @admin_required
 async def get_app(request: web.Request) -> web.Response:
     app = await registry.require(request.app[POOL], request.match_info["slug"])
-    return web.json_response(app.to_json(_base_url(request)))
+    return web.json_response(app.to_json(base_url(request)))
 
 
 @admin_required
@@ -111,7 +64,7 @@ async def patch_app(request: web.Request) -> web.Response:
     await registry.require(request.app[POOL], slug)
     patch = await read_json(request, registry.AppPatch)
     app = await registry.update(request.app[POOL], slug, patch)
-    return web.json_response(app.to_json(_base_url(request)))
+    return web.json_response(app.to_json(base_url(request)))
 
 
 @admin_required
@@ -164,7 +117,7 @@ def _ait_for(app: registry.HbbtvApp, base_url: str) -> ait.AitApp:
 async def ait_document(request: web.Request) -> web.Response:
     app = await registry.require(request.app[POOL], request.match_info["slug"])
     try:
-        body = ait.build(_ait_for(app, _base_url(request)))
+        body = ait.build(_ait_for(app, base_url(request)))
     except ait.AitError as exc:  # e.g. an app id saved before the reserved range was refused: say which field
         raise Conflict(f"This app cannot be signalled: {exc}; change it in the studio",
                        code="unsignallable-app") from None
@@ -190,7 +143,7 @@ async def document(request: web.Request) -> web.Response:
     playlist = await registry.playlist(request.app[POOL], app, now(request.app))
     template = "app.xhtml" if variant.is_xhtml else "app.html"
     html = request.app[TEMPLATES].get_template(template).render(
-        app=app, playlist=playlist, variant=variant.markup.value, static=request.app[ASSETS].base,
+        app=app, playlist=playlist, variant=variant.markup.value, static=static_base(request.app[ASSETS]),
         interval_ms=POLL_INTERVAL_MS, preview=variant.reason == "desktop-preview")
     return web.Response(body=html.encode(), headers={"Content-Type": variant.content_type,
                                                      "Cache-Control": DOCUMENT_CACHE, "Vary": "User-Agent"})
@@ -229,19 +182,17 @@ async def banner_click(request: web.Request) -> web.Response:
 
 async def static_file(request: web.Request) -> web.StreamResponse:
     assets = request.app[ASSETS]
-    found = assets.files.get(request.match_info["name"])
+    found = assets.respond(request, request.match_info["name"])
     if found is None or request.match_info["version"] != assets.version:
         raise NotFound(f"No static file at {request.path}", code="not-found")
-    headers = {"Cache-Control": STATIC_CACHE, "ETag": found.etag, "Content-Type": found.content_type}
-    if request.headers.get("If-None-Match") == found.etag:
-        return web.Response(status=304, headers={"Cache-Control": STATIC_CACHE, "ETag": found.etag})
-    return web.Response(body=found.body, headers=headers)
+    return found
 
 
 def setup(app: web.Application) -> None:
     """Register this domain's routes on the application."""
-    app[ASSETS] = Assets.load()
-    app[TEMPLATES] = _templates()
+    app[ASSETS] = StaticBundle.load(HERE / "static")
+    # strict: a TV renders whatever it gets, so a missing variable must fail here, not on screen
+    app[TEMPLATES] = templates(HERE / "templates", strict=True)
     r = app.router
     r.add_post("/api/v1/hbbtv/apps", create_app, name="hbbtv-apps-create")
     r.add_get("/api/v1/hbbtv/apps", list_apps, name="hbbtv-apps-list")

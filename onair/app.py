@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 import hbbtv_apps.domain
@@ -15,7 +17,7 @@ import syndication.domain
 import syndication.webhooks.domain
 import transcode.domain
 from onair.core import health, jobs, lifecycle
-from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, signing_key
+from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, permission_of, signing_key
 from onair.core.bus import BUS, Bus, bus_context
 from onair.core.db.pool import POOL, pool_context
 from onair.core.domain import Domain
@@ -69,7 +71,8 @@ DSN = web.AppKey("dsn", str)
 
 def _worker_factory(settings: Settings, dsn: str):
     def make(app: web.Application) -> jobs.Worker:
-        resources = jobs.Resources(settings=settings, pool=app[POOL], store=app[STORE], bus=app[BUS])
+        resources = jobs.Resources(settings=settings, pool=app[POOL], store=app[STORE], bus=app[BUS],
+                                   signing_key=app[SIGNING_KEY])
         return jobs.Worker(app[POOL], dsn, JOB_HANDLERS, resources, concurrency=settings.job_concurrency,
                            lease_seconds=settings.job_lease_seconds,
                            retry=jobs.RetryPolicy.from_settings(settings), progress_hooks=PROGRESS_HOOKS)
@@ -118,11 +121,38 @@ def worker_resources_context(settings: Settings, dsn: str, concurrency: int):
     app = web.Application()
     app[SETTINGS] = settings
     app[DSN] = dsn
+    app[SIGNING_KEY] = signing_key(settings)
     app.cleanup_ctx.append(pool_context(settings, dsn))
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings))
     return app, (_worker_factory(settings.with_(job_concurrency=concurrency), dsn),
                  _live_worker_factory(settings, dsn))
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    path: str
+    method: str
+    permission: str
+    handler: str
+
+    def line(self) -> str:
+        return f"{self.method:<7} {self.path:<58} {self.permission:<20} {self.handler}"
+
+
+def route_table(settings: Settings) -> list[Route]:
+    """Every route the app serves, sorted by path then method; the app is built, never started."""
+    # Fixed secrets: reading the table must not create secret files in the data dir.
+    app = create_app(settings.with_(admin_token="-", signing_key="-"), "", run_worker=False)
+    rows = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("formatter") or info.get("path") or (info["prefix"] + "/{filename}" if "prefix" in info
+                                                            else str(route.resource))
+        handler = route.handler
+        name = f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', repr(handler))}"
+        rows.add(Route(path, route.method, permission_of(handler), name))
+    return sorted(rows)
 
 
 async def on_first_start(app: web.Application) -> None:

@@ -1,5 +1,5 @@
-"""`onair` command line: serve, worker, migrate, admin-token (domains add ingest, partner); the process
-machinery of `serve` is onair/supervisor.py."""
+"""`onair` command line: serve, worker, migrate, admin-token, routes (domains add ingest, partner); the
+process machinery of `serve` is onair/supervisor.py."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ try:  # optional speed-up (Linux/macOS wheels); the pure asyncio loop works the 
 except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
-from onair.app import DOMAIN_COMMANDS, worker_resources_context
+from onair.app import DOMAIN_COMMANDS, route_table, worker_resources_context
 from onair.core import logs
 from onair.core.auth import admin_token, signing_key
 from onair.core.db.embedded import EmbeddedPostgresError
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tok = sub.add_parser("admin-token", help="print the admin token")
     tok.set_defaults(func=cmd_admin_token)
+
+    routes = sub.add_parser("routes", help="print every HTTP route: method, path, permission, handler")
+    routes.set_defaults(func=cmd_routes)
 
     for register in DOMAIN_COMMANDS:  # ingest, partner, ...
         register(sub)
@@ -153,6 +156,12 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_admin_token(args: argparse.Namespace, settings: Settings) -> int:
     ensure_data_dir(settings)
     print(admin_token(settings)[0])
+    return 0
+
+
+def cmd_routes(args: argparse.Namespace, settings: Settings) -> int:
+    for route in route_table(settings):
+        print(route.line())
     return 0
 
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 import hmac
 from pathlib import Path
 
-import jinja2
 from aiohttp import web
 
-from onair.core.auth import ADMIN_TOKEN, admin_required, is_admin
+from onair.core.auth import ADMIN_TOKEN, admin_required, is_admin, requires
 from onair.core.db.pool import POOL
+from onair.core.web import templates
 from streaming import catalog
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "onair_admin"
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                          autoescape=jinja2.select_autoescape(default=True), enable_async=False)
+_env = templates(HERE / "templates")
 
 _SECURITY = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
              "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"}
@@ -37,6 +36,7 @@ async def _recent_assets(request: web.Request) -> list[dict]:
     return [{"id": a.id, "title": a.title, "status": a.status, "progress": round(a.progress, 1)} for a in found]
 
 
+@requires("public|admin")  # the login form, or the studio for an admin
 async def index(request: web.Request) -> web.Response:
     if not is_admin(request):
         return _page("login.html", error=request.query.get("error") == "1")

@@ -10,6 +10,8 @@ from typing import Any
 
 import asyncpg
 
+from tests.helpers import make_asset
+
 DASH = b"""<?xml version="1.0" encoding="utf-8"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT2S"
      profiles="urn:mpeg:dash:profile:isoff-live:2011" minBufferTime="PT1S">
@@ -57,11 +59,8 @@ async def publish(db: asyncpg.Pool, store: Any, asset_id: str, media: dict[str, 
                   status: str = "ready", visibility: str = "public", available_from: datetime | None = None,
                   available_until: datetime | None = None, geo_allow: tuple[str, ...] = (),
                   geo_deny: tuple[str, ...] = ()) -> None:
-    await db.execute(
-        """INSERT INTO assets (id, title, status, outputs, visibility, available_from, available_until,
-                               geo_allow, geo_deny, ready_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $3 = 'ready' THEN now() END)""",
-        asset_id, f"Asset {asset_id}", status, OUTPUTS if status == "ready" else None, visibility,
-        available_from, available_until, list(geo_allow), list(geo_deny))
+    await make_asset(db, asset_id, title=f"Asset {asset_id}", status=status, outputs=OUTPUTS, duration=None,
+                     visibility=visibility, available_from=available_from, available_until=available_until,
+                     geo_allow=list(geo_allow), geo_deny=list(geo_deny))
     for key, path in media.items():
         await store.put_file(f"assets/{asset_id}/{key}", path)

@@ -10,17 +10,17 @@ import aiohttp
 
 from streaming.interaction import devices
 from tests.conftest import ADMIN
-from tests.test_polls_durability import KEY, Server
+from tests.test_polls_durability import KEY, live_server
 
 
 async def test_two_processes_share_rooms_and_tallies(tmp_path: Path, database_url: str, redis_url: str) -> None:
-    a = Server(tmp_path, "a", database_url, redis_url)
-    b = Server(tmp_path, "b", database_url, redis_url)
+    a = live_server(tmp_path, "a", database_url, redis_url)
+    b = live_server(tmp_path, "b", database_url, redis_url)
     a.start()
     b.start()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
-            await asyncio.gather(a.ready(s), b.ready(s))
+            await asyncio.gather(a.ready(), b.ready())
             ws = await s.ws_connect(f"{a.url}/api/v1/chat/duo/ws")
             first = json.loads((await ws.receive(timeout=5)).data)
             assert first["messages"] == []

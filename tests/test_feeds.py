@@ -18,6 +18,7 @@ from lxml import etree
 from onair.app import create_app
 from onair.core.clock import CLOCK
 from onair.core.settings import Settings
+from tests.helpers import make_asset
 
 BASE = "https://tv.example.org"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -62,17 +63,10 @@ async def app_client(settings: Settings, clock: ManualClock) -> AsyncIterator[Te
 
 
 async def add_asset(db: asyncpg.Pool, asset_id: str, *, created: datetime, status: str = "ready",
-                    visibility: str = "public", **fields: Any) -> None:
-    """Insert a ready asset the way the transcoder leaves it (outputs JSON per 0100_assets.sql)."""
-    values: dict[str, Any] = {"id": asset_id, "title": f"Clip {asset_id}", "description": f"About {asset_id}",
-                              "tags": [], "status": status, "visibility": visibility, "duration": 42.4,
-                              "outputs": OUTPUTS if status == "ready" else None, "created_at": created,
-                              "updated_at": created, "ready_at": created if status == "ready" else None,
-                              "progress": 100 if status == "ready" else 0}
-    values.update(fields)
-    cols = ", ".join(values)
-    marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    await db.execute(f"INSERT INTO assets ({cols}) VALUES ({marks})", *values.values())
+                    **fields: Any) -> None:
+    """A ready asset the way the transcoder leaves it, created (and last changed) at `created`."""
+    fields = {"title": f"Clip {asset_id}", "description": f"About {asset_id}", **fields}
+    await make_asset(db, asset_id, status=status, outputs=OUTPUTS, duration=42.4, created=created, **fields)
 
 
 async def get(client: TestClient, path: str, **headers: str) -> tuple[int, bytes, Any]:

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from lxml import etree, html
 
 from tests.conftest import ADMIN
+from tests.helpers import make_asset
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 TV_1 = "Mozilla/5.0 (Linux; U; en-US) AppleWebKit/533.3 (KHTML, like Gecko) HbbTV/1.1.1 (;Philips;TV;;;)"
@@ -59,8 +60,8 @@ async def _make_app(client: TestClient, **fields) -> dict:
 
 
 async def _add_asset(db: asyncpg.Pool, asset_id: str, title: str, status: str = "ready") -> None:
-    await db.execute("INSERT INTO assets (id, title, status, outputs, ready_at) VALUES ($1, $2, $3, $4, now())",
-                     asset_id, title, status, {"dash": "dash/manifest.mpd", "hls": "hls/master.m3u8"})
+    await make_asset(db, asset_id, title=title, status=status,
+                     outputs={"dash": "dash/manifest.mpd", "hls": "hls/master.m3u8"})
 
 
 @pytest.mark.parametrize("ua", [TV_1, TV_15])

@@ -18,6 +18,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN
+from tests.helpers import make_asset
 from tests.tools import missing
 
 TV_UA = "Mozilla/5.0 (Linux; U; en-US) AppleWebKit/533.3 (KHTML, like Gecko) HbbTV/1.2.1 (;onair;TestTV;1.0;;)"
@@ -112,8 +113,7 @@ def _shots_dir(tmp_path: Path) -> Path:
 
 
 async def _ready_asset(db: asyncpg.Pool, asset_id: str) -> None:
-    await db.execute("INSERT INTO assets (id, title, status, outputs, ready_at) VALUES ($1, $2, 'ready', $3, now())",
-                     asset_id, "Extra clip", {"dash": "dash/manifest.mpd"})
+    await make_asset(db, asset_id, title="Extra clip", outputs={"dash": "dash/manifest.mpd"})
 
 
 async def test_red_button_vod_and_banner_flow(browser: Any, client: TestClient, db: asyncpg.Pool,

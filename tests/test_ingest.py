@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
@@ -12,6 +13,7 @@ import pytest
 from lxml import etree
 
 from tests.conftest import ADMIN
+from tests.helpers import make_asset
 from tests.ingest_tools import make_clip, upload, wait_for
 from transcode.images import liveliness
 
@@ -57,7 +59,7 @@ async def test_upload_becomes_hls_and_dash_from_one_set_of_segments(client, sett
     assert body["facts"]["duration"] == pytest.approx(6.0, abs=0.1)
     assert [r["name"] for r in body["renditions"]] == ["360p", "270p"]  # never upscaled
     assert body["tags"] == ["news", "evening"]
-    base = settings.base_url
+    base = f"http://127.0.0.1:{client.port}"   # ONAIR_PUBLIC_URL unset: links name the host that was asked
     assert body["playback"] == {"hls": f"{base}/media/{asset_id}/hls/master.m3u8",
                                 "dash": f"{base}/media/{asset_id}/dash/manifest.mpd",
                                 "embed": f"{base}/embed/{asset_id}"}
@@ -136,9 +138,8 @@ async def test_upload_becomes_hls_and_dash_from_one_set_of_segments(client, sett
 
 async def test_list_filters_and_pages(client, db):
     for i, (status, tags) in enumerate([("ready", ["a"]), ("failed", ["b"]), ("ready", ["a", "b"])]):
-        await db.execute("INSERT INTO assets (id, title, status, tags, created_at) "
-                         "VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5))",
-                         f"asset{i}", f"T{i}", status, tags, float(10 - i))
+        await make_asset(db, f"asset{i}", title=f"T{i}", status=status, tags=tags,
+                         created=datetime.now(UTC) - timedelta(seconds=10 - i))
     resp = await client.get("/api/v1/assets?status=ready", headers=ADMIN)
     assert [a["id"] for a in (await resp.json())["items"]] == ["asset2", "asset0"]
     resp = await client.get("/api/v1/assets?tag=b&limit=1", headers=ADMIN)
@@ -152,7 +153,7 @@ async def test_list_filters_and_pages(client, db):
 
 
 async def test_patch_metadata_visibility_and_rights(client, db):
-    await db.execute("INSERT INTO assets (id, title, status) VALUES ('patchme', 'Old', 'ready')")
+    await make_asset(db, "patchme", title="Old")
     resp = await client.patch("/api/v1/assets/patchme", headers=ADMIN, json={
         "title": "New", "visibility": "private", "available_from": "2030-01-01T00:00:00Z",
         "available_until": "2030-02-01T00:00:00+00:00", "geo_allow": ["gb", "IE"], "credit": "Newsroom",

@@ -16,6 +16,7 @@ import pytest
 
 from onair.core.lifecycle import PROCESS_HEADER
 from tests.conftest import ADMIN_TOKEN
+from tests.helpers import OnairServer, spawn_server
 from tests.tools import free_port, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,20 +39,6 @@ def _get(url: str) -> tuple[int, dict[str, str]]:
         return err.code, dict(err.headers)
 
 
-def _wait_ready(proc: subprocess.Popen[str], base: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited early ({proc.returncode}): {proc.communicate()[1]}")
-        try:
-            if _get(base + "/readyz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("server did not become ready")
-
-
 def _children(pid: int) -> set[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return {int(x) for x in path.read_text().split()} if path.exists() else set()
@@ -67,28 +54,16 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def two_workers(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "onair.cli", "serve", "--workers", "2", "--no-sample"],
-        cwd=ROOT, env=_env(tmp_path, port, ONAIR_REDIS_URL=redis_url, ONAIR_DATABASE_URL=database_url),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_ready(proc, base)
-        yield proc, base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # the server's own process group, nothing else
-                proc.communicate(timeout=10)
+def two_workers(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[OnairServer]:
+    with spawn_server(tmp_path / "data", {"ONAIR_REDIS_URL": redis_url, "ONAIR_DATABASE_URL": database_url,
+                                          "ONAIR_ADMIN_TOKEN": ADMIN_TOKEN, "ONAIR_LOG_LEVEL": "WARNING"},
+                      args=("--workers", "2", "--no-sample")) as server:
+        yield server
 
 
 def test_both_processes_answer_then_sigterm_stops_everything(two_workers) -> None:
-    proc, base = two_workers
+    server = two_workers
+    proc, base = server.proc, server.url
     children = _children(proc.pid)
     assert len(children) == 2, children
 
@@ -105,10 +80,8 @@ def test_both_processes_answer_then_sigterm_stops_everything(two_workers) -> Non
     assert _get(base + "/readyz")[0] == 200
     assert _get(base + "/metrics")[0] == 200
 
-    proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=40)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
+    assert server.stop(signal.SIGTERM) == 0, server.output()
+    assert "Traceback" not in server.output()
     assert not any(_alive(pid) for pid in children), "no web process left behind"
     assert not port_open("127.0.0.1", int(base.rsplit(":", 1)[1])), "the port is released"
 
@@ -125,7 +98,8 @@ def _wait_for(predicate, timeout: float = 30, what: str = "condition"):
 
 def test_a_dead_process_is_replaced(two_workers) -> None:
     """A crashed (here: SIGKILLed) web process is replaced; the server keeps two processes and answers."""
-    proc, base = two_workers
+    server = two_workers
+    proc, base = server.proc, server.url
     victim, survivor = sorted(_children(proc.pid))
     os.kill(victim, signal.SIGKILL)
     def replaced() -> set[int] | None:
@@ -134,21 +108,19 @@ def test_a_dead_process_is_replaced(two_workers) -> None:
 
     children = _wait_for(replaced, what="a replacement process")
     assert survivor in children
-    _wait_ready(proc, base)
+    server.wait_ready()
     seen = {int(_get(base + "/healthz")[1][PROCESS_HEADER]) for _ in range(200)}
     assert seen <= children and victim not in seen
-    proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=40)
-    assert proc.returncode == 0, err
-    assert "starting a replacement" in err
+    assert server.stop(signal.SIGTERM) == 0, server.output()
+    assert "starting a replacement" in server.output()
 
 
 def test_children_stop_when_the_supervisor_is_killed(two_workers) -> None:
     """SIGKILL on the parent (OOM killer, kill -9) must not leave orphans holding the port."""
-    proc, base = two_workers
+    server = two_workers
+    proc, base = server.proc, server.url
     children = _children(proc.pid)
-    proc.kill()
-    proc.communicate(timeout=40)  # returns once the children closed their inherited stdout/stderr
+    server.kill9()
     _wait_for(lambda: not any(_alive(pid) for pid in children), what="orphaned web processes to stop")
     assert not port_open("127.0.0.1", int(base.rsplit(":", 1)[1]))
 
@@ -179,7 +151,8 @@ async def test_votes_spread_over_processes_are_counted_exactly(two_workers) -> N
 
     import aiohttp
 
-    proc, base = two_workers
+    server = two_workers
+    proc, base = server.proc, server.url
     connector = aiohttp.TCPConnector(force_close=True, limit=50)
     async with aiohttp.ClientSession(connector=connector) as http:
         _pid, status, poll = await _fresh(http, "POST", f"{base}/api/v1/polls", headers=ADMIN_HEADERS,
@@ -218,7 +191,8 @@ async def test_chat_crosses_processes_and_sigterm_sends_going_away(two_workers) 
 
     import aiohttp
 
-    proc, base = two_workers
+    server = two_workers
+    proc, base = server.proc, server.url
     room = "final"
     ws_url = base.replace("http", "ws") + f"/api/v1/chat/{room}/ws"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:

@@ -7,82 +7,37 @@ equals the number of distinct devices exactly.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-import pytest
 
 from streaming.interaction import devices
 from tests.conftest import ADMIN, ADMIN_TOKEN
-from tests.tools import free_port
+from tests.helpers import OnairServer
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "durability-signing-key"
 
 
-class Server:
-    def __init__(self, tmp: Path, name: str, database_url: str, redis_url: str) -> None:
-        self.port = free_port()
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "ONAIR_DATABASE_URL": database_url,
-                    "ONAIR_REDIS_URL": redis_url, "ONAIR_PORT": str(self.port),
-                    "ONAIR_DATA_DIR": str(tmp / name), "ONAIR_ADMIN_TOKEN": ADMIN_TOKEN,
-                    "ONAIR_SIGNING_KEY": KEY, "ONAIR_LOG_FORMAT": "text", "ONAIR_LOG_LEVEL": "WARNING"}
-        self.log = tmp / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "onair.cli", "serve", "--workers", "1", "--no-sample", "--no-worker"],
-            cwd=ROOT, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-
-    async def ready(self, session: aiohttp.ClientSession, within: float = 30) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            assert self.proc and self.proc.poll() is None, self.log.read_text()[-2000:]
-            try:
-                async with session.get(self.url + "/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        pytest.fail(f"server did not start:\n{self.log.read_text()[-2000:]}")
-
-    def kill9(self) -> None:
-        assert self.proc
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def live_server(tmp: Path, name: str, database_url: str, redis_url: str) -> OnairServer:
+    """One web process (no job worker) of a two-process deployment sharing PostgreSQL and Redis."""
+    return OnairServer(tmp / name, {"ONAIR_DATABASE_URL": database_url, "ONAIR_REDIS_URL": redis_url,
+                                    "ONAIR_ADMIN_TOKEN": ADMIN_TOKEN, "ONAIR_SIGNING_KEY": KEY,
+                                    "ONAIR_LOG_LEVEL": "WARNING"},
+                       args=("--workers", "1", "--no-sample", "--no-worker"))
 
 
 async def test_kill_9_mid_burst_loses_no_acknowledged_vote(tmp_path: Path, database_url: str,
                                                           redis_url: str) -> None:
-    a = Server(tmp_path, "a", database_url, redis_url)
-    b = Server(tmp_path, "b", database_url, redis_url)
+    a = live_server(tmp_path, "a", database_url, redis_url)
+    b = live_server(tmp_path, "b", database_url, redis_url)
     a.start()
     b.start()
     connector = aiohttp.TCPConnector(limit=100, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=20)) as s:
         try:
-            await asyncio.gather(a.ready(s), b.ready(s))
+            await asyncio.gather(a.ready(), b.ready())
             async with s.post(a.url + "/api/v1/polls", headers=ADMIN,
                               json={"question": "Crash?", "options": ["yes", "no", "maybe"]}) as resp:
                 pid = (await resp.json())["id"]
@@ -97,7 +52,7 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_vote(tmp_path: Path, datab
             killed = asyncio.Event()
             sem = asyncio.Semaphore(60)
 
-            async def cast(d: str, server: Server) -> None:
+            async def cast(d: str, server: OnairServer) -> None:
                 nonlocal b_acks
                 async with sem:
                     try:
@@ -134,7 +89,7 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_vote(tmp_path: Path, datab
             assert all(stored.get(d) == o for d, o in acked.items())
 
             b.start()
-            await b.ready(s)
+            await b.ready()
             for d in set(failed):  # clients retry what was not acknowledged; repeats are idempotent
                 await cast(d, b)
             assert set(acked) == set(ids)

@@ -6,17 +6,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.tools import free_port
+from tests.helpers import OnairServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,41 +43,16 @@ def postgres_processes(data_dir: Path) -> list[int]:
     return pids
 
 
-def start(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
-    env.update(ONAIR_DATA_DIR=str(data_dir), ONAIR_PORT=str(port), ONAIR_LOG_FORMAT="text",
-               PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--no-sample"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_ready(proc: subprocess.Popen[str], port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"onair exited early:\n{proc.stdout.read() if proc.stdout else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("onair did not become ready in time")
-
-
-def stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out
-    return out
+def stop(server: OnairServer) -> str:
+    """Ctrl-C, as `make run` gets it; the exit must be clean."""
+    code = server.stop(signal.SIGINT, timeout=60)
+    assert code == 0, server.output()
+    return server.output()
 
 
 def test_serve_on_embedded_postgres_stops_cleanly_and_keeps_data(data_dir: Path) -> None:
-    port = free_port()
-    first = start(data_dir, port)
-    wait_ready(first, port)
+    first = OnairServer(data_dir).start().wait_ready()
+    port = first.port
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
         assert resp.status == 200
     assert postgres_processes(data_dir), "expected an embedded postgres while serving"
@@ -87,8 +62,7 @@ def test_serve_on_embedded_postgres_stops_cleanly_and_keeps_data(data_dir: Path)
     assert token in out1 and (data_dir / "admin_token").stat().st_mode & 0o777 == 0o600
     assert "applied migration" in out1
 
-    second = start(data_dir, port)
-    wait_ready(second, port)
+    second = OnairServer(data_dir, port=port).start().wait_ready()
     out2 = stop(second)
     assert "applied migration" not in out2, "second start re-applied migrations: data was not kept"
     assert token in out2 and "(new;" not in out2
@@ -96,15 +70,13 @@ def test_serve_on_embedded_postgres_stops_cleanly_and_keeps_data(data_dir: Path)
 
 
 def test_port_in_use_is_one_clear_line_exit_2(data_dir: Path) -> None:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        proc = start(data_dir, port)
-        out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 2
+        server = OnairServer(data_dir, port=port).start()
+        assert server.proc is not None and server.proc.wait(60) == 2
+        out = server.output()
     assert out.strip().splitlines()[-1] == f"onair: error: ONAIR_PORT: 127.0.0.1:{port} is already in use"
     assert not postgres_processes(data_dir)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,23 @@ def test_every_setting_is_in_cli_help_and_readme() -> None:
     for doc in documented():
         assert doc.env in help_text, f"{doc.env} missing from onair --help"
         assert f"`{doc.env}`" in readme, f"{doc.env} missing from README settings table"
+
+
+def test_readme_settings_table_is_one_unbroken_table() -> None:
+    """A blank line inside a Markdown table ends it: the rows after it would render as raw text."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("| env var | default | meaning |") + 2
+    rows = [f"| `{d.env}` | `{d.default}` | {d.help} |" for d in documented()]
+    assert lines[start:start + len(rows)] == rows
+    assert not lines[start + len(rows)].startswith("|"), "README lists a setting that settings.py does not have"
+
+
+def test_readme_points_nowhere_outside_the_repository() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "../shared" not in readme
+    for target in re.findall(r"\]\(([^)#]+)\)", readme):   # Markdown links to files
+        if "://" not in target:
+            assert (ROOT / target).resolve().is_relative_to(ROOT) and (ROOT / target).exists(), target
 
 
 def test_env_values_are_parsed_and_typed() -> None:

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN, ADMIN_TOKEN
+from tests.helpers import make_asset
 
 
 async def logged_in(browser, client: TestClient):
@@ -33,8 +34,7 @@ async def test_login_is_required_and_a_wrong_token_is_refused(client: TestClient
 
 
 async def test_poll_bars_follow_votes_and_embed_snippets(client: TestClient, browser, db) -> None:
-    await db.execute("INSERT INTO assets (id, title, status, progress) VALUES ('asset000001', '<b>Show</b>', "
-                     "'transcoding', 40)")
+    await make_asset(db, "asset000001", title="<b>Show</b>", status="transcoding")
     page = await logged_in(browser, client)
     row = page.locator('tr[data-asset="asset000001"]')
     assert await row.locator("td").first.inner_text() == "<b>Show</b>"  # escaped, shown as typed
@@ -97,7 +97,10 @@ async def test_deleted_message_vanishes_on_a_second_page(client: TestClient, bro
     page = await (await client.get("/api/v1/chat/finale/messages?after=0")).json()
     assert [m["text"] for m in page["messages"]] == ["hello all"]
 
-    await first.locator('#messages li:has-text("hello all") button.ban').click()
+    # the click only starts the studio's fetch: wait for the ban to be answered before testing its effect
+    async with first.expect_response(lambda r: r.url.endswith("/bans") and r.request.method == "POST") as banned:
+        await first.locator('#messages li:has-text("hello all") button.ban').click()
+    assert (await banned.value).ok
     resp = await client.post("/api/v1/chat/finale/messages", json={"device_id": dev, "nickname": "x",
                                                                    "text": "again"})
     assert resp.status == 403

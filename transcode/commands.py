@@ -76,6 +76,10 @@ def ladder_graph(source: Stream, plan: Plan, storyboard: StoryboardSpec | None =
     return Branches(rungs, sb, shot)
 
 
+def single_rung(plan: Plan, index: int, *, audio: bool) -> Plan:
+    return Plan(**{**plan.__dict__, "rungs": (plan.rungs[index],), "audio": plan.audio and audio})
+
+
 def encoder_options(plan: Plan) -> dict[str, Any]:
     """x264 with closed, fixed GOPs so every rung has keyframes at the same instants (per-output options)."""
     opts: dict[str, Any] = {
@@ -91,7 +95,7 @@ def encoder_options(plan: Plan) -> dict[str, Any]:
     return opts
 
 
-def _argv(binary: str, *outputs: Any, progress: bool = False) -> list[str]:
+def compile_argv(binary: str, *outputs: Any, progress: bool = False) -> list[str]:
     # Global options first (ffmpeg-python would append them last); the rest is ffmpeg-python's compile.
     head = [binary, *_GLOBAL, *(("-progress", "pipe:1") if progress else ())]
     return head + ffmpeg.get_args(ffmpeg.merge_outputs(*outputs) if len(outputs) > 1 else outputs[0])
@@ -117,16 +121,16 @@ def transcode_argv(binary: str, source: Path, out_dir: Path, plan: Plan,
     if poster and g.poster is not None:
         outputs.append(ffmpeg.output(g.poster, str(poster[3] / POSTER_NAME), fps_mode="passthrough",
                                      start_number=0, **{"frames:v": len(poster_selection(poster[0])), "q:v": 3}))
-    return _argv(binary, *outputs, progress=True)
+    return compile_argv(binary, *outputs, progress=True)
 
 
 def reference_rung_argv(binary: str, source: Path, out: Path, plan: Plan, index: int) -> list[str]:
     """Benchmark reference: one process per rung, each decoding the source (PeerTube/MediaCMS style)."""
-    one = Plan(**{**plan.__dict__, "rungs": (plan.rungs[index],)})
+    one = single_rung(plan, index, audio=True)
     src = ffmpeg.input(str(source))
     g = ladder_graph(src, one)
     media = [*g.rungs, *([src["a:0"]] if one.audio else [])]
-    return _argv(binary, ffmpeg.output(*media, str(out), format="mp4", **encoder_options(one)))
+    return compile_argv(binary, ffmpeg.output(*media, str(out), format="mp4", **encoder_options(one)))
 
 
 def multi_output_argv(binary: str, source: Path, out_dir: Path, plan: Plan) -> list[str]:
@@ -135,7 +139,7 @@ def multi_output_argv(binary: str, source: Path, out_dir: Path, plan: Plan) -> l
     g = ladder_graph(src, plan)
     outputs = []
     for i, stream in enumerate(g.rungs):
-        one = Plan(**{**plan.__dict__, "rungs": (plan.rungs[i],), "audio": plan.audio and i == 0})
+        one = single_rung(plan, i, audio=i == 0)
         media = [stream, *([src["a:0"]] if one.audio else [])]
         outputs.append(ffmpeg.output(*media, str(out_dir / f"rung{i}.mp4"), **encoder_options(one)))
-    return _argv(binary, *outputs)
+    return compile_argv(binary, *outputs)

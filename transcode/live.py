@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ffmpeg
+
 from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError
 from onair.core.storage import ObjectNotFound
@@ -55,22 +57,25 @@ def live_plan(facts: Facts, segment_seconds: float, max_height: int, preset: str
     return p, ladder
 
 
-FRAG = ["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-flush_packets", "1"]
+# Fragmented MP4 on a pipe: every keyframe starts a fragment, and each is flushed as soon as it is written.
+FRAGMENTED = {"f": "mp4", "movflags": "+frag_keyframe+empty_moov+default_base_moof", "flush_packets": 1}
 
 
-def encoder_argv(ffmpeg: str, fmt: str, p: Plan, video_fds: list[int], audio_fd: int | None) -> list[str]:
-    argv = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error", "-f", fmt, "-i", "pipe:0",
-            "-filter_complex", commands.filter_graph(p)]
-    for i, (r, fd) in enumerate(zip(p.rungs, video_fds, strict=True)):
-        argv += ["-map", f"[v{i}]", "-c:v", "libx264", "-preset", p.preset, "-tune", "zerolatency",
-                 "-g", str(p.gop), "-keyint_min", str(p.gop), "-sc_threshold", "0", "-bf", "0",
-                 "-x264-params", f"open_gop=0:scenecut=0:keyint={p.gop}:min-keyint={p.gop}",
-                 "-b:v", str(r.video_bitrate), "-maxrate", str(r.maxrate), "-bufsize", str(r.bufsize),
-                 "-profile:v", r.profile, "-level:v", r.level, "-an", "-f", "mp4", *FRAG, f"pipe:{fd}"]
+def encoder_argv(binary: str, fmt: str, p: Plan, video_fds: list[int], audio_fd: int | None) -> list[str]:
+    """The VOD ladder's graph (commands.ladder_graph), encoded for live: zerolatency, no B-frames, one fMP4 pipe
+    per rung and one for audio."""
+    src = ffmpeg.input("pipe:0", f=fmt)
+    graph = commands.ladder_graph(src, p)
+    outputs = []
+    for i, (stream, fd) in enumerate(zip(graph.rungs, video_fds, strict=True)):
+        opts = {**commands.encoder_options(commands.single_rung(p, i, audio=False)), "tune": "zerolatency",
+                "bf": 0, "an": None, **FRAGMENTED}
+        outputs.append(ffmpeg.output(stream, f"pipe:{fd}", **opts))
     if audio_fd is not None:
-        argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", str(p.audio_bitrate), "-ar", "48000", "-ac", "2",
-                 "-f", "mp4", *FRAG, "-frag_duration", str(int(p.segment_seconds * 1e6)), f"pipe:{audio_fd}"]
-    return argv
+        outputs.append(ffmpeg.output(src["a:0"], f"pipe:{audio_fd}", vn=None, **{
+            "c:a": "aac", "b:a": p.audio_bitrate, "ar": 48000, "ac": 2, **FRAGMENTED,
+            "frag_duration": int(p.segment_seconds * 1e6)}))
+    return commands.compile_argv(binary, *outputs)
 
 
 async def _read_head(reader: asyncio.StreamReader, path: Path) -> bytes:

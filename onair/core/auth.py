@@ -9,6 +9,7 @@ import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -19,6 +20,24 @@ ADMIN_TOKEN = web.AppKey("admin_token", str)
 SIGNING_KEY = web.AppKey("signing_key", bytes)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Callable[..., Any])
+
+# Who may call a handler, as `onair routes` shows it: "admin", "partner:<scope>", "public|admin" (public, but an
+# admin sees more), or "public" (the default for an unmarked handler).
+_PERMISSION = "__onair_permission__"
+
+
+def requires(permission: str) -> Callable[[H], H]:
+    """Label a handler with who may call it. A label only: the check itself is the decorator that sets it."""
+    def mark(handler: H) -> H:
+        setattr(handler, _PERMISSION, permission)
+        return handler
+
+    return mark
+
+
+def permission_of(handler: Callable[..., Any]) -> str:
+    return getattr(handler, _PERMISSION, "public")
 
 
 def _secret_file(path: Path, nbytes: int) -> tuple[str, bool]:
@@ -84,4 +103,4 @@ def admin_required(handler: Handler) -> Handler:
         check_admin(request)
         return await handler(request)
 
-    return wrapper
+    return requires("admin")(wrapper)

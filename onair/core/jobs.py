@@ -28,15 +28,17 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from onair.core.bus import Bus
 from onair.core.errors import infrastructure_problem
 from onair.core.settings import Settings
+from onair.core.storage import ObjectStore
 
 log = logging.getLogger("onair.core.jobs")
 
@@ -99,9 +101,9 @@ class Resources:
 
     settings: Settings
     pool: asyncpg.Pool
-    store: Any = None
-    bus: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    store: ObjectStore | None = None   # None only in tests whose handlers touch no objects
+    bus: Bus | None = None
+    signing_key: bytes = b""            # read once at start-up, not from disk inside each job
 
 
 ProgressHook = Callable[[asyncpg.Connection, Job, Mapping[str, Any]], Awaitable[None]]
@@ -193,7 +195,6 @@ class Worker:
         self.progress_hooks = dict(progress_hooks or {})
         self.resources = resources
         self.queues = list(queues)
-        self.semaphore = asyncio.Semaphore(concurrency)
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_seconds = min(poll_seconds, lease_seconds)
@@ -258,8 +259,9 @@ class Worker:
         try:
             result = await asyncio.shield(work)
         except asyncio.CancelledError:
-            if work.cancelled() and getattr(beat, "cancel_reason", None):
-                await asyncio.shield(self._finish(job, "cancelled", error=beat.cancel_reason))  # type: ignore[attr-defined]
+            reason = beat.result() if beat.done() and not beat.cancelled() else None
+            if work.cancelled() and reason:
+                await asyncio.shield(self._finish(job, "cancelled", error=reason))
                 return
             work.cancel()
             with contextlib.suppress(BaseException):
@@ -284,8 +286,8 @@ class Worker:
         finally:
             beat.cancel()
 
-    async def _heartbeat(self, job: Job, work: asyncio.Task[Any]) -> None:
-        task = asyncio.current_task()
+    async def _heartbeat(self, job: Job, work: asyncio.Task[Any]) -> str | None:
+        """Renew the lease while `work` runs; cancel it, and return why, when the job is cancelled or lost."""
         while not work.done():
             await asyncio.sleep(self.lease_seconds / 3)
             try:
@@ -298,10 +300,10 @@ class Worker:
                 continue
             if row is None or row["cancel_requested"]:
                 reason = "cancelled on request" if row is not None else "lease lost to another worker"
-                task.cancel_reason = reason  # type: ignore[union-attr]
                 log.warning("job %s: %s", job.id, reason)
                 work.cancel()
-                return
+                return reason
+        return None
 
     async def _finish(self, job: Job, status: str, *, result: Mapping[str, Any] | None = None,
                       error: str | None = None) -> None:

@@ -7,9 +7,11 @@ all read this table, so a setting cannot exist without being documented.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,13 +82,25 @@ def _schedule(value: str) -> str | None:
     return None if delays and all(d >= 0 for d in delays) else "must list one or more non-negative delays"
 
 
+def _cidrs(value: str) -> str | None:
+    try:
+        _networks(value)
+    except ValueError as exc:
+        return f"is not a comma-separated list of CIDRs ({exc})"
+    return None
+
+
+def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in value.split(",") if c.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = _setting("127.0.0.1", "Address the web server binds to.")
     port: int = _setting(8080, "TCP port the web server listens on.", check=_port)
     data_dir: Path = _setting(Path(".onair"), "Directory for local objects, the embedded database and secrets.")
     public_url: str | None = _setting(
-        None, "Base URL for absolute links in feeds, oEmbed and AIT (default http://HOST:PORT).",
+        None, "Base URL for absolute links in APIs, feeds, oEmbed and AIT (default: the request's host).",
         check=_http_url)
     database_url: str | None = _setting(
         None, "PostgreSQL (>= 15) URL; unset starts an embedded PostgreSQL in the data dir.",
@@ -163,11 +177,13 @@ class Settings:
     country_header: str = _setting(
         "CloudFront-Viewer-Country,CF-IPCountry",
         "Comma-separated request headers carrying the viewer's ISO country, set by the CDN.")
+    trusted_proxies: str = _setting(
+        "", "Comma-separated CIDRs of proxies/CDN edges whose X-Forwarded-* and country headers are believed "
+        "(empty: nobody's).", check=_cidrs)
     embed_origins: str = _setting(
         "*", "Comma-separated origins allowed to frame the embed player when an asset sets none (* = any site).")
     embed_token_seconds: int = _setting(
         3600, "Lifetime of the signed playback URL the embed page hands out for private videos.", check=_positive)
-
     tally_interval_ms: int = _setting(250, "How often live poll tallies are published to viewers (ms).",
                                       check=_positive)
     vote_ip_ceiling: int = _setting(
@@ -247,6 +263,10 @@ class Settings:
     def embed_origin_list(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in self.embed_origins.split(",") if o.strip())
 
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return _networks(self.trusted_proxies)
+
     @property
     def country_headers(self) -> tuple[str, ...]:
         return tuple(h.strip() for h in self.country_header.split(",") if h.strip())
@@ -288,7 +308,7 @@ def documented() -> list[SettingDoc]:
     rows = []
     for f in fields(Settings):
         default = f.default if f.default is not MISSING else None
-        shown = "(unset)" if default is None else str(default)
+        shown = "(unset)" if default is None else (str(default) or "(empty)")
         if f.metadata.get("choices"):
             help_ = f"{f.metadata['help']} One of: {', '.join(f.metadata['choices'])}."
         else:

@@ -10,18 +10,14 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from onair.core.auth import admin_required, is_admin
+from onair.core.auth import admin_required, is_admin, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
-from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE
+from onair.core.web import base_url
 from streaming import catalog
 from streaming.catalog.rights import CountryCode
 from streaming.delivery import purge
-
-
-def _settings(request: web.Request) -> Settings:
-    return request.app[SETTINGS]
 
 
 class AssetPatch(BaseModel):
@@ -66,12 +62,13 @@ def _uncursor(value: str) -> tuple[datetime, str]:
         raise BadRequest("invalid cursor", code="invalid-query") from None
 
 
+@requires("public|admin")  # private assets: admin only
 async def read(request: web.Request) -> web.Response:
     asset = await catalog.get_asset(request.app[POOL], request.match_info["asset_id"])
     # Private assets do not exist for the public; drafts are visible to admins only.
     if asset is None or (asset.visibility == "private" and not is_admin(request)):
         raise NotFound(f"No asset {request.match_info['asset_id']!r}")
-    body = catalog.asset_json(asset, _settings(request).base_url)
+    body = catalog.asset_json(asset, base_url(request))
     return web.json_response(body, headers={"Cache-Control": "no-store" if asset.status != "ready" else
                                             "public, max-age=10"})
 
@@ -81,7 +78,7 @@ async def listing(request: web.Request) -> web.Response:
     q = parse_query(request, ListQuery)
     before = _uncursor(q.cursor) if q.cursor else None
     items = await catalog.list_assets(request.app[POOL], status=q.status, tag=q.tag, limit=q.limit, before=before)
-    base = _settings(request).base_url
+    base = base_url(request)
     body: dict = {"items": [catalog.asset_json(a, base) for a in items], "next": None}
     if len(items) == q.limit:
         body["next"] = _cursor(items[-1])
@@ -114,7 +111,7 @@ async def patch(request: web.Request) -> web.Response:
                                 else "rights-changed")
     updated = await catalog.get_asset(pool, asset_id)
     assert updated is not None
-    return web.json_response(catalog.asset_json(updated, _settings(request).base_url))
+    return web.json_response(catalog.asset_json(updated, base_url(request)))
 
 
 @admin_required

@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 
 from onair.core import events, job_kinds
-from onair.core.auth import signing_key
 from onair.core.jobs import Handler, Job, JobContext, ProgressHook
 from streaming import catalog
 from streaming.delivery import purge
@@ -36,7 +35,7 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
             await events.publish(conn, "asset.ready", {"asset_id": asset_id, "title": asset.title,
                                                        "duration": result.get("duration")})
         if asset.outputs is not None:  # a re-transcode replaced published manifests: drop CDN copies
-            await purge.purge(res.settings, signing_key(res.settings), asset_id, "re-transcoded")
+            await purge.purge(res.settings, res.signing_key, asset_id, "re-transcoded")
         return {"asset_id": asset_id, "status": "ready"}
     reason = done.get("error") or f"transcode {done['status']}"
     # Nothing half-published: a failed asset keeps no media objects. They go before the status changes, so

@@ -35,6 +35,7 @@ from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, Forbidden, NotFound, RangeNotSatisfiable, problem_response
 from onair.core.settings import Settings
 from onair.core.storage import STORE, ObjectInfo, ObjectNotFound
+from onair.core.web import cap_ttl_all, client_ip, viewer_country
 from streaming.catalog import Asset, get_asset, media_prefix
 from streaming.catalog.rights import Availability, availability
 from streaming.delivery import signing
@@ -90,13 +91,11 @@ class OriginConfig:
     stats: Bounded[str, tuple[ObjectInfo, Path | None, str]] = field(init=False)
     # parsed once: Settings' properties split strings on every access
     cors_origins: tuple[str, ...] = ()
-    country_headers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "assets", Bounded(self.settings.cache_entries, LOOKUP_TTL))
         object.__setattr__(self, "stats", Bounded(self.settings.cache_entries, LOOKUP_TTL))
         object.__setattr__(self, "cors_origins", self.settings.cors_origin_list)
-        object.__setattr__(self, "country_headers", self.settings.country_headers)
 
 
 ORIGIN_CONFIG = web.AppKey("origin_config", OriginConfig)
@@ -192,14 +191,6 @@ def token_expiry(config: OriginConfig, token: str) -> int | None:
     return fields.exp if fields else None
 
 
-def viewer_country(request: web.Request, config: OriginConfig) -> str | None:
-    for header in config.country_headers:
-        value = request.headers.get(header, "").strip()
-        if len(value) == 2 and value.isalpha():
-            return value.upper()
-    return None
-
-
 _RIGHTS_PROBLEMS = {
     Availability.EMBARGOED: ("embargoed", "This programme is not available yet"),
     Availability.EXPIRED: ("rights-expired", "This programme is no longer available"),
@@ -221,18 +212,12 @@ def effective_cache_control(base: str, asset: Asset, settings: Settings, now: da
                             token_exp: int | None) -> tuple[str, dict[str, str]]:
     """Shorten caching where rights or tokens end sooner than the object's own lifetime."""
     extra: dict[str, str] = {}
-    limits = []
-    if token_exp is not None:
-        limits.append(token_exp - int(now.timestamp()))
-    if asset.rights.available_until is not None:
-        limits.append(int((asset.rights.available_until - now).total_seconds()))
     if asset.rights.geo_allow or asset.rights.geo_deny:
         # The same URL answers differently per country: caches must key on the CDN's country header.
         extra["Vary"] = ", ".join(settings.country_headers)
-    if not limits:
-        return base, extra
-    ttl = max(0, min(limits))
+    token_end = datetime.fromtimestamp(token_exp, UTC) if token_exp is not None else None
     current = int(m.group(1)) if (m := re.search(r"max-age=(\d+)", base)) else YEAR
+    ttl = cap_ttl_all(current, (token_end, asset.rights.available_until), now)
     if ttl >= current:
         return base, extra
     return f"public, max-age={ttl}", extra
@@ -419,14 +404,14 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
     store_key = object_key(asset_id, key)
     moment = clock_now(request.app)
     if token is not None:
-        check_token(config, token, asset_id, key, moment.timestamp(), request.remote)
+        check_token(config, token, asset_id, key, moment.timestamp(), client_ip(request))
     asset = config.assets.get(asset_id, _MISS)
     if asset is _MISS:
         asset = await get_asset(request.app[POOL], asset_id)
         config.assets.set(asset_id, asset)  # "no such asset" too: a storm of 404s is a storm all the same
     if asset is None:
         raise NotFound(f"No media asset {asset_id}", code="asset-not-found")
-    check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request, config))
+    check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request))
     store = request.app[STORE]
     entry = config.stats.get(store_key)
     if entry is None:

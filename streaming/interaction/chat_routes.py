@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from onair.core.auth import admin_required, is_admin
+from onair.core.auth import admin_required, is_admin, requires
 from onair.core.bus import BUS, BusUnavailable
 from onair.core.clock import now
 from onair.core.db.pool import POOL
@@ -118,6 +118,7 @@ async def list_messages(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
 
 
+@requires("public|admin")  # an admin connection moderates
 async def websocket(request: web.Request) -> web.StreamResponse:
     room = _room(request)
     app = request.app

@@ -14,6 +14,7 @@ from onair.core.bus import BUS
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, read_json
+from onair.core.web import client_ip
 from streaming.interaction import devices, polls, tallies
 from streaming.interaction.live_state import LIVE
 from streaming.interaction.vote_batcher import Vote
@@ -104,7 +105,7 @@ async def vote(request: web.Request) -> web.Response:
     if body.option_id not in poll.option_ids():
         raise BadRequest(f"option_id {body.option_id} is not an option of this poll", code="invalid-option")
     live = request.app[LIVE]
-    ip_key = (poll.id, request.remote or "")
+    ip_key = (poll.id, client_ip(request) or "")
     if live.ip_ceiling and live.ip_votes.get(ip_key, 0) >= live.ip_ceiling:
         raise TooManyRequests("Too many votes from this network for this poll", code="ip-ceiling",
                               headers={"Retry-After": "60"})

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from onair.core.errors import BadRequest, NotFound, NotImplementedProblem, Unauthorized
+from onair.core.web import cap_ttl
 from streaming.catalog import Asset
 from streaming.catalog.rights import in_window
 from syndication.embed.pages import DEFAULT_WIDTH, aspect, iframe_snippet
@@ -115,10 +116,7 @@ def response(asset: Asset, base_url: str, q: OEmbedQuery, now: datetime) -> dict
 
 def cache_age(asset: Asset, now: datetime) -> int:
     """Consumers may cache an hour, but never past the moment the video expires."""
-    until = asset.rights.available_until
-    if until is None:
-        return CACHE_AGE
-    return max(0, min(CACHE_AGE, int((until - now).total_seconds())))
+    return cap_ttl(CACHE_AGE, asset.rights.available_until, now)
 
 
 def _thumbnail(asset: Asset, maxwidth: int | None, maxheight: int | None) -> tuple[str, int, int] | None:

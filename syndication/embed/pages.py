@@ -13,6 +13,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from onair.core.web import cap_ttl
 from streaming.catalog import Asset
 from streaming.catalog.rights import Availability, availability
 from streaming.delivery.signing import signed_media_path
@@ -135,10 +136,8 @@ def player_page(asset: Asset | None, asset_id: str, now: datetime, options: Play
     if private:
         # Short-lived and bound to this asset's prefix; the token sits in the path so relative segment
         # URLs inside the playlists inherit it. Never longer than the rights window.
-        expires = now.timestamp() + token_seconds
-        if asset.rights.available_until is not None:
-            expires = min(expires, asset.rights.available_until.timestamp())
-        src = signed_media_path(signing_key, asset.id, hls_key, int(expires))
+        expires = int(now.timestamp()) + cap_ttl(token_seconds, asset.rights.available_until, now)
+        src = signed_media_path(signing_key, asset.id, hls_key, expires)
         base = src[: -len(hls_key)]
     else:
         src = media_url(asset.id, hls_key)

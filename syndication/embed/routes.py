@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from onair.core.auth import SIGNING_KEY, admin_required
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, PayloadTooLarge, pydantic_detail
 from onair.core.settings import SETTINGS, Settings
+from onair.core.web import StaticBundle, base_url, cap_ttl, templates, viewer_country
 from streaming.catalog import Asset, get_asset
 from syndication.embed import oembed, pages
 
@@ -28,22 +27,13 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static" / "player"
 _ID = r"[A-Za-z0-9_-]{1,64}"
 _BUNDLE_NAME = re.compile(r"[A-Za-z0-9_.-]+\.(js|css)")
-IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-@dataclass(frozen=True)
-class StaticFile:
-    raw: bytes
-    gz: bytes
-    content_type: str
-    etag: str
 
 
 @dataclass(frozen=True)
 class EmbedContext:
     settings: Settings
     templates: jinja2.Environment
-    bundle: dict[str, StaticFile]   # hashed file name -> contents
+    bundle: StaticBundle            # file names carry their content hash
     js_name: str
     css_name: str
 
@@ -51,40 +41,19 @@ class EmbedContext:
 EMBED = web.AppKey("embed_context", EmbedContext)
 
 
-def _load_bundle() -> tuple[dict[str, StaticFile], str, str]:
+def _load_bundle() -> tuple[StaticBundle, str, str]:
     manifest = json.loads((STATIC_DIR / "manifest.json").read_text())
-    files = {}
-    for name in manifest.values():
-        raw = (STATIC_DIR / name).read_bytes()
-        ctype = "text/javascript" if name.endswith(".js") else "text/css"
-        # mtime=0 keeps the gzip bytes (and so their size) identical across runs.
-        files[name] = StaticFile(raw, gzip.compress(raw, 9, mtime=0), ctype,
-                                 '"' + hashlib.sha256(raw).hexdigest()[:32] + '"')
-    return files, manifest["player.js"], manifest["player.css"]
+    return StaticBundle.load(STATIC_DIR, manifest.values()), manifest["player.js"], manifest["player.css"]
 
 
 def _ctx(request: web.Request) -> EmbedContext:
     return request.app[EMBED]
 
 
-def base_url(request: web.Request) -> str:
-    settings = _ctx(request).settings
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    return f"{request.scheme}://{request.host}"
-
-
 def _our_hosts(request: web.Request) -> tuple[str, ...]:
-    hosts = {request.host.lower(), urlsplit(_ctx(request).settings.base_url).netloc.lower()}
+    # The host our links carry, and the one this request reached us on (a consumer may ask either way).
+    hosts = {request.host.lower(), urlsplit(base_url(request)).netloc.lower()}
     return tuple(h for h in hosts if h)
-
-
-def _country(request: web.Request) -> str | None:
-    for header in _ctx(request).settings.country_headers:
-        value = request.headers.get(header, "").strip()
-        if len(value) == 2 and value.isalpha():
-            return value.upper()
-    return None
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -100,16 +69,13 @@ async def _page(request: web.Request) -> tuple[pages.PlayerPage, Asset | None]:
     asset = await get_asset(request.app[POOL], asset_id)
     page = pages.player_page(asset, asset_id, clock.now(request.app), pages.PlayerOptions.from_query(
         dict(request.query)), signing_key=request.app[SIGNING_KEY],
-        token_seconds=ctx.settings.embed_token_seconds, country=_country(request))
+        token_seconds=ctx.settings.embed_token_seconds, country=viewer_country(request))
     return page, asset
 
 
 def _max_age(request: web.Request, asset: Asset | None) -> int:
     """A minute in shared caches, but never past the moment the video's rights window closes."""
-    until = asset.rights.available_until if asset is not None else None
-    if until is None:
-        return 60
-    return max(0, min(60, int((until - clock.now(request.app)).total_seconds())))
+    return cap_ttl(60, asset.rights.available_until if asset is not None else None, clock.now(request.app))
 
 
 def _render(request: web.Request, template: str, page: pages.PlayerPage, csp: str, *, asset: Asset | None,
@@ -173,17 +139,10 @@ async def oembed_view(request: web.Request) -> web.Response:
 
 async def bundle_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    item = _ctx(request).bundle.get(name) if _BUNDLE_NAME.fullmatch(name) else None
-    if item is None:
+    found = _ctx(request).bundle.respond(request, name, {"Access-Control-Allow-Origin": "*"})
+    if found is None or not _BUNDLE_NAME.fullmatch(name):
         raise NotFound(f"No player file {name!r}")
-    headers = {"Cache-Control": IMMUTABLE, "ETag": item.etag, "Vary": "Accept-Encoding",
-               "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
-    if request.headers.get("If-None-Match") == item.etag:
-        return web.Response(status=304, headers=headers)
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return web.Response(body=item.gz, content_type=item.content_type, headers=headers)
-    return web.Response(body=item.raw, content_type=item.content_type, headers=headers)
+    return found
 
 
 # --- analytics ---------------------------------------------------------------------------------------
@@ -285,9 +244,7 @@ def setup(app: web.Application) -> None:
     """Register routes and cleanup contexts."""
 
     bundle, js_name, css_name = _load_bundle()
-    templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                                   autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    app[EMBED] = EmbedContext(app[SETTINGS], templates, bundle, js_name, css_name)
+    app[EMBED] = EmbedContext(app[SETTINGS], templates(HERE / "templates", trim=True), bundle, js_name, css_name)
     app.router.add_get(f"/embed/{{asset_id:{_ID}}}", embed_page)
     app.router.add_get(f"/watch/{{asset_id:{_ID}}}", watch_page)
     app.router.add_get("/oembed", oembed_view)

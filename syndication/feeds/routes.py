@@ -17,17 +17,19 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from onair.core import clock
-from onair.core.auth import SIGNING_KEY, admin_required, bearer
+from onair.core.auth import SIGNING_KEY, admin_required
 from onair.core.bounded import Bounded
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
 from onair.core.safe_urls import UrlRejected, check_url, check_url_shape
 from onair.core.settings import SETTINGS as SETTINGS_KEY
+from onair.core.web import base_url, cap_ttl_all
 from streaming import catalog
 from streaming.catalog import Asset, new_asset_id, rights
 from streaming.catalog.rights import CountryCode
 from syndication.feeds import cursors, documents
 from syndication.partners import keys
+from syndication.partners.auth import partner_required
 
 MAX_PAGE = 100
 MAX_QUERY_CHARS = 256
@@ -150,13 +152,9 @@ async def _list_assets(request: web.Request, flt: Filter, kind: str, limit: int,
     return await _load(request, keys), next_cursor
 
 
-def _base_url(request: web.Request) -> str:
-    return request.app[SETTINGS_KEY].base_url
-
-
 def _page_url(request: web.Request, params: dict[str, Any]) -> str:
     query = urlencode({k: v for k, v in params.items() if v is not None})
-    return f"{_base_url(request)}{request.path}" + (f"?{query}" if query else "")
+    return f"{base_url(request)}{request.path}" + (f"?{query}" if query else "")
 
 
 # --- feeds ---------------------------------------------------------------------------------------
@@ -189,7 +187,7 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     common = {"tag": page.tag, "show": page.show, "limit": page.limit if page.limit != MAX_PAGE else None}
     self_url = _page_url(request, {**common, "cursor": page.cursor})
     meta = documents.FeedMeta(
-        title=title, base_url=_base_url(request), self_url=self_url, first_url=_page_url(request, common),
+        title=title, base_url=base_url(request), self_url=self_url, first_url=_page_url(request, common),
         next_url=_page_url(request, {**common, "cursor": next_cursor}) if next_cursor else None,
         updated=max((max(k.updated_at, k.published) for k in keys), default=EPOCH))
     builder, content_type = documents.BUILDERS[fmt]
@@ -200,8 +198,7 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     gz_etag = etag[:-1] + '-gz"'
     # Caches may keep the page at most until the first of its items expires: rights hold at the CDN too.
     now = clock.now(request.app)
-    ends = [k.rights.available_until for k in keys if k.rights.available_until]
-    max_age = max(0, min([60, *(int((end - now).total_seconds()) for end in ends)]))
+    max_age = cap_ttl_all(60, (k.rights.available_until for k in keys), now)
     headers = {"ETag": etag, "Vary": "Accept-Encoding, Authorization",
                "Cache-Control": f"{'private' if private else 'public'}, max-age={max_age}",
                "Last-Modified": meta.updated.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")}
@@ -228,8 +225,8 @@ async def public_feed(request: web.Request) -> web.Response:
     return await _serve_feed(request, fmt, Filter(), "onair: latest video", private=False)
 
 
-async def partner_feed(request: web.Request) -> web.Response:
-    partner = await _partner(request, "feeds:read", feed=True)
+@partner_required("feeds:read", feed=True)
+async def partner_feed(request: web.Request, partner: keys.Partner) -> web.Response:
     if partner.name != request.match_info["partner"]:
         raise Forbidden("This key belongs to another partner", code="wrong-partner")
     fmt = FEED_FILES[request.match_info["file"]]
@@ -237,15 +234,6 @@ async def partner_feed(request: web.Request) -> web.Response:
 
 
 # --- partner API ---------------------------------------------------------------------------------
-
-async def _partner(request: web.Request, scope: str | None, *, feed: bool = False) -> keys.Partner:
-    db = request.app[POOL]
-    partner = await keys.authenticate(db, bearer(request))
-    await keys.count_request(db, partner, clock.now(request.app), feed=feed)
-    if scope:
-        keys.require_scope(partner, scope)
-    return partner
-
 
 def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
     r = asset.rights
@@ -264,20 +252,20 @@ def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
     }
 
 
-async def api_search(request: web.Request) -> web.Response:
-    partner = await _partner(request, "assets:read")
+@partner_required("assets:read")
+async def api_search(request: web.Request, partner: keys.Partner) -> web.Response:
     query = parse_query(request, SearchQuery)
     text = (query.q or "").strip() or None
     if text and "\x00" in text:
         raise BadRequest("The search query contains a NUL character", code="invalid-query")
     flt = Filter(tag=query.tag, show=query.show, text=text, partner=partner)
     assets, next_cursor = await _list_assets(request, flt, "api", query.limit, query.cursor)
-    base = _base_url(request)
+    base = base_url(request)
     return web.json_response({"items": [asset_json(a, base) for a in assets], "next_cursor": next_cursor})
 
 
-async def api_fetch(request: web.Request) -> web.Response:
-    partner = await _partner(request, "assets:read")
+@partner_required("assets:read")
+async def api_fetch(request: web.Request, partner: keys.Partner) -> web.Response:
     asset_id = request.match_info["asset_id"]
     row = await request.app[POOL].fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
     asset = Asset.from_row(row) if row else None
@@ -287,7 +275,7 @@ async def api_fetch(request: web.Request) -> web.Response:
             or not rights.in_window(asset.rights, clock.now(request.app))
             or not partner.may_see(asset.tags, asset.show)):
         raise NotFound(f"No asset {asset_id!r} available to this key")
-    return web.json_response(asset_json(asset, _base_url(request)))
+    return web.json_response(asset_json(asset, base_url(request)))
 
 
 class PublishBody(BaseModel):
@@ -312,8 +300,8 @@ class PublishBody(BaseModel):
             raise ValueError(str(exc)) from None
 
 
-async def api_publish(request: web.Request) -> web.Response:
-    partner = await _partner(request, "assets:write")
+@partner_required("assets:write")
+async def api_publish(request: web.Request, partner: keys.Partner) -> web.Response:
     body = await read_json(request, PublishBody)
     if body.available_from and body.available_until and body.available_until <= body.available_from:
         raise BadRequest("available_until must be after available_from", code="invalid-window")
@@ -335,8 +323,8 @@ async def api_publish(request: web.Request) -> web.Response:
                              headers={"Location": f"/api/v1/assets/{asset_id}"})
 
 
-async def api_usage(request: web.Request) -> web.Response:
-    partner = await _partner(request, None)
+@partner_required(None)
+async def api_usage(request: web.Request, partner: keys.Partner) -> web.Response:
     since = clock.now(request.app).date() - timedelta(days=30)
     return web.json_response({"partner": partner.name, "rate_per_minute": partner.rate_per_minute,
                               "days": await keys.usage(request.app[POOL], partner.id, since)})
