@@ -102,7 +102,7 @@ def test_one_decode_split_to_all_rungs_with_closed_fixed_gop():
     graph = _value(argv, "-filter_complex")
     assert graph.startswith("[0:v:0]fps=25/1[") and "split=7" in graph and graph.count("scale=") == 7
     # every rung: BT.709 conversion and tags in one scale pass, square pixels, 4:2:0
-    assert graph.count("scale=1920:1080:flags=bicubic:out_color_matrix=bt709:out_range=tv[") == 1
+    assert graph.count("scale=1920:1080:flags=bicubic:in_color_matrix=bt709:out_color_matrix=bt709:out_range=tv[") == 1
     assert graph.count("setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv[") == 5
     assert graph.count("format=yuv420p[") == 5 and graph.count("setsar=1[") == 7
     assert r"select=eq(n\,0)+eq(n\,25)+eq(n\,75)" in graph  # the candidates plus the primer frame 0

@@ -76,6 +76,12 @@ def ladder_graph(source: Stream, plan: Plan, storyboard: StoryboardSpec | None =
     return Branches(rungs, sb, shot)
 
 
+def filter_graph(plan: Plan) -> str:
+    """The ladder's -filter_complex as ffmpeg gets it (for tests and for reading a plan by eye)."""
+    args = ffmpeg.get_args(ffmpeg.output(*ladder_graph(ffmpeg.input("-"), plan).rungs, "-"))
+    return args[args.index("-filter_complex") + 1]
+
+
 def single_rung(plan: Plan, index: int, *, audio: bool) -> Plan:
     return Plan(**{**plan.__dict__, "rungs": (plan.rungs[index],), "audio": plan.audio and audio})
 
