@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+import accounts.domain
 import hbbtv_apps.domain
 import streaming.catalog.domain
 import streaming.delivery.domain
@@ -31,6 +32,7 @@ DOMAINS: tuple[Domain, ...] = (
     syndication.domain.DOMAIN,
     hbbtv_apps.domain.DOMAIN,
     studio.domain.DOMAIN,
+    accounts.domain.DOMAIN,
 )
 
 

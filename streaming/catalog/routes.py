@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from onair.core.auth import admin_required, is_admin
+from onair.core.auth import has_permission, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
 from onair.core.settings import SETTINGS, Settings
@@ -69,7 +69,7 @@ def _uncursor(value: str) -> tuple[datetime, str]:
 async def read(request: web.Request) -> web.Response:
     found = await catalog.get_asset_live(request.app[POOL], request.match_info["asset_id"])
     # Private assets do not exist for the public; drafts are visible to admins only.
-    if found is None or (found[0].visibility == "private" and not is_admin(request)):
+    if found is None or (found[0].visibility == "private" and not await has_permission(request, "assets:read")):
         raise NotFound(f"No asset {request.match_info['asset_id']!r}")
     asset, live = found
     body = catalog.asset_json(asset, live, _settings(request).base_url)
@@ -77,7 +77,7 @@ async def read(request: web.Request) -> web.Response:
                                             "public, max-age=10"})
 
 
-@admin_required
+@requires("assets:read")
 async def listing(request: web.Request) -> web.Response:
     q = parse_query(request, ListQuery)
     before = _uncursor(q.cursor) if q.cursor else None
@@ -93,7 +93,7 @@ async def listing(request: web.Request) -> web.Response:
 PURGING_FIELDS = frozenset({"visibility", "available_from", "available_until", "geo_allow", "geo_deny"})
 
 
-@admin_required
+@requires("assets:write")
 async def patch(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     body = await read_json(request, AssetPatch)
@@ -118,7 +118,7 @@ async def patch(request: web.Request) -> web.Response:
     return web.json_response(catalog.asset_json(*found, _settings(request).base_url))
 
 
-@admin_required
+@requires("assets:write")
 async def delete(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     if not await catalog.delete_asset(request.app[POOL], request.app[STORE], asset_id):

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from onair.core.auth import admin_required
+from onair.core.auth import requires
 from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
 from onair.core.settings import SETTINGS
@@ -71,7 +71,7 @@ async def options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=_tus_headers(request))
 
 
-@admin_required
+@requires("assets:write")
 async def create(request: web.Request) -> web.Response:
     _check_version(request)
     settings = request.app[SETTINGS]
@@ -105,7 +105,7 @@ async def _row(db: Any, upload_id: str) -> Any:
     return row
 
 
-@admin_required
+@requires("assets:write")
 async def head(request: web.Request) -> web.Response:
     _check_version(request)
     row = await _row(request.app[POOL], request.match_info["upload_id"])
@@ -120,7 +120,7 @@ def _write_at(path: Path, offset: int):
     return f
 
 
-@admin_required
+@requires("assets:write")
 async def patch(request: web.Request) -> web.Response:
     _check_version(request)
     if request.content_type != "application/offset+octet-stream":
@@ -171,7 +171,7 @@ async def _complete(request: web.Request, upload_id: str, asset_id: str, staging
     await pool.execute("DELETE FROM uploads WHERE id = $1", upload_id)
 
 
-@admin_required
+@requires("assets:write")
 async def terminate(request: web.Request) -> web.Response:
     _check_version(request)
     upload_id = request.match_info["upload_id"]
