@@ -37,9 +37,9 @@ _SECURITY = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-P
              "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"}
 
 
-def _page(name: str, status: int = 200, **context: object) -> web.Response:
+def _page(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: object) -> web.Response:
     return web.Response(text=_env.get_template(name).render(**context), content_type="text/html",
-                        headers=_SECURITY, status=status)
+                        headers={**_SECURITY, **(headers or {})}, status=status)
 
 
 def _allowed(who: Principal) -> set[str]:
@@ -69,7 +69,8 @@ async def login(request: web.Request) -> web.Response:
         session_id, _, _ = await log_in(request.app[POOL], str(form.get("name", "")), str(form.get("password", "")),
                                         ip=client_ip(request), user_agent=request.headers.get("User-Agent"))
     except TooManyRequests as err:
-        return _page("login.html", status=429, error="throttled", wait=err.headers.get("Retry-After"))
+        return _page("login.html", status=429, headers=err.headers, error="throttled",
+                     wait=err.headers.get("Retry-After"))
     except AppError:
         raise web.HTTPSeeOther("/studio/?error=1") from None
     resp = web.HTTPSeeOther("/studio/")

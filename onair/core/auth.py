@@ -78,7 +78,6 @@ def bearer(request: web.Request) -> str | None:
 
 SESSION_COOKIE = "onair_session"
 CSRF_HEADER = "X-CSRF-Token"
-_PRINCIPAL = "onair.principal"  # request key: resolved once per request
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_ACTOR = "admin-token"
 
@@ -93,6 +92,9 @@ class Principal:
     @property
     def csrf_token(self) -> str | None:
         return self.session.csrf_token if self.session else None
+
+
+_PRINCIPAL = web.RequestKey("onair.principal", object)  # who is asking, resolved once per request
 
 
 def client_ip(request: web.Request) -> str | None:

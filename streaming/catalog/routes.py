@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from onair.core.auth import has_permission, requires
+from onair.core.auth import audit, has_permission, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
 from onair.core.settings import SETTINGS, Settings
@@ -110,6 +110,8 @@ async def patch(request: web.Request) -> web.Response:
     if start and end and end <= start:
         raise BadRequest("available_until must be after available_from", code="invalid-body")
     await catalog.update_asset(pool, asset_id, changes)
+    await audit(request, "asset.update", object_type="asset", object_id=asset_id,
+                detail={"fields": sorted(changes)})  # visibility, rights windows, geo, metadata
     if PURGING_FIELDS & changes.keys():  # what the origin and feeds answer has changed: drop CDN copies
         await purge.purge_asset(request.app, asset_id, "unpublished" if changes.get("visibility") == "private"
                                 else "rights-changed")
@@ -123,6 +125,7 @@ async def delete(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     if not await catalog.delete_asset(request.app[POOL], request.app[STORE], asset_id):
         raise NotFound(f"No asset {asset_id!r}")
+    await audit(request, "asset.delete", object_type="asset", object_id=asset_id)
     await purge.purge_asset(request.app, asset_id, "deleted")
     return web.Response(status=204)
 

@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from onair.core.auth import has_permission, requires
+from onair.core.auth import audit, has_permission, requires
 from onair.core.bus import BUS, BusUnavailable
 from onair.core.clock import now
 from onair.core.db.pool import POOL
@@ -255,6 +255,8 @@ async def ban(request: web.Request) -> web.Response:
     until = now(request.app) + timedelta(minutes=body.minutes)
     for kind, value in targets:
         await chat.ban(request.app[POOL], room, kind, value, until, body.reason)
+    await audit(request, "chat.ban", object_type="chat_room", object_id=room,
+                detail={"kinds": [k for k, _ in targets], "minutes": body.minutes, "reason": body.reason})
     return web.json_response({"room": room, "until": until.isoformat(),
                               "banned": [{"kind": k, "value": v if k == "nickname" else v[:6] + "…"}
                                          for k, v in targets]}, status=201)

@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from onair.core.auth import requires
+from onair.core.auth import audit, requires
 from onair.core.bus import BUS
 from onair.core.clock import now
 from onair.core.db.pool import POOL
@@ -65,6 +65,7 @@ async def _poll(request: web.Request) -> polls.Poll:
 async def create_poll(request: web.Request) -> web.Response:
     body = await read_json(request, PollIn)
     poll = await polls.create(request.app[POOL], **body.model_dump())
+    await audit(request, "poll.create", object_type="poll", object_id=poll.id)
     return web.json_response(polls.to_json(poll, now(request.app)), status=201,
                              headers={"Location": f"/api/v1/polls/{poll.id}"})
 
@@ -89,6 +90,7 @@ def _transition(action: str):
         poll = await polls.transition(request.app[POOL], request.match_info["poll_id"], action, now(request.app))
         if poll is None:
             raise NotFound(f"No poll {request.match_info['poll_id']!r}", code="poll-not-found")
+        await audit(request, f"poll.{action}", object_type="poll", object_id=poll.id)
         live = request.app[LIVE]
         live.ticker.mark({poll.id})  # viewers see the new status (and zeroed bars) on the next tick
         return web.json_response(polls.to_json(poll, now(request.app)), headers={"Cache-Control": "no-store"})

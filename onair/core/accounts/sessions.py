@@ -74,7 +74,7 @@ async def retry_after(db: DB, keys: list[str]) -> int | None:
     rows = await db.fetch(
         "SELECT key, ceil(extract(epoch FROM window_start + $2::interval - now()))::int AS wait "
         "FROM login_throttle WHERE key = ANY($1) AND window_start > now() - $2::interval "
-        "AND failures >= CASE WHEN key LIKE 'user:%' THEN $3 ELSE $4 END",
+        "AND failures >= CASE WHEN key LIKE 'user:%' THEN $3::int ELSE $4::int END",
         keys, WINDOW, ACCOUNT_LIMIT, IP_LIMIT)
     return max((max(1, r["wait"]) for r in rows), default=None)
 
