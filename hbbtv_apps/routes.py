@@ -16,7 +16,7 @@ import jinja2
 from aiohttp import web
 
 from hbbtv_apps import ait, registry, useragent
-from onair.core.auth import admin_required
+from onair.core.auth import requires
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import Conflict, NotFound, read_json
@@ -38,7 +38,7 @@ def static_base(bundle: StaticBundle) -> str:
 
 # --- registry API (admin/studio) -------------------------------------------------------------------
 
-@admin_required
+@requires("hbbtv:write")
 async def create_app(request: web.Request) -> web.Response:
     data = await read_json(request, registry.AppIn)
     app = await registry.create(request.app[POOL], data)
@@ -46,19 +46,19 @@ async def create_app(request: web.Request) -> web.Response:
                              headers={"Location": f"/api/v1/hbbtv/apps/{app.slug}"})
 
 
-@admin_required
+@requires("hbbtv:write")
 async def list_apps(request: web.Request) -> web.Response:
     base = base_url(request)
     return web.json_response({"apps": [a.to_json(base) for a in await registry.list_apps(request.app[POOL])]})
 
 
-@admin_required
+@requires("hbbtv:write")
 async def get_app(request: web.Request) -> web.Response:
     app = await registry.require(request.app[POOL], request.match_info["slug"])
     return web.json_response(app.to_json(base_url(request)))
 
 
-@admin_required
+@requires("hbbtv:write")
 async def patch_app(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await registry.require(request.app[POOL], slug)
@@ -67,14 +67,14 @@ async def patch_app(request: web.Request) -> web.Response:
     return web.json_response(app.to_json(base_url(request)))
 
 
-@admin_required
+@requires("hbbtv:write")
 async def delete_app(request: web.Request) -> web.Response:
     if not await registry.delete(request.app[POOL], request.match_info["slug"]):
         raise NotFound(f"No HbbTV app named {request.match_info['slug']!r}", code="unknown-app")
     return web.Response(status=204)
 
 
-@admin_required
+@requires("banners:write")
 async def push_banner(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await registry.require(request.app[POOL], slug)
@@ -83,7 +83,7 @@ async def push_banner(request: web.Request) -> web.Response:
     return web.json_response(banner.to_json(), status=201)
 
 
-@admin_required
+@requires("banners:write")
 async def get_banner(request: web.Request) -> web.Response:
     banner = await registry.get_banner(request.app[POOL], request.match_info["slug"], _banner_id(request))
     if banner is None:
@@ -91,7 +91,7 @@ async def get_banner(request: web.Request) -> web.Response:
     return web.json_response(banner.to_json())
 
 
-@admin_required
+@requires("banners:write")
 async def end_banners(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await registry.require(request.app[POOL], slug)

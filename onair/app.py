@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+import accounts.domain
 import hbbtv_apps.domain
 import streaming.catalog.domain
 import streaming.delivery.domain
@@ -37,6 +38,7 @@ DOMAINS: tuple[Domain, ...] = (
     syndication.webhooks.domain.DOMAIN,
     hbbtv_apps.domain.DOMAIN,
     studio.domain.DOMAIN,
+    accounts.domain.DOMAIN,
 )
 
 

@@ -18,6 +18,7 @@ try:  # optional speed-up (Linux/macOS wheels); the pure asyncio loop works the 
 except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
+from accounts.commands import bootstrap_line
 from onair.app import DOMAIN_COMMANDS, route_table, worker_resources_context
 from onair.core import logs
 from onair.core.auth import admin_token, signing_key
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def banner(settings: Settings, token: str, token_created: bool, workers: int) -> str:
+def banner(settings: Settings, token: str, token_created: bool, workers: int, first_admin: str | None = None) -> str:
     base = settings.base_url
     lines = [
         "",
@@ -96,6 +97,7 @@ def banner(settings: Settings, token: str, token_created: bool, workers: int) ->
         f"    feeds         {base}/feeds/mrss.xml",
         f"    health        {base}/healthz  {base}/readyz  {base}/metrics",
         f"    admin token   {token}" + ("  (new; stored in data dir)" if token_created else ""),
+        *([first_admin] if first_admin else []),
         "  Press Ctrl-C to stop.",
         "",
     ]
@@ -116,13 +118,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.port == 0:
         settings = settings.with_(port=sock.getsockname()[1])
     with database(settings) as dsn:
+        first_admin = bootstrap_line(dsn)
         if workers == 1:
             run_fast(serve_process(
                 settings, dsn, sock, run_worker=not args.no_worker, sample=not args.no_sample,
-                on_ready=lambda: print(banner(settings, token, created, 1), flush=True)))
+                on_ready=lambda: print(banner(settings, token, created, 1, first_admin), flush=True)))
             return 0
         return serve_many(settings, dsn, sock, workers, run_worker=not args.no_worker,
-                          on_started=lambda: print(banner(settings, token, created, workers), flush=True))
+                          on_started=lambda: print(banner(settings, token, created, workers, first_admin),
+                                                           flush=True))
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -148,7 +152,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     ensure_data_dir(settings)
-    with database(settings):
+    with database(settings, attach=True):
         print("migrations applied")
     return 0
 

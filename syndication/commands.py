@@ -66,5 +66,5 @@ async def _run(args: argparse.Namespace, dsn: str) -> int:
 
 def cmd_partner(args: argparse.Namespace, settings: Settings) -> int:
     ensure_data_dir(settings)
-    with database(settings) as dsn:
+    with database(settings, attach=True) as dsn:  # leaves a running `onair serve`'s database alone
         return asyncio.run(_run(args, dsn))

@@ -45,11 +45,11 @@ OUTPUTS: dict[str, Any] = {
 async def make_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str | None = None, *,
                      title: str = "Harbour fire", status: str = "ready", outputs: dict[str, Any] | None = None,
                      duration: float | None = 3.0, error: str = "transcode failed", created: datetime | None = None,
-                     **fields: Any) -> str:
+                     progress: float = 0.0, **fields: Any) -> str:
     """An asset as the pipeline would leave it, written by the catalogue (the table's only writer).
 
-    `status` is queued (or a stage of a running job: the row says queued), ready or failed; `fields` are any
-    creatable or patchable column (rights, visibility, embed_origins, tags, credit, ...); `created` backdates it.
+    `status` is queued, a stage of a running job (with `progress`), ready or failed; `fields` are any creatable
+    or patchable column (rights, visibility, embed_origins, tags, credit, ...); `created` backdates it.
     """
     asset_id = asset_id or catalog.new_asset_id()
     create = {k: v for k, v in fields.items() if k in CREATABLE}
@@ -63,8 +63,10 @@ async def make_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str | None
         await catalog.mark_ready(db, asset_id, {}, OUTPUTS if outputs is None else outputs, duration)
     elif status == "failed":
         await catalog.mark_failed(db, asset_id, error)
-    elif status not in ("queued", *catalog.ACTIVE_STAGES):
-        raise ValueError(f"make_asset: status {status!r} is not queued, ready or failed")
+    elif status in catalog.ACTIVE_STAGES:
+        await _running(db, asset_id, status, progress)
+    elif status != "queued":
+        raise ValueError(f"make_asset: status {status!r} is not queued, a running stage, ready or failed")
     if patch:
         await catalog.update_asset(db, asset_id, patch)
     if created is not None:
@@ -72,8 +74,14 @@ async def make_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str | None
     return asset_id
 
 
+async def _running(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, stage: str, progress: float) -> None:
+    # In the system only the asset's own transcode job moves it to a stage (catalog.record_progress); a test that
+    # needs "transcoding 40%" without running ffmpeg sets it here, like _backdate below.
+    await db.execute("UPDATE assets SET status = $2, progress = $3 WHERE id = $1", asset_id, stage, progress)
+
+
 async def _backdate(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, when: datetime) -> None:
-    # The catalogue stamps now(); paging and feed tests need a known past. The only place tests write `assets`.
+    # The catalogue stamps now(); paging and feed tests need a known past. Tests write `assets` only here and above.
     await db.execute("""UPDATE assets SET created_at = $2::timestamptz, updated_at = $2,
                                ready_at = CASE WHEN ready_at IS NULL THEN NULL ELSE $2::timestamptz END
                          WHERE id = $1""", asset_id, when)

@@ -20,7 +20,7 @@ import pytest
 from onair.core import job_kinds
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("onair", "streaming", "transcode", "syndication", "hbbtv_apps", "studio")
+PACKAGES = ("accounts", "onair", "streaming", "transcode", "syndication", "hbbtv_apps", "studio")
 COMPOSITION = {"onair.app", "onair.cli", "onair.supervisor"}
 
 # area prefix -> what it may import (besides the standard library and third-party packages): a package or module
@@ -40,6 +40,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "syndication": ("onair.core", "syndication", "streaming.delivery.signing", *CATALOG_API),
     "hbbtv_apps": ("onair.core", "hbbtv_apps", *CATALOG_API),
     "studio": ("onair.core", "studio", *CATALOG_API),
+    "accounts": ("onair.core", "accounts"),
 }
 
 # table -> the one module that writes it
@@ -64,6 +65,10 @@ OWNERS: dict[str, str] = {
     "webhook_endpoints": "syndication.webhooks.store",
     "webhook_deliveries": "syndication.webhooks.store",
     "hbbtv_banners": "hbbtv_apps.registry",
+    "users": "onair.core.accounts.users",
+    "sessions": "onair.core.accounts.sessions",
+    "login_throttle": "onair.core.accounts.sessions",
+    "audit_log": "onair.core.accounts.audit",
 }
 
 MAX_MODULE_LINES = 400

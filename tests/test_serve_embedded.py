@@ -3,13 +3,18 @@ stops cleanly on Ctrl-C (no postgres left behind) and keeps its data for the nex
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,3 +95,55 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
                             text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("onair: error: ONAIR_DATA_DIR:") and "not writable" in result.stderr
+
+
+def _login_status(port: int, name: str, password: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/studio/login", urllib.parse.urlencode({"name": name, "password": password}),
+                 {"Content-Type": "application/x-www-form-urlencoded"})
+    resp = conn.getresponse()
+    conn.close()
+    return resp.status if resp.getheader("Location") == "/studio/" else 401
+
+
+def test_user_and_partner_commands_leave_a_serving_embedded_database_alone(data_dir: Path) -> None:
+    """Issue 16: `onair partner add` used to stop the running embedded PostgreSQL."""
+    server = OnairServer(data_dir).start().wait_ready()
+    port = server.port
+    pg_before = postgres_processes(data_dir)
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def probe() -> None:  # readyz all along
+        while not done.is_set():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+                    statuses.append(resp.status)
+            except OSError as exc:
+                statuses.append(getattr(exc, "code", 0) or 0)
+            time.sleep(0.05)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
+    env.update(ONAIR_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
+    run = [sys.executable, "-m", "onair.cli"]
+    try:
+        user = subprocess.run([*run, "user", "add", "ed", "--role", "editor"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        partner = subprocess.run([*run, "partner", "add", "acme"], env=env, cwd=ROOT, capture_output=True,
+                                 text=True, timeout=60)
+    finally:
+        done.set()
+        prober.join()
+    assert user.returncode == 0, user.stderr
+    assert partner.returncode == 0, partner.stderr
+    assert statuses and set(statuses) == {200}, statuses
+    assert postgres_processes(data_dir) == pg_before  # the same server, never restarted
+    assert _login_status(port, "ed", user.stdout.strip()) == 303
+
+    first = re.search(r"user 'admin', one-time password (\S+)", server.output())
+    assert first, server.output()
+    assert _login_status(port, "admin", first.group(1)) == 303
+    stop(server)
+    assert not postgres_processes(data_dir)

@@ -6,27 +6,31 @@ import asyncio
 
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import ADMIN, ADMIN_TOKEN
+from tests.accounts_helpers import PASSWORD, make_user
+from tests.conftest import ADMIN
 from tests.helpers import make_asset
 
 
-async def logged_in(browser, client: TestClient):
+async def logged_in(browser, client: TestClient, name: str = "chief"):
     context = await browser.new_context()
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.goto(str(client.make_url("/studio/")))
-    await page.fill("input[name=token]", ADMIN_TOKEN)
+    await page.fill("input[name=name]", name)
+    await page.fill("input[name=password]", PASSWORD)
     await page.click("button[type=submit]")
     await page.wait_for_selector("#polls")
     page.errors = errors  # type: ignore[attr-defined]
     return page
 
 
-async def test_login_is_required_and_a_wrong_token_is_refused(client: TestClient, browser) -> None:
+async def test_login_is_required_and_a_wrong_password_is_refused(client: TestClient, browser, db) -> None:
+    await make_user(db, "chief", "admin")
     page = await (await browser.new_context()).new_page()
     await page.goto(str(client.make_url("/studio/")))
-    await page.fill("input[name=token]", "wrong")
+    await page.fill("input[name=name]", "chief")
+    await page.fill("input[name=password]", "wrong password")
     await page.click("button[type=submit]")
     await page.wait_for_selector(".error")
     assert await page.locator("#polls").count() == 0
@@ -34,7 +38,8 @@ async def test_login_is_required_and_a_wrong_token_is_refused(client: TestClient
 
 
 async def test_poll_bars_follow_votes_and_embed_snippets(client: TestClient, browser, db) -> None:
-    await make_asset(db, "asset000001", title="<b>Show</b>", status="transcoding")
+    await make_asset(db, "asset000001", title="<b>Show</b>", status="transcoding", progress=40)
+    await make_user(db, "chief", "admin")
     page = await logged_in(browser, client)
     row = page.locator('tr[data-asset="asset000001"]')
     assert await row.locator("td").first.inner_text() == "<b>Show</b>"  # escaped, shown as typed
@@ -72,7 +77,8 @@ async def test_poll_bars_follow_votes_and_embed_snippets(client: TestClient, bro
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-async def test_deleted_message_vanishes_on_a_second_page(client: TestClient, browser) -> None:
+async def test_deleted_message_vanishes_on_a_second_page(client: TestClient, browser, db) -> None:
+    await make_user(db, "chief", "admin")
     first = await logged_in(browser, client)
     second = await logged_in(browser, client)
     for page in (first, second):

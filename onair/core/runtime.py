@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from onair.core.db.embedded import EmbeddedPostgres
+from onair.core.db.embedded import EmbeddedPostgres, running
 from onair.core.db.migrate import migrate_url
 from onair.core.settings import SettingError, Settings
 
@@ -26,14 +26,23 @@ def ensure_data_dir(settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """Yield a migrated database URL: the configured one, or an embedded server for the duration."""
+def database(settings: Settings, *, attach: bool = False) -> Iterator[str]:
+    """Yield a migrated database URL: the configured one, or an embedded server for the duration.
+
+    attach=True (short-lived commands such as `onair user`, `onair partner`): when `onair serve` already
+    runs the embedded server of this data dir, connect to it and leave it running.
+    """
     if settings.database_url:
         dsn = settings.database_url
         _migrate(dsn)
         yield dsn
         return
-    pg = EmbeddedPostgres(settings.data_dir / "pg")
+    pgdata = settings.data_dir / "pg"
+    if attach and (dsn := running(pgdata)) is not None:
+        _migrate(dsn)
+        yield dsn
+        return
+    pg = EmbeddedPostgres(pgdata)
     dsn = pg.start()
     try:
         _migrate(dsn)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from onair.core.auth import admin_required, is_admin, requires
+from onair.core.auth import audit, has_permission, label, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
 from onair.core.storage import STORE
@@ -62,18 +62,18 @@ def _uncursor(value: str) -> tuple[datetime, str]:
         raise BadRequest("invalid cursor", code="invalid-query") from None
 
 
-@requires("public|admin")  # private assets: admin only
+@label("public|assets:read")  # private assets: editors and admins only
 async def read(request: web.Request) -> web.Response:
     asset = await catalog.get_asset(request.app[POOL], request.match_info["asset_id"])
     # Private assets do not exist for the public; drafts are visible to admins only.
-    if asset is None or (asset.visibility == "private" and not is_admin(request)):
+    if asset is None or (asset.visibility == "private" and not await has_permission(request, "assets:read")):
         raise NotFound(f"No asset {request.match_info['asset_id']!r}")
     body = catalog.asset_json(asset, base_url(request))
     return web.json_response(body, headers={"Cache-Control": "no-store" if asset.status != "ready" else
                                             "public, max-age=10"})
 
 
-@admin_required
+@requires("assets:read")
 async def listing(request: web.Request) -> web.Response:
     q = parse_query(request, ListQuery)
     before = _uncursor(q.cursor) if q.cursor else None
@@ -89,7 +89,7 @@ async def listing(request: web.Request) -> web.Response:
 PURGING_FIELDS = frozenset({"visibility", "available_from", "available_until", "geo_allow", "geo_deny"})
 
 
-@admin_required
+@requires("assets:write")
 async def patch(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     body = await read_json(request, AssetPatch)
@@ -106,6 +106,8 @@ async def patch(request: web.Request) -> web.Response:
     if start and end and end <= start:
         raise BadRequest("available_until must be after available_from", code="invalid-body")
     await catalog.update_asset(pool, asset_id, changes)
+    await audit(request, "asset.update", object_type="asset", object_id=asset_id,
+                detail={"fields": sorted(changes)})  # visibility, rights windows, geo, metadata
     if PURGING_FIELDS & changes.keys():  # what the origin and feeds answer has changed: drop CDN copies
         await purge.purge_asset(request.app, asset_id, "unpublished" if changes.get("visibility") == "private"
                                 else "rights-changed")
@@ -114,11 +116,12 @@ async def patch(request: web.Request) -> web.Response:
     return web.json_response(catalog.asset_json(updated, base_url(request)))
 
 
-@admin_required
+@requires("assets:write")
 async def delete(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     if not await catalog.delete_asset(request.app[POOL], request.app[STORE], asset_id):
         raise NotFound(f"No asset {asset_id!r}")
+    await audit(request, "asset.delete", object_type="asset", object_id=asset_id)
     await purge.purge_asset(request.app, asset_id, "deleted")
     return web.Response(status=204)
 

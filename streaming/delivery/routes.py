@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from onair.core.auth import SIGNING_KEY, requires
+from onair.core.auth import SIGNING_KEY, label
 from onair.core.settings import SETTINGS, Settings
 from streaming.delivery import origin
 
@@ -17,7 +17,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     return await origin.serve(request, request.match_info["asset_id"], request.match_info["key"], None)
 
 
-@requires("token")  # a signed playback token in the path (private videos, embargo previews)
+@label("token")  # a signed playback token in the path (private videos, embargo previews)
 async def signed_media(request: web.Request) -> web.StreamResponse:
     return await origin.serve(request, request.match_info["asset_id"], request.match_info["key"],
                               request.match_info["token"])

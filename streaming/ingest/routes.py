@@ -9,7 +9,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from onair.core.auth import admin_required
+from onair.core.auth import requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType, read_json
 from onair.core.safe_urls import UrlRejected, check_url
@@ -31,7 +31,7 @@ class UrlIngest(BaseModel):
     tags: list[str] = []
 
 
-@admin_required
+@requires("assets:write")
 async def create(request: web.Request) -> web.Response:
     settings = _settings(request)
     pool, store = request.app[POOL], request.app[STORE]
@@ -65,7 +65,7 @@ async def create(request: web.Request) -> web.Response:
     return web.json_response({"id": asset_id, "status": "queued"}, status=202, headers={"Location": location})
 
 
-@admin_required
+@requires("assets:write")
 async def retry(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     pool, store = request.app[POOL], request.app[STORE]

@@ -16,7 +16,7 @@ import secrets
 
 from aiohttp import web
 
-from onair.core.auth import admin_required
+from onair.core.auth import requires
 from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from onair.core.settings import SETTINGS
@@ -68,7 +68,7 @@ async def options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=_tus_headers(request))
 
 
-@admin_required
+@requires("assets:write")
 async def create(request: web.Request) -> web.Response:
     _check_version(request)
     settings = request.app[SETTINGS]
@@ -90,7 +90,7 @@ async def create(request: web.Request) -> web.Response:
                                              "Onair-Asset-Id": asset_id, "Upload-Offset": "0"})
 
 
-@admin_required
+@requires("assets:write")
 async def head(request: web.Request) -> web.Response:
     _check_version(request)
     upload = await tus_store.get(request.app[POOL], request.match_info["upload_id"])
@@ -98,7 +98,7 @@ async def head(request: web.Request) -> web.Response:
                                              "Upload-Length": str(upload.length), "Onair-Asset-Id": upload.asset_id})
 
 
-@admin_required
+@requires("assets:write")
 async def patch(request: web.Request) -> web.Response:
     _check_version(request)
     if request.content_type != "application/offset+octet-stream":
@@ -124,7 +124,7 @@ async def patch(request: web.Request) -> web.Response:
                                              "Onair-Asset-Id": upload.asset_id})
 
 
-@admin_required
+@requires("assets:write")
 async def terminate(request: web.Request) -> web.Response:
     _check_version(request)
     await tus_store.terminate(request.app[POOL], request.app[STORE], request.match_info["upload_id"])

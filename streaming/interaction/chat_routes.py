@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from onair.core.auth import admin_required, is_admin, requires
+from onair.core.auth import audit, has_permission, label, requires
 from onair.core.bus import BUS, BusUnavailable
 from onair.core.clock import now
 from onair.core.db.pool import POOL
@@ -118,7 +118,7 @@ async def list_messages(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
 
 
-@requires("public|admin")  # an admin connection moderates
+@label("public|chat:moderate")  # a moderator's connection moderates
 async def websocket(request: web.Request) -> web.StreamResponse:
     room = _room(request)
     app = request.app
@@ -131,7 +131,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     hub = await app[CHAT].hubs.get(room)  # before the upgrade: a 503 is still possible here
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=app[CHAT].rules.max_bytes * 6 + 1024)
     await ws.prepare(request)
-    moderator = is_admin(request)
+    moderator = await has_permission(request, "chat:moderate")
 
     def drop() -> None:  # slow consumer: closed, not waited for
         asyncio.get_running_loop().create_task(ws.close(code=4008, message=b"slow consumer"))
@@ -196,14 +196,14 @@ class BanIn(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-@admin_required
+@requires("chat:moderate")
 async def get_room(request: web.Request) -> web.Response:
     room = await chat.ensure_room(request.app[POOL], _room(request))
     pending = [chat.message_json(r, admin=True) for r in await chat.pending(request.app[POOL], room.room)]
     return web.json_response({**room.to_json(), "pending": pending}, headers={"Cache-Control": "no-store"})
 
 
-@admin_required
+@requires("chat:moderate")
 async def patch_room(request: web.Request) -> web.Response:
     body = await read_json(request, RoomPatch)
     changes = body.model_dump(exclude_none=True)
@@ -215,7 +215,7 @@ async def patch_room(request: web.Request) -> web.Response:
     return web.json_response(room.to_json(), headers={"Cache-Control": "no-store"})
 
 
-@admin_required
+@requires("chat:moderate")
 async def delete_message(request: web.Request) -> web.Response:
     room = _room(request)
     message_id = _message_id(request)
@@ -225,7 +225,7 @@ async def delete_message(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@admin_required
+@requires("chat:moderate")
 async def approve_message(request: web.Request) -> web.Response:
     room = _room(request)
     row = await chat.approve(request.app[POOL], room, _message_id(request))
@@ -237,7 +237,7 @@ async def approve_message(request: web.Request) -> web.Response:
     return web.json_response(message)
 
 
-@admin_required
+@requires("chat:moderate")
 async def ban(request: web.Request) -> web.Response:
     room = _room(request)
     body = await read_json(request, BanIn)
@@ -256,6 +256,8 @@ async def ban(request: web.Request) -> web.Response:
     until = now(request.app) + timedelta(minutes=body.minutes)
     for kind, value in targets:
         await chat.ban(request.app[POOL], room, kind, value, until, body.reason)
+    await audit(request, "chat.ban", object_type="chat_room", object_id=room,
+                detail={"kinds": [k for k, _ in targets], "minutes": body.minutes, "reason": body.reason})
     return web.json_response({"room": room, "until": until.isoformat(),
                               "banned": [{"kind": k, "value": v if k == "nickname" else v[:6] + "…"}
                                          for k, v in targets]}, status=201)

@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from onair.core.auth import admin_required
+from onair.core.auth import audit, requires
 from onair.core.bus import BUS
 from onair.core.clock import now
 from onair.core.db.pool import POOL
@@ -62,15 +62,16 @@ async def _poll(request: web.Request) -> polls.Poll:
     return poll
 
 
-@admin_required
+@requires("polls:write")
 async def create_poll(request: web.Request) -> web.Response:
     body = await read_json(request, PollIn)
     poll = await polls.create(request.app[POOL], **body.model_dump())
+    await audit(request, "poll.create", object_type="poll", object_id=poll.id)
     return web.json_response(polls.to_json(poll, now(request.app)), status=201,
                              headers={"Location": f"/api/v1/polls/{poll.id}"})
 
 
-@admin_required
+@requires("polls:read")
 async def list_polls(request: web.Request) -> web.Response:
     t = now(request.app)
     items = [polls.to_json(p, t) for p in await polls.list_recent(request.app[POOL])]
@@ -85,11 +86,12 @@ async def get_poll(request: web.Request) -> web.Response:
 
 
 def _transition(action: str):
-    @admin_required
+    @requires("polls:write")
     async def handler(request: web.Request) -> web.Response:
         poll = await polls.transition(request.app[POOL], request.match_info["poll_id"], action, now(request.app))
         if poll is None:
             raise NotFound(f"No poll {request.match_info['poll_id']!r}", code="poll-not-found")
+        await audit(request, f"poll.{action}", object_type="poll", object_id=poll.id)
         live = request.app[LIVE]
         live.ticker.mark({poll.id})  # viewers see the new status (and zeroed bars) on the next tick
         return web.json_response(polls.to_json(poll, now(request.app)), headers={"Cache-Control": "no-store"})
@@ -149,7 +151,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     return await tallies.sse(request, request.app[BUS], poll.id, first)
 
 
-@admin_required
+@requires("polls:read")
 async def export(request: web.Request) -> web.Response:
     poll = await _poll(request)
     text = await polls.export_csv(request.app[POOL], await polls.get(request.app[POOL], poll.id) or poll,

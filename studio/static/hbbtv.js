@@ -4,18 +4,20 @@
   var API = '/api/v1/hbbtv/apps';
   function $(id) { return document.getElementById(id); }
   function say(text, ok) { var m = $('message'); m.textContent = text; m.className = ok ? 'ok' : 'error'; }
+  function csrf() { var m = document.querySelector('meta[name="csrf-token"]'); return m ? m.getAttribute('content') : ''; }
   function token() { return $('token').value || sessionStorage.getItem('onair.admin') || ''; }
 
   function call(method, url, body, cb) {
     var r = new XMLHttpRequest();
     r.open(method, url, true);
     if (token()) { r.setRequestHeader('Authorization', 'Bearer ' + token()); } /* else the /studio/ login cookie */
+    else if (csrf() && method !== 'GET') { r.setRequestHeader('X-CSRF-Token', csrf()); }
     if (body) { r.setRequestHeader('Content-Type', 'application/json'); }
     r.onreadystatechange = function () {
       var data = null;
       if (r.readyState !== 4) { return; }
       try { data = JSON.parse(r.responseText); } catch (e) { data = null; }
-      if (r.status === 401) { say('Log in at /studio/ or paste the admin token, then Load apps.', false); return; }
+      if (r.status === 401) { say('Log in at /studio/ (or paste the admin token), then Load apps.', false); return; }
       if (r.status >= 400) { say((data && (data.title + ': ' + data.detail)) || ('HTTP ' + r.status), false); return; }
       cb(data);
     };

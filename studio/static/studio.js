@@ -2,6 +2,8 @@
 // All user text goes through textContent, never innerHTML.
 (function () {
   "use strict";
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var CSRF = meta ? meta.getAttribute("content") : "";
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -12,6 +14,7 @@
 
   async function api(method, path, body) {
     var opts = { method: method, credentials: "same-origin", headers: {} };
+    if (method !== "GET" && CSRF) opts.headers["X-CSRF-Token"] = CSRF;  // the session's token (see base.html)
     if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
     var resp = await fetch(path, opts);
     if (resp.status === 204) return null;
@@ -41,7 +44,7 @@
       });
     } catch (e) { /* next round */ }
   }
-  setInterval(refreshAssets, 3000);
+  if (document.getElementById("assets")) setInterval(refreshAssets, 3000);
 
   // --- polls ------------------------------------------------------------------------------------
   var streams = {};
@@ -110,7 +113,7 @@
     data.polls.forEach(function (p) { list.appendChild(pollCard(p)); });
   }
 
-  document.getElementById("new-poll").addEventListener("submit", async function (ev) {
+  if (document.getElementById("new-poll")) document.getElementById("new-poll").addEventListener("submit", async function (ev) {
     ev.preventDefault();
     var form = ev.target;
     var options = form.options.value.split("\n").map(function (s) { return s.trim(); }).filter(Boolean);
@@ -161,7 +164,7 @@
     r.pending.forEach(function (m) { pending.appendChild(messageItem(m, true)); });
   }
 
-  document.getElementById("save-room").addEventListener("click", async function () {
+  if (document.getElementById("chat")) document.getElementById("save-room").addEventListener("click", async function () {
     var box = document.getElementById("room-settings");
     await moderate("PATCH", "", {
       slow_mode_seconds: parseInt(box.querySelector("[name=slow_mode_seconds]").value || "0", 10),
@@ -195,7 +198,7 @@
     };
   }
 
-  document.getElementById("room-form").addEventListener("submit", async function (ev) {
+  if (document.getElementById("chat")) document.getElementById("room-form").addEventListener("submit", async function (ev) {
     ev.preventDefault();
     room = ev.target.room.value.trim();
     if (socket) { var old = socket; socket = null; old.close(); }
@@ -204,5 +207,5 @@
     connect(null);
   });
 
-  loadPolls();
+  if (document.getElementById("polls")) loadPolls();
 })();

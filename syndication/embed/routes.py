@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from onair.core import clock
-from onair.core.auth import SIGNING_KEY, admin_required
+from onair.core.auth import SIGNING_KEY, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, PayloadTooLarge, pydantic_detail
 from onair.core.settings import SETTINGS, Settings
@@ -207,7 +207,7 @@ async def player_events(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Cache-Control": "no-store"})
 
 
-@admin_required
+@requires("stats:read")
 async def asset_stats(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     db = request.app[POOL]

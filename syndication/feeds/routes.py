@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from onair.core import clock
-from onair.core.auth import SIGNING_KEY, admin_required
+from onair.core.auth import SIGNING_KEY, requires
 from onair.core.bounded import Bounded
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
@@ -340,7 +340,7 @@ class PartnerBody(BaseModel):
     rate_per_minute: int = Field(600, ge=1, le=1_000_000)
 
 
-@admin_required
+@requires("partners:manage")
 async def admin_create(request: web.Request) -> web.Response:
     body = await read_json(request, PartnerBody)
     partner, key = await keys.create(request.app[POOL], body.name, body.scopes, tags=body.tags,
@@ -348,12 +348,12 @@ async def admin_create(request: web.Request) -> web.Response:
     return web.json_response({**partner.public(), "key": key}, status=201, headers={"Cache-Control": "no-store"})
 
 
-@admin_required
+@requires("partners:manage")
 async def admin_list(request: web.Request) -> web.Response:
     return web.json_response({"partners": [p.public() for p in await keys.list_all(request.app[POOL])]})
 
 
-@admin_required
+@requires("partners:manage")
 async def admin_revoke(request: web.Request) -> web.Response:
     partner = await keys.revoke(request.app[POOL], request.match_info["name"], clock.now(request.app))
     if partner is None:
@@ -361,7 +361,7 @@ async def admin_revoke(request: web.Request) -> web.Response:
     return web.json_response(partner.public())
 
 
-@admin_required
+@requires("partners:manage")
 async def admin_usage(request: web.Request) -> web.Response:
     row = await request.app[POOL].fetchrow("SELECT id FROM partners WHERE name = $1", request.match_info["name"])
     if row is None:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from onair.core import clock
-from onair.core.auth import Handler, bearer, requires
+from onair.core.auth import Handler, bearer, label
 from onair.core.db.pool import POOL
 from syndication.partners import keys
 
@@ -28,6 +28,6 @@ def partner_required(scope: str | None, *, feed: bool = False) -> Callable[[Part
                 keys.require_scope(partner, scope)
             return await handler(request, partner)
 
-        return requires(f"partner:{scope}" if scope else "partner")(run)
+        return label(f"partner:{scope}" if scope else "partner")(run)
 
     return wrap

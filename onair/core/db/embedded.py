@@ -48,6 +48,24 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
 
 
+def running(pgdata: Path, database: str = "onair") -> str | None:
+    """The DSN of an embedded server already running on `pgdata` (e.g. started by `onair serve`), else None.
+
+    postmaster.pid holds the pid (line 1), the port (line 4) and, once it accepts connections, "ready"
+    (line 8). Short-lived commands connect to that server instead of starting a second one, which would
+    first stop the running one (see _stop_leftover).
+    """
+    try:
+        lines = (pgdata.resolve() / "postmaster.pid").read_text().splitlines()
+        pid, port, status = int(lines[0]), int(lines[3]), lines[7].strip()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return None
+    if status != "ready" or b"postgres" not in cmdline or str(pgdata.resolve()).encode() not in cmdline:
+        return None
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+
 class EmbeddedPostgres:
     def __init__(self, pgdata: Path, *, log_path: Path | None = None, database: str = "onair") -> None:
         self.pgdata = pgdata.resolve()
