@@ -21,7 +21,7 @@ from streaming import catalog
 from streaming.ingest.tus_store import PART_SIZE, PREFIX
 from tests.conftest import ADMIN
 from tests.s3_server import ACCESS_KEY, SECRET_KEY
-from tests.test_polls_durability import Server
+from tests.test_polls_durability import live_server
 
 TUS = {"Tus-Resumable": "1.0.0"}
 PATCH = {**ADMIN, **TUS, "Content-Type": "application/offset+octet-stream"}
@@ -31,7 +31,7 @@ MiB = 1024 * 1024
 async def test_upload_resumed_on_another_replica(tmp_path: Path, database_url: str, s3_endpoint: str) -> None:
     s3 = {"ONAIR_STORAGE": "s3", "ONAIR_S3_ENDPOINT": s3_endpoint, "ONAIR_S3_BUCKET": f"tus{uuid.uuid4().hex[:8]}",
           "ONAIR_S3_ACCESS_KEY_ID": ACCESS_KEY, "ONAIR_S3_SECRET_ACCESS_KEY": SECRET_KEY}
-    a, b = Server(tmp_path, "a", database_url, ""), Server(tmp_path, "b", database_url, "")
+    a, b = live_server(tmp_path, "a", database_url, ""), live_server(tmp_path, "b", database_url, "")
     a.env.update(s3, ONAIR_DB_POOL_SIZE="1")  # one connection: a PATCH that held it would block HEAD below
     b.env.update(s3)
     a.start()
@@ -39,7 +39,7 @@ async def test_upload_resumed_on_another_replica(tmp_path: Path, database_url: s
     data = os.urandom(2 * PART_SIZE + 300_000)  # two full parts and a short last one, from small tus chunks
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-            await asyncio.gather(a.ready(http), b.ready(http))
+            await asyncio.gather(asyncio.to_thread(a.wait_ready), asyncio.to_thread(b.wait_ready))
             # 1. started on A: 3 MiB in 1 MiB chunks (each below S3's 5 MiB part minimum)
             first = TusClient(a.url + "/api/v1/uploads/", headers=ADMIN).async_uploader(
                 file_stream=io.BytesIO(data), chunk_size=MiB, metadata={"title": "Two pods"})

@@ -20,7 +20,7 @@ def ffmpeg_binary(configured: str | None) -> str:
     return configured or imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: SIGKILL ffmpeg when the worker dies (kill -9 included), so no orphan keeps encoding."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -32,7 +32,7 @@ async def run_ffmpeg(argv: Sequence[str], *, time_limit: float,
     """Run ffmpeg; `on_progress(seconds_done)` is called from its -progress output. Raises FFmpegError."""
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        preexec_fn=_die_with_parent if os.name == "posix" else None)
+        preexec_fn=die_with_parent if os.name == "posix" else None)
     stderr_chunks: list[bytes] = []
 
     async def read_progress() -> None:

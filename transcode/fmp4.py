@@ -103,63 +103,76 @@ def read_samples(data: bytes, default_flags: int = 0) -> list[Sample]:
         tfhd, _ = find(data, b"traf", b"tfhd", start=payload, end=moof_end) or (0, 0)
         if not tfhd:
             raise BoxError("moof without tfhd")
-        tf_flags = int.from_bytes(data[tfhd + 1:tfhd + 4], "big")
-        pos = tfhd + 8
-        base = moof
-        if tf_flags & 0x1:
-            base = struct.unpack_from(">Q", data, pos)[0]
-            pos += 8
-        if tf_flags & 0x2:
-            pos += 4
-        dflt_dur = dflt_size = 0
-        dflt_flags = default_flags
-        if tf_flags & 0x8:
-            dflt_dur = struct.unpack_from(">I", data, pos)[0]
-            pos += 4
-        if tf_flags & 0x10:
-            dflt_size = struct.unpack_from(">I", data, pos)[0]
-            pos += 4
-        if tf_flags & 0x20:
-            dflt_flags = struct.unpack_from(">I", data, pos)[0]
+        defaults = _fragment_defaults(data, tfhd, moof, default_flags)
         tfdt = find(data, b"traf", b"tfdt", start=payload, end=moof_end)
         if tfdt is None:
             raise BoxError("moof without tfdt")
-        t = struct.unpack_from(">Q" if data[tfdt[0]] == 1 else ">I", data, tfdt[0] + 4)[0]
+        decode_time = struct.unpack_from(">Q" if data[tfdt[0]] == 1 else ">I", data, tfdt[0] + 4)[0]
         trun, _ = find(data, b"traf", b"trun", start=payload, end=moof_end) or (0, 0)
         if not trun:
             raise BoxError("moof without trun")
-        tr_flags = int.from_bytes(data[trun + 1:trun + 4], "big")
-        count = struct.unpack_from(">I", data, trun + 4)[0]
-        pos = trun + 8
-        offset = 0
-        if tr_flags & 0x1:
-            offset = struct.unpack_from(">i", data, pos)[0]
-            pos += 4
-        first_flags = None
-        if tr_flags & 0x4:
-            first_flags = struct.unpack_from(">I", data, pos)[0]
-            pos += 4
-        cursor = base + offset
-        for i in range(count):
-            dur, size, flags, cto = dflt_dur, dflt_size, dflt_flags, 0
-            if tr_flags & 0x100:
-                dur = struct.unpack_from(">I", data, pos)[0]
-                pos += 4
-            if tr_flags & 0x200:
-                size = struct.unpack_from(">I", data, pos)[0]
-                pos += 4
-            if tr_flags & 0x400:
-                flags = struct.unpack_from(">I", data, pos)[0]
-                pos += 4
-            elif i == 0 and first_flags is not None:
-                flags = first_flags
-            if tr_flags & 0x800:
-                cto = struct.unpack_from(">i" if data[trun] == 1 else ">I", data, pos)[0]
-                pos += 4
-            samples.append(Sample(t, dur, cto, flags, data[cursor:cursor + size]))
-            cursor += size
-            t += dur
+        samples += _run_samples(data, trun, decode_time, defaults)
     return samples
+
+
+def _fragment_defaults(data: bytes, tfhd: int, moof: int, default_flags: int) -> tuple[int, int, int, int]:
+    """From a tfhd: (data base offset, default sample duration, size, flags)."""
+    tf_flags = int.from_bytes(data[tfhd + 1:tfhd + 4], "big")
+    pos = tfhd + 8
+    base = moof
+    if tf_flags & 0x1:
+        base = struct.unpack_from(">Q", data, pos)[0]
+        pos += 8
+    if tf_flags & 0x2:
+        pos += 4
+    duration = size = 0
+    flags = default_flags
+    if tf_flags & 0x8:
+        duration = struct.unpack_from(">I", data, pos)[0]
+        pos += 4
+    if tf_flags & 0x10:
+        size = struct.unpack_from(">I", data, pos)[0]
+        pos += 4
+    if tf_flags & 0x20:
+        flags = struct.unpack_from(">I", data, pos)[0]
+    return base, duration, size, flags
+
+
+def _run_samples(data: bytes, trun: int, decode_time: int, defaults: tuple[int, int, int, int]) -> list[Sample]:
+    """The samples a trun lists, each with its bytes from the mdat and its decode time."""
+    base, dflt_dur, dflt_size, dflt_flags = defaults
+    tr_flags = int.from_bytes(data[trun + 1:trun + 4], "big")
+    count = struct.unpack_from(">I", data, trun + 4)[0]
+    pos = trun + 8
+    offset = 0
+    if tr_flags & 0x1:
+        offset = struct.unpack_from(">i", data, pos)[0]
+        pos += 4
+    first_flags = None
+    if tr_flags & 0x4:
+        first_flags = struct.unpack_from(">I", data, pos)[0]
+        pos += 4
+    cursor, t, out = base + offset, decode_time, []
+    for i in range(count):
+        dur, size, flags, cto = dflt_dur, dflt_size, dflt_flags, 0
+        if tr_flags & 0x100:
+            dur = struct.unpack_from(">I", data, pos)[0]
+            pos += 4
+        if tr_flags & 0x200:
+            size = struct.unpack_from(">I", data, pos)[0]
+            pos += 4
+        if tr_flags & 0x400:
+            flags = struct.unpack_from(">I", data, pos)[0]
+            pos += 4
+        elif i == 0 and first_flags is not None:
+            flags = first_flags
+        if tr_flags & 0x800:
+            cto = struct.unpack_from(">i" if data[trun] == 1 else ">I", data, pos)[0]
+            pos += 4
+        out.append(Sample(t, dur, cto, flags, data[cursor:cursor + size]))
+        cursor += size
+        t += dur
+    return out
 
 
 def presentation_span(samples: list[Sample], media_time: int) -> tuple[int, int]:

@@ -9,8 +9,10 @@ import asyncio
 import struct
 from dataclasses import dataclass
 
+from transcode.fmp4 import BoxError, find, iter_boxes
 
-class Fmp4Error(ValueError):
+
+class Fmp4Error(BoxError):
     pass
 
 
@@ -21,28 +23,8 @@ class Fragment:
     duration: int         # sum of sample durations, same timescale
 
 
-def _boxes(data: bytes, start: int = 0, end: int | None = None):
-    pos, end = start, len(data) if end is None else end
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1:
-            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
-        if size < header or pos + size > end:
-            raise Fmp4Error(f"box {kind!r} is cut off")
-        yield kind, pos + header, pos + size
-        pos += size
-
-
-def _find(data: bytes, path: list[bytes], start: int = 0, end: int | None = None) -> tuple[int, int] | None:
-    for kind, body, stop in _boxes(data, start, end):
-        if kind == path[0]:
-            return (body, stop) if len(path) == 1 else _find(data, path[1:], body, stop)
-    return None
-
-
 def timescale(init: bytes) -> int:
-    found = _find(init, [b"moov", b"trak", b"mdia", b"mdhd"])
+    found = find(init, b"moov", b"trak", b"mdia", b"mdhd")
     if found is None:
         raise Fmp4Error("init segment has no mdhd")
     body = found[0]
@@ -61,11 +43,11 @@ def codecs(init: bytes) -> str:
 
 def fragment_timing(moof: bytes) -> tuple[int, int]:
     """(decode time, duration) of a moof's first track fragment."""
-    traf = _find(moof, [b"moof", b"traf"])
+    traf = find(moof, b"moof", b"traf")
     if traf is None:
         raise Fmp4Error("moof has no traf")
     default_duration, decode_time, duration = 0, 0, 0
-    for kind, body, _stop in _boxes(moof, *traf):
+    for kind, _, body, _stop in iter_boxes(moof, *traf):
         flags = int.from_bytes(moof[body + 1:body + 4], "big")
         if kind == b"tfhd":
             pos = body + 8 + (8 if flags & 0x1 else 0) + (4 if flags & 0x2 else 0)

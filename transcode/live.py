@@ -29,7 +29,7 @@ from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError
 from onair.core.storage import ObjectNotFound
 from transcode import commands, fmp4_stream, live_manifests
-from transcode.ffmpeg import _die_with_parent, ffmpeg_binary
+from transcode.ffmpeg import die_with_parent, ffmpeg_binary
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
 
@@ -209,7 +209,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         argv = encoder_argv(ffmpeg_binary(settings.ffmpeg), p["format"], the_plan, video_w, audio_w)
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, pass_fds=[w for _, w in pipes], preexec_fn=_die_with_parent)
+            stderr=asyncio.subprocess.PIPE, pass_fds=[w for _, w in pipes], preexec_fn=die_with_parent)
         for _, w in pipes:
             os.close(w)
         outputs = []

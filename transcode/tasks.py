@@ -18,7 +18,7 @@ from onair.core.jobs import Handler, JobContext, PermanentJobError, TransientJob
 from onair.core.settings import Settings
 from transcode import commands, images, packaging, verify
 from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
-from transcode.ladder import LadderConfig, PlanError, plan
+from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
 
 log = logging.getLogger("onair.transcode")
@@ -145,33 +145,12 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         tiles = scratch / "tiles"
         tiles.mkdir()
 
-        shown = TRANSCODE_SPAN[0]
-
-        async def progress(seconds: float) -> None:
-            nonlocal shown
-            percent = transcode_percent(seconds, facts.duration)
-            if percent > shown:  # out_time is the furthest stream's and can dip; the bar never goes back
-                shown = percent
-                await ctx.report({"stage": "transcoding", "percent": percent})
-
         poster_frames = tuple(sorted({int(t * float(the_plan.fps)) for t in images.poster_times(facts.duration)}))
         poster = (poster_frames, *images.fit_within(facts.display_width, facts.display_height, 1280, 720), scratch)
         argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster)
-        try:
-            await run_ffmpeg(argv, time_limit=timeout_for(facts.duration), on_progress=progress)
-        except FFmpegError as exc:
-            if (transient := _not_the_media("ffmpeg failed", exc, scratch, settings)) is not None:
-                raise transient from None
-            raise PermanentJobError(f"the video could not be decoded or encoded ({exc})") from None
-        except TimeoutError:
-            raise PermanentJobError(f"transcoding took longer than {timeout_for(facts.duration):.0f} s") from None
+        await _encode(ctx, argv, facts.duration, scratch)
         await ctx.report({"stage": "packaging", "percent": TRANSCODE_SPAN[1]}, force=True)
-        try:
-            objects, order, outputs = packaging.package(out, the_plan)
-        except packaging.PackagingError as exc:
-            if (transient := _not_the_media("packaging failed", exc, scratch, settings)) is not None:
-                raise transient from None
-            raise PermanentJobError(f"packaging failed: {exc}") from None
+        objects, order, outputs = _package(out, the_plan, scratch, settings)
         image_objects, image_doc = await _images(facts, scratch, poster_frames, tiles, spec)
         first_manifest = next(i for i, k in enumerate(order) if not k.startswith(packaging.SEGMENTS_DIR + "/"))
         order = order[:first_manifest] + list(image_objects) + order[first_manifest:]
@@ -191,6 +170,37 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         raise
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+
+async def _encode(ctx: JobContext, argv: list[str], duration: float, scratch: Path) -> None:
+    """Run the one ffmpeg of the ladder, its -progress driving the asset's percentage."""
+    shown = TRANSCODE_SPAN[0]
+
+    async def progress(seconds: float) -> None:
+        nonlocal shown
+        percent = transcode_percent(seconds, duration)
+        if percent > shown:  # out_time is the furthest stream's and can dip; the bar never goes back
+            shown = percent
+            await ctx.report({"stage": "transcoding", "percent": percent})
+
+    try:
+        await run_ffmpeg(argv, time_limit=timeout_for(duration), on_progress=progress)
+    except FFmpegError as exc:
+        if (transient := _not_the_media("ffmpeg failed", exc, scratch, ctx.resources.settings)) is not None:
+            raise transient from None
+        raise PermanentJobError(f"the video could not be decoded or encoded ({exc})") from None
+    except TimeoutError:
+        raise PermanentJobError(f"transcoding took longer than {timeout_for(duration):.0f} s") from None
+
+
+def _package(out: Path, the_plan: Plan, scratch: Path, settings: Settings
+             ) -> tuple[dict[str, Path | bytes], list[str], dict[str, Any]]:
+    try:
+        return packaging.package(out, the_plan)
+    except packaging.PackagingError as exc:
+        if (transient := _not_the_media("packaging failed", exc, scratch, settings)) is not None:
+            raise transient from None
+        raise PermanentJobError(f"packaging failed: {exc}") from None
 
 
 HANDLERS: dict[str, Handler] = {KIND: transcode_asset}

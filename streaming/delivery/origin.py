@@ -1,30 +1,17 @@
-"""CDN origin delivery: what each object is, how long a cache may keep it, who may fetch it.
+"""CDN origin delivery: `serve()` answers one /media request by composing the decisions of access.py (may this
+viewer fetch it), caching.py (type, lifetime, purge tags, CORS) and conditional.py (304/412, ranges), then sends
+the bytes (inline, sendfile, a stream from S3, or a redirect to a presigned URL).
 
-The decisions are plain functions (object kind -> headers, validators -> 304, Range -> 206/416,
-token/rights -> allow or a problem) so they can be tested without HTTP; `serve()` composes them
-for one request. Caching rules (see ARCHITECTURE "CDN origin"):
-
-* segments, init segments, images: never rewritten under the same key -> 1 year, immutable;
-* VOD manifests: long-lived once the asset is `ready` (a re-transcode purges by tag); short TTL before;
-* captions: a day (they get corrected), with stale-while-revalidate;
-* errors: 404/410 5 s, everything else no-store (never cache a 403 for a viewer who may be allowed).
-
-Access: `private` assets and rights windows are checked here. A valid path token (streaming.delivery.signing)
-opens a private asset and bypasses an *embargo* (previews for press/partners before the window opens);
-it never bypasses expiry (rights have ended) or geography (licences are territorial). Expired tokens
-answer 403 `token-expired` (not 410: a CDN may cache a 410 as a permanent answer for the URL).
+Errors: 404/410 are cached 5 s, everything else no-store (never cache a 403 for a viewer who may be allowed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -32,48 +19,31 @@ from aiohttp import web
 from onair.core.bounded import Bounded
 from onair.core.clock import now as clock_now
 from onair.core.db.pool import POOL
-from onair.core.errors import AppError, BadRequest, Forbidden, NotFound, RangeNotSatisfiable, problem_response
+from onair.core.errors import AppError, NotFound, problem_response
 from onair.core.settings import Settings
 from onair.core.storage import STORE, ObjectInfo, ObjectNotFound
-from onair.core.web import cap_ttl_all, client_ip, viewer_country
-from streaming.catalog import Asset, get_asset, media_prefix
-from streaming.catalog.rights import Availability, availability
+from onair.core.web import client_ip, viewer_country
+from streaming.catalog import Asset, get_asset
 from streaming.delivery import signing
+from streaming.delivery.access import check_access, check_raw_path, check_token, object_key, token_expiry
+from streaming.delivery.caching import (
+    ALLOW_HEADERS,
+    METHODS,
+    cache_control,
+    content_type,
+    cors_headers,
+    effective_cache_control,
+    purge_tags,
+)
+from streaming.delivery.conditional import (
+    http_date,
+    if_range_allows,
+    not_modified,
+    parse_range,
+    precondition_failed,
+)
 
 log = logging.getLogger("onair.origin")
-
-YEAR = 31536000
-IMMUTABLE = f"public, max-age={YEAR}, immutable"
-MANIFEST_READY = "public, max-age=86400, stale-while-revalidate=3600, stale-if-error=86400"
-MANIFEST_NOT_READY = "public, max-age=2"
-CAPTIONS = "public, max-age=86400, stale-while-revalidate=3600, stale-if-error=86400"
-OTHER = "public, max-age=3600, stale-if-error=86400"
-
-CONTENT_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".mpd": "application/dash+xml",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-    ".m4a": "audio/mp4",
-    ".ts": "video/mp2t",
-    ".aac": "audio/aac",
-    ".vtt": "text/vtt; charset=utf-8",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".json": "application/json",
-}
-MANIFESTS = {".m3u8", ".mpd"}
-IMMUTABLE_KINDS = {".m4s", ".mp4", ".m4a", ".ts", ".aac", ".jpg", ".jpeg", ".png", ".webp"}
-
-EXPOSE = "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Date"
-ALLOW_HEADERS = "Range, If-None-Match, If-Modified-Since, If-Range, Origin, Accept"
-METHODS = "GET, HEAD, OPTIONS"
-
-# A path segment that, after one or more rounds of percent-decoding, is a dot segment or hides a
-# separator. aiohttp hands us decoded text, so we look at the raw path too.
-_ENCODED_TRICK = re.compile(r"%(?:2e|2f|5c|25|00)", re.IGNORECASE)
 
 
 # Per-process lookups (asset rows, object stats) kept one second during a show-start storm: far below any
@@ -104,204 +74,8 @@ ORIGIN_CONFIG = web.AppKey("origin_config", OriginConfig)
 ORIGIN_HITS = web.AppKey("origin_hits", Counter)
 
 
-def object_kind(key: str) -> str:
-    return os.path.splitext(key)[1].lower()  # not pathlib: this runs for every request
 
 
-def content_type(key: str) -> str:
-    return CONTENT_TYPES.get(object_kind(key), "application/octet-stream")
-
-
-def cache_control(key: str, asset: Asset) -> str:
-    kind = object_kind(key)
-    if kind in MANIFESTS:
-        return MANIFEST_READY if asset.ready else MANIFEST_NOT_READY
-    if kind in IMMUTABLE_KINDS:
-        return IMMUTABLE
-    if kind == ".vtt":
-        return CAPTIONS
-    return OTHER
-
-
-def purge_tags(asset_id: str) -> dict[str, str]:
-    tag = f"asset-{asset_id}"
-    return {"Surrogate-Key": tag, "Cache-Tag": tag, "Edge-Cache-Tag": tag}
-
-
-def cors_headers(request: web.Request, config: OriginConfig) -> dict[str, str]:
-    allowed = config.cors_origins
-    origin = request.headers.get("Origin")
-    if "*" in allowed:
-        return {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSE}
-    headers = {"Vary": "Origin"}  # the answer differs per Origin: caches must key on it
-    if origin and origin in allowed:
-        headers.update({"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": EXPOSE})
-    return headers
-
-
-# --- path and token -----------------------------------------------------------------------------------
-
-def check_raw_path(raw_path: str) -> None:
-    """Reject dot segments, encoded separators/dots and double encoding before anything is decoded."""
-    path = raw_path.split("?", 1)[0]
-    if _ENCODED_TRICK.search(path) or "\\" in path or "//" in path:
-        raise BadRequest("Encoded dots, slashes or percent signs are not allowed in media paths",
-                         code="invalid-path")
-    if any(seg in (".", "..") for seg in path.split("/")):
-        raise BadRequest("Dot segments are not allowed in media paths", code="invalid-path")
-
-
-_ASSET_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def object_key(asset_id: str, key: str) -> str:
-    """Store key of a media object; the same rules as onair.core.storage.check_key, without pathlib per
-    request (this is the hot path of a show start)."""
-    if not _ASSET_ID.fullmatch(asset_id) or not key or key.startswith("/") or key.endswith("/") \
-            or "\\" in key or "\x00" in key or any(p in ("", ".", "..") for p in key.split("/")):
-        raise BadRequest("Invalid media path", code="invalid-path")
-    return media_prefix(asset_id) + key
-
-
-_TOKEN_PROBLEMS = {
-    signing.TokenProblem.MALFORMED: ("token-invalid", "The playback token is malformed"),
-    signing.TokenProblem.BAD_SIGNATURE: ("token-invalid", "The playback token is not valid"),
-    signing.TokenProblem.EXPIRED: ("token-expired", "The playback token has expired; reload the player"),
-    signing.TokenProblem.WRONG_PATH: ("token-wrong-path", "The playback token does not cover this path"),
-    signing.TokenProblem.WRONG_IP: ("token-wrong-ip", "The playback token is bound to another address"),
-}
-
-
-def check_token(config: OriginConfig, token: str, asset_id: str, key: str, now: float,
-                client_ip: str | None) -> None:
-    problem = signing.check_token(config.secret, token, f"/media/{asset_id}/{key}", now, client_ip)
-    if problem is signing.TokenProblem.OK:
-        # Defence in depth: even a genuine token must be scoped to this one asset's folder, so an acl
-        # like "/media/ab*" (which we never issue) cannot open "/media/abc/...".
-        fields = signing.read_token(config.secret, token)
-        if fields is None or not fields.acl.startswith(f"/media/{asset_id}/"):
-            problem = signing.TokenProblem.WRONG_PATH
-    if problem is not signing.TokenProblem.OK:
-        code, detail = _TOKEN_PROBLEMS[problem]
-        raise Forbidden(detail, code=code)
-
-
-def token_expiry(config: OriginConfig, token: str) -> int | None:
-    fields = signing.read_token(config.secret, token)
-    return fields.exp if fields else None
-
-
-_RIGHTS_PROBLEMS = {
-    Availability.EMBARGOED: ("embargoed", "This programme is not available yet"),
-    Availability.EXPIRED: ("rights-expired", "This programme is no longer available"),
-    Availability.GEO_BLOCKED: ("geo-blocked", "This programme is not available in your country"),
-}
-
-
-def check_access(asset: Asset, *, has_token: bool, now: datetime, country: str | None) -> None:
-    if asset.visibility == "private" and not has_token:
-        raise Forbidden("This programme needs a signed playback URL", code="token-required")
-    verdict = availability(asset.rights, now, country)
-    if verdict is Availability.AVAILABLE or (verdict is Availability.EMBARGOED and has_token):
-        return
-    code, detail = _RIGHTS_PROBLEMS[verdict]
-    raise Forbidden(detail, code=code)
-
-
-def effective_cache_control(base: str, asset: Asset, settings: Settings, now: datetime,
-                            token_exp: int | None) -> tuple[str, dict[str, str]]:
-    """Shorten caching where rights or tokens end sooner than the object's own lifetime."""
-    extra: dict[str, str] = {}
-    if asset.rights.geo_allow or asset.rights.geo_deny:
-        # The same URL answers differently per country: caches must key on the CDN's country header.
-        extra["Vary"] = ", ".join(settings.country_headers)
-    token_end = datetime.fromtimestamp(token_exp, UTC) if token_exp is not None else None
-    current = int(m.group(1)) if (m := re.search(r"max-age=(\d+)", base)) else YEAR
-    ttl = cap_ttl_all(current, (token_end, asset.rights.available_until), now)
-    if ttl >= current:
-        return base, extra
-    return f"public, max-age={ttl}", extra
-
-
-# --- conditional requests and ranges -------------------------------------------------------------------
-
-def http_date(moment: datetime) -> str:
-    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
-
-
-def _etags(header: str) -> list[str]:
-    return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
-
-
-def not_modified(request: web.Request, info: ObjectInfo) -> bool:
-    """RFC 9110 13.1.2/13.1.3: If-None-Match (weak comparison) wins over If-Modified-Since."""
-    inm = request.headers.get("If-None-Match")
-    if inm is not None:
-        tags = _etags(inm)
-        return "*" in tags or f'"{info.etag}"' in tags
-    ims = request.headers.get("If-Modified-Since")
-    if ims:
-        try:
-            since = parsedate_to_datetime(ims)
-        except (TypeError, ValueError, IndexError):
-            return False
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        return info.last_modified.replace(microsecond=0) <= since
-    return False
-
-
-def precondition_failed(request: web.Request, info: ObjectInfo) -> bool:
-    im = request.headers.get("If-Match")
-    if im is None:
-        return False
-    tags = [t.strip() for t in im.split(",")]
-    return not ("*" in tags or f'"{info.etag}"' in tags)  # strong comparison
-
-
-def if_range_allows(request: web.Request, info: ObjectInfo) -> bool:
-    value = request.headers.get("If-Range")
-    if value is None:
-        return True
-    value = value.strip()
-    if value.startswith('"'):
-        return value == f'"{info.etag}"'
-    try:
-        return parsedate_to_datetime(value) == info.last_modified.replace(microsecond=0)
-    except (TypeError, ValueError, IndexError):
-        return False
-
-
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """One byte range -> (start, end) inclusive; None to send the whole object (absent, multi-range or
-    syntactically invalid: RFC 9110 lets a server ignore those). Raises RangeNotSatisfiable."""
-    if not header:
-        return None
-    m = _RANGE.match(header)
-    if not m or (not m.group(1) and not m.group(2)):
-        return None
-    first, last = m.group(1), m.group(2)
-    if not first:  # suffix range: the last N bytes
-        n = int(last)
-        if n == 0 or size == 0:
-            raise _unsatisfiable(size)
-        return max(0, size - n), size - 1
-    start = int(first)
-    end = int(last) if last else None
-    if end is not None and end < start:
-        return None  # invalid, ignored
-    if start >= size:
-        raise _unsatisfiable(size)
-    if end is None:
-        end = size - 1
-    return start, min(end, size - 1)
-
-
-def _unsatisfiable(size: int) -> RangeNotSatisfiable:
-    return RangeNotSatisfiable(f"The object has {size} bytes", headers={"Content-Range": f"bytes */{size}"})
 
 
 # --- responses -----------------------------------------------------------------------------------------
@@ -386,7 +160,7 @@ async def _stream(request: web.Request, store, key: str, start: int, end: int, s
 
 async def serve(request: web.Request, asset_id: str, key: str, token: str | None) -> web.StreamResponse:
     config = request.app[ORIGIN_CONFIG]
-    cors = cors_headers(request, config)
+    cors = cors_headers(request, config.cors_origins)
     try:
         return await _serve(request, config, asset_id, key, token, cors)
     except AppError as err:
@@ -399,34 +173,17 @@ async def serve(request: web.Request, asset_id: str, key: str, token: str | None
 
 async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key: str, token: str | None,
                  cors: dict[str, str]) -> web.StreamResponse:
-    settings = config.settings
     check_raw_path(request.raw_path)
     store_key = object_key(asset_id, key)
     moment = clock_now(request.app)
     if token is not None:
-        check_token(config, token, asset_id, key, moment.timestamp(), client_ip(request))
-    asset = config.assets.get(asset_id, _MISS)
-    if asset is _MISS:
-        asset = await get_asset(request.app[POOL], asset_id)
-        config.assets.set(asset_id, asset)  # "no such asset" too: a storm of 404s is a storm all the same
-    if asset is None:
-        raise NotFound(f"No media asset {asset_id}", code="asset-not-found")
+        check_token(config.secret, token, asset_id, key, moment.timestamp(), client_ip(request))
+    asset = await _asset(request, config, asset_id)
     check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request))
-    store = request.app[STORE]
-    entry = config.stats.get(store_key)
-    if entry is None:
-        try:
-            async with asyncio.timeout(settings.origin_storage_timeout):
-                info = await store.stat(store_key)
-        except ObjectNotFound:
-            raise NotFound(f"Asset {asset_id} has no object {key}", code="object-not-found") from None
-        entry = (info, store.local_path(store_key), http_date(info.last_modified))
-        config.stats.set(store_key, entry)
-    info, local, last_modified = entry
-
+    info, local, last_modified = await _object(request, config, asset_id, key, store_key)
     request.app[ORIGIN_HITS][(asset_id, key)] += 1
-    cc, extra = effective_cache_control(cache_control(key, asset), asset, settings, moment,
-                                        token_expiry(config, token) if token else None)
+    cc, extra = effective_cache_control(cache_control(key, asset), asset, config.settings, moment,
+                                        token_expiry(config.secret, token) if token else None)
     headers = {
         "Content-Type": content_type(key),
         "Cache-Control": cc,
@@ -454,7 +211,39 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         start, end = byte_range
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+    return await _send(request, config.settings, store_key, local, (start, end, info.size), status, headers)
 
+
+async def _asset(request: web.Request, config: OriginConfig, asset_id: str) -> Asset:
+    asset = config.assets.get(asset_id, _MISS)
+    if asset is _MISS:
+        asset = await get_asset(request.app[POOL], asset_id)
+        config.assets.set(asset_id, asset)  # "no such asset" too: a storm of 404s is a storm all the same
+    if asset is None:
+        raise NotFound(f"No media asset {asset_id}", code="asset-not-found")
+    return asset
+
+
+async def _object(request: web.Request, config: OriginConfig, asset_id: str, key: str, store_key: str
+                  ) -> tuple[ObjectInfo, Path | None, str]:
+    """The object's facts (size, ETag, local file if any, Last-Modified), cached a second per process."""
+    entry = config.stats.get(store_key)
+    if entry is None:
+        store = request.app[STORE]
+        try:
+            async with asyncio.timeout(config.settings.origin_storage_timeout):
+                info = await store.stat(store_key)
+        except ObjectNotFound:
+            raise NotFound(f"Asset {asset_id} has no object {key}", code="object-not-found") from None
+        entry = (info, store.local_path(store_key), http_date(info.last_modified))
+        config.stats.set(store_key, entry)
+    return entry
+
+
+async def _send(request: web.Request, settings: Settings, store_key: str, local: Path | None,
+                span: tuple[int, int, int], status: int, headers: dict[str, str]) -> web.StreamResponse:
+    start, end, size = span
+    store = request.app[STORE]
     if local is not None:
         count = end - start + 1
         # Segments and playlists are small: one read and one write beat the sendfile dance (measured:
@@ -474,7 +263,7 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         redirect["Cache-Control"] = "public, max-age=60"
         redirect["Location"] = url
         return web.Response(status=302, headers=redirect)
-    return await _stream(request, store, store_key, start, end, info.size, status, headers)
+    return await _stream(request, store, store_key, start, end, size, status, headers)
 
 
 class _PreconditionFailed(AppError):
@@ -488,7 +277,7 @@ def _precondition(headers: dict[str, str]) -> AppError:
 
 async def preflight(request: web.Request) -> web.Response:
     """CORS preflight: players ask before sending Range or conditional headers cross-origin."""
-    headers = cors_headers(request, request.app[ORIGIN_CONFIG])
+    headers = cors_headers(request, request.app[ORIGIN_CONFIG].cors_origins)
     if "Access-Control-Allow-Origin" in headers:
         headers.update({"Access-Control-Allow-Methods": METHODS, "Access-Control-Allow-Headers": ALLOW_HEADERS,
                         "Access-Control-Max-Age": "86400"})

@@ -13,26 +13,26 @@ from onair.core.db.pool import POOL
 from onair.core.errors import AppError, Forbidden, NotFound, problem_response
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE, ObjectNotFound
-from streaming.delivery import origin
+from streaming.delivery import access, caching, origin
 from streaming.live.channels import get_channel, live_prefix
 
 
 def live_cache_control(key: str, status: str, segment_seconds: float) -> str:
-    kind = origin.object_kind(key)
-    if kind in origin.MANIFESTS:
+    kind = caching.object_kind(key)
+    if kind in caching.MANIFESTS:
         if status == "ended":
             return "public, max-age=60"
         return f"public, max-age={max(1, int(segment_seconds / 2))}"
-    return origin.IMMUTABLE if kind in origin.IMMUTABLE_KINDS else "public, max-age=2"
+    return caching.IMMUTABLE if kind in caching.IMMUTABLE_KINDS else "public, max-age=2"
 
 
 async def serve(request: web.Request) -> web.StreamResponse:
     config = request.app[origin.ORIGIN_CONFIG]
-    cors = origin.cors_headers(request, config)
+    cors = caching.cors_headers(request, config.cors_origins)
     channel_id, key = request.match_info["channel_id"], request.match_info["key"]
     try:
-        origin.check_raw_path(request.raw_path)
-        origin.object_key(channel_id, key)  # the same path rules as /media (raises on a bad key)
+        access.check_raw_path(request.raw_path)
+        access.object_key(channel_id, key)  # the same path rules as /media (raises on a bad key)
         store_key = live_prefix(channel_id) + key
         ch = await get_channel(request.app[POOL], channel_id)
         if ch is None:
@@ -47,7 +47,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
         headers = {**cors, **err.headers, "Cache-Control": "public, max-age=1" if err.status == 404 else "no-store"}
         return problem_response(err.status, err.code, err.title, err.detail, headers=headers, instance=request.path)
     seg = request.app[SETTINGS].live_segment_seconds
-    headers = {"Content-Type": origin.content_type(key), "Cache-Control": live_cache_control(key, ch.status, seg),
+    headers = {"Content-Type": caching.content_type(key), "Cache-Control": live_cache_control(key, ch.status, seg),
                **cors}
     return web.Response(body=data if request.method != "HEAD" else None, headers=headers)
 

@@ -1,4 +1,4 @@
-"""The embeddable player: /embed/{id}, /watch/{id}, /oembed, the player bundle, player beacons and stats."""
+"""The embeddable player: /embed/{id}, /watch/{id}, /oembed and the player bundle (beacons: analytics.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import quote, urlsplit
 
-import asyncpg
 import jinja2
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
 
 from onair.core import clock
-from onair.core.auth import SIGNING_KEY, requires
+from onair.core.auth import SIGNING_KEY
 from onair.core.db.pool import POOL
-from onair.core.errors import BadRequest, NotFound, PayloadTooLarge, pydantic_detail
+from onair.core.errors import NotFound
 from onair.core.settings import SETTINGS, Settings
 from onair.core.web import StaticBundle, base_url, cap_ttl, templates, viewer_country
 from streaming.catalog import Asset, get_asset
@@ -145,101 +142,6 @@ async def bundle_file(request: web.Request) -> web.StreamResponse:
     return found
 
 
-# --- analytics ---------------------------------------------------------------------------------------
-
-class PlayerEvent(BaseModel):
-    asset_id: str = Field(pattern=_ID)
-    session: str = Field(min_length=8, max_length=64, pattern=r"[A-Za-z0-9_-]+")
-    event: Literal["play", "pause", "ended", "q25", "q50", "q75", "error", "heartbeat"]
-    position: float = Field(default=0, ge=0, le=1e7)
-    watched: float = Field(default=0, ge=0, le=1e7)
-    referrer: str = Field(default="", max_length=2048)
-    detail: str | None = Field(default=None, max_length=200)
-
-
-def referrer_domain(referrer: str) -> str:
-    try:
-        host = urlsplit(referrer).hostname or ""
-    except ValueError:
-        return ""
-    return host.lower()[:253]
-
-
-_QUARTILE = {"q25": 25, "q50": 50, "q75": 75, "ended": 100}
-
-_UPSERT = """
-INSERT INTO player_sessions AS s (asset_id, session_id, referrer_domain, played, ended, max_quartile,
-                                  watched_seconds, errors, last_error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (asset_id, session_id) DO UPDATE SET
-    played = s.played OR EXCLUDED.played,
-    ended = s.ended OR EXCLUDED.ended,
-    max_quartile = GREATEST(s.max_quartile, EXCLUDED.max_quartile),
-    watched_seconds = GREATEST(s.watched_seconds, EXCLUDED.watched_seconds),
-    errors = s.errors + EXCLUDED.errors,
-    last_error = COALESCE(EXCLUDED.last_error, s.last_error),
-    updated_at = now()
-"""
-
-
-async def player_events(request: web.Request) -> web.Response:
-    # sendBeacon posts text/plain (a CORS-safelisted type), so the body is read as JSON whatever its type.
-    raw = await request.content.read(4097)
-    if len(raw) > 4096:
-        raise PayloadTooLarge("A player event is at most 4096 bytes")
-    try:
-        ev = PlayerEvent.model_validate_json(raw or b"{}")
-    except ValidationError as err:
-        raise BadRequest(pydantic_detail(err), code="invalid-body") from None
-    asset = await get_asset(request.app[POOL], ev.asset_id)
-    if asset is None:
-        raise NotFound("No such video")
-    # Cap watched time at the clip's length (a few seconds of slack for rounding), so one bad client
-    # cannot inflate the average.
-    watched = min(ev.watched, (asset.duration or ev.watched) + 5)
-    try:
-        await request.app[POOL].execute(
-            _UPSERT, ev.asset_id, ev.session, referrer_domain(ev.referrer), ev.event == "play",
-            ev.event == "ended", _QUARTILE.get(ev.event, 0), watched, 1 if ev.event == "error" else 0,
-            ev.detail if ev.event == "error" else None)
-    except asyncpg.ForeignKeyViolationError:
-        raise NotFound("No such video") from None
-    return web.Response(status=204, headers={"Cache-Control": "no-store"})
-
-
-@requires("stats:read")
-async def asset_stats(request: web.Request) -> web.Response:
-    asset_id = request.match_info["asset_id"]
-    db = request.app[POOL]
-    if await get_asset(db, asset_id) is None:
-        raise NotFound("No such video")
-    totals = await db.fetchrow(
-        """SELECT count(*) FILTER (WHERE played) AS plays,
-                  coalesce(avg(watched_seconds) FILTER (WHERE played), 0) AS avg_watch,
-                  coalesce(sum(watched_seconds), 0) AS total_watch,
-                  count(*) FILTER (WHERE ended) AS completions,
-                  count(*) FILTER (WHERE max_quartile >= 25) AS q25,
-                  count(*) FILTER (WHERE max_quartile >= 50) AS q50,
-                  count(*) FILTER (WHERE max_quartile >= 75) AS q75,
-                  coalesce(sum(errors), 0) AS errors
-           FROM player_sessions WHERE asset_id = $1""", asset_id)
-    refs = await db.fetch(
-        """SELECT referrer_domain, count(*) FILTER (WHERE played) AS plays,
-                  coalesce(avg(watched_seconds) FILTER (WHERE played), 0) AS avg_watch
-           FROM player_sessions WHERE asset_id = $1 GROUP BY referrer_domain
-           ORDER BY plays DESC, referrer_domain LIMIT 100""", asset_id)
-    return web.json_response({
-        "asset_id": asset_id, "plays": totals["plays"],
-        "average_watch_seconds": round(float(totals["avg_watch"]), 2),
-        "total_watch_seconds": round(float(totals["total_watch"]), 2),
-        "completions": totals["completions"],
-        "quartiles": {"25": totals["q25"], "50": totals["q50"], "75": totals["q75"], "100": totals["completions"]},
-        "errors": totals["errors"],
-        "referrers": [{"domain": r["referrer_domain"] or None, "plays": r["plays"],
-                       "average_watch_seconds": round(float(r["avg_watch"]), 2)} for r in refs],
-    }, headers={"Cache-Control": "no-store"})
-
-
 def setup(app: web.Application) -> None:
     """Register routes and cleanup contexts."""
 
@@ -249,5 +151,3 @@ def setup(app: web.Application) -> None:
     app.router.add_get(f"/watch/{{asset_id:{_ID}}}", watch_page)
     app.router.add_get("/oembed", oembed_view)
     app.router.add_get("/player/{name}", bundle_file)
-    app.router.add_post("/api/v1/player/events", player_events)
-    app.router.add_get(f"/api/v1/assets/{{asset_id:{_ID}}}/stats", asset_stats)
