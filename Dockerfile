@@ -14,6 +14,7 @@ COPY transcode ./transcode
 COPY syndication ./syndication
 COPY hbbtv_apps ./hbbtv_apps
 COPY studio ./studio
+COPY accounts ./accounts
 RUN /opt/onair/bin/pip install .
 
 FROM python:3.11-slim-bookworm
