@@ -8,7 +8,11 @@ takes over after a reconnect (on any worker) continues the same event:
      "tracks": {"v0": {"kind": "video", "name": "360p", "width": 640, "height": 360, "codecs": "avc1.64001e",
                        "bandwidth": 800000, "frame_rate": 25.0, "timescale": 12800,
                        "inits": {"1": "cmaf/v0/init-1.mp4"},
-                       "segments": [[seq, run, decode_time, duration, wall_start], ...]}, "a": {...}}}
+                       "segments": [[seq, run, decode_time, duration, wall_start], ...],
+                       # low latency only: the parts of the last few segments and the one being filled
+                       "parts": [[seq, index, duration, independent], ...], "open": [seq, run, decode_time, wall]},
+                "a": {...}},
+     "part_target": 0.40533}                     # low latency: EXT-X-PART-INF:PART-TARGET (null: standard)
 
 Segments are numbered per track across the whole event; a new encoder run (reconnect) gets a new init segment
 and starts an HLS discontinuity / a new DASH Period.
@@ -31,6 +35,11 @@ def segment_key(track: str, seq: int) -> str:
     return f"cmaf/{track}/{seq:06d}.m4s"
 
 
+def part_key(track: str, seq: int, index: int) -> str:
+    """A low-latency part: an object of its own, written once (immutable), named after its segment."""
+    return f"cmaf/{track}/{seq:06d}.{index}.m4s"
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -47,30 +56,71 @@ def window(state: dict[str, Any], track: dict[str, Any], vod: bool) -> list[list
     return [s for s in segs if s[WALL] >= horizon]
 
 
-def media_playlist(state: dict[str, Any], tid: str, *, vod: bool = False, ended: bool = False) -> str:
+def media_playlist(state: dict[str, Any], tid: str, *, vod: bool = False, ended: bool = False,
+                   low: bool = False) -> str:
+    """RFC 8216 media playlist; with `low` (and a part target), RFC 8216bis low-latency tags: parts of the last
+    segments, the preload hint for the next part and rendition reports for the other tracks."""
     track = state["tracks"][tid]
     ts, all_segs = track["timescale"], track["segments"]
     segs = window(state, track, vod)
     first = len(all_segs) - len(segs)
     disc_seq = sum(1 for i in range(1, first + 1) if all_segs[i][RUN] != all_segs[i - 1][RUN]) if first else 0
-    target = max([math.ceil(s[D] / ts) for s in segs] or [math.ceil(state["segment_seconds"])])
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}",
-             f"#EXT-X-MEDIA-SEQUENCE:{segs[0][SEQ] if segs else 0}", f"#EXT-X-DISCONTINUITY-SEQUENCE:{disc_seq}",
-             "#EXT-X-INDEPENDENT-SEGMENTS"]
+    # RFC 8216 4.3.3.1: each EXTINF *rounded to the nearest integer* is at most the target duration.
+    target = max([int(s[D] / ts + 0.5) for s in segs] or [math.ceil(state["segment_seconds"])])
+    part_target = state.get("part_target") if low else None
+    opened = track.get("open") if part_target else None
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}"]
+    if part_target:
+        # PART-HOLD-BACK at least 3 part targets (the spec's floor is 2; 3 rides out one late part).
+        lines += [f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target:.3f}",
+                  f"#EXT-X-PART-INF:PART-TARGET={part_target:.5f}"]
+    first_seq = segs[0][SEQ] if segs else (opened or [0])[SEQ]
+    lines += [f"#EXT-X-MEDIA-SEQUENCE:{first_seq}", f"#EXT-X-DISCONTINUITY-SEQUENCE:{disc_seq}",
+              "#EXT-X-INDEPENDENT-SEGMENTS"]
     if vod:
         lines.insert(2, "#EXT-X-PLAYLIST-TYPE:VOD")
     url, run = state["media_url"], None
-    for s in segs:
+    parts: dict[int, list[list]] = {}
+    for part in (track.get("parts") or []) if part_target else []:
+        parts.setdefault(part[0], []).append(part)
+    for s in [*segs, *([opened] if opened else [])]:
         if s[RUN] != run:
             if run is not None:
                 lines.append("#EXT-X-DISCONTINUITY")
             run = s[RUN]
             lines.append(f'#EXT-X-MAP:URI="{url}{track["inits"][str(run)]}"')
-        lines += [f"#EXT-X-PROGRAM-DATE-TIME:{_iso(s[WALL])}", f"#EXTINF:{s[D] / ts:.6f},",
-                  url + segment_key(tid, s[SEQ])]
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_iso(s[WALL if s is not opened else 3])}")
+        lines += [f'#EXT-X-PART:DURATION={p[2] / ts:.5f},URI="{url}{part_key(tid, p[0], p[1])}"'
+                  + (",INDEPENDENT=YES" if p[3] else "") for p in parts.get(s[SEQ], [])]
+        if s is not opened:
+            lines += [f"#EXTINF:{s[D] / ts:.6f},", url + segment_key(tid, s[SEQ])]
     if vod or ended:
         lines.append("#EXT-X-ENDLIST")
+    elif part_target:
+        lines += _low_latency_tail(state, tid, opened, parts)
     return "\n".join(lines) + "\n"
+
+
+def last_part(track: dict[str, Any]) -> tuple[int, int]:
+    """(LAST-MSN, LAST-PART) of a track: its newest part, or its last segment with part -1 before any part."""
+    if track.get("parts"):
+        return track["parts"][-1][0], track["parts"][-1][1]
+    return (track["segments"][-1][SEQ] if track["segments"] else 0), -1
+
+
+def _low_latency_tail(state: dict[str, Any], tid: str, opened: list | None, parts: dict[int, list[list]]) -> list[str]:
+    track, url = state["tracks"][tid], state["media_url"]
+    if opened:   # the next part of the segment being filled
+        nxt = (opened[SEQ], len(parts.get(opened[SEQ], [])))
+    else:        # the first part of the next segment
+        nxt = ((track["segments"][-1][SEQ] if track["segments"] else 0) + 1, 0)
+    lines = [f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{url}{part_key(tid, *nxt)}"']
+    for other, t in state["tracks"].items():
+        if other != tid and (t.get("parts") or t["segments"]):
+            msn, part = last_part(t)
+            lines.append(f'#EXT-X-RENDITION-REPORT:URI="{other}.m3u8",LAST-MSN={msn}'
+                         + (f",LAST-PART={part}" if part >= 0 else ""))
+    return lines
 
 
 def master_playlist(state: dict[str, Any]) -> str:
@@ -142,7 +192,7 @@ def _common_video(state: dict[str, Any], vod: bool) -> list[list]:
     return [s for s in window(state, videos[0], vod) if s[SEQ] <= last]
 
 
-def mpd(state: dict[str, Any], *, now: float, vod: bool = False, ended: bool = False) -> bytes:
+def mpd(state: dict[str, Any], *, now: float, vod: bool = False, ended: bool = False, low: bool = False) -> bytes:
     """Dynamic MPD while live (static for a recording); one Period per encoder run in the window."""
     seg = state["segment_seconds"]
     root = etree.Element(f"{{{MPD_NS}}}MPD", nsmap={None: MPD_NS})

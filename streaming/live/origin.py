@@ -3,25 +3,35 @@
 Caching: segments are written once -> immutable; live playlists and the MPD change every segment -> max-age of
 about half a segment, so a CDN collapses a crowd onto one origin request per half segment without holding
 viewers behind the live edge; an ended channel's playlists no longer change until the next event -> a minute.
+Low latency: a plain playlist changes with every part -> one second; a blocking reload (`_HLS_msn`/`_HLS_part`,
+streaming/live/blocking.py) answers one fixed question -> cacheable for the time a request may be held, so a CDN
+whose cache key includes the query collapses a crowd asking for the same part onto one origin request; parts, like
+segments, are written once -> immutable.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from onair.core.bus import BUS
 from onair.core.db.pool import POOL
 from onair.core.errors import AppError, Forbidden, NotFound, problem_response
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE, ObjectNotFound
 from streaming.delivery import access, caching, origin
-from streaming.live.channels import get_channel, live_prefix
+from streaming.live import blocking
+from streaming.live.channels import Channel, get_channel, live_prefix
 
 
-def live_cache_control(key: str, status: str, segment_seconds: float) -> str:
+def live_cache_control(key: str, ch: Channel, segment_seconds: float, held: bool = False) -> str:
     kind = caching.object_kind(key)
     if kind in caching.MANIFESTS:
-        if status == "ended":
+        if ch.status == "ended":
             return "public, max-age=60"
+        if held:
+            return f"public, max-age={int(blocking.HOLD_TARGETS * segment_seconds)}"
+        if ch.latency == "low":
+            return "public, max-age=1"
         return f"public, max-age={max(1, int(segment_seconds / 2))}"
     return caching.IMMUTABLE if kind in caching.IMMUTABLE_KINDS else "public, max-age=2"
 
@@ -39,16 +49,26 @@ async def serve(request: web.Request) -> web.StreamResponse:
             raise NotFound(f"No live channel {channel_id}", code="channel-not-found")
         if ch.visibility == "private":
             raise Forbidden("This channel is private", code="token-required")
-        try:
-            data = await request.app[STORE].get_bytes(store_key)
-        except ObjectNotFound:
-            raise NotFound(f"Channel {channel_id} has no object {key}", code="object-not-found") from None
+        want = blocking.wanted(request.query) if key.endswith(".m3u8") and ch.latency == "low" else None
+
+        async def read() -> bytes:
+            try:
+                return await request.app[STORE].get_bytes(store_key)
+            except ObjectNotFound:
+                raise NotFound(f"Channel {channel_id} has no object {key}", code="object-not-found") from None
+
+        if want is None:
+            data = await read()
+        else:
+            track = key.rsplit("/", 1)[-1].removesuffix(".m3u8")
+            data = await blocking.hold(request.app[BUS], channel_id, track, want, read)
     except AppError as err:
         headers = {**cors, **err.headers, "Cache-Control": "public, max-age=1" if err.status == 404 else "no-store"}
-        return problem_response(err.status, err.code, err.title, err.detail, headers=headers, instance=request.path)
+        return problem_response(err.status, err.code, err.title, err.detail, headers=headers, instance=request.path,
+                                extra=err.extra)
     seg = request.app[SETTINGS].live_segment_seconds
-    headers = {"Content-Type": caching.content_type(key), "Cache-Control": live_cache_control(key, ch.status, seg),
-               **cors}
+    headers = {"Content-Type": caching.content_type(key),
+               "Cache-Control": live_cache_control(key, ch, seg, held=want is not None), **cors}
     return web.Response(body=data if request.method != "HEAD" else None, headers=headers)
 
 
