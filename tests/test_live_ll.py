@@ -92,8 +92,22 @@ async def test_low_latency_channel_blocks_reloads_until_the_part_exists(live: Te
                  for i in range(len(re.findall(rf"cmaf/v0/{last:06d}\.\d+\.m4s", answer)))]
         assert parts and seg == b"".join(parts)
 
+        # LL-DASH: the segment being encoded is served early, chunk by chunk, and ends up the complete segment.
+        _, edge_msn, _ = hint(await (await live.get(f"/live/{cid}/hls/v0.m3u8")).text())
+        early = await live.get(f"/live/{cid}/e1/cmaf/v0/{edge_msn:06d}.m4s")
+        assert early.status == 200 and early.headers.get("Transfer-Encoding") == "chunked"
+        streamed = await early.read()
+        assert streamed == await (await live.get(f"/live/{cid}/e1/cmaf/v0/{edge_msn:06d}.m4s")).read()
+
         mpd = etree.fromstring(await (await live.get(f"/live/{cid}/dash/manifest.mpd")).read())
         etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(mpd)
+        ns = {"m": "urn:mpeg:dash:schema:mpd:2011"}
+        assert "low-latency-live" in mpd.get("profiles")
+        assert int(mpd.find("m:ServiceDescription/m:Latency", ns).get("target")) <= 2500
+        assert mpd.find("m:UTCTiming", ns) is not None
+        for aset in mpd.iterfind(".//m:AdaptationSet", ns):
+            assert aset.find("m:ProducerReferenceTime", ns).get("wallClockTime")
+            assert float(aset.find("m:SegmentTemplate", ns).get("availabilityTimeOffset")) > 1.0
     finally:
         await asyncio.to_thread(pub.wait, 30)
 

@@ -28,6 +28,8 @@ from lxml import etree
 
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 PROFILES = "urn:dvb:dash:profile:dvb-dash:2014,urn:mpeg:dash:profile:isoff-live:2011"
+LL_PROFILE = "http://www.dashif.org/guidelines/low-latency-live-v5"
+UTC_SCHEME = "urn:mpeg:dash:utc:http-iso:2014"
 SEQ, RUN, T, D, WALL = range(5)
 
 
@@ -156,8 +158,27 @@ def _timeline(template: etree._Element, segs: list[list]) -> None:
         expected = s[T] + s[D]
 
 
+def _low_latency(aset: etree._Element, template: etree._Element, state: dict[str, Any], first: list,
+                 segs: list[list], timescale: int, edge: bool) -> list[list]:
+    """LL-DASH (DASH-IF low-latency, DVB A168): the producer's clock for the first segment of the run, segments
+    requestable `segment - part` seconds before they are complete (the live origin sends their chunks as they are
+    encoded), and on the live edge the segment being encoded announced at its nominal length."""
+    prt = etree.Element(f"{{{MPD_NS}}}ProducerReferenceTime", {"id": "0", "type": "encoder",
+                                                              "wallClockTime": _iso(first[WALL]),
+                                                              "presentationTime": str(first[T])})
+    if state.get("utc_timing"):
+        _sub(prt, "UTCTiming", schemeIdUri=UTC_SCHEME, value=state["utc_timing"])
+    aset.insert(0, prt)   # RepresentationBase elements come before SegmentTemplate
+    template.set("availabilityTimeOffset", f"{state['segment_seconds'] - state['part_target']:.3f}")
+    template.set("availabilityTimeComplete", "false")
+    if not edge or not segs:
+        return segs
+    last = segs[-1]
+    return [*segs, [last[SEQ] + 1, last[RUN], last[T] + last[D], round(state["segment_seconds"] * timescale), 0.0]]
+
+
 def _adaptation(period: etree._Element, state: dict[str, Any], tids: list[str], run: int, segs: list[list],
-                first_t: int, set_id: int) -> None:
+                first: list, first_t: int, set_id: int, low: bool = False, edge: bool = False) -> None:
     tracks = state["tracks"]
     ref = tracks[tids[0]]
     video = ref["kind"] == "video"
@@ -170,6 +191,8 @@ def _adaptation(period: etree._Element, state: dict[str, Any], tids: list[str], 
                     presentationTimeOffset=first_t,
                     initialization=f"{url}cmaf/$RepresentationID$/init-{run}.mp4",
                     media=f"{url}cmaf/$RepresentationID$/$Number%06d$.m4s")
+    if low:
+        segs = _low_latency(aset, template, state, first, segs, ref["timescale"], edge)
     _timeline(template, segs)
     for tid in tids:
         t = tracks[tid]
@@ -192,6 +215,21 @@ def _common_video(state: dict[str, Any], vod: bool) -> list[list]:
     return [s for s in window(state, videos[0], vod) if s[SEQ] <= last]
 
 
+def latency_target(state: dict[str, Any]) -> float:
+    """What a low-latency player aims for (s): about a second of encoder and publisher, plus the part hold-back."""
+    return round(1.0 + 3 * state["part_target"], 1)
+
+
+def _service_description(root: etree._Element, state: dict[str, Any]) -> None:
+    root.set("profiles", f"{PROFILES},{LL_PROFILE}")
+    target = latency_target(state)
+    root.set("suggestedPresentationDelay", _dur(target))
+    service = _sub(root, "ServiceDescription", id=0)
+    _sub(service, "Latency", referenceId=0, target=round(target * 1000), min=round(target * 500),
+         max=round(target * 2000))
+    _sub(service, "PlaybackRate", min="0.9", max="1.1")   # catch up (or fall back) by at most 10 %
+
+
 def mpd(state: dict[str, Any], *, now: float, vod: bool = False, ended: bool = False, low: bool = False) -> bytes:
     """Dynamic MPD while live (static for a recording); one Period per encoder run in the window."""
     seg = state["segment_seconds"]
@@ -206,6 +244,7 @@ def mpd(state: dict[str, Any], *, now: float, vod: bool = False, ended: bool = F
     if "a" in state["tracks"]:
         groups.append((["a"], window(state, state["tracks"]["a"], vod)))
     runs = sorted({s[RUN] for _, segs in groups for s in segs})
+    low = low and not vod and not ended and bool(state.get("part_target"))
     if vod:
         root.set("type", "static")
         total = sum(s[D] / state["tracks"][vids[0]]["timescale"] for s in groups[0][1]) if groups else 0.0
@@ -216,6 +255,8 @@ def mpd(state: dict[str, Any], *, now: float, vod: bool = False, ended: bool = F
         root.set("publishTime", _iso(now))
         root.set("timeShiftBufferDepth", _dur(state["dvr_seconds"]))
         root.set("suggestedPresentationDelay", _dur(3 * seg))
+        if low:
+            _service_description(root, state)
         if ended:
             last_wall = max((s[WALL] + s[D] / state["tracks"][ids[0]]["timescale"]
                              for ids, segs in groups for s in segs[-1:]), default=state["ast"])
@@ -235,14 +276,14 @@ def mpd(state: dict[str, Any], *, now: float, vod: bool = False, ended: bool = F
             starts.append(first[WALL])
             if vod:
                 # A recording is contiguous: each run's first listed segment starts where the last run ended.
-                _adaptation(period, state, tids, run, mine, mine[0][T], set_id)
+                _adaptation(period, state, tids, run, mine, first, mine[0][T], set_id)
             else:
-                _adaptation(period, state, tids, run, mine, first[T], set_id)
+                _adaptation(period, state, tids, run, mine, first, first[T], set_id, low, edge=run == runs[-1])
         if vod:
             period.set("start", _dur(offset))
             offset += sum(s[D] for s in groups[0][1] if s[RUN] == run) / state["tracks"][groups[0][0][0]]["timescale"]
         else:
             period.set("start", _dur(min(starts) - state["ast"]))
     if not vod and state.get("utc_timing"):
-        _sub(root, "UTCTiming", schemeIdUri="urn:mpeg:dash:utc:http-iso:2014", value=state["utc_timing"])
+        _sub(root, "UTCTiming", schemeIdUri=UTC_SCHEME, value=state["utc_timing"])
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

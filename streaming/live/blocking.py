@@ -10,13 +10,15 @@ and answers those whose part is now in it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from onair.core.bus import Bus, live_parts_channel
 from onair.core.errors import AppError, BadRequest
 
 HOLD_TARGETS = 3            # a held request gives up after this many target durations (the spec's bound)
+SEGMENT = re.compile(r"(?P<base>e\d+/cmaf/(?P<track>[A-Za-z0-9]+)/)(?P<seq>\d{6})\.m4s")
 QUEUE = 16                  # announcements a held request may fall behind by (it re-reads the playlist anyway)
 
 
@@ -122,3 +124,31 @@ async def hold(bus: Bus, channel_id: str, track: str, want: Wanted,
             data = await read()
             have = edge(data.decode())
         return data
+
+
+async def _next_announcement(sub, track: str, deadline: float) -> None:
+    async with asyncio.timeout_at(deadline):
+        while (await sub.get()).get("track") != track:
+            pass
+
+
+async def open_segment(bus: Bus, channel_id: str, track: str, base: str, seq: int, seconds: float,
+                       read: Callable[[str], Awaitable[bytes | None]]) -> AsyncIterator[bytes]:
+    """LL-DASH chunked delivery of a segment still being encoded: its parts, each as soon as it is written, until
+    the segment object exists (parts are written before it, so none is missed). Raises PartNotYetAvailable when
+    no part comes for `seconds` (before the first one: nothing was sent and the origin answers 404/503)."""
+    loop = asyncio.get_running_loop()
+    async with bus.subscribe(live_parts_channel(channel_id), maxsize=QUEUE) as sub:
+        index, deadline = 0, loop.time() + seconds
+        while True:
+            part = await read(f"{base}{seq:06d}.{index}.m4s")
+            if part is not None:
+                yield part
+                index, deadline = index + 1, loop.time() + seconds
+                continue
+            if await read(f"{base}{seq:06d}.m4s") is not None:
+                return
+            try:
+                await _next_announcement(sub, track, deadline)
+            except TimeoutError:
+                raise PartNotYetAvailable(f"segment {seq} has no part {index} yet") from None

@@ -20,7 +20,7 @@ from onair.core.settings import SETTINGS
 from onair.core.storage import STORE, ObjectNotFound
 from streaming.delivery import access, caching, origin
 from streaming.live import blocking
-from streaming.live.channels import Channel, get_channel, live_prefix
+from streaming.live.channels import ON_AIR, Channel, get_channel, live_prefix
 
 
 def live_cache_control(key: str, ch: Channel, segment_seconds: float, held: bool = False) -> str:
@@ -34,6 +34,45 @@ def live_cache_control(key: str, ch: Channel, segment_seconds: float, held: bool
             return "public, max-age=1"
         return f"public, max-age={max(1, int(segment_seconds / 2))}"
     return caching.IMMUTABLE if kind in caching.IMMUTABLE_KINDS else "public, max-age=2"
+
+
+async def _try_read(request: web.Request, key: str) -> bytes | None:
+    try:
+        return await request.app[STORE].get_bytes(key)
+    except ObjectNotFound:
+        return None
+
+
+async def _stream_open_segment(request: web.Request, ch: Channel, key: str,
+                               headers: dict[str, str]) -> web.StreamResponse | None:
+    """A low-latency channel's segment that is still being encoded (LL-DASH's availabilityTimeOffset lets players
+    ask for it early): its parts, chunked, as they are written. None when it is not such a segment."""
+    found = blocking.SEGMENT.fullmatch(key)
+    if found is None or ch.latency != "low" or ch.status not in ON_AIR or request.method != "GET":
+        return None
+    prefix = live_prefix(ch.id)
+    seconds = blocking.HOLD_TARGETS * request.app[SETTINGS].live_segment_seconds
+    chunks = blocking.open_segment(request.app[BUS], ch.id, found["track"], prefix + found["base"],
+                                   int(found["seq"]), seconds, lambda k: _try_read(request, k))
+    response: web.StreamResponse | None = None
+    try:
+        async for chunk in chunks:
+            if response is None:
+                response = web.StreamResponse(headers=headers)
+                response.enable_chunked_encoding()
+                await response.prepare(request)
+            await response.write(chunk)
+    except blocking.PartNotYetAvailable:
+        if response is None:
+            raise
+        # Cut short: end without the last chunk, so no cache keeps a partial segment as complete.
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    if response is None:
+        return None  # complete before its first part was read: the segment object is there now
+    await response.write_eof()
+    return response
 
 
 async def serve(request: web.Request) -> web.StreamResponse:
@@ -58,7 +97,13 @@ async def serve(request: web.Request) -> web.StreamResponse:
                 raise NotFound(f"Channel {channel_id} has no object {key}", code="object-not-found") from None
 
         if want is None:
-            data = await read()
+            try:
+                data = await read()
+            except NotFound:
+                headers = {"Content-Type": caching.content_type(key), "Cache-Control": caching.IMMUTABLE, **cors}
+                if (streamed := await _stream_open_segment(request, ch, key, headers)) is not None:
+                    return streamed
+                data = await read()
         else:
             track = key.rsplit("/", 1)[-1].removesuffix(".m3u8")
             data = await blocking.hold(request.app[BUS], channel_id, track, want, read)
