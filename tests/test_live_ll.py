@@ -19,8 +19,9 @@ from lxml import etree
 from onair.app import create_app
 from tests.conftest import ADMIN, ADMIN_TOKEN
 from tests.helpers import OnairServer
+from tests.nginx_cdn import nginx_binary, running_nginx
 from tests.test_live import SCHEMA, create, publish, wait_status
-from tests.tools import free_port
+from tests.tools import free_port, missing
 
 LL = {"live_segment_seconds": 2.0, "live_part_seconds": 0.5, "live_max_height": 270, "live_preset": "ultrafast"}
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+/(\d+)\.(\d+)\.m4s)"')
@@ -167,3 +168,55 @@ async def test_a_part_published_through_one_process_wakes_a_request_held_by_the_
             await asyncio.to_thread(pub.wait, 10)
         a.stop()
         b.stop()
+
+
+@pytest.fixture
+async def logged_live(settings) -> AsyncIterator[tuple[TestClient, list[tuple[str, int]]]]:
+    s = settings.with_(live_rtmp_port=free_port(), live_srt_port=free_port(), live_reconnect_seconds=2.0, **LL)
+    app = create_app(s, s.database_url or "")
+    seen: list[tuple[str, int]] = []
+
+    async def log(request, response) -> None:   # the origin's access log
+        seen.append((request.path_qs, response.status))
+
+    app.on_response_prepare.append(log)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        yield c, seen
+
+
+async def test_through_nginx_a_crowd_shares_each_blocking_reload_and_part(logged_live, tmp_path: Path):
+    binary = nginx_binary()
+    if binary is None:
+        missing("nginx", "apt-get install nginx-light  (or nginx)")
+    live, seen = logged_live
+    body = await create(live, dvr_seconds=60)
+    cid = body["id"]
+    pub = publish(body["ingest"]["rtmp"], 9)
+    origin = str(live.make_url("")).rstrip("/").removeprefix("http://")
+    try:
+        await wait_status(live, cid, "live")
+        with running_nginx(binary, tmp_path / "nginx", origin) as cdn:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as s:
+                async with s.get(f"{cdn}/live/{cid}/hls/v0.m3u8") as resp:
+                    uri, msn, part = hint(await resp.text())
+                crowd = 50
+                results = await asyncio.gather(*(_held(s, f"{cdn}/live/{cid}/hls/v0.m3u8", msn, part)
+                                                 for _ in range(crowd)))
+                assert all(st == 200 and uri in part_uris(text) for st, text, _ in results)
+                async with s.get(f"{cdn}/live/{cid}/hls/v0.m3u8", params={"_HLS_msn": msn, "_HLS_part": part,
+                                                                         "x": "bust"}) as again:
+                    assert again.headers["X-Cache-Status"] == "HIT"
+                part_url = f"{cdn}/live/{cid}/{uri.removeprefix('../')}"
+                statuses = []
+                for _ in range(2):
+                    async with s.get(part_url) as resp:
+                        statuses.append((resp.status, resp.headers["X-Cache-Status"]))
+                assert statuses == [(200, "MISS"), (200, "HIT")], statuses
+        key = f"_HLS_msn={msn}&_HLS_part={part}"
+        at_origin = [p for p, _ in seen if key in p]
+        spread = max(t for *_, t in results) - min(t for *_, t in results)
+        print(f"nginx: {crowd} concurrent blocking reloads -> {len(at_origin)} at the origin (no cache lock on "
+              f"playlists), answered within {spread * 1000:.0f} ms of each other; part fetched once")
+        assert 1 <= len(at_origin) <= crowd and [p for p, _ in seen].count(f"/live/{cid}/{uri[3:]}") == 1
+    finally:
+        await asyncio.to_thread(pub.wait, 30)

@@ -58,7 +58,8 @@ async def _stream_open_segment(request: web.Request, ch: Channel, key: str,
     try:
         async for chunk in chunks:
             if response is None:
-                response = web.StreamResponse(headers=headers)
+                # X-Accel-Buffering: nginx passes the chunks on as they come (and does not cache this response).
+                response = web.StreamResponse(headers={**headers, "X-Accel-Buffering": "no"})
                 response.enable_chunked_encoding()
                 await response.prepare(request)
             await response.write(chunk)
