@@ -5,7 +5,9 @@ The ingest front end (streaming/live) has checked the stream key and holds the p
 second, probes it, plans a live ladder with transcode/ladder.py (never upscaling, top rung capped), and runs ONE
 ffmpeg: one decode, x264 per rung with a fixed GOP of one segment, each rung and the audio written as fragmented
 MP4 to its own pipe. We cut segments from those fragments ourselves (transcode/fmp4_stream.py) and publish them to the
-object store, then the playlists that list them (transcode/live_manifests.py). Progress: {"stage": "live",
+object store, then the playlists that list them (transcode/live_publisher.py, transcode/live_manifests.py). A
+low-latency channel gets fragments of a part each (~0.5 s, whole frames dividing the GOP), published as LL-HLS parts
+and grouped into the same segments. Progress: {"stage": "live",
 "input": facts, "ladder": ...} once the first segment is out; the result ends the run (the channel domain decides
 between reconnecting and ended).
 """
