@@ -5,7 +5,9 @@ The ingest front end (streaming/live) has checked the stream key and holds the p
 second, probes it, plans a live ladder with transcode/ladder.py (never upscaling, top rung capped), and runs ONE
 ffmpeg: one decode, x264 per rung with a fixed GOP of one segment, each rung and the audio written as fragmented
 MP4 to its own pipe. We cut segments from those fragments ourselves (transcode/fmp4_stream.py) and publish them to the
-object store, then the playlists that list them (transcode/live_manifests.py). Progress: {"stage": "live",
+object store, then the playlists that list them (transcode/live_publisher.py, transcode/live_manifests.py). A
+low-latency channel gets fragments of a part each (~0.5 s, whole frames dividing the GOP), published as LL-HLS parts
+and grouped into the same segments. Progress: {"stage": "live",
 "input": facts, "ladder": ...} once the first segment is out; the result ends the run (the channel domain decides
 between reconnecting and ended).
 """
@@ -31,6 +33,7 @@ from onair.core.storage import ObjectNotFound
 from transcode import commands, fmp4_stream, live_manifests
 from transcode.ffmpeg import die_with_parent, ffmpeg_binary
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
+from transcode.live_publisher import Publisher, load_state
 from transcode.probe import Facts, ProbeError, probe
 
 log = logging.getLogger("onair.transcode.live")
@@ -59,22 +62,52 @@ def live_plan(facts: Facts, segment_seconds: float, max_height: int, preset: str
 
 # Fragmented MP4 on a pipe: every keyframe starts a fragment, and each is flushed as soon as it is written.
 FRAGMENTED = {"f": "mp4", "movflags": "+frag_keyframe+empty_moov+default_base_moof", "flush_packets": 1}
+AAC_FRAME = 1024 / 48000
 
 
-def encoder_argv(binary: str, fmt: str, p: Plan, video_fds: list[int], audio_fd: int | None) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """Low latency: fragment lengths that tile the segment. ffmpeg's -frag_duration cuts before the first packet
+    at or past the limit, so a limit 1 ms short of N frames gives fragments of exactly N frames."""
+    video_frames: int
+    audio_frames: int
+    fps: float
+
+    @property
+    def video_seconds(self) -> float:
+        return self.video_frames / self.fps
+
+    @property
+    def target(self) -> float:
+        """EXT-X-PART-INF:PART-TARGET: no part (video or audio) is longer."""
+        return max(self.video_seconds, self.audio_frames * AAC_FRAME)
+
+
+def low_latency_parts(p: Plan, part_seconds: float) -> Parts:
+    """The divisor of the GOP closest to `part_seconds` (ties: the longer part), and audio parts of at least that."""
+    fps = float(p.fps)
+    divisors = [d for d in range(1, p.gop + 1) if p.gop % d == 0]
+    frames = min(divisors, key=lambda d: (abs(d / fps - part_seconds), -d))
+    return Parts(frames, max(1, -(-round(frames / fps / AAC_FRAME * 1000) // 1000)), fps)
+
+
+def encoder_argv(binary: str, fmt: str, p: Plan, video_fds: list[int], audio_fd: int | None,
+                 parts: Parts | None = None) -> list[str]:
     """The VOD ladder's graph (commands.ladder_graph), encoded for live: zerolatency, no B-frames, one fMP4 pipe
-    per rung and one for audio."""
+    per rung and one for audio; with `parts` (low latency), fragments of a part each."""
+    video_frag = {"frag_duration": int(parts.video_seconds * 1e6) - 1000} if parts else {}
+    audio_seconds = parts.audio_frames * AAC_FRAME if parts else p.segment_seconds
     src = ffmpeg.input("pipe:0", f=fmt)
     graph = commands.ladder_graph(src, p)
     outputs = []
     for i, (stream, fd) in enumerate(zip(graph.rungs, video_fds, strict=True)):
         opts = {**commands.encoder_options(commands.single_rung(p, i, audio=False)), "tune": "zerolatency",
-                "bf": 0, "an": None, **FRAGMENTED}
+                "bf": 0, "an": None, **FRAGMENTED, **video_frag}
         outputs.append(ffmpeg.output(stream, f"pipe:{fd}", **opts))
     if audio_fd is not None:
         outputs.append(ffmpeg.output(src["a:0"], f"pipe:{audio_fd}", vn=None, **{
             "c:a": "aac", "b:a": p.audio_bitrate, "ar": 48000, "ac": 2, **FRAGMENTED,
-            "frag_duration": int(p.segment_seconds * 1e6)}))
+            "frag_duration": int(audio_seconds * 1e6) - 1000}))
     return commands.compile_argv(binary, *outputs)
 
 
@@ -92,54 +125,6 @@ async def _read_head(reader: asyncio.StreamReader, path: Path) -> bytes:
         head += chunk
     await asyncio.to_thread(path.write_bytes, bytes(head))
     return bytes(head)
-
-
-class Publisher:
-    """Owns the event timeline: writes each segment, then (serialised) the playlists that list it."""
-
-    def __init__(self, ctx: JobContext, state: dict[str, Any], run: int) -> None:
-        self.ctx, self.store, self.state, self.run = ctx, ctx.resources.store, state, run
-        self.p = ctx.payload
-        self.lock = asyncio.Lock()
-        self.anchor: dict[str, float] = {}
-        self.live_reported = False
-
-    async def init(self, tid: str, data: bytes, meta: dict[str, Any]) -> None:
-        key = f"cmaf/{tid}/init-{self.run}.mp4"
-        await self.store.put_bytes(self.p["media_prefix"] + key, data)
-        track = self.state["tracks"].setdefault(tid, {**meta, "inits": {}, "segments": []})
-        track.update(meta, timescale=fmp4_stream.timescale(data), codecs=fmp4_stream.codecs(data))
-        track["inits"][str(self.run)] = key
-
-    async def fragment(self, tid: str, frag: fmp4_stream.Fragment) -> None:
-        track = self.state["tracks"][tid]
-        ts = track["timescale"]
-        if tid not in self.anchor:  # this fragment ended about now: map media time to wall-clock time
-            self.anchor[tid] = time.time() - (frag.decode_time + frag.duration) / ts
-            if self.state.get("ast") is None:
-                self.state["ast"] = self.anchor[tid] + frag.decode_time / ts
-        seq = track["segments"][-1][0] + 1 if track["segments"] else 1
-        await self.store.put_bytes(self.p["media_prefix"] + live_manifests.segment_key(tid, seq), frag.data)
-        track["segments"].append([seq, self.run, frag.decode_time, frag.duration,
-                                  round(self.anchor[tid] + frag.decode_time / ts, 3)])
-        await self.publish(tid)
-
-    async def publish(self, tid: str | None = None, *, ended: bool = False) -> None:
-        async with self.lock:
-            prefix = self.p["live_prefix"]
-            tids = [tid] if tid else list(self.state["tracks"])
-            for t in tids:
-                await self.store.put_bytes(f"{prefix}hls/{t}.m3u8",
-                                           live_manifests.media_playlist(self.state, t, ended=ended).encode())
-            if all(t["segments"] for t in self.state["tracks"].values()):
-                await self.store.put_bytes(f"{prefix}dash/manifest.mpd",
-                                           live_manifests.mpd(self.state, now=time.time(), ended=ended))
-                await self.store.put_bytes(f"{prefix}hls/master.m3u8",
-                                           live_manifests.master_playlist(self.state).encode())
-                await self.store.put_bytes(self.p["state_key"], json.dumps(self.state).encode())
-                if not self.live_reported:
-                    self.live_reported = True
-                    await self.ctx.report({"stage": "live"}, force=True)
 
 
 async def _pump(reader: asyncio.StreamReader, head: bytes, stdin: asyncio.StreamWriter) -> None:
@@ -169,15 +154,6 @@ async def _output(fd: int, tid: str, meta: dict[str, Any], pub: Publisher) -> No
         transport.close()
 
 
-async def load_state(store: Any, key: str, payload: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return json.loads(await store.get_bytes(key))
-    except ObjectNotFound:
-        return {"event": payload["event"], "segment_seconds": payload["segment_seconds"],
-                "dvr_seconds": payload["dvr_seconds"], "media_url": payload["media_url"],
-                "utc_timing": payload["utc_timing"], "ast": None, "runs": 0, "tracks": {}}
-
-
 async def encode_live(ctx: JobContext) -> dict[str, Any]:
     """One encoder run. long: on purpose, it is the run's whole life, start to drain, in one place."""
     p, settings = ctx.payload, ctx.resources.settings
@@ -202,11 +178,13 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         await ctx.report({"stage": "starting", "input": input_doc, "ladder": ladder}, force=True)
         state = await load_state(ctx.resources.store, p["state_key"], p)
         state["runs"] = run = state.get("runs", 0) + 1
+        parts = low_latency_parts(the_plan, p["part_seconds"]) if p.get("latency") == "low" else None
+        state["part_target"] = round(parts.target, 5) if parts else None
         pub = Publisher(ctx, state, run)
         pipes = [os.pipe() for _ in range(len(the_plan.rungs) + (1 if the_plan.audio else 0))]
         video_w = [w for _, w in pipes[:len(the_plan.rungs)]]
         audio_w = pipes[-1][1] if the_plan.audio else None
-        argv = encoder_argv(ffmpeg_binary(settings.ffmpeg), p["format"], the_plan, video_w, audio_w)
+        argv = encoder_argv(ffmpeg_binary(settings.ffmpeg), p["format"], the_plan, video_w, audio_w, parts)
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE, pass_fds=[w for _, w in pipes], preexec_fn=die_with_parent)
@@ -224,7 +202,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         results = await asyncio.gather(_pump(reader, head, proc.stdin), proc.stderr.read(), *outputs,
                                        return_exceptions=True)
         rc = await proc.wait()
-        await pub.publish()
+        await pub.flush()
         problems = [r for r in results[2:] if isinstance(r, BaseException)]
         if problems:
             log.warning("live %s: output error %r", p["channel_id"], problems[0])

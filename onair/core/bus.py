@@ -237,6 +237,12 @@ class RedisBus:
 BUS = web.AppKey("bus", Bus)
 
 
+def live_parts_channel(channel_id: str) -> str:
+    """Where a low-latency live channel's encoder announces each new part (transcode publishes, the live origin
+    wakes its held playlist requests); named here because neither domain may import the other."""
+    return f"live-parts:{channel_id}"
+
+
 def make_bus(settings: Settings) -> Bus:
     return RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
 

@@ -212,6 +212,13 @@ class Settings:
     live_ingest_host: str | None = _setting(None, "Address the RTMP/SRT listeners bind to; unset: ONAIR_HOST.")
     live_segment_seconds: float = _setting(2.0, "Duration of live CMAF segments (s); the encoder's GOP.",
                                            check=_positive)
+    live_latency: str = _setting(
+        "low", "Latency mode of new live channels unless they say otherwise: low (LL-HLS parts with blocking "
+        "playlist reload and LL-DASH; several object writes and origin requests per second per rendition) or "
+        "standard (whole segments only).", choices=("low", "standard"))
+    live_part_seconds: float = _setting(
+        0.5, "Target duration of LL-HLS parts / LL-DASH chunks in low-latency channels (s); rounded to whole frames "
+        "that divide the segment.", check=_positive)
     live_reconnect_seconds: float = _setting(
         60.0, "How long a dropped live publisher may reconnect onto the same event before the channel ends (s).",
         check=_positive)

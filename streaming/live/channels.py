@@ -39,6 +39,7 @@ class Channel:
     record: bool
     dvr_seconds: int
     visibility: str
+    latency: str          # low | standard (LL-HLS parts and LL-DASH on top of the same segments)
     status: str
     status_reason: str | None
     event_no: int
@@ -56,19 +57,20 @@ class Channel:
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Channel:
         return cls(row["id"], row["title"], row["stream_key"], row["record"], row["dvr_seconds"], row["visibility"],
-                   row["status"], row["status_reason"], row["event_no"], row["ingest_protocol"], row["input"],
-                   row["ladder"], row["recording_asset"], list(row["recordings"] or []), row["job_id"],
+                   row["latency"], row["status"], row["status_reason"], row["event_no"], row["ingest_protocol"],
+                   row["input"], row["ladder"], row["recording_asset"], list(row["recordings"] or []), row["job_id"],
                    row["started_at"], row["ended_at"], row["created_at"], row["updated_at"])
 
 
 DB = asyncpg.Pool | asyncpg.Connection
 
 
-async def create_channel(db: DB, *, title: str, record: bool, dvr_seconds: int, visibility: str) -> Channel:
+async def create_channel(db: DB, *, title: str, record: bool, dvr_seconds: int, visibility: str,
+                         latency: str = "standard") -> Channel:
     row = await db.fetchrow(
-        """INSERT INTO live_channels (id, title, stream_key, record, dvr_seconds, visibility)
-           VALUES ($1, $2, $3, $4, $5, $6) RETURNING *""",
-        new_channel_id(), title, new_stream_key(), record, dvr_seconds, visibility)
+        """INSERT INTO live_channels (id, title, stream_key, record, dvr_seconds, visibility, latency)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *""",
+        new_channel_id(), title, new_stream_key(), record, dvr_seconds, visibility, latency)
     return Channel.from_row(row)
 
 

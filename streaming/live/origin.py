@@ -3,27 +3,77 @@
 Caching: segments are written once -> immutable; live playlists and the MPD change every segment -> max-age of
 about half a segment, so a CDN collapses a crowd onto one origin request per half segment without holding
 viewers behind the live edge; an ended channel's playlists no longer change until the next event -> a minute.
+Low latency: a plain playlist changes with every part -> one second; a blocking reload (`_HLS_msn`/`_HLS_part`,
+streaming/live/blocking.py) answers one fixed question -> cacheable for the time a request may be held, so a CDN
+whose cache key includes the query collapses a crowd asking for the same part onto one origin request; parts, like
+segments, are written once -> immutable.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from onair.core.bus import BUS
 from onair.core.db.pool import POOL
 from onair.core.errors import AppError, Forbidden, NotFound, problem_response
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE, ObjectNotFound
 from streaming.delivery import access, caching, origin
-from streaming.live.channels import get_channel, live_prefix
+from streaming.live import blocking
+from streaming.live.channels import ON_AIR, Channel, get_channel, live_prefix
 
 
-def live_cache_control(key: str, status: str, segment_seconds: float) -> str:
+def live_cache_control(key: str, ch: Channel, segment_seconds: float, held: bool = False) -> str:
     kind = caching.object_kind(key)
     if kind in caching.MANIFESTS:
-        if status == "ended":
+        if ch.status == "ended":
             return "public, max-age=60"
+        if held:
+            return f"public, max-age={int(blocking.HOLD_TARGETS * segment_seconds)}"
+        if ch.latency == "low":
+            return "public, max-age=1"
         return f"public, max-age={max(1, int(segment_seconds / 2))}"
     return caching.IMMUTABLE if kind in caching.IMMUTABLE_KINDS else "public, max-age=2"
+
+
+async def _try_read(request: web.Request, key: str) -> bytes | None:
+    try:
+        return await request.app[STORE].get_bytes(key)
+    except ObjectNotFound:
+        return None
+
+
+async def _stream_open_segment(request: web.Request, ch: Channel, key: str,
+                               headers: dict[str, str]) -> web.StreamResponse | None:
+    """A low-latency channel's segment that is still being encoded (LL-DASH's availabilityTimeOffset lets players
+    ask for it early): its parts, chunked, as they are written. None when it is not such a segment."""
+    found = blocking.SEGMENT.fullmatch(key)
+    if found is None or ch.latency != "low" or ch.status not in ON_AIR or request.method != "GET":
+        return None
+    prefix = live_prefix(ch.id)
+    seconds = blocking.HOLD_TARGETS * request.app[SETTINGS].live_segment_seconds
+    chunks = blocking.open_segment(request.app[BUS], ch.id, found["track"], prefix + found["base"],
+                                   int(found["seq"]), seconds, lambda k: _try_read(request, k))
+    response: web.StreamResponse | None = None
+    try:
+        async for chunk in chunks:
+            if response is None:
+                # X-Accel-Buffering: nginx passes the chunks on as they come (and does not cache this response).
+                response = web.StreamResponse(headers={**headers, "X-Accel-Buffering": "no"})
+                response.enable_chunked_encoding()
+                await response.prepare(request)
+            await response.write(chunk)
+    except blocking.PartNotYetAvailable:
+        if response is None:
+            raise
+        # Cut short: end without the last chunk, so no cache keeps a partial segment as complete.
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    if response is None:
+        return None  # complete before its first part was read: the segment object is there now
+    await response.write_eof()
+    return response
 
 
 async def serve(request: web.Request) -> web.StreamResponse:
@@ -39,16 +89,32 @@ async def serve(request: web.Request) -> web.StreamResponse:
             raise NotFound(f"No live channel {channel_id}", code="channel-not-found")
         if ch.visibility == "private":
             raise Forbidden("This channel is private", code="token-required")
-        try:
-            data = await request.app[STORE].get_bytes(store_key)
-        except ObjectNotFound:
-            raise NotFound(f"Channel {channel_id} has no object {key}", code="object-not-found") from None
+        want = blocking.wanted(request.query) if key.endswith(".m3u8") and ch.latency == "low" else None
+
+        async def read() -> bytes:
+            try:
+                return await request.app[STORE].get_bytes(store_key)
+            except ObjectNotFound:
+                raise NotFound(f"Channel {channel_id} has no object {key}", code="object-not-found") from None
+
+        if want is None:
+            try:
+                data = await read()
+            except NotFound:
+                headers = {"Content-Type": caching.content_type(key), "Cache-Control": caching.IMMUTABLE, **cors}
+                if (streamed := await _stream_open_segment(request, ch, key, headers)) is not None:
+                    return streamed
+                data = await read()
+        else:
+            track = key.rsplit("/", 1)[-1].removesuffix(".m3u8")
+            data = await blocking.hold(request.app[BUS], channel_id, track, want, read)
     except AppError as err:
         headers = {**cors, **err.headers, "Cache-Control": "public, max-age=1" if err.status == 404 else "no-store"}
-        return problem_response(err.status, err.code, err.title, err.detail, headers=headers, instance=request.path)
+        return problem_response(err.status, err.code, err.title, err.detail, headers=headers, instance=request.path,
+                                extra=err.extra)
     seg = request.app[SETTINGS].live_segment_seconds
-    headers = {"Content-Type": caching.content_type(key), "Cache-Control": live_cache_control(key, ch.status, seg),
-               **cors}
+    headers = {"Content-Type": caching.content_type(key),
+               "Cache-Control": live_cache_control(key, ch, seg, held=want is not None), **cors}
     return web.Response(body=data if request.method != "HEAD" else None, headers=headers)
 
 

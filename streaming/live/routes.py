@@ -24,6 +24,7 @@ class ChannelCreate(BaseModel):
     record: bool = False
     dvr_seconds: Annotated[int, Field(ge=10, le=86400)] = 7200
     visibility: Literal["public", "unlisted", "private"] = "public"
+    latency: Literal["low", "standard"] | None = None   # None: the deployment's ONAIR_LIVE_LATENCY
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -41,7 +42,7 @@ def channel_json(ch: channels.Channel, job: tuple[str | None, dict[str, Any]], s
     return {
         "id": ch.id, "title": ch.title, "stream_key": ch.stream_key, "status": status,
         "status_reason": ch.status_reason, "record": ch.record, "dvr_seconds": ch.dvr_seconds,
-        "visibility": ch.visibility, "event": ch.event_no, "ingest_protocol": ch.ingest_protocol,
+        "visibility": ch.visibility, "latency": ch.latency, "event": ch.event_no, "ingest_protocol": ch.ingest_protocol,
         "input": progress.get("input") if ch.status in channels.ON_AIR else ch.input,
         "ladder": progress.get("ladder") if ch.status in channels.ON_AIR else ch.ladder,
         "ingest": {"rtmp": f"rtmp://{host}:{settings.live_rtmp_port}/live/{ch.stream_key}",
@@ -71,7 +72,8 @@ async def _channel(request: web.Request) -> channels.Channel:
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request, ChannelCreate)
     ch = await channels.create_channel(request.app[POOL], title=body.title, record=body.record,
-                                       dvr_seconds=body.dvr_seconds, visibility=body.visibility)
+                                       dvr_seconds=body.dvr_seconds, visibility=body.visibility,
+                                       latency=body.latency or request.app[SETTINGS].live_latency)
     await request.app[LIVE_INGEST].ensure_started()
     return await _respond(request, ch, 201)
 

@@ -146,4 +146,5 @@ def _payload(app: web.Application, ch: channels.Channel, asset_id: str | None, p
             "media_url": media_url, "live_prefix": channels.live_prefix(ch.id),
             "state_key": state_key(ch.id, ch.event_no), "segment_seconds": settings.live_segment_seconds,
             "dvr_seconds": ch.dvr_seconds, "max_height": settings.live_max_height, "preset": settings.live_preset,
-            "utc_timing": f"{settings.base_url}/api/v1/time", "asset_id": asset_id}
+            "utc_timing": f"{settings.base_url}/api/v1/time", "asset_id": asset_id,
+            "latency": ch.latency, "part_seconds": settings.live_part_seconds}

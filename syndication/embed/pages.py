@@ -30,12 +30,14 @@ class PlayerOptions:
     start: float = 0.0
     loop: bool = False
     engine: str | None = None   # "native" | "hlsjs": force a playback engine (support, tests)
+    debug: bool = False         # ?debug=1: the player shows its engine and latency behind real time
 
     @classmethod
     def from_query(cls, query: dict[str, str]) -> PlayerOptions:
         engine = query.get("engine")
         return cls(autoplay=_flag(query.get("autoplay")), start=_seconds(query.get("start") or query.get("t")),
-                   loop=_flag(query.get("loop")), engine=engine if engine in ("native", "hlsjs") else None)
+                   loop=_flag(query.get("loop")), engine=engine if engine in ("native", "hlsjs") else None,
+                   debug=_flag(query.get("debug")))
 
 
 def _flag(value: str | None) -> bool:
@@ -150,7 +152,7 @@ def player_page(asset: Asset | None, asset_id: str, now: datetime, options: Play
     config = {"asset_id": asset.id, "src": src, "title": title, "duration": asset.duration or 0,
               "storyboard": base + storyboard if storyboard else None,
               "autoplay": options.autoplay, "start": options.start, "loop": options.loop, "engine": options.engine,
-              "events_url": "/api/v1/player/events"}
+              "debug": options.debug, "events_url": "/api/v1/player/events"}
     return PlayerPage(200, asset.id, title, poster=poster, config=config, captions=captions,
                       discoverable=not private, robots="noindex" if private else "index")
 

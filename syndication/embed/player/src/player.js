@@ -89,6 +89,24 @@ async function loadStoryboard(url) {
   return cues;
 }
 
+// --- ?debug=1: how far behind real time the picture is (from EXT-X-PROGRAM-DATE-TIME), for support ----------
+function debugOverlay(root, state) {
+  const box = document.createElement("div");
+  box.className = "op-debug";
+  box.setAttribute("aria-hidden", "true");
+  root.appendChild(box);
+  setInterval(() => {
+    const hls = state.hls;
+    const date = hls && hls.playingDate;
+    state.latency = date ? (Date.now() - date.getTime()) / 1000 : null;
+    const parts = [state.engine + (state.lowLatency ? " LL" : ""),
+      "latency " + (state.latency === null ? "?" : state.latency.toFixed(2) + " s")];
+    if (hls && isFinite(hls.targetLatency)) parts.push("target " + hls.targetLatency.toFixed(2) + " s");
+    parts.push("rate " + state.video.playbackRate.toFixed(2));
+    box.textContent = parts.join(" · ");
+  }, 500);
+}
+
 // --- the player ----------------------------------------------------------------------------------------
 function setup(root, cfg) {
   const video = $("video", root);
@@ -126,8 +144,14 @@ function setup(root, cfg) {
     video.src = cfg.src;
     if (start) video.addEventListener("loadedmetadata", () => { video.currentTime = start; }, { once: true });
   } else if (engine === "hlsjs") {
-    const hls = new Hls({ startPosition: start || -1, capLevelToPlayerSize: true });
+    // A low-latency channel: hls.js follows the LL-HLS parts with blocking playlist reloads, holds back
+    // PART-HOLD-BACK behind the edge and catches up at most 10 % faster when it drifts behind. A channel (or
+    // stream) without parts plays as standard HLS with the same settings.
+    const low = !!cfg.low_latency;
+    const hls = new Hls(Object.assign({ startPosition: start || -1, capLevelToPlayerSize: true,
+      lowLatencyMode: low }, low ? { maxLiveSyncPlaybackRate: 1.1, backBufferLength: 30 } : {}));
     state.hls = hls;
+    state.lowLatency = low;
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => { state.levels = data.levels.length; });
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (!data.fatal) return;
@@ -141,6 +165,7 @@ function setup(root, cfg) {
   } else {
     showError("This browser cannot play this video.");
   }
+  if (cfg.debug) debugOverlay(root, state);
   video.addEventListener("error", () => {
     reporter.send("error", { detail: "media-error-" + (video.error ? video.error.code : 0) });
   });
