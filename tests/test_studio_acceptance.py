@@ -122,8 +122,18 @@ async def test_failed_asset_shows_its_reason_and_no_embed_code_and_can_be_delete
                                                                                   tmp_path: Path) -> None:
     await make_user(db, "ed", "editor")
     await make_asset(db, "broken00001", title="Broken upload", status="failed", error="no video stream in the file")
+    await make_asset(db, "fine0000001", title="Harbour fire")
     page = await open_as(browser, client, "ed")
     await page.wait_for_selector('tr[data-asset="broken00001"] .reason:text("no video stream")')
+    await page.fill("#filters input[name=q]", "harbour")
+    await page.click("#filters button[type=submit]")
+    await page.wait_for_selector('tr[data-asset="broken00001"]', state="detached")
+    assert await page.locator("#asset-rows tr").count() == 1
+    await page.fill("#filters input[name=q]", "")
+    await page.select_option("#filters select[name=status]", "failed")
+    await page.click("#filters button[type=submit]")
+    await page.wait_for_selector('tr[data-asset="fine0000001"]', state="detached")
+    await page.wait_for_selector('tr[data-asset="broken00001"]')
     await page.goto(str(client.make_url("/studio/assets/broken00001")))
     await page.wait_for_selector("#failure")
     assert "no video stream in the file" in await page.inner_text("#failure")

@@ -30,21 +30,14 @@ function row(a) {
     el("td", {}, fmtDate(a.created_at)));
 }
 
-function matches(a) {
-  if (!filters.q) return true;
-  const hay = [a.title, a.description, ...(a.tags || []), a.show || ""].join(" ").toLowerCase();
-  return filters.q.toLowerCase().split(/\s+/).every((w) => hay.includes(w));
-}
-
 async function loadPage(append) {
   const params = new URLSearchParams({ limit: "50" });
-  if (filters.status) params.set("status", filters.status);
-  if (filters.tag) params.set("tag", filters.tag);
+  for (const k of ["q", "status", "tag", "show", "visibility"]) if (filters[k]) params.set(k, filters[k]);
   if (append && cursor) params.set("cursor", cursor);
   const data = await api("GET", `/api/v1/assets?${params}`);
   const body = $("#asset-rows");
   if (!append) body.textContent = "";
-  for (const a of data.items.filter(matches)) body.append(row(a));
+  for (const a of data.items) body.append(row(a));
   cursor = data.next;
   $("#more").hidden = !cursor;
   $("#empty").hidden = body.children.length > 0;
@@ -133,7 +126,8 @@ export function library() {
   $("#filters").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const f = ev.target;
-    filters = { q: f.q.value.trim(), status: f.status.value, tag: f.tag.value.trim() };
+    filters = { q: f.q.value.trim(), status: f.status.value, tag: f.tag.value.trim(), show: f.show.value.trim(),
+                visibility: f.visibility.value };
     loadPage(false).catch((e) => flash(e.message, false));
   });
   $("#more").addEventListener("click", () => loadPage(true).catch((e) => flash(e.message, false)));
