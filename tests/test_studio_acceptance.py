@@ -85,7 +85,8 @@ async def test_editor_drops_two_files_and_watches_them_become_ready(client: Test
     await page.locator("#dropzone input[type=file]").set_input_files([str(c) for c in clips])
     await page.wait_for_selector("#uploads li[data-done='1'] >> nth=1", timeout=60_000)
     rows = page.locator("#asset-rows tr")
-    await page.wait_for_function("() => document.querySelectorAll('#asset-rows tr').length === 2")
+    await page.wait_for_function("() => document.querySelectorAll('#asset-rows tr').length === 2",
+                                 timeout=60_000)
     # (function bodies: a string expression would need eval, which the studio's CSP forbids)
     # no reload: the rows move through the pipeline's stages to ready on their own
     await page.wait_for_function(
@@ -94,7 +95,8 @@ async def test_editor_drops_two_files_and_watches_them_become_ready(client: Test
     assert sorted(await rows.locator("a.title").all_inner_texts()) == ["clip1", "clip2"]
     assert await rows.locator("td.thumb img").count() == 2
     await page.wait_for_function(
-        "() => [...document.querySelectorAll('td.thumb img')].every(i => i.complete && i.naturalWidth > 0)")
+        "() => [...document.querySelectorAll('td.thumb img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=60_000)
     assert await check_page(page, tmp_path / "shots", "library") == []
 
     await rows.locator("a.title").first.click()

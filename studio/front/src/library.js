@@ -54,13 +54,20 @@ async function refreshBusy() {
   }));
 }
 
-async function showNew(assetId) {
-  if (document.querySelector(`#asset-rows tr[data-asset="${CSS.escape(assetId)}"]`)) return;
+const shown = new Set();  // ids added (or being added) by uploads: once each, however many callbacks fire
+
+async function showNew(assetId, attempt = 0) {
+  if (shown.has(assetId) || document.querySelector(`#asset-rows tr[data-asset="${CSS.escape(assetId)}"]`)) return;
+  shown.add(assetId);
   try {
     const a = await api("GET", `/api/v1/assets/${encodeURIComponent(assetId)}`);
-    $("#asset-rows").prepend(row(a));
+    const existing = document.querySelector(`#asset-rows tr[data-asset="${CSS.escape(assetId)}"]`);
+    if (existing) existing.replaceWith(row(a)); else $("#asset-rows").prepend(row(a));
     $("#empty").hidden = true;
-  } catch (e) { /* the list shows it on the next load */ }
+  } catch (e) {
+    shown.delete(assetId);
+    if (attempt < 5) setTimeout(() => showNew(assetId, attempt + 1), 1000);
+  }
 }
 
 function uploadFile(file) {
