@@ -74,7 +74,7 @@ async def test_admin_adds_people_and_roles_decide_what_they_see(client: TestClie
     assert admin.problems == mo.problems == ed.problems == []  # type: ignore[attr-defined]
 
 
-async def test_editor_drops_two_files_and_watches_them_become_ready(client: TestClient, browser, db,
+async def test_editor_drops_two_files_one_interrupted_and_watches_them_become_ready(client: TestClient, browser, db,
                                                                    tmp_path: Path) -> None:
     await make_user(db, "ed", "editor")
     clips = await asyncio.gather(*(asyncio.to_thread(make_clip, tmp_path / f"clip{i}.mp4", size="320x180",
@@ -82,8 +82,30 @@ async def test_editor_drops_two_files_and_watches_them_become_ready(client: Test
     page = await open_as(browser, client, "ed")
     await page.wait_for_selector("#dropzone")
     assert await check_page(page, tmp_path / "shots", "library-empty") == []
+    # The connection drops half-way through clip1's first PATCH: the server keeps the half that arrived and
+    # tus-js-client asks where to resume (HEAD) and sends only the rest.
+    patches: list[tuple[str, int, int]] = []
+
+    async def cut_first_patch(route) -> None:
+        request = route.request
+        if request.method != "PATCH":
+            await route.continue_()
+            return
+        body = request.post_data_buffer or b""
+        offset = int(await request.header_value("upload-offset") or 0)
+        patches.append((request.url, offset, len(body)))
+        if len(patches) == 1:
+            await route.fetch(post_data=body[: len(body) // 2])  # half the bytes reach the server...
+            await route.abort("connectionreset")  # ...and the browser sees the connection drop
+        else:
+            await route.continue_()
+
+    await page.route("**/api/v1/uploads/*", cut_first_patch)
     await page.locator("#dropzone input[type=file]").set_input_files([str(c) for c in clips])
     await page.wait_for_selector("#uploads li[data-done='1'] >> nth=1", timeout=60_000)
+    cut_url, _, cut_length = patches[0]
+    resumed = [p for p in patches[1:] if p[0] == cut_url]
+    assert resumed and resumed[0][1] == cut_length // 2 and resumed[0][1] + resumed[0][2] == cut_length
     rows = page.locator("#asset-rows tr")
     await page.wait_for_function("() => document.querySelectorAll('#asset-rows tr').length === 2",
                                  timeout=60_000)
