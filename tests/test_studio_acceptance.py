@@ -5,15 +5,19 @@ violations) and screenshotted under the test's tmp dir; page.problems catches sc
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from tests.accounts_helpers import make_user
 from tests.conftest import ADMIN
 from tests.helpers import make_asset
 from tests.ingest_tools import make_clip
 from tests.studio_helpers import check_page, confirm, open_as
+
+PLAYING = "() => { const v = document.querySelector('video'); return v && v.currentTime > 0.5 && !v.error; }"
 
 
 async def _first_login(browser, client: TestClient, name: str, one_time: str):
@@ -128,16 +132,38 @@ async def test_editor_drops_two_files_one_interrupted_and_watches_them_become_re
     assert snippet.startswith(f'<iframe src="{str(client.make_url("")).rstrip("/")}/embed/{asset_id}"')
     await page.wait_for_selector("#preview iframe")
     await page.fill("#meta input[name=title]", "Harbour at dawn")
-    await page.fill("#meta input[name=geo_allow]", "fr, be")
-    await page.fill("#meta input[name=available_until]", "2030-12-31T18:00")
+    until = (datetime.now(UTC) + timedelta(days=31)).astimezone()  # next month, as the browser's local time
+    await page.fill("#meta input[name=available_until]", until.strftime("%Y-%m-%dT%H:%M"))
     summary = await page.inner_text("#rights-summary")
-    assert summary.startswith("Visible in FR, BE until") and "2030" in summary
+    assert summary.startswith("Visible everywhere until") and str(until.year) in summary
     async with page.expect_response(lambda r: r.request.method == "PATCH") as saved:
         await page.click("#meta button[type=submit]")
     assert (await saved.value).ok
     body = await (await client.get(f"/api/v1/assets/{asset_id}", headers=ADMIN)).json()
-    assert body["title"] == "Harbour at dawn" and body["rights"]["geo_allow"] == ["BE", "FR"]
-    assert body["rights"]["available_until"].startswith("2030-12-31")
+    assert body["title"] == "Harbour at dawn" and body["rights"]["available_until"] is not None
+
+    # the copied snippet, pasted into a page on another origin, plays (the asset is still in its window)
+    async def host(_request: web.Request) -> web.Response:
+        return web.Response(text=f"<!doctype html><title>Elsewhere</title>{snippet}", content_type="text/html")
+
+    elsewhere = web.Application()
+    elsewhere.router.add_get("/", host)
+    async with TestServer(elsewhere, host="127.0.0.1") as other:
+        visitor = await (await browser.new_context()).new_page()
+        await visitor.goto(str(other.make_url("/")))
+        player = visitor.frame_locator("iframe").locator(".op-player")
+        await player.focus()
+        await visitor.keyboard.press("k")
+        frame = next(f for f in visitor.frames if "/embed/" in f.url)
+        await frame.wait_for_function(PLAYING, timeout=20_000)
+
+    await page.fill("#meta input[name=geo_allow]", "fr, be")
+    assert (await page.inner_text("#rights-summary")).startswith("Visible in FR, BE until")
+    async with page.expect_response(lambda r: r.request.method == "PATCH") as saved:
+        await page.click("#meta button[type=submit]")
+    assert (await saved.value).ok
+    body = await (await client.get(f"/api/v1/assets/{asset_id}", headers=ADMIN)).json()
+    assert body["rights"]["geo_allow"] == ["BE", "FR"]
     assert await check_page(page, tmp_path / "shots", "asset") == []
     assert page.problems == []  # type: ignore[attr-defined]
 
