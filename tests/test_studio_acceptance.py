@@ -34,6 +34,9 @@ async def _first_login(browser, client: TestClient, name: str, one_time: str):
 async def test_admin_adds_people_and_roles_decide_what_they_see(client: TestClient, browser, db,
                                                                  tmp_path: Path) -> None:
     await make_user(db, "chief", "admin")
+    visitor = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
+    await visitor.goto(str(client.make_url("/")))
+    assert await check_page(visitor, tmp_path / "shots", "login") == []
     admin = await open_as(browser, client, "chief")
     await admin.wait_for_selector("a[data-section=library][aria-current=page]")
     assert await admin.locator("header.top nav a").all_inner_texts() == [
@@ -131,6 +134,7 @@ async def test_editor_drops_two_files_one_interrupted_and_watches_them_become_re
     asset_id = await page.get_attribute("#asset", "data-asset")
     assert snippet.startswith(f'<iframe src="{str(client.make_url("")).rstrip("/")}/embed/{asset_id}"')
     await page.wait_for_selector("#preview iframe")
+    assert await page.locator("#renditions tr").count() >= 1
     await page.fill("#meta input[name=title]", "Harbour at dawn")
     until = (datetime.now(UTC) + timedelta(days=31)).astimezone()  # next month, as the browser's local time
     await page.fill("#meta input[name=available_until]", until.strftime("%Y-%m-%dT%H:%M"))
@@ -165,6 +169,9 @@ async def test_editor_drops_two_files_one_interrupted_and_watches_them_become_re
     body = await (await client.get(f"/api/v1/assets/{asset_id}", headers=ADMIN)).json()
     assert body["rights"]["geo_allow"] == ["BE", "FR"]
     assert await check_page(page, tmp_path / "shots", "asset") == []
+    await page.set_viewport_size({"width": 768, "height": 1024})  # a tablet: one column, nothing cut off
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 768
+    await page.screenshot(path=str(tmp_path / "shots" / "asset-tablet.png"), full_page=True)
     assert page.problems == []  # type: ignore[attr-defined]
 
 

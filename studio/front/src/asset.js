@@ -58,6 +58,23 @@ function draw(a) {
   }
 }
 
+function drawRenditions(a) {
+  const body = $("#renditions"), list = a.renditions || [];
+  $("#renditions-box").hidden = !list.length;
+  body.textContent = "";
+  for (const r of list) {
+    const kbps = r.bandwidth || r.bitrate ? `${Math.round((r.bandwidth || r.bitrate) / 1000)} kbit/s` : "–";
+    body.append(el("tr", {}, el("td", {}, r.width && r.height ? `${r.width}×${r.height}` : (r.name || "–")),
+                   el("td", {}, kbps), el("td", {}, r.codecs || r.codec || "–")));
+  }
+  const images = $("#images");
+  images.textContent = "";
+  if (a.images && a.images.poster) {
+    images.append("Images: ", el("a", { href: `${BASE}/media/${a.id}/${a.images.poster}` }, "poster"));
+    if (a.images.storyboard) images.append(" · ", el("a", { href: `${BASE}/media/${a.id}/${a.images.storyboard}` }, "storyboard"));
+  }
+}
+
 function fillForm(a) {
   const f = $("#meta");
   f.title.value = a.title || ""; f.description.value = a.description || "";
@@ -92,6 +109,7 @@ export function assetPage() {
     const first = current === null;
     current = a;
     draw(a);
+    drawRenditions(a);
     if (first) fillForm(a);
     if (BUSY.has(a.status)) setTimeout(() => load().catch(() => {}), 2000);
   };
