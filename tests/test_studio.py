@@ -55,6 +55,9 @@ async def test_poll_bars_follow_votes_and_embed_snippets(client: TestClient, bro
                                                                                                   "40%")
     await db.execute("UPDATE assets SET progress = 80, status = 'packaging' WHERE id = 'asset000001'")
     await page.wait_for_selector('tr[data-asset="asset000001"] .pct:text("80%")', timeout=10_000)
+    await make_asset(db, "asset000002", title="Added by a colleague")  # appears on its own, on top
+    await page.wait_for_selector('#asset-rows tr:first-child[data-asset="asset000002"]', timeout=10_000)
+    assert await page.locator("#asset-rows tr").count() == 2
     await page.goto(str(client.make_url("/studio/shows")))
 
     await page.fill("#new-poll input[name=question]", "Best <i>act</i>?")

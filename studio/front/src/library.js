@@ -22,7 +22,7 @@ function row(a) {
   const poster = a.images && a.images.poster
     ? el("img", { src: `${BASE}/media/${a.id}/${a.images.poster}`, alt: "", width: 96, height: 54, loading: "lazy" })
     : el("span", { class: "noposter", "aria-hidden": "true" });
-  return el("tr", { "data-asset": a.id, "data-status": a.status },
+  return el("tr", { "data-asset": a.id, "data-status": a.status, "data-created": a.created_at },
     el("td", { class: "thumb" }, poster),
     el("td", {}, el("a", { href: `/studio/assets/${encodeURIComponent(a.id)}`, class: "title" }, a.title || a.id)),
     el("td", {}, fmtDuration(a.duration)),
@@ -43,14 +43,35 @@ async function loadPage(append) {
   $("#empty").hidden = body.children.length > 0;
 }
 
-// One request every 2 s for the rows still moving (and new uploads): no reload, no connection per row.
-async function refreshBusy() {
-  const busy = [...document.querySelectorAll("#asset-rows tr")].filter((r) => BUSY.has(r.dataset.status));
-  await Promise.all(busy.map(async (tr) => {
-    try {
-      const a = await api("GET", `/api/v1/assets/${encodeURIComponent(tr.dataset.asset)}`);
-      tr.replaceWith(row(a));
-    } catch (e) { /* next round */ }
+// One request every 2 s for the whole first page (whatever the number of rows): moving rows advance, assets
+// added elsewhere (CLI, API, a colleague) appear at the top, all without a reload. Rows beyond the first page
+// are refreshed on their own only while they move.
+async function refresh() {
+  if (document.hidden) return;
+  const params = new URLSearchParams({ limit: "50" });
+  for (const k of ["q", "status", "tag", "show", "visibility"]) if (filters[k]) params.set(k, filters[k]);
+  let data;
+  try { data = await api("GET", `/api/v1/assets?${params}`); } catch (e) { return; }
+  const body = $("#asset-rows"), seen = new Set();
+  const top = body.firstElementChild, newest = top ? new Date(top.dataset.created) : null;
+  let anchor = null;
+  for (const a of data.items) {
+    seen.add(a.id);
+    const tr = body.querySelector(`tr[data-asset="${CSS.escape(a.id)}"]`);
+    if (tr) {
+      if (tr.dataset.status !== a.status || BUSY.has(a.status)) tr.replaceWith(row(a));
+      anchor = body.querySelector(`tr[data-asset="${CSS.escape(a.id)}"]`);
+    } else if (!newest || new Date(a.created_at) > newest) {
+      const fresh = row(a);
+      if (anchor) anchor.after(fresh); else body.prepend(fresh);
+      anchor = fresh;
+    }
+  }
+  $("#empty").hidden = body.children.length > 0;
+  const older = [...body.querySelectorAll("tr")].filter((tr) => !seen.has(tr.dataset.asset) && BUSY.has(tr.dataset.status));
+  await Promise.all(older.slice(0, 10).map(async (tr) => {
+    try { tr.replaceWith(row(await api("GET", `/api/v1/assets/${encodeURIComponent(tr.dataset.asset)}`))); }
+    catch (e) { /* next round */ }
   }));
 }
 
@@ -139,5 +160,5 @@ export function library() {
   });
   $("#more").addEventListener("click", () => loadPage(true).catch((e) => flash(e.message, false)));
   loadPage(false).catch((e) => flash(e.message, false));
-  setInterval(refreshBusy, 2000);
+  setInterval(refresh, 2000);
 }
