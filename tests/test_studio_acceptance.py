@@ -281,5 +281,15 @@ async def test_admin_pages_partners_and_live(client: TestClient, browser, db, tm
     assert stream_key not in await page.inner_text(".channel")  # masked until asked
     assert await check_page(page, tmp_path / "shots", "live") == []
     await page.goto(str(client.make_url("/studio/account")))
+    await page.fill("#new-token input[name=name]", "nightly import")
+    await page.check("#token-scopes input[value='assets:read']")
+    await page.click("#new-token button[type=submit]")
+    await page.wait_for_selector('tr[data-token="nightly import"]')
+    token = await page.input_value("#token-value")
+    assert (await client.get("/api/v1/assets", headers={"Authorization": f"Bearer {token}"})).status == 200
     assert await check_page(page, tmp_path / "shots", "account") == []
+    await page.click('tr[data-token="nightly import"] button.danger')
+    await confirm(page)
+    await page.wait_for_selector('tr[data-token="nightly import"] td:has-text("revoked")')
+    assert (await client.get("/api/v1/assets", headers={"Authorization": f"Bearer {token}"})).status == 401
     assert page.problems == []  # type: ignore[attr-defined]

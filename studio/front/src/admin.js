@@ -103,7 +103,42 @@ export function audit() {
   load("/api/v1/audit?limit=100", false).catch((e) => flash(e.message, false));
 }
 
+function tokens() {
+  const load = async () => {
+    const data = await api("GET", "/api/v1/me/tokens");
+    const box = $("#token-scopes");
+    if (!box.querySelector("input")) {
+      for (const scope of data.grantable) {
+        box.append(el("label", {}, el("input", { type: "checkbox", name: "scopes", value: scope }), ` ${scope}`));
+      }
+    }
+    const body = $("#tokens");
+    body.textContent = "";
+    for (const t of data.tokens) {
+      const revoke = t.revoked_at ? "" : el("button", { type: "button", class: "danger", onclick: async () => {
+        if (!await confirmAction(`Revoke the token “${t.name}”? Scripts using it stop working.`, "Revoke")) return;
+        try { await api("DELETE", `/api/v1/me/tokens/${t.id}`); load(); } catch (e) { flash(e.message, false); }
+      } }, "Revoke");
+      body.append(el("tr", { "data-token": t.name }, el("td", {}, t.name, " ", el("code", {}, `${t.prefix}…`)),
+        el("td", {}, t.scopes.join(", ")), el("td", {}, fmtDate(t.last_used_at)),
+        el("td", {}, t.revoked_at ? `revoked ${fmtDate(t.revoked_at)}` : "active"), el("td", {}, revoke)));
+    }
+  };
+  $("#new-token").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const scopes = [...f.querySelectorAll("[name=scopes]:checked")].map((c) => c.value);
+    try {
+      const t = await api("POST", "/api/v1/me/tokens", { name: f.name.value, scopes });
+      showOnce($("#new-token-value"), $("#token-value"), t.token);
+      f.reset(); await load();
+    } catch (e) { flash(e.message, false); }
+  });
+  load().catch((e) => flash(e.message, false));
+}
+
 export function account() {
+  tokens();
   $("#change-password").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;
