@@ -64,3 +64,10 @@ player:
 ENGINE ?= $(shell command -v docker || command -v podman)
 image:
 	$(ENGINE) build -t onair:0.1.0 .
+
+# The studio front end (studio/front: plain ES modules + tus-js-client), rebuilt from its npm lockfile into
+# studio/static/bundle/ with content-hashed names (committed, like the player); also refreshes the axe-core copy
+# the accessibility tests inject (tests/vendor/axe.min.js).
+.PHONY: studio
+studio:
+	cd studio/front && npm ci --no-audit --no-fund && npm run build

@@ -1,4 +1,5 @@
-"""/api/v1/users (admin), /api/v1/me (anyone signed in), /api/v1/session (log out), /api/v1/audit (admin)."""
+"""/api/v1/users (admin), /api/v1/me (anyone signed in; /me/tokens: personal API tokens), /api/v1/session (log
+out), /api/v1/audit (admin)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from onair.core.accounts import audit as audit_log
-from onair.core.accounts import passwords, roles, sessions, users
+from onair.core.accounts import passwords, roles, sessions, tokens, users
 from onair.core.auth import audit, authorize, clear_session_cookie, requires
 from onair.core.db.pool import POOL
-from onair.core.errors import Conflict, Forbidden, parse_query, read_json
+from onair.core.errors import BadRequest, Conflict, Forbidden, NotFound, parse_query, read_json
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -29,6 +30,11 @@ class UserPatch(BaseModel):
 class PasswordIn(BaseModel):
     current_password: str = Field(..., max_length=passwords.MAX_LENGTH)
     new_password: str = Field(..., max_length=passwords.MAX_LENGTH)
+
+
+class TokenIn(BaseModel):
+    name: str = Field(..., min_length=1, max_length=100)
+    scopes: list[str] = Field(..., min_length=1, max_length=30)
 
 
 class AuditQuery(BaseModel):
@@ -131,10 +137,50 @@ async def audit_entries(request: web.Request) -> web.Response:
     return web.json_response(body, headers=_NO_STORE)
 
 
+async def _account(request: web.Request) -> tuple[int, str]:
+    who = await authorize(request, roles.SELF)
+    if who.user_id is None:
+        raise Forbidden("The admin token belongs to no account; log in as a user", code="no-account")
+    return who.user_id, who.role
+
+
+@requires(roles.SELF)
+async def list_tokens(request: web.Request) -> web.Response:
+    user_id, role = await _account(request)
+    return web.json_response({"tokens": await tokens.list_for(request.app[POOL], user_id),
+                              "grantable": roles.grantable(role)}, headers=_NO_STORE)
+
+
+@requires(roles.SELF)  # a personal token cannot make tokens: authorize refuses it any change to the account
+async def create_token(request: web.Request) -> web.Response:
+    user_id, role = await _account(request)
+    body = await read_json(request, TokenIn)
+    beyond = sorted(set(body.scopes) - set(roles.grantable(role)))
+    if beyond:
+        raise BadRequest(f"scopes: the {role} role cannot grant {', '.join(beyond)}", code="invalid-body")
+    token, public = await tokens.create(request.app[POOL], user_id, body.name, body.scopes)
+    await audit(request, "token.create", object_type="api_token", object_id=str(public["id"]),
+                detail={"name": body.name, "scopes": public["scopes"]})
+    return web.json_response({**public, "token": token}, status=201, headers=_NO_STORE)
+
+
+@requires(roles.SELF)
+async def revoke_token(request: web.Request) -> web.Response:
+    user_id, _ = await _account(request)
+    raw = request.match_info["token_id"]
+    if not raw.isdigit() or not await tokens.revoke(request.app[POOL], user_id, int(raw)):
+        raise NotFound(f"No token {raw!r} of yours")
+    await audit(request, "token.revoke", object_type="api_token", object_id=raw)
+    return web.Response(status=204)
+
+
 def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/v1/me", me, name="me")
     r.add_post("/api/v1/me/password", change_password, name="me.password")
+    r.add_get("/api/v1/me/tokens", list_tokens, name="me.tokens")
+    r.add_post("/api/v1/me/tokens", create_token, name="me.tokens.create")
+    r.add_delete("/api/v1/me/tokens/{token_id}", revoke_token, name="me.tokens.revoke")
     r.add_delete("/api/v1/session", log_out, name="session.delete")
     r.add_get("/api/v1/users", list_users, name="users")
     r.add_post("/api/v1/users", create_user, name="users.create")

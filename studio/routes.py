@@ -1,21 +1,17 @@
-"""The studio for producers: /studio/ (assets, polls with live bars, chat moderation, embeds) and
-/studio/hbbtv/ (the HbbTV app registry).
+"""The studio: one app at /studio/ with one login (user name and password, onair.core.accounts), one layout
+and a navigation shown per role (studio/pages.py). `/` leads here.
 
-Server-rendered (jinja2, autoescaped) with a small script; it talks to the same public API as everyone
-else, authenticated by the session cookie set at login (user name and password, onair.core.accounts).
-The page carries the session's CSRF token in a <meta> tag; the scripts send it as X-CSRF-Token.
+The session cookie authenticates the page's calls to the same public API as everyone else; the page carries
+the session's CSRF token in a <meta> tag and the script sends it as X-CSRF-Token.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
-from onair.core.accounts import passwords, roles, sessions, users
+from onair.core.accounts import passwords, sessions, users
 from onair.core.accounts.login import log_in
 from onair.core.auth import (
-    Principal,
     audit,
     check_csrf,
     check_same_origin,
@@ -23,48 +19,21 @@ from onair.core.auth import (
     client_ip,
     label,
     principal,
-    requires,
     set_session_cookie,
 )
 from onair.core.db.pool import POOL
 from onair.core.errors import AppError, TooManyRequests
-from onair.core.web import templates
-from streaming import catalog
-
-HERE = Path(__file__).resolve().parent
-_env = templates(HERE / "templates")
-
-_SECURITY = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
-             "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"}
+from studio import pages
 
 
-def _page(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: object) -> web.Response:
-    return web.Response(text=_env.get_template(name).render(**context), content_type="text/html",
-                        headers={**_SECURITY, **(headers or {})}, status=status)
-
-
-def _allowed(who: Principal) -> set[str]:
-    """Permissions the page shows sections for (the API enforces them regardless)."""
-    return {p for p in ("assets:read", "polls:write", "chat:moderate", "hbbtv:write", "users:manage")
-            if roles.allows(who.role, p)}
-
-
-async def _recent_assets(request: web.Request) -> list[dict]:
-    """Through the catalogue (the owner of `assets`): the status there already carries the running stage."""
-    found = await catalog.list_assets(request.app[POOL], status=None, tag=None, limit=100, before=None)
-    return [{"id": a.id, "title": a.title, "status": a.status, "progress": round(a.progress, 1)} for a in found]
-
-
-@label("public")  # the login form, or the studio for a signed-in user
+@label("public")  # the login form, or the first section the signed-in person may open
 async def index(request: web.Request) -> web.Response:
     who = await principal(request)
-    if who is None:
-        return _page("login.html", error="bad" if request.query.get("error") == "1" else None)
-    if who.session and who.session.must_change_password:
-        return _page("password.html", user=who, csrf=who.csrf_token)
-    allowed = _allowed(who)
-    rows = await _recent_assets(request) if "assets:read" in allowed else []
-    return _page("index.html", assets=rows, user=who, csrf=who.csrf_token, allowed=allowed)
+    if who is None or who.session is None:
+        return pages.render(request, "login.html", error="bad" if request.query.get("error") == "1" else None)
+    if who.session.must_change_password:
+        return pages.render(request, "password.html", user=who, csrf=who.csrf_token)
+    raise web.HTTPSeeOther(pages.first_section(who))
 
 
 async def login(request: web.Request) -> web.Response:
@@ -74,7 +43,7 @@ async def login(request: web.Request) -> web.Response:
         session_id, _, _ = await log_in(request.app[POOL], str(form.get("name", "")), str(form.get("password", "")),
                                         ip=client_ip(request), user_agent=request.headers.get("User-Agent"))
     except TooManyRequests as err:
-        return _page("login.html", status=429, headers=err.headers, error="throttled",
+        return pages.render(request, "login.html", status=429, headers=err.headers, error="throttled",
                      wait=err.headers.get("Retry-After"))
     except AppError:
         raise web.HTTPSeeOther("/studio/?error=1") from None
@@ -115,24 +84,17 @@ async def password(request: web.Request) -> web.Response:
         except AppError as err:
             error = err.detail
     if error:
-        return _page("password.html", status=400, user=who, csrf=who.csrf_token, error=error)
+        return pages.render(request, "password.html", status=400, user=who, csrf=who.csrf_token, error=error)
     await audit(request, "user.password", object_type="user", object_id=who.name)
     raise web.HTTPSeeOther("/studio/")
 
 
-@requires("assets:read")
-async def assets(request: web.Request) -> web.Response:
-    rows = [{**a, "embed": f"/embed/{a['id']}"} for a in await _recent_assets(request)]
-    return web.json_response({"assets": rows}, headers={"Cache-Control": "no-store"})
-
-
+@label("public")  # the HbbTV registry moved into Shows
 async def hbbtv(request: web.Request) -> web.Response:
-    """The registry page; it holds no data itself and calls the admin API (session cookie or a token)."""
-    who = await principal(request)
-    return web.Response(text=_env.get_template("hbbtv.html").render(csrf=who.csrf_token if who else None),
-                        content_type="text/html", headers={"Cache-Control": "no-store"})
+    raise web.HTTPFound("/studio/shows#hbbtv")
 
 
+@label("public")  # the first URL `make run` prints
 async def to_index(request: web.Request) -> web.Response:
     raise web.HTTPFound("/studio/")
 
@@ -144,6 +106,6 @@ def setup(app: web.Application) -> None:
     r.add_post("/studio/login", login, name="studio.login")
     r.add_post("/studio/logout", logout, name="studio.logout")
     r.add_post("/studio/password", password, name="studio.password")
-    r.add_get("/studio/api/assets", assets, name="studio.assets")
     r.add_get("/studio/hbbtv/", hbbtv, name="hbbtv-studio")
-    r.add_static("/studio/static/", HERE / "static", name="studio.static")
+    r.add_get("/", to_index, name="root")
+    pages.setup(app)

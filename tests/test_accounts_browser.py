@@ -54,4 +54,5 @@ async def test_sibling_port_page_cannot_use_the_studio_cookie(client: TestClient
     # the same cookie works from the studio's own page (it sends the CSRF token)
     await page.goto(f"{target}/studio/")
     await page.locator(f'[data-poll="{poll["id"]}"] button[data-action=close]').click()
+    await page.locator("#confirm[open] #confirm-ok").click()
     await page.wait_for_selector(f'[data-poll="{poll["id"]}"][data-status="closed"]')

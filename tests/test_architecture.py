@@ -69,6 +69,7 @@ OWNERS: dict[str, str] = {
     "sessions": "onair.core.accounts.sessions",
     "login_throttle": "onair.core.accounts.sessions",
     "audit_log": "onair.core.accounts.audit",
+    "api_tokens": "onair.core.accounts.tokens",
 }
 
 MAX_MODULE_LINES = 400

@@ -16,6 +16,7 @@ from onair.core.jobs import Job, JobContext, Resources
 from onair.core.settings import Settings
 from streaming import catalog
 from tests.conftest import ADMIN
+from tests.helpers import make_asset
 from tests.ingest_tools import make_clip, upload, wait_for
 
 
@@ -96,3 +97,22 @@ async def test_running_transcode_lists_as_transcoding_with_moving_progress(clien
     assert all(0 < p < 100 for p in seen), seen
     assert seen == sorted(seen) and len(seen) >= 3, seen  # moves, never backwards, not 2% then 90%
     assert (await wait_for(client, asset_id))["status"] == "ready"
+
+
+async def test_listing_searches_full_text_and_filters_show_and_visibility(idle_client: TestClient,
+                                                                         db: asyncpg.Pool) -> None:
+    await make_asset(db, "harbour0001", title="Harbour fire at dawn", tags=("news",), show="Evening")
+    await make_asset(db, "harbour0002", title="Market day", description="the harbour market", visibility="unlisted")
+    await make_asset(db, "other000001", title="Cup final", show="Evening")
+
+    async def ids(query: str) -> list[str]:
+        resp = await idle_client.get(f"/api/v1/assets?{query}", headers=ADMIN)
+        assert resp.status == 200, await resp.text()
+        return sorted(a["id"] for a in (await resp.json())["items"])
+
+    assert await ids("q=harbour") == ["harbour0001", "harbour0002"]  # title and description
+    assert await ids("q=news") == ["harbour0001"]  # tags
+    assert await ids("q=%22fire+at%22+OR+%27") == ["harbour0001"]  # any text is a query, never a 500
+    assert await ids("show=Evening") == ["harbour0001", "other000001"]
+    assert await ids("visibility=unlisted&q=harbour") == ["harbour0002"]
+    assert (await idle_client.get("/api/v1/assets?visibility=secret", headers=ADMIN)).status == 400

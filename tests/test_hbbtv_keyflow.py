@@ -331,37 +331,6 @@ async def test_hbbtv2_plays_clips_in_a_video_element_and_falls_back_to_broadcast
     assert await tv.visible("overlay") and tv.errors == []
 
 
-async def test_studio_page_creates_an_app_and_links_its_ait(browser: Any, client: TestClient) -> None:
-    page = await (await browser.new_context()).new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    await page.goto(str(client.make_url("/studio/hbbtv/")))
-    await page.fill("#token", ADMIN["Authorization"].split()[1])
-    await page.click("#load")
-    await page.wait_for_selector("#message.ok")
-    form = page.locator("#create")
-    for name, value in {"slug": "news", "name": "News <live>", "org_id": "4660", "app_id": "9",
-                        "poll_id": "p1", "chat_room": "news"}.items():
-        await form.locator(f"[name={name}]").fill(value)
-    await form.locator("[name=control_code]").select_option("AUTOSTART")
-    await form.locator("button").click()
-    await page.wait_for_selector("#apps tr")
-    assert await page.text_content("#apps tr td:nth-child(2)") == "News <live>"
-    href = await page.get_attribute("#apps a:has-text('download AIT')", "href")
-    assert href == "/hbbtv/news/app.aitx?download=1"
-    resp = await client.get(href)
-    assert resp.headers["Content-Disposition"] == 'attachment; filename="news.aitx"'
-    assert b"<mhp:controlCode>AUTOSTART</mhp:controlCode>" in await resp.read()
-    # bad ids come back as the API's problem detail, shown to the producer
-    await form.locator("[name=slug]").fill("news2")
-    await form.locator("[name=app_id]").fill("40960")
-    await page.evaluate("() => document.querySelector('#create [name=app_id]').removeAttribute('max')")
-    await form.locator("button").click()
-    await page.wait_for_selector("#message.error")
-    assert "app_id" in await page.text_content("#message")
-    assert errors == []
-
-
 async def test_desktop_preview_works_with_a_keyboard(browser: Any, client: TestClient) -> None:
     resp = await client.post("/api/v1/hbbtv/apps", headers=ADMIN, json={
         "slug": "pre", "name": "Preview", "org_id": 4660, "app_id": 5})

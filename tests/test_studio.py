@@ -1,4 +1,5 @@
-"""The studio page in a real Chromium (Playwright): login, polls with live bars, chat moderation."""
+"""The studio in a real Chromium (Playwright): login, the library's live status, polls with live bars, chat
+moderation. The issue-16 acceptance walks are in test_studio_acceptance.py."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ from aiohttp.test_utils import TestClient
 from tests.accounts_helpers import PASSWORD, make_user
 from tests.conftest import ADMIN
 from tests.helpers import make_asset
+from tests.studio_helpers import confirm
 
 
-async def logged_in(browser, client: TestClient, name: str = "chief"):
+async def logged_in(browser, client: TestClient, name: str = "chief", section: str = "shows"):
     context = await browser.new_context()
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     await page.goto(str(client.make_url("/studio/")))
     await page.fill("input[name=name]", name)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("button[type=submit]")
-    await page.wait_for_selector("#polls")
+    await page.wait_for_selector("header.top nav")
+    await page.goto(str(client.make_url(f"/studio/{section}")))
     page.errors = errors  # type: ignore[attr-defined]
     return page
 
@@ -33,22 +37,28 @@ async def test_login_is_required_and_a_wrong_password_is_refused(client: TestCli
     await page.fill("input[name=password]", "wrong password")
     await page.click("button[type=submit]")
     await page.wait_for_selector(".error")
-    assert await page.locator("#polls").count() == 0
-    assert (await client.get("/studio/api/assets")).status == 401
+    assert await page.locator("header.top nav").count() == 0
+    assert (await client.get("/api/v1/assets")).status == 401
+    resp = await client.get("/", allow_redirects=False)  # the first URL `make run` prints
+    assert resp.status == 302 and resp.headers["Location"] == "/studio/"
+    resp = await client.get("/studio/library", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/studio/"
 
 
 async def test_poll_bars_follow_votes_and_embed_snippets(client: TestClient, browser, db) -> None:
     await make_asset(db, "asset000001", title="<b>Show</b>", status="transcoding", progress=40)
     await make_user(db, "chief", "admin")
-    page = await logged_in(browser, client)
+    page = await logged_in(browser, client, section="library")
     row = page.locator('tr[data-asset="asset000001"]')
-    assert await row.locator("td").first.inner_text() == "<b>Show</b>"  # escaped, shown as typed
-    assert (await row.locator(".status").inner_text(), await row.locator(".pct").inner_text()) == ("transcoding",
-                                                                                                   "40%")
-    snippet = await row.locator(".snippet").input_value()
-    assert snippet.startswith('<iframe src="/embed/asset000001"')
+    assert await row.locator("a.title").inner_text() == "<b>Show</b>"  # escaped, shown as typed
+    assert (await row.locator(".badge").inner_text(), await row.locator(".pct").inner_text()) == ("transcoding",
+                                                                                                  "40%")
     await db.execute("UPDATE assets SET progress = 80, status = 'packaging' WHERE id = 'asset000001'")
     await page.wait_for_selector('tr[data-asset="asset000001"] .pct:text("80%")', timeout=10_000)
+    await make_asset(db, "asset000002", title="Added by a colleague")  # appears on its own, on top
+    await page.wait_for_selector('#asset-rows tr:first-child[data-asset="asset000002"]', timeout=10_000)
+    assert await page.locator("#asset-rows tr").count() == 2
+    await page.goto(str(client.make_url("/studio/shows")))
 
     await page.fill("#new-poll input[name=question]", "Best <i>act</i>?")
     await page.fill("#new-poll textarea[name=options]", "Singer\nJuggler\nDog")
@@ -73,6 +83,7 @@ async def test_poll_bars_follow_votes_and_embed_snippets(client: TestClient, bro
     assert widths[0] > widths[2] > widths[1] > 0
     assert await card.locator(".total").inner_text() == "6 votes"
     await card.locator("button[data-action=close]").click()
+    await confirm(page)
     await page.wait_for_selector(f'[data-poll="{poll_id}"][data-status="closed"]')
     assert page.errors == []  # type: ignore[attr-defined]
 

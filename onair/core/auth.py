@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from onair.core.accounts import audit as audit_log
-from onair.core.accounts import roles, sessions
+from onair.core.accounts import roles, sessions, tokens
 from onair.core.accounts.sessions import Session
 from onair.core.db.pool import POOL
 from onair.core.errors import Forbidden, Unauthorized
@@ -106,7 +106,8 @@ class Principal:
     name: str
     role: str
     user_id: int | None = None
-    session: Session | None = None  # None: the admin bearer token (scripts, tests); no CSRF checks apply
+    session: Session | None = None  # None: a bearer token (scripts, tests); no CSRF checks apply
+    scopes: frozenset[str] | None = None  # a personal API token's: it may do only these (and what the role may)
 
     @property
     def csrf_token(self) -> str | None:
@@ -130,6 +131,8 @@ async def principal(request: web.Request) -> Principal | None:
     if token is not None:  # a bearer header decides alone, even with a cookie beside it
         if hmac.compare_digest(token.encode(), request.app[ADMIN_TOKEN].encode()):
             found = Principal(TOKEN_ACTOR, "admin")
+        elif tokens.looks_like(token) and (owner := await tokens.lookup(request.app[POOL], token)):
+            found = Principal(owner.name, owner.role, owner.user_id, scopes=owner.scopes)
     elif request.cookies.get(SESSION_COOKIE):
         session = await sessions.lookup(request.app[POOL], request.cookies[SESSION_COOKIE])
         if session is not None:
@@ -196,6 +199,13 @@ async def authorize(request: web.Request, permission: str) -> Principal:
     if not roles.allows(who.role, permission):
         raise Forbidden(f"This needs the '{permission}' permission, which the {who.role} role does not have",
                         code="permission-denied", permission=permission)
+    if who.scopes is not None:  # a personal token: its scopes, and no changes to the account itself
+        if permission == roles.SELF and request.method not in _SAFE:
+            raise Forbidden("A personal API token cannot change its own account (log in instead)",
+                            code="scope-denied", permission=permission)
+        if permission != roles.SELF and permission not in who.scopes:
+            raise Forbidden(f"This needs the '{permission}' scope, which this token does not have",
+                            code="scope-denied", permission=permission)
     return who
 
 

@@ -182,15 +182,23 @@ async def record_progress(conn: asyncpg.Connection, asset_id: str, job_id: int, 
 
 
 async def list_assets(db: asyncpg.Pool | asyncpg.Connection, *, status: str | None, tag: str | None, limit: int,
-                      before: tuple[datetime, str] | None) -> list[Asset]:
-    """Newest first, keyset-paged on (created_at, id). Every filter is in SQL, so a page is never short."""
+                      before: tuple[datetime, str] | None, text: str | None = None, show: str | None = None,
+                      visibility: str | None = None) -> list[Asset]:
+    """Newest first, keyset-paged on (created_at, id). Every filter is in SQL, so a page is never short.
+
+    `text` is full-text search over title, tags and description (the generated `search` column);
+    websearch_to_tsquery accepts any text (quotes, operators) without error."""
     where, args = [], []
-    if status:
-        args.append(status)
-        where.append(f"status = ${len(args)}")
+    for column, value in (("status", status), ("show", show), ("visibility", visibility)):
+        if value:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
     if tag:
         args.append(tag)
         where.append(f"${len(args)} = ANY(tags)")
+    if text:
+        args.append(text)
+        where.append(f"search @@ websearch_to_tsquery('simple', ${len(args)})")
     if before:
         args += list(before)
         where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")

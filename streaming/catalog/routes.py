@@ -45,6 +45,9 @@ class AssetPatch(BaseModel):
 class ListQuery(BaseModel):
     status: Literal["uploading", "queued", "probing", "transcoding", "packaging", "ready", "failed"] | None = None
     tag: Annotated[str, Field(max_length=64)] | None = None
+    q: Annotated[str, Field(max_length=200)] | None = None  # full text: title, tags, description
+    show: Annotated[str, Field(max_length=200)] | None = None
+    visibility: Literal["public", "unlisted", "private"] | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(max_length=200)] | None = None
 
@@ -77,7 +80,8 @@ async def read(request: web.Request) -> web.Response:
 async def listing(request: web.Request) -> web.Response:
     q = parse_query(request, ListQuery)
     before = _uncursor(q.cursor) if q.cursor else None
-    items = await catalog.list_assets(request.app[POOL], status=q.status, tag=q.tag, limit=q.limit, before=before)
+    items = await catalog.list_assets(request.app[POOL], status=q.status, tag=q.tag, limit=q.limit, before=before,
+                                      text=q.q, show=q.show, visibility=q.visibility)
     base = base_url(request)
     body: dict = {"items": [catalog.asset_json(a, base) for a in items], "next": None}
     if len(items) == q.limit:

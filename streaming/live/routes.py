@@ -1,4 +1,5 @@
-"""Live channels API (admin credentials) and the time endpoint DASH players sync their clocks with."""
+"""Live channels API (editors: live:write; producers end events: live:control) and the time endpoint DASH
+players sync their clocks with."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from onair.core.auth import admin_required
+from onair.core.auth import audit, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import NotFound, read_json
 from onair.core.settings import SETTINGS, Settings
@@ -68,17 +69,18 @@ async def _channel(request: web.Request) -> channels.Channel:
     return ch
 
 
-@admin_required
+@requires("live:write")
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request, ChannelCreate)
     ch = await channels.create_channel(request.app[POOL], title=body.title, record=body.record,
                                        dvr_seconds=body.dvr_seconds, visibility=body.visibility,
                                        latency=body.latency or request.app[SETTINGS].live_latency)
     await request.app[LIVE_INGEST].ensure_started()
+    await audit(request, "live.create", object_type="live_channel", object_id=ch.id)
     return await _respond(request, ch, 201)
 
 
-@admin_required
+@requires("live:write")
 async def listing(request: web.Request) -> web.Response:
     pool, settings = request.app[POOL], request.app[SETTINGS]
     items = [channel_json(ch, await channels.job_progress(pool, ch.job_id), settings)
@@ -86,31 +88,33 @@ async def listing(request: web.Request) -> web.Response:
     return web.json_response({"items": items}, headers={"Cache-Control": "no-store"})
 
 
-@admin_required
+@requires("live:write")
 async def read(request: web.Request) -> web.Response:
     return await _respond(request, await _channel(request))
 
 
-@admin_required
+@requires("live:write")
 async def rotate_key(request: web.Request) -> web.Response:
     ch = await channels.rotate_key(request.app[POOL], (await _channel(request)).id)
     assert ch is not None
     return await _respond(request, ch)
 
 
-@admin_required
+@requires("live:control")
 async def end(request: web.Request) -> web.Response:
     ch = await _channel(request)
     await events.end_now(request.app[POOL], ch)
+    await audit(request, "live.end", object_type="live_channel", object_id=ch.id)
     return await _respond(request, await _channel(request))
 
 
-@admin_required
+@requires("live:write")
 async def delete(request: web.Request) -> web.Response:
     ch = await _channel(request)
     await events.end_now(request.app[POOL], ch)
     await channels.delete_channel(request.app[POOL], ch.id)
     await request.app[STORE].delete_prefix(channels.live_prefix(ch.id))
+    await audit(request, "live.delete", object_type="live_channel", object_id=ch.id)
     return web.Response(status=204)
 
 

@@ -15,7 +15,9 @@ EDITOR = frozenset({"assets:read", "assets:write", "live:write", "rights:write",
 PRODUCER = frozenset({"polls:read", "polls:write", "hbbtv:write", "banners:write", "live:control"})
 MODERATOR = frozenset({"chat:moderate"})
 
-# Admin-only permissions are not listed for other roles: users:manage, audit:read, partners:manage, admin.
+# Admin-only permissions are not listed for other roles.
+ADMIN_ONLY = frozenset({"users:manage", "audit:read", "partners:manage", "admin"})
+ALL = EDITOR | PRODUCER | MODERATOR | ADMIN_ONLY
 GRANTS: dict[str, frozenset[str]] = {
     "editor": EDITOR,
     "producer": PRODUCER,
@@ -33,3 +35,8 @@ def permissions(role: str) -> list[str]:
     if role == "admin":
         return ["*"]
     return sorted(GRANTS.get(role, frozenset()) | {SELF})
+
+
+def grantable(role: str) -> list[str]:
+    """The scopes a personal API token of someone with this role may carry."""
+    return sorted(p for p in ALL if allows(role, p))

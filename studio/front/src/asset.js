@@ -1,0 +1,141 @@
+// One asset: preview, details, visibility and rights (with a plain-language summary), embed code, stats,
+// retry and delete.
+import { $, api, el, flash, confirmAction, copyText, csv, fmtDate, fmtDuration, BASE, PERMS } from "./util.js";
+
+const BUSY = new Set(["uploading", "queued", "probing", "transcoding", "packaging"]);
+
+function toLocalInput(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+function fromLocalInput(value) { return value ? new Date(value).toISOString() : null; }
+
+export function rightsSummary(f) {
+  const allow = csv(f.geo_allow.value.toUpperCase()), deny = csv(f.geo_deny.value.toUpperCase());
+  const when = (v) => fmtDate(new Date(v).toISOString());
+  let text = f.visibility.value === "private" ? "Private: visible only in the studio" :
+    `Visible ${allow.length ? "in " + allow.join(", ") : "everywhere"}`;
+  if (deny.length) text += ` except ${deny.join(", ")}`;
+  if (f.available_from.value) text += ` from ${when(f.available_from.value)}`;
+  if (f.available_until.value) text += ` until ${when(f.available_until.value)}`;
+  else if (f.visibility.value !== "private") text += ", with no end date";
+  if (f.visibility.value === "unlisted") text += " (unlisted: only with the link)";
+  return text + ".";
+}
+
+function snippet(a) {
+  const src = `${BASE}/embed/${encodeURIComponent(a.id)}`;
+  return `<iframe src="${src}" width="640" height="360" frameborder="0" allow="autoplay; fullscreen" allowfullscreen title="${(a.title || a.id).replace(/"/g, "&quot;")}"></iframe>`;
+}
+
+function draw(a) {
+  document.title = `${a.title || a.id} · onair studio`;
+  $("main h1").textContent = a.title || a.id;
+  const line = $("#asset-status");
+  line.textContent = "";
+  line.append(el("span", { class: `badge s-${a.status}` }, a.status));
+  if (BUSY.has(a.status)) line.append(` ${Math.round(a.progress)}%`);
+  if (a.duration) line.append(` · ${fmtDuration(a.duration)}`);
+  line.append(` · added ${fmtDate(a.created_at)}`);
+  if (a.status === "failed") line.append(el("span", { class: "reason", id: "failure" }, ` Failed: ${a.error || "unknown reason"}`));
+  $("#retry").hidden = a.status !== "failed" || !PERMS.has("assets:write");
+  const ready = a.status === "ready";
+  $("#embed-box").hidden = !ready;
+  const preview = $("#preview");
+  if (ready && !preview.querySelector("iframe")) {
+    preview.textContent = "";
+    preview.append(el("iframe", { src: `/embed/${encodeURIComponent(a.id)}`, title: `Preview of ${a.title || a.id}`,
+                                  allow: "autoplay; fullscreen", allowfullscreen: true }));
+  } else if (!ready) {
+    preview.textContent = a.status === "failed" ? "No preview: processing failed." : "The preview appears when processing is done.";
+  }
+  if (ready) {
+    $("#snippet").value = snippet(a);
+    $("#watch-link").href = `${BASE}/watch/${encodeURIComponent(a.id)}`;
+    $("#oembed-link").href = `${BASE}/oembed?url=${encodeURIComponent(`${BASE}/watch/${a.id}`)}`;
+  }
+}
+
+function drawRenditions(a) {
+  const body = $("#renditions"), list = a.renditions || [];
+  $("#renditions-box").hidden = !list.length;
+  body.textContent = "";
+  for (const r of list) {
+    const kbps = r.bandwidth || r.bitrate ? `${Math.round((r.bandwidth || r.bitrate) / 1000)} kbit/s` : "–";
+    body.append(el("tr", {}, el("td", {}, r.width && r.height ? `${r.width}×${r.height}` : (r.name || "–")),
+                   el("td", {}, kbps), el("td", {}, r.codecs || r.codec || "–")));
+  }
+  const images = $("#images");
+  images.textContent = "";
+  if (a.images && a.images.poster) {
+    images.append("Images: ", el("a", { href: `${BASE}/media/${a.id}/${a.images.poster}` }, "poster"));
+    if (a.images.storyboard) images.append(" · ", el("a", { href: `${BASE}/media/${a.id}/${a.images.storyboard}` }, "storyboard"));
+  }
+}
+
+function fillForm(a) {
+  const f = $("#meta");
+  f.title.value = a.title || ""; f.description.value = a.description || "";
+  f.tags.value = (a.tags || []).join(", "); f.show.value = a.show || ""; f.credit.value = a.credit || "";
+  f.visibility.value = a.visibility;
+  f.available_from.value = toLocalInput(a.rights.available_from);
+  f.available_until.value = toLocalInput(a.rights.available_until);
+  f.geo_allow.value = a.rights.geo_allow.join(", "); f.geo_deny.value = a.rights.geo_deny.join(", ");
+  $("#rights-summary").textContent = rightsSummary(f);
+}
+
+async function loadStats(id) {
+  if (!PERMS.has("stats:read")) { $("#stats").closest("section").hidden = true; return; }
+  try {
+    const s = await api("GET", `/api/v1/assets/${encodeURIComponent(id)}/stats`);
+    const dl = $("#stats");
+    dl.textContent = "";
+    const put = (k, v) => dl.append(el("dt", {}, k), el("dd", {}, v));
+    put("Plays", s.plays);
+    put("Watch time", fmtDuration(s.total_watch_seconds));
+    put("Average watch", fmtDuration(s.average_watch_seconds));
+    put("Completions", s.completions);
+    for (const r of (s.referrers || []).slice(0, 5)) put(`From ${r.referrer_domain || "direct"}`, `${r.plays} plays`);
+  } catch (e) { /* stats are optional */ }
+}
+
+export function assetPage() {
+  const id = $("#asset").dataset.asset, f = $("#meta");
+  let current = null;
+  const load = async () => {
+    const a = await api("GET", `/api/v1/assets/${encodeURIComponent(id)}`);
+    const first = current === null;
+    current = a;
+    draw(a);
+    drawRenditions(a);
+    if (first) fillForm(a);
+    if (BUSY.has(a.status)) setTimeout(() => load().catch(() => {}), 2000);
+  };
+  f.addEventListener("input", () => { $("#rights-summary").textContent = rightsSummary(f); });
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = {
+      title: f.title.value, description: f.description.value, tags: csv(f.tags.value),
+      show: f.show.value || null, credit: f.credit.value || null, visibility: f.visibility.value,
+      available_from: fromLocalInput(f.available_from.value), available_until: fromLocalInput(f.available_until.value),
+      geo_allow: csv(f.geo_allow.value.toUpperCase()), geo_deny: csv(f.geo_deny.value.toUpperCase()),
+    };
+    try { current = await api("PATCH", `/api/v1/assets/${encodeURIComponent(id)}`, body); draw(current); flash("Saved", true); }
+    catch (e) { flash(e.message, false); }
+  });
+  $("#copy-snippet").addEventListener("click", (ev) => copyText($("#snippet").value, ev.target));
+  $("#retry").addEventListener("click", async () => {
+    try { await api("POST", `/api/v1/assets/${encodeURIComponent(id)}/retry`); flash("Processing again", true); await load(); }
+    catch (e) { flash(e.message, false); }
+  });
+  $("#delete").addEventListener("click", async () => {
+    if (!await confirmAction(`Delete “${current ? current.title || id : id}” and all its files? This cannot be undone.`, "Delete")) return;
+    try { await api("DELETE", `/api/v1/assets/${encodeURIComponent(id)}`); location.assign("/studio/library"); }
+    catch (e) { flash(e.message, false); }
+  });
+  if (!PERMS.has("assets:write")) { f.querySelector("button").disabled = true; $("#delete").hidden = true; }
+  load().catch((e) => flash(e.message, false));
+  loadStats(id);
+}
