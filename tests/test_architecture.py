@@ -56,6 +56,7 @@ OWNERS: dict[str, str] = {
     "chat_rooms": "streaming.interaction.chat",
     "chat_messages": "streaming.interaction.chat",
     "chat_bans": "streaming.interaction.chat",
+    "shows": "streaming.interaction.shows",
     "partners": "syndication.partners.keys",
     "partner_rate": "syndication.partners.keys",
     "partner_usage": "syndication.partners.keys",
