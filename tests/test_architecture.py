@@ -33,7 +33,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "streaming.catalog": ("onair.core", "streaming.catalog", "streaming.delivery.purge"),
     "streaming.ingest": ("onair.core", "streaming.ingest", *CATALOG_API),
     "streaming.delivery": ("onair.core", "streaming.delivery", *CATALOG_API),
-    "streaming.interaction": ("onair.core", "streaming.interaction"),
+    "streaming.interaction": ("onair.core", "streaming.interaction", *CATALOG_API),
     "streaming.live": ("onair.core", "streaming.live", "streaming.delivery", "transcode.ladder", "transcode.probe",
                        "transcode.commands", "transcode.packaging", "transcode.ffmpeg", "transcode.images",
                        *CATALOG_API),

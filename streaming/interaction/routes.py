@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from onair.core.settings import SETTINGS
-from streaming.interaction import chat_routes, devices, poll_routes, show_routes
+from streaming.interaction import chat_routes, devices, poll_routes, show_page, show_routes
 from streaming.interaction.live_state import live_context
 
 
@@ -16,3 +16,4 @@ def setup(app: web.Application) -> None:
     poll_routes.setup(app)
     chat_routes.setup(app)
     show_routes.setup(app)
+    show_page.setup(app)
