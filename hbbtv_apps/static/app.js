@@ -6,12 +6,12 @@
   var body = document.body;
   /* settings come as <meta name="onair:..."> (valid XHTML 1.0, unlike data-* attributes) */
   var meta = (function () {
-    var out = { vod: [] }, els = document.getElementsByTagName('meta'), i, name;
+    var out = { vod: [], embed: [] }, els = document.getElementsByTagName('meta'), i, name;
     for (i = 0; i < els.length; i++) {
       name = els[i].getAttribute('name') || '';
       if (name.indexOf('onair:') !== 0) { continue; }
       name = name.substring(6);
-      if (name === 'vod') { out.vod.push(els[i].getAttribute('content')); } else { out[name] = els[i].getAttribute('content'); }
+      if (name === 'vod') { out.vod.push(els[i].getAttribute('content')); } else if (name === 'embed') { out.embed.push(els[i].getAttribute('content')); } else { out[name] = els[i].getAttribute('content'); }
     }
     return out;
   }());
@@ -23,7 +23,8 @@
     room: meta.room || '',
     interval: parseInt(meta.interval, 10) || 2000,
     accent: meta.accent || '#ffd100',
-    vod: meta.vod
+    vod: meta.vod,
+    embed: meta.embed
   };
   if (meta.preview) { body.setAttribute('data-preview', meta.preview); }
   var KE = window.KeyEvent || {};
@@ -278,9 +279,14 @@
       var i, list = $('chat-list'), m, li;
       st.chatBusy = false;
       if (status === 200 && d && d.messages) {
+        for (i = 0; d.deleted && i < d.deleted.length; i++) {
+          li = $('msg-' + d.deleted[i]); /* removed by a moderator: gone within one poll */
+          if (li && li.parentNode) { li.parentNode.removeChild(li); }
+        }
         for (i = 0; i < d.messages.length; i++) {
           m = d.messages[i];
           li = make('div', 'msg');
+          li.id = 'msg-' + m.id;
           li.appendChild(make('b', 'nick', m.nickname));
           li.appendChild(make('span', 'text', m.text));
           list.appendChild(li);
@@ -309,7 +315,16 @@
     var mpd = cfg.vod[st.vodSel], box = $('vodbox'), player;
     if (!mpd) { return; }
     stopBroadcast();
-    if (cfg.variant === 'xhtml') {
+    if (body.getAttribute('data-preview') && cfg.embed[st.vodSel]) {
+      /* desktop preview: browsers have no OIPF DASH object; the embed player (hls.js) plays the clip. Focus
+         stays on this document, so BACK (Backspace) still returns to the overlay. */
+      player = document.createElement('iframe');
+      player.setAttribute('src', cfg.embed[st.vodSel]);
+      player.setAttribute('allow', 'autoplay; fullscreen');
+      player.setAttribute('title', 'Clip');
+      player.setAttribute('tabindex', '-1');
+      player.play = function () { /* the embed page autoplays */ };
+    } else if (cfg.variant === 'xhtml') {
       player = document.createElement('object');
       player.setAttribute('type', 'application/dash+xml');
       player.setAttribute('data', mpd);
