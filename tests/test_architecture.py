@@ -57,6 +57,7 @@ OWNERS: dict[str, str] = {
     "chat_messages": "streaming.interaction.chat",
     "chat_bans": "streaming.interaction.chat",
     "shows": "streaming.interaction.shows",
+    "pairings": "streaming.interaction.pairing",
     "partners": "syndication.partners.keys",
     "partner_rate": "syndication.partners.keys",
     "partner_usage": "syndication.partners.keys",

@@ -66,12 +66,12 @@ async def test_producers_create_shows_and_attach_what_they_run(client: TestClien
 async def test_free_text_shows_of_polls_and_assets_become_shows(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:  # back to the schema before shows existed, with free-text values, then migrate again
-        await conn.execute("ALTER TABLE polls DROP COLUMN show_slug; DROP TABLE shows; "
-                           "DELETE FROM schema_migrations WHERE version = '0720'")
+        await conn.execute("DROP TABLE pairings; ALTER TABLE polls DROP COLUMN show_slug; DROP TABLE shows; "
+                           "DELETE FROM schema_migrations WHERE version IN ('0720', '0721')")
         await conn.execute("INSERT INTO polls (id, question, options, show) VALUES "
                            "('p1', 'Q?', '[]', 'Evening News!'), ('p2', 'Q?', '[]', NULL)")
         await conn.execute("INSERT INTO assets (id, title, show) VALUES ('a1', 'clip', 'Quiz Night')")
-        assert await migrate(conn) == ["0720_shows"]
+        assert await migrate(conn) == ["0720_shows", "0721_pairings"]
         found = {r["slug"]: r["title"] for r in await conn.fetch("SELECT slug, title FROM shows")}
         assert found == {"evening-news": "Evening News!", "quiz-night": "Quiz Night"}
         linked = {r["id"]: r["show_slug"] for r in await conn.fetch("SELECT id, show_slug FROM polls")}

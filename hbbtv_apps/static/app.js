@@ -39,7 +39,8 @@
   var st = {
     open: false, panel: 'vote', sel: 0, vodSel: 0, vod: null, banner: null, bannerSeen: {}, target: false,
     poll: null, pollTimer: null, resultsBusy: false, resultsInterval: cfg.interval,
-    chatOn: false, chatBusy: false, cursor: '', device: null, openedAt: 0
+    chatOn: false, chatBusy: false, cursor: '', device: null, openedAt: 0,
+    pair: null, pairBusy: false, votedElsewhere: false
   };
 
   function $(id) { return document.getElementById(id); }
@@ -178,6 +179,7 @@
       if (PANELS[i] === name) { addClass($('tab-' + PANELS[i]), 'active'); } else { removeClass($('tab-' + PANELS[i]), 'active'); }
     }
     if (name === 'vote') { renderPoll(); fetchResults(); }
+    if (name === 'chat') { pairPhone(); }
     if (name === 'vod') { renderVod(); }
   }
 
@@ -206,6 +208,8 @@
       setText(status, 'Voting has closed.');
     } else if (p.status !== 'open') {
       setText(status, 'Voting opens soon.');
+    } else if (voted && st.votedElsewhere) {
+      setText(status, 'You voted from your phone.');
     } else if (voted) {
       setText(status, 'Thanks for voting!');
     } else {
@@ -251,6 +255,8 @@
       request('POST', cfg.api + '/polls/' + enc(cfg.pollId) + '/votes', { device_id: device, option_id: option.id }, function (status, d) {
         if (status === 200 || status === 201) {
           store.set(votedKey(), String(d && d.option_id !== undefined && d.option_id !== null ? d.option_id : option.id));
+          /* a repeat: this household's device voted already, from the paired phone */
+          if (d && d.first === false && !d.changed) { st.votedElsewhere = true; }
           fetchResults();
         } else if (status === 409) {
           p.status = 'closed';
@@ -259,6 +265,24 @@
           return;
         }
         renderPoll();
+      });
+    });
+  }
+
+  /* ---- pairing: a QR code and a short code hand this TV's device id to a phone (one household) ---- */
+  function pairPhone() {
+    if (st.pair && st.pair.until > now()) { return; }
+    withDevice(function (device) {
+      if (!device || st.pairBusy) { return; }
+      st.pairBusy = true;
+      request('POST', cfg.api + '/pairings', { device_id: device, hbbtv_app: cfg.slug }, function (status, d) {
+        st.pairBusy = false;
+        if (status !== 201 || !d || !d.code) { show($('pair'), false); return; }
+        st.pair = { code: d.code, until: now() + 8 * 60 * 1000 }; /* ask again before the code expires */
+        $('pair-qr').setAttribute('src', d.qr);
+        setText($('pair-code'), d.code);
+        body.setAttribute('data-pair-url', d.url);
+        show($('pair'), true);
       });
     });
   }

@@ -62,6 +62,12 @@ async def get(db: asyncpg.Pool | asyncpg.Connection, slug: str) -> Show | None:
     return Show.from_row(row) if row else None
 
 
+async def for_hbbtv_app(db: asyncpg.Pool, app_slug: str) -> Show | None:
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM shows WHERE hbbtv_app = $1 ORDER BY created_at LIMIT 1",
+                            app_slug)
+    return Show.from_row(row) if row else None
+
+
 async def list_all(db: asyncpg.Pool, limit: int = 200) -> list[Show]:
     rows = await db.fetch(f"SELECT {_COLUMNS} FROM shows ORDER BY created_at DESC, slug LIMIT $1", limit)
     return [Show.from_row(r) for r in rows]

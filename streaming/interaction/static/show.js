@@ -156,6 +156,37 @@
 
   connect();
 
+  // --- pairing with the TV: the phone takes on the TV's device id (one vote per household) ----------
+  var pairForm = $("pair-form");
+  function paired(yes) {
+    pairForm.classList.toggle("paired", yes);
+    $("unpair").hidden = !yes;
+    $("pair-state").textContent = yes ? "Paired with your TV: you vote and chat as your household."
+                                      : "Watching on TV? Enter the code it shows:";
+  }
+  function pair(code) {
+    return api("POST", "/api/v1/pairings/" + encodeURIComponent(code.replace(/\s+/g, "")) + "/claim", {})
+      .then(function (r) {
+        if (r.status !== 200) { $("chat-error").textContent = r.data.detail || "That code did not work"; return; }
+        store.setItem("onair.device", r.data.device_id);
+        store.setItem("onair.paired", "1");
+        devicePromise = null;
+        paired(true);
+      });
+  }
+  pairForm.addEventListener("submit", function (e) { e.preventDefault(); pair($("pair-code").value); });
+  $("unpair").addEventListener("click", function () {
+    store.removeItem("onair.device");  // a fresh device id of our own on the next vote or message
+    store.removeItem("onair.paired");
+    paired(false);
+  });
+  paired(!!store.getItem("onair.paired"));
+  var fromQr = new URLSearchParams(location.search).get("pair");
+  if (fromQr) {
+    history.replaceState(null, "", location.pathname + location.search.replace(/[?&]pair=[^&]*/, "").replace(/^&/, "?"));
+    pair(fromQr).then(function () { main.setAttribute("data-paired", store.getItem("onair.paired") || "0"); });
+  }
+
   // --- embedded in a live blog: tell the parent page our height -----------------------------------
   if (document.body.classList.contains("embedded") && window.parent !== window && window.ResizeObserver) {
     new ResizeObserver(function () {
