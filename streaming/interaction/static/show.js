@@ -193,5 +193,6 @@
       window.parent.postMessage({ type: "onair:height", slug: cfg.slug, height: document.documentElement.scrollHeight }, "*");
     }).observe(document.body);
   }
+  if (window.performance && performance.mark) performance.mark("show-ready");  // read by bench/bench_show_page.py
   main.setAttribute("data-ready", "1");
 })();
