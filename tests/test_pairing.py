@@ -48,6 +48,11 @@ async def test_pair_claim_once_expire_and_limits(clocked: tuple[TestClient, Fake
     repeat = await (await client.post(f"/api/v1/polls/{poll['id']}/votes",
                                       json={"device_id": tv, "option_id": 1})).json()
     assert repeat["first"] is False and repeat["changed"] is False
+    mine = await (await client.post(f"/api/v1/polls/{poll['id']}/my-vote", json={"device_id": tv})).json()
+    assert mine == {"poll_id": poll["id"], "option_id": 1}
+    other = await _device(client)
+    mine = await (await client.post(f"/api/v1/polls/{poll['id']}/my-vote", json={"device_id": other})).json()
+    assert mine["option_id"] is None
 
     # codes expire
     late = await (await client.post("/api/v1/pairings", json={"device_id": tv, "show": "quiz"})).json()

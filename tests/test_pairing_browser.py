@@ -66,10 +66,10 @@ async def test_tv_and_phone_paired(server: TestClient, browser: Any, tmp_path: A
     await phone.tap("#poll button[data-option='2']")
     await phone.wait_for_function(
         "() => document.querySelector(\"#poll button[data-option='2'] .pct\").textContent === '100%'")
-    await tv.key("GREEN")
-    await tv.key("DOWN")
-    await tv.key("ENTER")
+    await tv.key("GREEN")  # the TV asks whether its household voted: it did, from the phone
     await tv.until("() => document.getElementById('poll-status').textContent === 'You voted from your phone.'")
+    await tv.key("DOWN")
+    await tv.key("ENTER")  # ignored: the TV knows the household voted
     await tv.shot("pair-3-tv-voted-from-phone")
     total = (await (await server.get(f"/api/v1/polls/{await _poll_id(server)}/results")).json())["total"]
     assert total == 1  # one household, one vote

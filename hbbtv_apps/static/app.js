@@ -40,7 +40,7 @@
     open: false, panel: 'vote', sel: 0, vodSel: 0, vod: null, banner: null, bannerSeen: {}, target: false,
     poll: null, pollTimer: null, resultsBusy: false, resultsInterval: cfg.interval,
     chatOn: false, chatBusy: false, cursor: '', device: null, openedAt: 0,
-    pair: null, pairBusy: false, votedElsewhere: false
+    pair: null, pairBusy: false, votedElsewhere: false, checked: ''
   };
 
   function $(id) { return document.getElementById(id); }
@@ -178,7 +178,7 @@
       show($('panel-' + PANELS[i]), PANELS[i] === name);
       if (PANELS[i] === name) { addClass($('tab-' + PANELS[i]), 'active'); } else { removeClass($('tab-' + PANELS[i]), 'active'); }
     }
-    if (name === 'vote') { renderPoll(); fetchResults(); }
+    if (name === 'vote') { st.checked = ''; renderPoll(); fetchResults(); } /* ask again: the phone may have voted */
     if (name === 'chat') { pairPhone(); }
     if (name === 'vod') { renderVod(); }
   }
@@ -239,10 +239,24 @@
       if (status === 200 && d && d.options) {
         st.poll = d;
         st.resultsInterval = intervalHint(d, r);
+        checkHousehold();
       } else if (status === 404) {
         st.poll = { status: 'closed', total: 0, options: [] };
       }
       if (st.open && st.panel === 'vote') { renderPoll(); }
+    });
+  }
+  /* once per poll: did this household's device vote already (from the paired phone)? */
+  function checkHousehold() {
+    var pollId = cfg.pollId;
+    if (!pollId || !st.device || st.checked === pollId || store.get(votedKey())) { return; }
+    st.checked = pollId;
+    request('POST', cfg.api + '/polls/' + enc(pollId) + '/my-vote', { device_id: st.device }, function (status, d) {
+      if (status === 200 && d && d.option_id !== null && d.option_id !== undefined && pollId === cfg.pollId) {
+        store.set(votedKey(), String(d.option_id));
+        st.votedElsewhere = true;
+        if (st.open && st.panel === 'vote') { renderPoll(); }
+      }
     });
   }
   function vote() {
