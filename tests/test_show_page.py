@@ -43,6 +43,23 @@ def _artifacts(tmp_path: Path) -> Path:
     return where
 
 
+async def test_page_switches_to_the_shows_next_poll(server: TestClient, browser) -> None:
+    first = await _show_with_poll(server)
+    await server.post(f"/api/v1/polls/{first}/open", headers=ADMIN)
+    page = await browser.new_page()
+    await page.goto(str(server.make_url("/s/evening-news")))
+    await page.wait_for_selector("#show[data-ready='1']")
+    nxt = await (await server.post("/api/v1/polls", headers=ADMIN, json={
+        "question": "And on Saturdays?", "options": ["Yes", "No"], "show": "evening-news"})).json()
+    await server.post(f"/api/v1/polls/{nxt['id']}/open", headers=ADMIN)
+    await server.post(f"/api/v1/polls/{first}/close", headers=ADMIN)  # the page asks for the show's next poll
+    await page.wait_for_function("() => document.getElementById('poll-question').textContent === 'And on Saturdays?'")
+    await page.click("#poll button[data-option='2']")
+    await page.wait_for_function("() => document.querySelector(\"#poll button[data-option='2'] .pct\").textContent"
+                                 " === '100%'")
+    await page.close()
+
+
 async def test_page_is_public_strict_and_escapes(server: TestClient) -> None:
     await _show_with_poll(server)
     resp = await server.get("/s/evening-news")
@@ -104,6 +121,18 @@ async def test_phone_votes_chats_and_sees_a_deletion_vanish(server: TestClient, 
 
     await server.post(f"/api/v1/polls/{poll_id}/close", headers=ADMIN)
     await page.wait_for_function("() => document.getElementById('poll-note').textContent === 'Voting has closed'")
+    await page.screenshot(path=str(out / "show-closed.png"))
+
+    # the next poll of the show: a closed poll makes the page look for it at once
+    nxt = await (await server.post("/api/v1/polls", headers=ADMIN, json={
+        "question": "And on Saturdays?", "options": ["Yes", "No", "Only in summer"], "show": "evening-news"})).json()
+    await server.post(f"/api/v1/polls/{nxt['id']}/open", headers=ADMIN)
+    await page.reload()
+    await page.wait_for_selector("#show[data-ready='1']")
+    assert await page.text_content("#poll-question") == "And on Saturdays?"
+    await page.tap("#poll button[data-option='3']")
+    await page.wait_for_function("() => document.querySelector(\"#poll button[data-option='3'] .pct\").textContent"
+                                 " === '100%'")
     sizes = {r.url: (await r.request.sizes())["responseBodySize"] for r in transferred
              if not r.url.endswith(("/events", "/ws")) and "/api/" not in r.url}
     assert sum(sizes.values()) < 150_000, sizes  # the budget for a cold load (page, style, script)

@@ -37,6 +37,42 @@
 
   function voted() { return poll && store.getItem("onair.vote." + poll.id); }
 
+  function note(status) {
+    if (status === "draft" && poll.opens_at) {
+      return "Voting opens at " + new Date(poll.opens_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    }
+    return NOTES[status] || "";
+  }
+
+  // A new poll for the show (the page was opened before it existed): same markup as the server renders.
+  function build(p) {
+    if (events) { events.close(); events = null; }
+    poll = p;
+    $("poll-question").textContent = p.question;
+    var list = $("poll-options");
+    while (list.firstChild) list.removeChild(list.firstChild);
+    p.options.forEach(function (o) {
+      var li = document.createElement("li"), b = document.createElement("button");
+      b.type = "button";
+      b.setAttribute("data-option", o.id);
+      b.disabled = p.status !== "open";
+      b.innerHTML = '<span class="label"></span><span class="bar"><span class="fill"></span></span><span class="pct"></span>';
+      b.firstChild.textContent = o.label;
+      li.appendChild(b);
+      list.appendChild(li);
+    });
+    $("poll").setAttribute("data-state", p.status);
+    $("poll-note").textContent = note(p.status);
+    follow();
+  }
+
+  function refresh() {
+    api("GET", "/api/v1/shows/" + cfg.slug).then(function (r) {
+      var p = r.data.poll;
+      if (p && (!poll || p.id !== poll.id)) build(p);
+    }, function () { /* next time */ });
+  }
+
   function renderResults(res) {
     var section = $("poll");
     if (!section || !poll || res.poll_id !== poll.id) return;
@@ -44,7 +80,8 @@
     section.setAttribute("data-state", res.status);
     var mine = voted();
     var showBars = !!mine || res.status === "closed";
-    $("poll-note").textContent = mine && res.status === "open" ? "Thanks for voting" : NOTES[res.status] || "";
+    $("poll-note").textContent = mine && res.status === "open" ? "Thanks for voting" : note(res.status);
+    if (res.status === "closed" && !poll.checkedAfterClose) { poll.checkedAfterClose = true; refresh(); }
     var buttons = section.querySelectorAll("button[data-option]");
     for (var i = 0; i < buttons.length; i++) {
       var b = buttons[i], id = b.getAttribute("data-option"), votes = 0;
@@ -74,13 +111,12 @@
       .catch(function (err) { $("poll-note").textContent = "Your vote could not be sent: " + err.message; });
   }
 
-  if (poll) {
-    $("poll").addEventListener("click", function (e) {
-      var b = e.target.closest("button[data-option]");
-      if (b && !b.disabled) vote(b.getAttribute("data-option"));
-    });
-    follow();
-  }
+  $("poll").addEventListener("click", function (e) {
+    var b = e.target.closest("button[data-option]");
+    if (b && !b.disabled && poll) vote(b.getAttribute("data-option"));
+  });
+  if (poll) { $("poll-note").textContent = note(poll.status); follow(); }
+  setInterval(refresh, 30000);  // a poll created after the page was opened; a closed poll asks at once
 
   // --- chat ------------------------------------------------------------------------------------------
   var log = $("chat-log"), cursor = "", wsFailures = 0, opened = false;
