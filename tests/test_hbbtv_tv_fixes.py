@@ -96,3 +96,29 @@ async def test_desktop_preview_has_a_legend_and_plays_a_clip(
     await page.screenshot(path=str(shots / "preview-3-back-to-overlay.png"))
     assert not errors, errors
     await context.close()
+
+
+async def test_tv_switches_to_the_shows_live_channel_and_back(browser: Any, client: TestClient,
+                                                               tmp_path: Path) -> None:
+    assert (await client.post("/api/v1/hbbtv/apps", headers=ADMIN, json={
+        "slug": "liveapp", "name": "Live", "org_id": 4660, "app_id": 6})).status == 201
+    assert (await client.post("/api/v1/shows", headers=ADMIN, json={
+        "slug": "match", "title": "The Match", "live_channel": "cam2", "hbbtv_app": "liveapp"})).status == 201
+    listed = await (await client.get("/api/v1/shows?hbbtv_app=liveapp")).json()
+    assert [s["live_channel"] for s in listed["shows"]] == ["cam2"]
+    assert (await (await client.get("/api/v1/shows?hbbtv_app=other")).json())["shows"] == []
+    tv = await _open_tv(browser, client, "liveapp", _shots_dir(tmp_path))
+    await tv.key("RED")
+    await tv.key("BLUE")
+    await tv.until("() => { var l = document.getElementById('vod-list');"
+                   " return !!l && /live/.test(l.getElementsByTagName('li')[0].className); }")
+    await tv.key("ENTER")
+    await tv.until("() => document.body.getAttribute('data-playing') === 'live'")
+    calls = await tv.page.evaluate("() => __oipf.calls")
+    assert "stop:video/broadcast" in calls and "play:application/dash+xml:/live/cam2/dash/manifest.mpd" in calls
+    assert await tv.visible("overlay")  # the overlay stays on top of the extra camera
+    await tv.shot("live-extra-camera")
+    await tv.key("BACK")
+    await tv.until("() => document.body.getAttribute('data-playing') === 'broadcast'")
+    assert (await tv.page.evaluate("() => __oipf.calls")).count("bind:video/broadcast") >= 2
+    assert await tv.visible("overlay") and not tv.errors, tv.errors

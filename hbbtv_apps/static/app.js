@@ -349,10 +349,35 @@
       if (i === st.vodSel) { addClass(items[i], 'selected'); } else { removeClass(items[i], 'selected'); }
     }
   }
+  /* the show's live channel (the "extra camera"), first in the Clips list when the show has one */
+  function findLive() {
+    request('GET', cfg.api + '/shows?hbbtv_app=' + enc(cfg.slug), null, function (status, d) {
+      var ch = status === 200 && d && d.shows && d.shows.length ? d.shows[0].live_channel : null, list, li, empty;
+      if (!ch || cfg.live) { return; }
+      cfg.live = '/live/' + enc(ch) + '/dash/manifest.mpd';
+      list = $('vod-list');
+      if (!list) {
+        list = make('ul');
+        list.id = 'vod-list';
+        empty = $('panel-vod').getElementsByTagName('p');
+        if (empty.length) { show(empty[0], false); }
+        $('panel-vod').appendChild(list);
+      }
+      li = make('li', 'live', 'Live: watch the extra camera');
+      list.insertBefore(li, list.firstChild);
+      cfg.vod.unshift(cfg.live);
+      cfg.embed.unshift('');
+      if (st.panel === 'vod') { renderVod(); }
+    });
+  }
   function playVod() {
-    var mpd = cfg.vod[st.vodSel], box = $('vodbox'), player;
+    var mpd = cfg.vod[st.vodSel], box = $('vodbox'), player, live = !!cfg.live && mpd === cfg.live;
     if (!mpd) { return; }
     stopBroadcast();
+    if (live && body.getAttribute('data-preview')) {
+      setText($('vod-note'), 'Live plays on TVs; the desktop preview has no live player.');
+      return;
+    }
     if (body.getAttribute('data-preview') && cfg.embed[st.vodSel]) {
       /* desktop preview: browsers have no OIPF DASH object; the embed player (hls.js) plays the clip. Focus
          stays on this document, so BACK (Backspace) still returns to the overlay. */
@@ -379,9 +404,9 @@
     player.className = 'fullscreen';
     box.appendChild(player);
     st.vod = player;
-    show($('overlay'), false);
+    body.setAttribute('data-playing', live ? 'live' : 'vod');
+    if (!live) { show($('overlay'), false); } /* live: the overlay stays on top of the extra camera */
     setKeyset(MASK_RED | MASK_NAV);
-    body.setAttribute('data-playing', 'vod');
     try { player.play(1); } catch (e) { endVod(); }
   }
   function endVod() {
@@ -472,6 +497,7 @@
     withDevice(function () { /* registered early so the first vote is a single request */ });
     fetchResults(); /* warm the panel so RED shows it at once */
     setTimeout(tick, 50);
+    findLive();
   }
 
   init();

@@ -64,7 +64,13 @@ async def create_show(request: web.Request) -> web.Response:
 
 
 async def list_shows(request: web.Request) -> web.Response:
-    items = [s.to_json() for s in await shows.list_all(request.app[POOL])]
+    """Every show, or (`?hbbtv_app=`) the one a red-button app belongs to: the TV learns its live channel."""
+    app_slug = request.query.get("hbbtv_app")
+    if app_slug is not None:
+        found = await shows.for_hbbtv_app(request.app[POOL], app_slug)
+        items = [found.to_json()] if found else []
+    else:
+        items = [s.to_json() for s in await shows.list_all(request.app[POOL])]
     return web.json_response({"shows": items}, headers={"Cache-Control": "no-store"})
 
 
