@@ -218,3 +218,29 @@ async def test_slow_consumer_is_dropped_not_waited_for() -> None:
     assert dropped == ["slow"] and hub.clients == {fast} and len(got) == 10
     for p in pumps:
         p.cancel()
+
+
+async def test_long_poll_readers_learn_of_deletions_within_one_poll(chatty: TestClient) -> None:
+    dev = await device(chatty)
+    doomed = await say(chatty, "tv1", dev, "delete me")
+    await say(chatty, "tv1", dev, "keep me")
+    page = await (await chatty.get("/api/v1/chat/tv1/messages")).json()
+    assert [m["text"] for m in page["messages"]] == ["delete me", "keep me"] and "deleted" not in page
+    waiting = asyncio.create_task(chatty.get(f"/api/v1/chat/tv1/messages?after={page['cursor']}&wait=10"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    assert (await chatty.delete(f"/api/v1/chat/tv1/messages/{doomed['id']}", headers=ADMIN)).status == 204
+    woken = await (await asyncio.wait_for(waiting, 5)).json()  # the waiting poll answers with the tombstone
+    assert woken["messages"] == [] and woken["deleted"] == [doomed["id"]]
+    assert int(woken["cursor"]) > int(page["cursor"])
+    again = await (await chatty.get(f"/api/v1/chat/tv1/messages?after={woken['cursor']}&wait=0.2")).json()
+    assert again == {"messages": [], "cursor": woken["cursor"]}
+    # a reader that was away, and a reconnecting socket, get the tombstone too; history just omits it
+    late = await (await chatty.get(f"/api/v1/chat/tv1/messages?after={page['cursor']}")).json()
+    assert late["deleted"] == [doomed["id"]]
+    history = await (await chatty.get("/api/v1/chat/tv1/messages")).json()
+    assert [m["text"] for m in history["messages"]] == ["keep me"]
+    async with chatty.ws_connect(f"/api/v1/chat/tv1/ws?after={page['cursor']}") as ws:
+        first = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+        assert first["deleted"] == [doomed["id"]] and first["messages"] == []
+    assert (await chatty.delete(f"/api/v1/chat/tv1/messages/{doomed['id']}", headers=ADMIN)).status == 404

@@ -6,12 +6,12 @@
   var body = document.body;
   /* settings come as <meta name="onair:..."> (valid XHTML 1.0, unlike data-* attributes) */
   var meta = (function () {
-    var out = { vod: [] }, els = document.getElementsByTagName('meta'), i, name;
+    var out = { vod: [], embed: [] }, els = document.getElementsByTagName('meta'), i, name;
     for (i = 0; i < els.length; i++) {
       name = els[i].getAttribute('name') || '';
       if (name.indexOf('onair:') !== 0) { continue; }
       name = name.substring(6);
-      if (name === 'vod') { out.vod.push(els[i].getAttribute('content')); } else { out[name] = els[i].getAttribute('content'); }
+      if (name === 'vod') { out.vod.push(els[i].getAttribute('content')); } else if (name === 'embed') { out.embed.push(els[i].getAttribute('content')); } else { out[name] = els[i].getAttribute('content'); }
     }
     return out;
   }());
@@ -23,7 +23,8 @@
     room: meta.room || '',
     interval: parseInt(meta.interval, 10) || 2000,
     accent: meta.accent || '#ffd100',
-    vod: meta.vod
+    vod: meta.vod,
+    embed: meta.embed
   };
   if (meta.preview) { body.setAttribute('data-preview', meta.preview); }
   var KE = window.KeyEvent || {};
@@ -38,7 +39,8 @@
   var st = {
     open: false, panel: 'vote', sel: 0, vodSel: 0, vod: null, banner: null, bannerSeen: {}, target: false,
     poll: null, pollTimer: null, resultsBusy: false, resultsInterval: cfg.interval,
-    chatOn: false, chatBusy: false, cursor: '', device: null, openedAt: 0
+    chatOn: false, chatBusy: false, cursor: '', device: null, openedAt: 0,
+    pair: null, pairBusy: false, votedElsewhere: false, checked: ''
   };
 
   function $(id) { return document.getElementById(id); }
@@ -176,7 +178,8 @@
       show($('panel-' + PANELS[i]), PANELS[i] === name);
       if (PANELS[i] === name) { addClass($('tab-' + PANELS[i]), 'active'); } else { removeClass($('tab-' + PANELS[i]), 'active'); }
     }
-    if (name === 'vote') { renderPoll(); fetchResults(); }
+    if (name === 'vote') { st.checked = ''; renderPoll(); fetchResults(); } /* ask again: the phone may have voted */
+    if (name === 'chat') { pairPhone(); }
     if (name === 'vod') { renderVod(); }
   }
 
@@ -205,6 +208,8 @@
       setText(status, 'Voting has closed.');
     } else if (p.status !== 'open') {
       setText(status, 'Voting opens soon.');
+    } else if (voted && st.votedElsewhere) {
+      setText(status, 'You voted from your phone.');
     } else if (voted) {
       setText(status, 'Thanks for voting!');
     } else {
@@ -234,10 +239,24 @@
       if (status === 200 && d && d.options) {
         st.poll = d;
         st.resultsInterval = intervalHint(d, r);
+        checkHousehold();
       } else if (status === 404) {
         st.poll = { status: 'closed', total: 0, options: [] };
       }
       if (st.open && st.panel === 'vote') { renderPoll(); }
+    });
+  }
+  /* once per poll: did this household's device vote already (from the paired phone)? */
+  function checkHousehold() {
+    var pollId = cfg.pollId;
+    if (!pollId || !st.device || st.checked === pollId || store.get(votedKey())) { return; }
+    st.checked = pollId;
+    request('POST', cfg.api + '/polls/' + enc(pollId) + '/my-vote', { device_id: st.device }, function (status, d) {
+      if (status === 200 && d && d.option_id !== null && d.option_id !== undefined && pollId === cfg.pollId) {
+        store.set(votedKey(), String(d.option_id));
+        st.votedElsewhere = true;
+        if (st.open && st.panel === 'vote') { renderPoll(); }
+      }
     });
   }
   function vote() {
@@ -250,6 +269,8 @@
       request('POST', cfg.api + '/polls/' + enc(cfg.pollId) + '/votes', { device_id: device, option_id: option.id }, function (status, d) {
         if (status === 200 || status === 201) {
           store.set(votedKey(), String(d && d.option_id !== undefined && d.option_id !== null ? d.option_id : option.id));
+          /* a repeat: this household's device voted already, from the paired phone */
+          if (d && d.first === false && !d.changed) { st.votedElsewhere = true; }
           fetchResults();
         } else if (status === 409) {
           p.status = 'closed';
@@ -258,6 +279,24 @@
           return;
         }
         renderPoll();
+      });
+    });
+  }
+
+  /* ---- pairing: a QR code and a short code hand this TV's device id to a phone (one household) ---- */
+  function pairPhone() {
+    if (st.pair && st.pair.until > now()) { return; }
+    withDevice(function (device) {
+      if (!device || st.pairBusy) { return; }
+      st.pairBusy = true;
+      request('POST', cfg.api + '/pairings', { device_id: device, hbbtv_app: cfg.slug }, function (status, d) {
+        st.pairBusy = false;
+        if (status !== 201 || !d || !d.code) { show($('pair'), false); return; }
+        st.pair = { code: d.code, until: now() + 8 * 60 * 1000 }; /* ask again before the code expires */
+        $('pair-qr').setAttribute('src', d.qr);
+        setText($('pair-code'), d.code);
+        body.setAttribute('data-pair-url', d.url);
+        show($('pair'), true);
       });
     });
   }
@@ -278,9 +317,14 @@
       var i, list = $('chat-list'), m, li;
       st.chatBusy = false;
       if (status === 200 && d && d.messages) {
+        for (i = 0; d.deleted && i < d.deleted.length; i++) {
+          li = $('msg-' + d.deleted[i]); /* removed by a moderator: gone within one poll */
+          if (li && li.parentNode) { li.parentNode.removeChild(li); }
+        }
         for (i = 0; i < d.messages.length; i++) {
           m = d.messages[i];
           li = make('div', 'msg');
+          li.id = 'msg-' + m.id;
           li.appendChild(make('b', 'nick', m.nickname));
           li.appendChild(make('span', 'text', m.text));
           list.appendChild(li);
@@ -305,11 +349,45 @@
       if (i === st.vodSel) { addClass(items[i], 'selected'); } else { removeClass(items[i], 'selected'); }
     }
   }
+  /* the show's live channel (the "extra camera"), first in the Clips list when the show has one */
+  function findLive() {
+    request('GET', cfg.api + '/shows?hbbtv_app=' + enc(cfg.slug), null, function (status, d) {
+      var ch = status === 200 && d && d.shows && d.shows.length ? d.shows[0].live_channel : null, list, li, empty;
+      if (!ch || cfg.live) { return; }
+      cfg.live = '/live/' + enc(ch) + '/dash/manifest.mpd';
+      list = $('vod-list');
+      if (!list) {
+        list = make('ul');
+        list.id = 'vod-list';
+        empty = $('panel-vod').getElementsByTagName('p');
+        if (empty.length) { show(empty[0], false); }
+        $('panel-vod').appendChild(list);
+      }
+      li = make('li', 'live', 'Live: watch the extra camera');
+      list.insertBefore(li, list.firstChild);
+      cfg.vod.unshift(cfg.live);
+      cfg.embed.unshift('');
+      if (st.panel === 'vod') { renderVod(); }
+    });
+  }
   function playVod() {
-    var mpd = cfg.vod[st.vodSel], box = $('vodbox'), player;
+    var mpd = cfg.vod[st.vodSel], box = $('vodbox'), player, live = !!cfg.live && mpd === cfg.live;
     if (!mpd) { return; }
     stopBroadcast();
-    if (cfg.variant === 'xhtml') {
+    if (live && body.getAttribute('data-preview')) {
+      setText($('vod-note'), 'Live plays on TVs; the desktop preview has no live player.');
+      return;
+    }
+    if (body.getAttribute('data-preview') && cfg.embed[st.vodSel]) {
+      /* desktop preview: browsers have no OIPF DASH object; the embed player (hls.js) plays the clip. Focus
+         stays on this document, so BACK (Backspace) still returns to the overlay. */
+      player = document.createElement('iframe');
+      player.setAttribute('src', cfg.embed[st.vodSel]);
+      player.setAttribute('allow', 'autoplay; fullscreen');
+      player.setAttribute('title', 'Clip');
+      player.setAttribute('tabindex', '-1');
+      player.play = function () { /* the embed page autoplays */ };
+    } else if (cfg.variant === 'xhtml') {
       player = document.createElement('object');
       player.setAttribute('type', 'application/dash+xml');
       player.setAttribute('data', mpd);
@@ -326,9 +404,9 @@
     player.className = 'fullscreen';
     box.appendChild(player);
     st.vod = player;
-    show($('overlay'), false);
+    body.setAttribute('data-playing', live ? 'live' : 'vod');
+    if (!live) { show($('overlay'), false); } /* live: the overlay stays on top of the extra camera */
     setKeyset(MASK_RED | MASK_NAV);
-    body.setAttribute('data-playing', 'vod');
     try { player.play(1); } catch (e) { endVod(); }
   }
   function endVod() {
@@ -419,6 +497,7 @@
     withDevice(function () { /* registered early so the first vote is a single request */ });
     fetchResults(); /* warm the panel so RED shows it at once */
     setTimeout(tick, 50);
+    findLive();
   }
 
   init();

@@ -236,11 +236,24 @@ async def approve(db: asyncpg.Pool, room: str, message_id: int) -> dict[str, Any
     return dict(row)
 
 
-async def delete(db: asyncpg.Pool, room: str, message_id: int) -> bool:
-    row = await db.fetchrow(
-        "UPDATE chat_messages SET status = 'deleted' WHERE room = $1 AND id = $2 AND status <> 'deleted' "
-        "RETURNING id", room, message_id)
-    return row is not None
+async def delete(db: asyncpg.Pool, room: str, message_id: int) -> int | None:
+    """Delete a message; its row stays as a tombstone with a fresh cursor, so a reader resuming "after N"
+    (a TV's long-poll) learns of the deletion like of a new message. The new cursor, or None if none."""
+    async with db.acquire() as conn, conn.transaction():
+        await conn.fetchrow("SELECT seq FROM chat_rooms WHERE room = $1 FOR UPDATE", room)
+        found = await conn.fetchval(
+            "SELECT 1 FROM chat_messages WHERE room = $1 AND id = $2 AND status <> 'deleted'", room, message_id)
+        if not found:
+            return None
+        seq = await conn.fetchval("UPDATE chat_rooms SET seq = seq + 1 WHERE room = $1 RETURNING seq", room)
+        await conn.execute("UPDATE chat_messages SET status = 'deleted', seq = $3 WHERE room = $1 AND id = $2",
+                           room, message_id, seq)
+    return int(seq)
+
+
+def tombstones(rows: list[dict[str, Any]]) -> list[int]:
+    """Ids of the deleted messages among rows read with `after`: readers remove them from their screens."""
+    return [r["id"] for r in rows if r["status"] == "deleted"]
 
 
 async def ban(db: asyncpg.Pool, room: str, kind: str, value: str, until: datetime, reason: str = "") -> None:

@@ -114,7 +114,10 @@ async def list_messages(request: web.Request) -> web.Response:
     else:
         cursor = await chat.current_seq(db, room)
     messages = [chat.message_json(r) for r in rows if r["status"] == "visible"]
-    return web.json_response({"messages": messages, "cursor": str(cursor)},
+    body: dict[str, Any] = {"messages": messages, "cursor": str(cursor)}
+    if q.after is not None and (gone := chat.tombstones(rows)):
+        body["deleted"] = gone  # deletions since the reader's cursor (TVs have no WebSocket to hear them)
+    return web.json_response(body,
                              headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
 
 
@@ -143,8 +146,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     try:
         rows = await chat.after(app[POOL], room, after, app[CHAT].rules.history if after is None else 1000)
         cursor = max((r["seq"] for r in rows), default=after if after is not None else hub.last_seq)
-        await ws.send_str(json.dumps({"type": "messages", "cursor": str(cursor), "messages": [
-            chat.message_json(r, admin=moderator) for r in rows if r["status"] == "visible"]}))
+        first: dict[str, Any] = {"type": "messages", "cursor": str(cursor), "messages": [
+            chat.message_json(r, admin=moderator) for r in rows if r["status"] == "visible"]}
+        if after is not None and (gone := chat.tombstones(rows)):
+            first["deleted"] = gone  # deleted while this client was away
+        await ws.send_str(json.dumps(first))
         client.last = cursor
         pump = asyncio.create_task(client.pump())
         async for msg in ws:
@@ -219,9 +225,12 @@ async def patch_room(request: web.Request) -> web.Response:
 async def delete_message(request: web.Request) -> web.Response:
     room = _room(request)
     message_id = _message_id(request)
-    if not await chat.delete(request.app[POOL], room, message_id):
+    seq = await chat.delete(request.app[POOL], room, message_id)
+    if seq is None:
         raise NotFound(f"No message {message_id} in {room}", code="message-not-found")
-    await request.app[BUS].publish(channel(room), {"type": "deleted", "id": message_id})
+    with contextlib.suppress(BusUnavailable):  # stored: long-polls and reconnecting sockets read the tombstone
+        await request.app[BUS].publish(channel(room), {"type": "deleted", "id": message_id})
+        await request.app[BUS].publish(channel(room), {"type": "seq", "cursor": str(seq)})  # wakes long-polls
     return web.Response(status=204)
 
 

@@ -15,7 +15,7 @@ from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, read_json
 from onair.core.web import client_ip
-from streaming.interaction import devices, polls, tallies
+from streaming.interaction import ballots, devices, polls, tallies
 from streaming.interaction.live_state import LIVE
 from streaming.interaction.vote_batcher import Vote
 
@@ -132,6 +132,22 @@ async def vote(request: web.Request) -> web.Response:
         status=201 if outcome.kind == "created" else 200, headers={"Cache-Control": "no-store"})
 
 
+class MineIn(BaseModel):
+    device_id: str = Field(max_length=200)
+
+
+async def my_vote(request: web.Request) -> web.Response:
+    """The option this device voted for, or null: a paired TV learns its household voted from the phone.
+    A POST so the device id (the vote's only credential) stays out of URLs and access logs."""
+    poll = await _poll(request)
+    body = await read_json(request, MineIn, max_bytes=4096)
+    device_id = devices.require(request, body.device_id)
+    async with request.app[POOL].acquire() as conn:
+        found = await ballots.recorded(conn, [(poll.id, device_id)])
+    return web.json_response({"poll_id": poll.id, "option_id": found.get((poll.id, device_id))},
+                             headers={"Cache-Control": "no-store"})
+
+
 async def results(request: web.Request) -> web.Response:
     poll = await _poll(request)
     data = await request.app[LIVE].results(poll)
@@ -168,6 +184,7 @@ def setup(app: web.Application) -> None:
     for action in ("open", "close", "reset"):
         r.add_post(f"/api/v1/polls/{{poll_id}}/{action}", _transition(action), name=f"polls.{action}")
     r.add_post("/api/v1/polls/{poll_id}/votes", vote, name="polls.vote")
+    r.add_post("/api/v1/polls/{poll_id}/my-vote", my_vote, name="polls.my_vote")
     r.add_get("/api/v1/polls/{poll_id}/results", results, name="polls.results")
     r.add_get("/api/v1/polls/{poll_id}/events", events, name="polls.events")
     r.add_get("/api/v1/polls/{poll_id}/export.csv", export, name="polls.export")

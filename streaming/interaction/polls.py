@@ -92,8 +92,10 @@ async def create(db: asyncpg.Pool, *, question: str, options: list[str], show: s
     opts = [{"id": i, "label": label} for i, label in enumerate(options, start=1)]
     async with db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            f"""INSERT INTO polls (id, question, options, show, channel, opens_at, closes_at, allow_change)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
+            # a `show` naming a show object links the poll to it (the show page finds its polls that way)
+            f"""INSERT INTO polls (id, question, options, show, channel, opens_at, closes_at, allow_change, show_slug)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT slug FROM shows WHERE slug = $4))
+                RETURNING {_COLUMNS}""",
             poll_id, question, opts, show, channel, opens_at, closes_at, allow_change)
         await ballots.init_tallies(conn, poll_id, [o["id"] for o in opts])
         await conn.execute("INSERT INTO poll_audit (poll_id, action, detail) VALUES ($1, 'created', $2)",
@@ -109,6 +111,23 @@ async def get(db: asyncpg.Pool | asyncpg.Connection, poll_id: str) -> Poll | Non
 async def list_recent(db: asyncpg.Pool, limit: int = 50) -> list[Poll]:
     rows = await db.fetch(f"SELECT {_COLUMNS} FROM polls ORDER BY created_at DESC, id LIMIT $1", limit)
     return [Poll.from_row(r) for r in rows]
+
+
+async def attach_show(db: asyncpg.Pool, poll_id: str, slug: str | None) -> bool:
+    """Point a poll at a show (None detaches it); False when there is no such poll."""
+    row = await db.fetchrow("UPDATE polls SET show_slug = $2, show = coalesce($2, show) WHERE id = $1 RETURNING id",
+                            poll_id, slug)
+    return row is not None
+
+
+async def current_for_show(db: asyncpg.Pool, slug: str, now: datetime) -> Poll | None:
+    """The poll a show's page shows: an open one, else one scheduled to open, else the latest closed one."""
+    rows = await db.fetch(f"SELECT {_COLUMNS} FROM polls WHERE show_slug = $1 ORDER BY created_at DESC LIMIT 20",
+                          slug)
+    found = [Poll.from_row(r) for r in rows]
+    order = {"open": 0, "draft": 1, "closed": 2}
+    found.sort(key=lambda p: order[effective_status(p, now)])  # stable: newest first within each state
+    return found[0] if found else None
 
 
 async def transition(db: asyncpg.Pool, poll_id: str, action: str, now: datetime) -> Poll | None:

@@ -12,7 +12,7 @@ SELF = "self"
 
 EDITOR = frozenset({"assets:read", "assets:write", "live:write", "rights:write", "captions:write",
                     "stats:read"})
-PRODUCER = frozenset({"polls:read", "polls:write", "hbbtv:write", "banners:write", "live:control"})
+PRODUCER = frozenset({"polls:read", "polls:write", "shows:write", "hbbtv:write", "banners:write", "live:control"})
 MODERATOR = frozenset({"chat:moderate"})
 
 # Admin-only permissions are not listed for other roles.
