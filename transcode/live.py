@@ -27,6 +27,7 @@ import ffmpeg
 
 from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError
+from onair.core.metrics import METRICS
 from onair.core.storage import ObjectNotFound
 from transcode import commands, fmp4_stream, live_manifests
 from transcode.ffmpeg import die_with_parent, ffmpeg_binary
@@ -103,6 +104,8 @@ class Publisher:
         self.lock = asyncio.Lock()
         self.anchor: dict[str, float] = {}
         self.live_reported = False
+        self.first: dict[str, tuple[float, float]] = {}   # track -> (wall, media) at its first fragment
+        self.speed = METRICS.encoder_speed.labels(self.p["channel_id"])
 
     async def init(self, tid: str, data: bytes, meta: dict[str, Any]) -> None:
         key = f"cmaf/{tid}/init-{self.run}.mp4"
@@ -118,11 +121,20 @@ class Publisher:
             self.anchor[tid] = time.time() - (frag.decode_time + frag.duration) / ts
             if self.state.get("ast") is None:
                 self.state["ast"] = self.anchor[tid] + frag.decode_time / ts
+        self._measure(tid, (frag.decode_time + frag.duration) / ts)
         seq = track["segments"][-1][0] + 1 if track["segments"] else 1
         await self.store.put_bytes(self.p["media_prefix"] + live_manifests.segment_key(tid, seq), frag.data)
         track["segments"].append([seq, self.run, frag.decode_time, frag.duration,
                                   round(self.anchor[tid] + frag.decode_time / ts, 3)])
         await self.publish(tid)
+
+    def _measure(self, tid: str, media_end: float) -> None:
+        """Media seconds produced per wall second since this run's first fragment: below 1 the encoder
+        falls behind its input and viewers drift away from the live edge."""
+        wall = time.monotonic()
+        first_wall, first_media = self.first.setdefault(tid, (wall, media_end))
+        if tid == "v0" and wall - first_wall > 0.5:
+            self.speed.set((media_end - first_media) / (wall - first_wall))
 
     async def publish(self, tid: str | None = None, *, ended: bool = False) -> None:
         async with self.lock:
@@ -142,10 +154,13 @@ class Publisher:
                     await self.ctx.report({"stage": "live"}, force=True)
 
 
-async def _pump(reader: asyncio.StreamReader, head: bytes, stdin: asyncio.StreamWriter) -> None:
+async def _pump(reader: asyncio.StreamReader, head: bytes, stdin: asyncio.StreamWriter, channel_id: str) -> None:
+    received = METRICS.live_input.labels(channel_id)
     try:
         stdin.write(head)
+        received.inc(len(head))
         while chunk := await reader.read(65536):
+            received.inc(len(chunk))
             stdin.write(chunk)
             await stdin.drain()
     except (ConnectionError, BrokenPipeError):
@@ -221,7 +236,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
             outputs.append(_output(pipes[-1][0], "a", {"kind": "audio", "name": "audio",
                                                       "bandwidth": the_plan.audio_bitrate}, pub))
         assert proc.stdin is not None and proc.stderr is not None
-        results = await asyncio.gather(_pump(reader, head, proc.stdin), proc.stderr.read(), *outputs,
+        results = await asyncio.gather(_pump(reader, head, proc.stdin, p["channel_id"]), proc.stderr.read(), *outputs,
                                        return_exceptions=True)
         rc = await proc.wait()
         await pub.publish()
@@ -233,6 +248,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         return {"channel_id": p["channel_id"], "event": p["event"], "run": run, "reason": reason,
                 "segments": {t: len(v["segments"]) for t, v in state["tracks"].items()}}
     finally:
+        METRICS.encoder_speed.labels(p["channel_id"]).set(0)  # off air: the alert ignores 0
         writer.close()
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

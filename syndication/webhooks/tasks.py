@@ -13,6 +13,7 @@ from typing import Any
 
 from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, enqueue
+from onair.core.metrics import METRICS
 from syndication.webhooks import sender, store
 
 log = logging.getLogger("onair.webhooks")
@@ -60,6 +61,9 @@ async def deliver(ctx: JobContext) -> dict[str, Any]:
     gave_up = not outcome.ok and attempt > len(delays)
     delay = None if outcome.ok or gave_up else delays[attempt - 1] * random.uniform(1.0, 1.2)  # jitter
     next_at = datetime.now(UTC) + timedelta(seconds=delay) if delay is not None else None
+    METRICS.webhook_deliveries.labels("delivered" if outcome.ok else "gave-up" if gave_up else "retrying").inc()
+    if outcome.latency_ms is not None:
+        METRICS.webhook_latency.observe(outcome.latency_ms / 1000)
     async with pool.acquire() as conn, conn.transaction():
         await store.record_attempt(conn, delivery_id, ok=outcome.ok, code=outcome.code,
                                    latency_ms=outcome.latency_ms, error=outcome.error, next_attempt_at=next_at,
