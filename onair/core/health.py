@@ -101,12 +101,15 @@ async def scrape_time_families(app: web.Application) -> list[Metric]:
     oldest = GaugeMetricFamily("onair_job_oldest_seconds", "How long the oldest due job has waited",
                                labels=["queue", "kind"])
     families: list[Metric] = [depth, oldest]
+    database_up = 1
     try:
         for row in await asyncio.wait_for(job_stats.queue_stats(app[POOL]), timeout=2):
             depth.add_metric([row.queue, row.kind], row.depth)
             oldest.add_metric([row.queue, row.kind], row.oldest_seconds)
     except Exception:
-        pass  # the scrape still reports everything else
+        database_up = 0  # the scrape still reports everything else
+    families.append(GaugeMetricFamily("onair_database_up", "1 while PostgreSQL answered this scrape's queue query",
+                                      value=database_up))
     bus = app[BUS]
     families.append(GaugeMetricFamily("onair_bus_up", "1 while the pub/sub bus is connected and subscribed",
                                       value=1 if getattr(bus, "healthy", True) else 0))
