@@ -55,7 +55,7 @@ async def deliver(ctx: JobContext) -> dict[str, Any]:
         return {"waiting": "an earlier event to this endpoint is still pending"}
     outcome = await sender.send(endpoint.url, endpoint.secret, delivery["payload"],
                                 timeout_seconds=settings.webhook_timeout_seconds,
-                                allow_private=settings.allow_private_urls)
+                                allow_private=settings.allow_private_urls, request_id=ctx.job.request_id)
     delays = retry_delays(settings.webhook_retry_schedule)
     attempt = delivery["attempts"] + 1
     gave_up = not outcome.ok and attempt > len(delays)
