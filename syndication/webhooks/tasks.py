@@ -15,6 +15,7 @@ from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, enqueue
 from onair.core.metrics import METRICS
 from syndication.webhooks import sender, store
+from syndication.webhooks.purge_endpoint import configured
 
 log = logging.getLogger("onair.webhooks")
 
@@ -53,9 +54,10 @@ async def deliver(ctx: JobContext) -> dict[str, Any]:
         await enqueue(pool, job_kinds.WEBHOOK_DELIVER, {"delivery_id": delivery_id}, max_attempts=5,
                       delay_seconds=wait)
         return {"waiting": "an earlier event to this endpoint is still pending"}
+    private_ok = settings.allow_private_urls or configured(settings, endpoint.id, endpoint.url)
     outcome = await sender.send(endpoint.url, endpoint.secret, delivery["payload"],
-                                timeout_seconds=settings.webhook_timeout_seconds,
-                                allow_private=settings.allow_private_urls, request_id=ctx.job.request_id)
+                                timeout_seconds=settings.webhook_timeout_seconds, allow_private=private_ok,
+                                request_id=ctx.job.request_id)
     delays = retry_delays(settings.webhook_retry_schedule)
     attempt = delivery["attempts"] + 1
     gave_up = not outcome.ok and attempt > len(delays)
