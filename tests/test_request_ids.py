@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 import urllib.request
@@ -92,3 +93,14 @@ async def test_request_id_reaches_jobs_and_webhook_deliveries(hooks: tuple[TestC
     voted = await hooked.post(f"/api/v1/polls/{poll['id']}/votes", json={"device_id": device, "option_id": 1})
     assert voted.status == 201 and re.fullmatch(r"[0-9a-f]{32}", voted.headers["X-Request-Id"])
 
+
+
+async def test_access_log_errors_mode_keeps_failures_and_drops_the_rest(settings: Settings, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="onair.access")
+    quiet = settings.with_(access_log="errors")
+    async with TestClient(TestServer(create_app(quiet, quiet.database_url or "", run_worker=False))) as client:
+        ok = await client.get("/healthz")
+        missing = await client.get("/api/v1/assets/nope", headers=ADMIN)
+    assert ok.status == 200 and missing.status == 404
+    lines = [r for r in caplog.records if r.name == "onair.access"]
+    assert [(r.status, r.request_id) for r in lines] == [(404, missing.headers["X-Request-Id"])]

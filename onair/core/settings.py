@@ -230,6 +230,8 @@ class Settings:
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
                                choices=("auto", "json", "text"))
+    access_log: str = _setting("all", "One log line per request: all, errors (status >= 400 or slower than 1 s; "
+                               "for peak vote rates), or off.", choices=("all", "errors", "off"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
