@@ -13,6 +13,7 @@ between reconnecting and ended).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import json
@@ -39,6 +40,7 @@ log = logging.getLogger("onair.transcode.live")
 PROBE_SECONDS = 1.0        # of input buffered before probing (adds to the time to the first segment)
 PROBE_BYTES = 2 * 1024 * 1024
 RELAY_CONNECT_SECONDS = 10.0
+SPEED_WINDOW = 10.0  # seconds of output the encoder speed is measured over
 
 
 def live_plan(facts: Facts, segment_seconds: float, max_height: int, preset: str) -> tuple[Plan, dict[str, Any]]:
@@ -104,7 +106,7 @@ class Publisher:
         self.lock = asyncio.Lock()
         self.anchor: dict[str, float] = {}
         self.live_reported = False
-        self.first: dict[str, tuple[float, float]] = {}   # track -> (wall, media) at its first fragment
+        self.recent: collections.deque[tuple[float, float]] = collections.deque()  # (wall, media end) of v0
         self.speed = METRICS.encoder_speed.labels(self.p["channel_id"])
 
     async def init(self, tid: str, data: bytes, meta: dict[str, Any]) -> None:
@@ -129,11 +131,16 @@ class Publisher:
         await self.publish(tid)
 
     def _measure(self, tid: str, media_end: float) -> None:
-        """Media seconds produced per wall second since this run's first fragment: below 1 the encoder
-        falls behind its input and viewers drift away from the live edge."""
+        """Media seconds produced per wall second over the last SPEED_WINDOW: below 1 the encoder falls behind
+        its input and viewers drift away from the live edge (a whole-run average would hide a late slowdown)."""
+        if tid != "v0":
+            return
         wall = time.monotonic()
-        first_wall, first_media = self.first.setdefault(tid, (wall, media_end))
-        if tid == "v0" and wall - first_wall > 0.5:
+        self.recent.append((wall, media_end))
+        while len(self.recent) > 2 and wall - self.recent[1][0] >= SPEED_WINDOW:
+            self.recent.popleft()
+        first_wall, first_media = self.recent[0]
+        if wall - first_wall > 0.5:
             self.speed.set((media_end - first_media) / (wall - first_wall))
 
     async def publish(self, tid: str | None = None, *, ended: bool = False) -> None:
