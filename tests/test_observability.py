@@ -13,6 +13,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN
+from tests.ingest_tools import make_clip, upload, wait_for
+from tests.test_metrics import samples
 from tests.tools import need_binary
 
 OBS = Path(__file__).resolve().parent.parent / "deploy" / "observability"
@@ -76,7 +78,7 @@ def test_dashboard_queries_parse(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-async def _workload(client: TestClient) -> None:
+async def _workload(client: TestClient, tmp_path: Path) -> None:
     """A few seconds of a show: pages, a poll with accepted and refused votes, a chat message, the origin."""
     assert (await client.get("/healthz")).status == 200
     poll = await (await client.post("/api/v1/polls", json={"question": "Who?", "options": ["a", "b"]},
@@ -91,6 +93,11 @@ async def _workload(client: TestClient) -> None:
                                                                  "text": "hello"})
     assert sent.status == 201, await sent.text()
     assert (await client.get("/media/nope/hls/master.m3u8")).status == 404
+    # A one-second clip through the real transcode (the client's app runs the job worker in-process).
+    clip = make_clip(tmp_path / "clip.mp4", size="160x90", seconds=1)
+    asset_id = await upload(client, clip.read_bytes(), title="Metrics clip")
+    assert (await wait_for(client, asset_id))["status"] == "ready"
+    assert (await client.get(f"/media/{asset_id}/hls/master.m3u8")).status == 200
 
 
 def _available(text: str) -> dict[str, set[str]]:
@@ -104,8 +111,8 @@ def _available(text: str) -> dict[str, set[str]]:
     return names
 
 
-async def test_every_metric_the_dashboard_and_rules_use_exists(client: TestClient) -> None:
-    await _workload(client)
+async def test_every_metric_the_dashboard_and_rules_use_exists(client: TestClient, tmp_path: Path) -> None:
+    await _workload(client, tmp_path)
     resp = await client.get("/metrics")
     assert resp.status == 200
     available = _available(await resp.text())
@@ -118,6 +125,11 @@ async def test_every_metric_the_dashboard_and_rules_use_exists(client: TestClien
                  "onair_chat_messages_total", "onair_origin_responses_total", "onair_http_request_seconds_bucket",
                  "onair_database_up", "onair_bus_up"):
         assert name in available, name
+    text = await resp.text()
+    assert samples(text, "onair_transcode_speed_count") >= 1
+    assert samples(text, "onair_transcode_media_seconds_total") > 0
+    assert samples(text, "onair_origin_responses_total", status="200") >= 1
+    assert samples(text, "onair_origin_responses_total", status="404") >= 1
     assert {"reason"} <= available["onair_votes_refused_total"]
     assert {"room", "status"} <= available["onair_chat_messages_total"]
 
