@@ -52,6 +52,12 @@ def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
             "OnairHighErrorRate", "OnairRedisDown", "OnairDatabaseDown"} <= names
 
 
+def test_example_prometheus_config_is_valid() -> None:
+    check = subprocess.run([_promtool(), "check", "config", "prometheus.yml"], cwd=OBS, capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def test_dashboard_is_a_grafana_document() -> None:
     doc = json.loads(DASHBOARD.read_text())
     assert doc["uid"] and doc["title"] and doc["schemaVersion"] >= 36
