@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from onair.core.lifecycle import PROCESS_HEADER
+from onair.core.metrics import LabelBudget
 from tests.conftest import ADMIN_TOKEN
 from tests.helpers import OnairServer, spawn_server
 from tests.tools import free_port
@@ -111,3 +112,9 @@ def test_worker_serves_metrics(tmp_path: Path, database_url: str) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_client_chosen_labels_are_bounded() -> None:
+    """Chat rooms are created by posting: past the budget they count as "other"."""
+    budget = LabelBudget(3)
+    assert [budget(r) for r in ("a", "b", "a", "c", "d", "e", "b")] == ["a", "b", "a", "c", "other", "other", "b"]

@@ -14,8 +14,8 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from onair.core import job_stats
 from onair.core.bus import BUS
 from onair.core.db.pool import POOL
+from onair.core.metrics import METHODS, Metrics, exposition
 from onair.core.metrics import METRICS as APP_METRICS
-from onair.core.metrics import Metrics, exposition
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
 
@@ -54,7 +54,8 @@ async def metrics_middleware(request: web.Request,
     finally:
         metrics.in_flight.dec()
         route = route_name(request)
-        metrics.requests.labels(request.method, route, str(status)).inc()
+        method = request.method if request.method in METHODS else "other"  # any token is a valid method
+        metrics.requests.labels(method, route, str(status)).inc()
         metrics.latency.labels(route).observe(time.perf_counter() - start)
         if route.startswith(ORIGIN_PREFIXES):
             metrics.origin.labels(str(status)).inc()

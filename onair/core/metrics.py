@@ -70,6 +70,27 @@ class Metrics:
 
 
 METRICS = Metrics()
+
+
+class LabelBudget:
+    """At most `limit` distinct values for a label that clients choose (chat rooms are made by posting): the
+    rest count as "other", so nobody can grow /metrics and every process's memory without bound."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.limit:
+            return "other"
+        self.seen.add(value)
+        return value
+
+
+ROOMS = LabelBudget(200)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _directory: Path | None = None
 
 

@@ -18,7 +18,7 @@ from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, NotFound, Unavailable, parse_query, pydantic_detail, read_json
 from onair.core.lifecycle import Stopping, unless_stopping
-from onair.core.metrics import METRICS
+from onair.core.metrics import METRICS, ROOMS
 from onair.core.settings import SETTINGS
 from streaming.interaction import chat, devices
 from streaming.interaction.chat_hub import Hubs, channel
@@ -78,7 +78,7 @@ async def send_message(app: web.Application, request: web.Request, room: str, bo
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         raise _db_down(exc) from exc
     message = chat.message_json(row)
-    METRICS.chat_messages.labels(room, row["status"]).inc()
+    METRICS.chat_messages.labels(ROOMS(room), row["status"]).inc()
     with contextlib.suppress(BusUnavailable):  # stored: readers catch up from the database
         if row["status"] == "visible":
             await app[BUS].publish(channel(room), {"type": "message", "message": message})
@@ -139,7 +139,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
     client = hub.join(ws.send_str, drop)  # joined before reading history, so nothing falls between
     pump: asyncio.Task[None] | None = None
-    gauges = (METRICS.connections.labels("websocket"), METRICS.chat_connections.labels(room))
+    gauges = (METRICS.connections.labels("websocket"), METRICS.chat_connections.labels(ROOMS(room)))
     for gauge in gauges:
         gauge.inc()
     try:
