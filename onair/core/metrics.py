@@ -92,6 +92,7 @@ class LabelBudget:
 ROOMS = LabelBudget(200)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _directory: Path | None = None
+_created = False   # the per-run directory is ours to remove; one named by the operator is not
 
 
 def directory() -> Path | None:
@@ -102,9 +103,11 @@ def directory() -> Path | None:
 def enable_multiprocess(path: Path | None = None) -> Path:
     """Switch this process (and the children it forks later) to file-backed values in `path` (default: a new
     per-run directory). Call before forking; metrics recorded earlier in this process are dropped."""
-    global _directory
-    if path is None:
-        path = Path(os.environ[ENV]) if os.environ.get(ENV) else Path(tempfile.mkdtemp(prefix="onair-metrics-"))
+    global _directory, _created
+    if path is None and os.environ.get(ENV):
+        path = Path(os.environ[ENV])  # the operator's (shared with `onair worker` in the same pod, say)
+    elif path is None:
+        path, _created = Path(tempfile.mkdtemp(prefix="onair-metrics-")), True
     path.mkdir(parents=True, exist_ok=True)
     clean_dead(path)
     os.environ[ENV] = str(path)  # read by prometheus-client in forked children
@@ -114,13 +117,15 @@ def enable_multiprocess(path: Path | None = None) -> Path:
     return path
 
 
-def disable_multiprocess(remove: bool = True) -> None:
-    global _directory
-    path, _directory = _directory, None
-    os.environ.pop(ENV, None)
+def disable_multiprocess() -> None:
+    """Back to in-memory values; the per-run directory goes if this process made it."""
+    global _directory, _created
+    path, created, _directory, _created = _directory, _created, None, False
+    if created:
+        os.environ.pop(ENV, None)
     values.ValueClass = values.MutexValue
     METRICS.build()
-    if remove and path is not None:
+    if created and path is not None:
         shutil.rmtree(path, ignore_errors=True)
 
 
