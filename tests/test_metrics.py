@@ -118,3 +118,20 @@ def test_client_chosen_labels_are_bounded() -> None:
     """Chat rooms are created by posting: past the budget they count as "other"."""
     budget = LabelBudget(3)
     assert [budget(r) for r in ("a", "b", "a", "c", "d", "e", "b")] == ["a", "b", "a", "c", "other", "other", "b"]
+
+
+def test_a_killed_servers_metrics_directory_goes_at_the_next_start(tmp_path: Path, redis_url: str,
+                                                                     database_url: str) -> None:
+    env = {"ONAIR_REDIS_URL": redis_url, "ONAIR_DATABASE_URL": database_url, "ONAIR_ADMIN_TOKEN": ADMIN_TOKEN,
+           "ONAIR_LOG_LEVEL": "WARNING", "TMPDIR": str(tmp_path)}
+    with spawn_server(tmp_path / "one", env, args=("--workers", "2", "--no-sample")) as first:
+        _get(first.url + "/healthz")
+        (left,) = tmp_path.glob("onair-metrics-*")
+        assert any(left.glob("counter_*.db"))
+        first.kill9()  # no clean-up runs; its children stop with it (PDEATHSIG)
+        first.proc.wait(10)
+    assert left.exists()
+    with spawn_server(tmp_path / "two", env, args=("--workers", "2", "--no-sample")):
+        assert not left.exists(), "the dead server's directory was swept"
+        (mine,) = tmp_path.glob("onair-metrics-*")
+    assert not mine.exists(), "a clean stop removes its own directory"

@@ -107,7 +107,9 @@ def enable_multiprocess(path: Path | None = None) -> Path:
     if path is None and os.environ.get(ENV):
         path = Path(os.environ[ENV])  # the operator's (shared with `onair worker` in the same pod, say)
     elif path is None:
-        path, _created = Path(tempfile.mkdtemp(prefix="onair-metrics-")), True
+        _sweep_orphans(Path(tempfile.gettempdir()))
+        path, _created = Path(tempfile.mkdtemp(prefix=PREFIX)), True
+        (path / "owner").write_text(str(os.getpid()))
     path.mkdir(parents=True, exist_ok=True)
     clean_dead(path)
     os.environ[ENV] = str(path)  # read by prometheus-client in forked children
@@ -130,6 +132,18 @@ def disable_multiprocess() -> None:
 
 
 _PID = re.compile(r"_(\d+)\.db$")
+PREFIX = "onair-metrics-"
+
+
+def _sweep_orphans(parent: Path) -> None:
+    """Per-run directories whose server was killed (SIGKILL skips the clean-up) go at the next start."""
+    for old in parent.glob(PREFIX + "*"):
+        try:
+            owner = int((old / "owner").read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being set up
+        if not _alive(owner):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
