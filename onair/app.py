@@ -17,7 +17,7 @@ import studio.domain
 import syndication.domain
 import syndication.webhooks.domain
 import transcode.domain
-from onair.core import health, jobs, lifecycle
+from onair.core import health, jobs, lifecycle, request_log
 from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, permission_of, signing_key
 from onair.core.bus import BUS, Bus, bus_context
 from onair.core.db.pool import POOL, pool_context
@@ -98,7 +98,8 @@ def _live_worker_factory(settings: Settings, dsn: str):
 
 def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bus | None = None) -> web.Application:
     """Build the web application. `dsn` is the resolved database URL (embedded or external)."""
-    app = web.Application(middlewares=[health.metrics_middleware, problem_middleware],
+    app = web.Application(middlewares=[request_log.request_log_middleware, health.metrics_middleware,
+                                       problem_middleware],
                           client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[DSN] = dsn
@@ -108,6 +109,7 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings, bus))
     health.setup(app)
+    request_log.setup(app)
     lifecycle.setup(app)
     for domain in DOMAINS:
         if domain.setup is not None:

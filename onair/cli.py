@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
 
 from accounts.commands import bootstrap_line
 from onair.app import DOMAIN_COMMANDS, route_table, worker_resources_context
-from onair.core import logs
+from onair.core import health, logs, metrics
 from onair.core.auth import admin_token, signing_key
 from onair.core.db.embedded import EmbeddedPostgresError
 from onair.core.runtime import database, ensure_data_dir
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run a transcode/job worker only")
     worker.add_argument("--concurrency", type=int, default=None, help="jobs at once (default ONAIR_JOB_CONCURRENCY)")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve /metrics (transcode and live encoder speed, webhook deliveries) on this port")
     worker.set_defaults(func=cmd_worker)
 
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
@@ -124,9 +126,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 settings, dsn, sock, run_worker=not args.no_worker, sample=not args.no_sample,
                 on_ready=lambda: print(banner(settings, token, created, 1, first_admin), flush=True)))
             return 0
-        return serve_many(settings, dsn, sock, workers, run_worker=not args.no_worker,
-                          on_started=lambda: print(banner(settings, token, created, workers, first_admin),
-                                                           flush=True))
+        # N processes write their metrics to one per-run directory that any of them reads for /metrics.
+        metrics.enable_multiprocess()
+        try:
+            return serve_many(settings, dsn, sock, workers, run_worker=not args.no_worker,
+                              on_started=lambda: print(banner(settings, token, created, workers, first_admin),
+                                                       flush=True))
+        finally:
+            metrics.disable_multiprocess()
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -139,8 +146,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            runner = web.AppRunner(app, handle_signals=False)
+            if args.metrics_port is not None:
+                app.router.add_get("/metrics", health.metrics_view)
+            runner = web.AppRunner(app, handle_signals=False, access_log=None)
             await runner.setup()  # runs the cleanup contexts: pool, storage, bus
+            if args.metrics_port is not None:
+                await web.TCPSite(runner, settings.host, args.metrics_port).start()
             try:
                 await asyncio.gather(*(factory(app).run(stop) for factory in factories))
             finally:

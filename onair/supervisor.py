@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
 from onair.app import create_app, on_first_start
-from onair.core import logs
+from onair.core import logs, metrics
 from onair.core.settings import SettingError, Settings
 
 log = logging.getLogger("onair.supervisor")
@@ -153,6 +153,8 @@ class Supervisor:
     def _reap(self, sentinel: int) -> None:
         p = self.procs.pop(sentinel)
         p.join()
+        if p.pid is not None:
+            metrics.process_died(p.pid)
         if self.stopping:
             self.exit_codes.append(p.exitcode)
             return

@@ -103,8 +103,8 @@ class OnairServer:
         self.port = port or free_port()
         self.args = args
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
-        self.env.update(PYTHONPATH=str(ROOT), ONAIR_DATA_DIR=str(data_dir), ONAIR_HOST="127.0.0.1",
-                        ONAIR_PORT=str(self.port), ONAIR_LOG_FORMAT="text", **(env or {}))
+        self.env.update({"PYTHONPATH": str(ROOT), "ONAIR_DATA_DIR": str(data_dir), "ONAIR_HOST": "127.0.0.1",
+                         "ONAIR_PORT": str(self.port), "ONAIR_LOG_FORMAT": "text", **(env or {})})
         self.log = data_dir.parent / f"{data_dir.name}-serve-{self.port}-{next(_SERVERS)}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -86,6 +86,12 @@ async def test_rtmp_publish_goes_live_and_ends_into_a_ready_recording(live: Test
         etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(root)
         time_resp = await live.get("/api/v1/time")
         assert re.match(r"\d{4}-\d\d-\d\dT", await time_resp.text())
+        # /metrics: the encoder's speed (media s per wall s, fed in real time: about 1) and the input bytes.
+        async with asyncio.timeout(10):
+            while not re.search(rf'onair_live_encoder_speed{{channel="{cid}"}} (?!0\.0\n)',
+                                text := await (await live.get("/metrics")).text()):
+                await asyncio.sleep(0.2)
+        assert re.search(rf'onair_live_input_bytes_total{{channel="{cid}"}} [1-9]', text)
     finally:
         await asyncio.to_thread(pub.wait, 30)
     await wait_status(live, cid, "reconnecting", within=15)

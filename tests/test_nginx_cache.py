@@ -55,6 +55,8 @@ async def test_storm_reaches_origin_once_per_object(origin: TestClient, media: d
     with running_nginx(binary, tmp_path / "nginx", origin_hostport, workers=2) as cdn:
         connector = aiohttp.TCPConnector(limit=200)
         async with aiohttp.ClientSession(connector=connector) as s:
+            before = await _metric_total(s, origin_url)  # the process's metrics count earlier tests' requests too
+
             async def fetch(key: str) -> tuple[str, int, bytes, str]:
                 async with s.get(f"{cdn}/media/show23/{key}") as r:
                     return key, r.status, await r.read(), r.headers.get("X-Cache-Status", "")
@@ -65,7 +67,7 @@ async def test_storm_reaches_origin_once_per_object(origin: TestClient, media: d
             hits = origin.app[ORIGIN_HITS]
             for key in OBJECTS:
                 assert hits[("show23", key)] == 1, (key, hits[("show23", key)])
-            assert await _metric_total(s, origin_url) == len(OBJECTS)
+            assert await _metric_total(s, origin_url) - before == len(OBJECTS)
             statuses = [c for *_, c in results]
             assert statuses.count("HIT") + statuses.count("UPDATING") >= len(results) - 3 * len(OBJECTS)
 
@@ -95,4 +97,4 @@ async def test_storm_reaches_origin_once_per_object(origin: TestClient, media: d
             for _ in range(3):
                 async with s.get(f"{cdn}/media/priv23/hls/master.m3u8") as r:
                     assert r.status == 403
-            assert await _metric_total(s, origin_url) == len(OBJECTS) + 3
+            assert await _metric_total(s, origin_url) - before == len(OBJECTS) + 3

@@ -1,15 +1,19 @@
-"""The purge hook posts the asset's tags to the configured webhook (a real local HTTP receiver)."""
+"""CDN purges are `cdn.purge` events delivered by the webhooks machinery to ONAIR_PURGE_WEBHOOK_URL (a real
+local receiver): Standard Webhooks signatures (checked with the spec's algorithm), retries with the same
+webhook-id, the payload the purge hook always had, and an endpoint that follows the configuration."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
-import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -21,98 +25,95 @@ from onair.core.settings import Settings
 from onair.core.storage import LocalStore
 from streaming import catalog
 from streaming.catalog.tasks import HANDLERS
-from streaming.delivery.purge import purge_asset
 from tests.conftest import ADMIN
 from tests.helpers import make_asset
-from tests.tools import free_port
+from tests.test_webhooks import Receiver, verify
+
+SIGNING_KEY = b"test-signing-key-not-secret"  # the `settings` fixture's
 
 
-async def test_purge_webhook_receives_tags(settings: Settings, caplog) -> None:
-    received: asyncio.Queue = asyncio.Queue()
-
-    async def hook(request: web.Request) -> web.Response:
-        raw = await request.read()
-        expected = "sha256=" + hmac.new(b"test-signing-key-not-secret", raw, hashlib.sha256).hexdigest()
-        assert request.headers["X-Onair-Signature"] == expected
-        await received.put((request.headers.get("Content-Type"), json.loads(raw)))
-        return web.json_response({"ok": True})
-
-    receiver = web.Application()
-    receiver.router.add_post("/purge", hook)
-    async with TestServer(receiver) as server:
-        app = create_app(settings.with_(purge_webhook_url=str(server.make_url("/purge"))),
-                         settings.database_url or "", run_worker=False)
-        caplog.set_level(logging.INFO, logger="onair.purge")
-        assert await purge_asset(app, "abc234", "deleted") is True
-        ctype, body = await asyncio.wait_for(received.get(), 5)
-        assert ctype.startswith("application/json")
-        assert body["tags"] == ["asset-abc234"] and body["asset_id"] == "abc234"
-        assert body["reason"] == "deleted" and body["paths"] == ["/media/abc234/*"]
-        assert await purge_asset(app, "abc234", "unpublished") is True
-        assert (await asyncio.wait_for(received.get(), 5))[1]["reason"] == "unpublished"
-        assert any("purge sent" in r.getMessage() for r in caplog.records)
+def derived_secret() -> str:
+    """What deploy/README.md tells the operator: whsec_ + base64(HMAC-SHA256(signing key, "onair purge webhook"))."""
+    return "whsec_" + base64.b64encode(hmac.new(SIGNING_KEY, b"onair purge webhook", hashlib.sha256).digest()).decode()
 
 
-async def test_purge_failures_are_logged_not_raised(settings: Settings, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="onair.purge")
-    dead = create_app(settings.with_(purge_webhook_url=f"http://127.0.0.1:{free_port()}/purge"),
-                      settings.database_url or "", run_worker=False)
-    assert await purge_asset(dead, "abc234", "deleted") is False
-    assert any("purge failed" in r.getMessage() for r in caplog.records)
-    unset = create_app(settings, settings.database_url or "", run_worker=False)
-    assert await purge_asset(unset, "abc234", "deleted") is False
+@pytest.fixture
+async def purging(settings: Settings) -> AsyncIterator[tuple[TestClient, Receiver]]:
+    """The app (with its worker) configured with a purge URL on loopback, no ONAIR_ALLOW_PRIVATE_URLS needed:
+    the operator's own configuration is trusted."""
+    rec = Receiver(fail_first=2)
+    receiving = web.Application()
+    receiving.router.add_post("/purge", rec.handle)
+    async with TestClient(TestServer(receiving, host="127.0.0.1")) as hook:
+        fast = settings.with_(purge_webhook_url=str(hook.make_url("/purge")), webhook_retry_schedule="0.1,0.1,0.1")
+        async with TestClient(TestServer(create_app(fast, fast.database_url or ""))) as client:
+            yield client, rec
 
 
-async def test_unpublish_and_delete_through_the_api_purge_the_cdn(settings: Settings) -> None:
-    received: asyncio.Queue = asyncio.Queue()
-
-    async def hook(request: web.Request) -> web.Response:
-        await received.put(json.loads(await request.read()))
-        return web.json_response({"ok": True})
-
-    receiver = web.Application()
-    receiver.router.add_post("/purge", hook)
-    async with TestServer(receiver) as server:
-        app = create_app(settings.with_(purge_webhook_url=str(server.make_url("/purge"))),
-                         settings.database_url or "", run_worker=False)
-        async with TestClient(TestServer(app)) as client:
-            await make_asset(app[POOL], "purgeme234")
-            resp = await client.patch("/api/v1/assets/purgeme234", json={"title": "only a title"}, headers=ADMIN)
-            assert resp.status == 200 and received.empty()  # metadata only: nothing to purge
-            resp = await client.patch("/api/v1/assets/purgeme234", json={"visibility": "private"}, headers=ADMIN)
-            assert resp.status == 200
-            first = await asyncio.wait_for(received.get(), 5)
-            assert first["tags"] == ["asset-purgeme234"] and first["reason"] == "unpublished"
-            assert (await client.delete("/api/v1/assets/purgeme234", headers=ADMIN)).status == 204
-            assert (await asyncio.wait_for(received.get(), 5))["reason"] == "deleted"
+async def _accepted(rec: Receiver, n: int) -> list[tuple[dict[str, str], dict]]:
+    async with asyncio.timeout(30):
+        while len(rec.accepted()) < n:
+            await asyncio.sleep(0.05)
+    return rec.accepted()
 
 
-async def test_a_re_transcode_purges_with_the_key_the_worker_was_given(settings: Settings, db: asyncpg.Pool,
-                                                                       tmp_path) -> None:
-    """The catalogue's on_done handler signs the purge with the worker's key (not one re-read from disk)."""
-    received: asyncio.Queue = asyncio.Queue()
+async def test_unpublish_and_delete_purge_through_signed_retried_webhooks(purging, db: asyncpg.Pool) -> None:
+    client, rec = purging
+    endpoints = await (await client.get("/api/v1/webhooks", headers=ADMIN)).json()
+    purge = next(e for e in endpoints["items"] if e["id"] == "ep_purge")
+    assert purge["events"] == ["cdn.purge"] and purge["enabled"] and purge["url"].endswith("/purge")
 
-    async def hook(request: web.Request) -> web.Response:
-        raw = await request.read()
-        await received.put((request.headers["X-Onair-Signature"], raw))
-        return web.json_response({"ok": True})
+    await make_asset(client.app[POOL], "purgeme234")
+    resp = await client.patch("/api/v1/assets/purgeme234", json={"title": "only a title"}, headers=ADMIN)
+    assert resp.status == 200  # metadata only: nothing to purge
+    resp = await client.patch("/api/v1/assets/purgeme234", json={"visibility": "private"}, headers=ADMIN)
+    assert resp.status == 200
+    assert (await client.delete("/api/v1/assets/purgeme234", headers=ADMIN)).status == 204
 
-    receiver = web.Application()
-    receiver.router.add_post("/purge", hook)
-    async with TestServer(receiver) as server:
-        # no signing key in the settings and an empty data dir: only Resources.signing_key can sign
-        worker_settings = settings.with_(purge_webhook_url=str(server.make_url("/purge")), signing_key=None,
-                                         data_dir=tmp_path / "empty")
-        asset_id = await make_asset(db)
-        async with db.acquire() as conn, conn.transaction():   # a re-transcode of a published asset
-            job_id = await catalog.start_transcode(conn, asset_id, catalog.source_key(asset_id), 1000)
-        done = {"job_id": job_id, "status": "done", "payload": {"asset_id": asset_id},
-                "result": {"facts": {}, "outputs": {"hls": "hls/master.m3u8"}, "duration": 2.0}}
-        job = Job(1, job_kinds.CATALOG_TRANSCODED, "default", done, 1, 1, None, datetime.now(UTC))
-        resources = Resources(worker_settings, db, LocalStore(tmp_path / "store"), signing_key=b"worker-key")
-        result = await HANDLERS[job_kinds.CATALOG_TRANSCODED](JobContext(job, resources))
-        assert result == {"asset_id": asset_id, "status": "ready"}
-        signature, raw = await asyncio.wait_for(received.get(), 5)
-        assert signature == "sha256=" + hmac.new(b"worker-key", raw, hashlib.sha256).hexdigest()
-        assert json.loads(raw)["reason"] == "re-transcoded"
-        assert not (tmp_path / "empty").exists()
+    (first_headers, first), (_, second) = await _accepted(rec, 2)
+    # The first event failed twice before it was taken, each time under the same id (receivers deduplicate).
+    assert [h["webhook-id"] for h, _ in rec.seen[:3]] == [first_headers["webhook-id"]] * 3
+    assert first["type"] == "cdn.purge" and second["type"] == "cdn.purge"
+    assert first["data"] == {"tags": ["asset-purgeme234"], "asset_id": "purgeme234", "reason": "unpublished",
+                             "paths": ["/media/purgeme234/*"]}
+    assert second["data"]["reason"] == "deleted", "in event order per endpoint"
+    for headers, body in rec.seen[2:]:
+        assert verify(derived_secret(), headers, body)
+    log = await (await client.get("/api/v1/webhooks/ep_purge/deliveries", headers=ADMIN)).json()
+    assert sorted(d["attempts"] for d in log["items"]) == [1, 3]
+
+
+async def test_a_re_transcode_purges_in_the_transaction_that_publishes(settings: Settings, db: asyncpg.Pool,
+                                                                        tmp_path) -> None:
+    """The catalogue's on_done handler publishes the purge with the asset's `ready`: both or neither."""
+    asset_id = await make_asset(db)
+    async with db.acquire() as conn, conn.transaction():   # a re-transcode of a published asset
+        job_id = await catalog.start_transcode(conn, asset_id, catalog.source_key(asset_id), 1000)
+    done = {"job_id": job_id, "status": "done", "payload": {"asset_id": asset_id},
+            "result": {"facts": {}, "outputs": {"hls": "hls/master.m3u8"}, "duration": 2.0}}
+    job = Job(1, job_kinds.CATALOG_TRANSCODED, "default", done, 1, 1, None, datetime.now(UTC))
+    resources = Resources(settings, db, LocalStore(tmp_path / "store"))
+    result = await HANDLERS[job_kinds.CATALOG_TRANSCODED](JobContext(job, resources))
+    assert result == {"asset_id": asset_id, "status": "ready"}
+    rows = await db.fetch("SELECT payload FROM jobs WHERE kind = $1 ORDER BY id", job_kinds.EVENT_PUBLISHED)
+    events = [json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"] for r in rows]
+    purge = [e for e in events if e["type"] == "cdn.purge"]
+    assert [e["data"]["reason"] for e in purge] == ["re-transcoded"] and purge[0]["data"]["asset_id"] == asset_id
+
+
+async def test_the_purge_endpoint_follows_the_configuration(settings: Settings, db: asyncpg.Pool) -> None:
+    async def start(s: Settings) -> None:
+        async with TestClient(TestServer(create_app(s, s.database_url or "", run_worker=False))):
+            pass
+
+    await start(settings.with_(purge_webhook_url="https://cdn-adapter.example/purge",
+                               purge_webhook_secret="whsec_" + base64.b64encode(b"k" * 24).decode()))
+    row = await db.fetchrow("SELECT * FROM webhook_endpoints WHERE id = 'ep_purge'")
+    assert row["url"] == "https://cdn-adapter.example/purge" and row["disabled_at"] is None
+    assert row["secret"] == "whsec_" + base64.b64encode(b"k" * 24).decode()
+    await start(settings)  # the setting removed: disabled, its delivery log kept
+    row = await db.fetchrow("SELECT * FROM webhook_endpoints WHERE id = 'ep_purge'")
+    assert row["disabled_at"] is not None and "ONAIR_PURGE_WEBHOOK_URL" in row["disabled_reason"]
+    await start(settings.with_(purge_webhook_url="https://cdn-adapter.example/purge"))  # set again
+    row = await db.fetchrow("SELECT * FROM webhook_endpoints WHERE id = 'ep_purge'")
+    assert row["disabled_at"] is None and row["secret"] == derived_secret()

@@ -167,7 +167,7 @@ async def test_sse_streams_ticks_and_reset_and_export(client: TestClient) -> Non
 
     assert (await next_event())["total"] == 0
     metrics = await (await client.get("/metrics")).text()
-    assert "onair_live_connections 1.0" in metrics
+    assert 'onair_live_connections{kind="sse"} 1.0' in metrics
     for option in (1, 1, 2):
         await client.post(f"/api/v1/polls/{pid}/votes", json={"device_id": await new_device(client),
                                                               "option_id": option})

@@ -17,6 +17,7 @@ from onair.core.storage import (
     MultipartError,
     ObjectNotFound,
     S3Store,
+    StorageRefused,
     close_store,
     open_store,
 )
@@ -141,10 +142,18 @@ async def test_check_reports_readiness(store: LocalStore | S3Store) -> None:
 
 
 async def test_s3_refuses_a_wrong_secret(s3_endpoint: str, tmp_path: Path) -> None:
-    """The test server checks SigV4 signatures, as AWS does: a signing mistake cannot pass unnoticed."""
-    with pytest.raises(Exception, match="SignatureDoesNotMatch"):
-        s = await open_store(Settings(data_dir=tmp_path, storage="s3", s3_endpoint=s3_endpoint, s3_bucket="wrong",
-                                      s3_access_key_id=ACCESS_KEY, s3_secret_access_key="not-the-secret"))
+    """The test server checks SigV4 signatures, as AWS does: a signing mistake cannot pass unnoticed. The store
+    still opens (the server starts, not ready) and names the refusal; every request is refused."""
+    s = await open_store(Settings(data_dir=tmp_path, storage="s3", s3_endpoint=s3_endpoint, s3_bucket="wrong",
+                                  s3_access_key_id=ACCESS_KEY, s3_secret_access_key="not-the-secret"))
+    try:
+        with pytest.raises(StorageRefused, match=r"refuses access key .* \(403\)"):
+            await s.check()
+        with pytest.raises(StorageRefused, match="SignatureDoesNotMatch"):
+            await s.ensure_bucket()
+        with pytest.raises(Exception, match="SignatureDoesNotMatch"):
+            await s.put_bytes("x/y.bin", b"data")
+    finally:
         await close_store(s)
 
 
@@ -157,5 +166,16 @@ async def test_s3_presigned_url_fetches_the_object(s3_endpoint: str, tmp_path: P
         assert url and "X-Amz-Signature" in url
         async with aiohttp.ClientSession() as http, http.get(url) as resp:
             assert resp.status == 200 and await resp.read() == b"\xff\xd8jpeg"
+        # A tampered URL is refused: another key under the same signature, a longer lifetime, a changed signature.
+        await s.put_bytes("p/secret.jpg", b"other")
+        signature = url.split("X-Amz-Signature=")[1].split("&")[0]
+        tampered = (url.replace("p/poster.jpg", "p/secret.jpg"), url.replace("X-Amz-Expires=60", "X-Amz-Expires=6000"),
+                    url.replace(signature, ("0" if signature[0] != "0" else "1") + signature[1:]))
+        async with aiohttp.ClientSession() as http:
+            for bad in tampered:
+                assert bad != url
+                async with http.get(bad) as resp:
+                    assert resp.status == 403, (bad, resp.status)
+                    assert b"SignatureDoesNotMatch" in await resp.read()
     finally:
         await close_store(s)

@@ -29,6 +29,7 @@ import ffmpeg
 
 from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError
+from onair.core.metrics import METRICS
 from onair.core.storage import ObjectNotFound
 from transcode import commands, fmp4_stream, live_manifests
 from transcode.ffmpeg import die_with_parent, ffmpeg_binary
@@ -127,10 +128,13 @@ async def _read_head(reader: asyncio.StreamReader, path: Path) -> bytes:
     return bytes(head)
 
 
-async def _pump(reader: asyncio.StreamReader, head: bytes, stdin: asyncio.StreamWriter) -> None:
+async def _pump(reader: asyncio.StreamReader, head: bytes, stdin: asyncio.StreamWriter, channel_id: str) -> None:
+    received = METRICS.live_input.labels(channel_id)
     try:
         stdin.write(head)
+        received.inc(len(head))
         while chunk := await reader.read(65536):
+            received.inc(len(chunk))
             stdin.write(chunk)
             await stdin.drain()
     except (ConnectionError, BrokenPipeError):
@@ -199,7 +203,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
             outputs.append(_output(pipes[-1][0], "a", {"kind": "audio", "name": "audio",
                                                       "bandwidth": the_plan.audio_bitrate}, pub))
         assert proc.stdin is not None and proc.stderr is not None
-        results = await asyncio.gather(_pump(reader, head, proc.stdin), proc.stderr.read(), *outputs,
+        results = await asyncio.gather(_pump(reader, head, proc.stdin, p["channel_id"]), proc.stderr.read(), *outputs,
                                        return_exceptions=True)
         rc = await proc.wait()
         await pub.flush()
@@ -211,6 +215,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         return {"channel_id": p["channel_id"], "event": p["event"], "run": run, "reason": reason,
                 "segments": {t: len(v["segments"]) for t, v in state["tracks"].items()}}
     finally:
+        METRICS.encoder_speed.labels(p["channel_id"]).set(0)  # off air: the alert ignores 0
         writer.close()
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

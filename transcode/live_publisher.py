@@ -11,6 +11,7 @@ last part is in, the parts are concatenated into the very segment object standar
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -20,11 +21,13 @@ from typing import Any
 
 from onair.core.bus import BusUnavailable, live_parts_channel
 from onair.core.jobs import JobContext
+from onair.core.metrics import METRICS
 from onair.core.storage import ObjectNotFound
 from transcode import fmp4_stream, live_manifests
 
 log = logging.getLogger("onair.transcode.live")
 
+SPEED_WINDOW = 10.0  # seconds of output the encoder speed is measured over
 PART_SEGMENTS_KEPT = 3    # segments whose parts stay listed (RFC 8216bis: parts older than 3 targets go)
 
 
@@ -51,6 +54,8 @@ class Publisher:
         self.closed: dict[str, int] = {}   # segments closed per track in this run
         self.open: dict[str, _Open] = {}
         self.live_reported = False
+        self.recent: collections.deque[tuple[float, float]] = collections.deque()  # (wall, media end) of v0
+        self.speed = METRICS.encoder_speed.labels(self.p["channel_id"])
 
     async def init(self, tid: str, data: bytes, meta: dict[str, Any]) -> None:
         key = f"cmaf/{tid}/init-{self.run}.mp4"
@@ -81,9 +86,23 @@ class Publisher:
         end = (frag.decode_time + frag.duration - self.run_start[tid]) / ts
         return end >= (self.closed.get(tid, 0) + 1) * self.state["segment_seconds"] - 0.001
 
+    def _measure(self, tid: str, media_end: float) -> None:
+        """Media seconds produced per wall second over the last SPEED_WINDOW: below 1 the encoder falls behind
+        its input and viewers drift away from the live edge (a whole-run average would hide a late slowdown)."""
+        if tid != "v0":
+            return
+        wall = time.monotonic()
+        self.recent.append((wall, media_end))
+        while len(self.recent) > 2 and wall - self.recent[1][0] >= SPEED_WINDOW:
+            self.recent.popleft()
+        first_wall, first_media = self.recent[0]
+        if wall - first_wall > 0.5:
+            self.speed.set((media_end - first_media) / (wall - first_wall))
+
     async def fragment(self, tid: str, frag: fmp4_stream.Fragment) -> None:
         track = self.state["tracks"][tid]
         cur = self._open_segment(tid, frag)
+        self._measure(tid, (frag.decode_time + frag.duration) / track["timescale"])
         idx = len(cur.parts)
         cur.parts.append(frag.data)
         cur.duration += frag.duration

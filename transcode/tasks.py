@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError, TransientJobError
+from onair.core.metrics import METRICS
 from onair.core.settings import Settings
 from transcode import commands, images, packaging, verify
 from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
@@ -183,8 +185,14 @@ async def _encode(ctx: JobContext, argv: list[str], duration: float, scratch: Pa
             shown = percent
             await ctx.report({"stage": "transcoding", "percent": percent})
 
+    started = time.monotonic()
     try:
         await run_ffmpeg(argv, time_limit=timeout_for(duration), on_progress=progress)
+        wall = time.monotonic() - started
+        METRICS.transcode_media.inc(duration)
+        METRICS.transcode_wall.inc(wall)
+        if wall > 0:
+            METRICS.transcode_speed.observe(duration / wall)
     except FFmpegError as exc:
         if (transient := _not_the_media("ffmpeg failed", exc, scratch, ctx.resources.settings)) is not None:
             raise transient from None

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from onair.core import logs
 from onair.core.accounts import audit as audit_log
 from onair.core.accounts import roles, sessions, tokens
 from onair.core.accounts.sessions import Session
@@ -138,6 +139,8 @@ async def principal(request: web.Request) -> Principal | None:
         if session is not None:
             found = Principal(session.name, session.role, session.user_id, session)
     request[_PRINCIPAL] = found
+    if found is not None:
+        logs.annotate(user=found.name)
     return found
 
 

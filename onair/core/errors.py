@@ -15,6 +15,8 @@ from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError as BotoClientError
 from pydantic import BaseModel, ValidationError
 
+from onair.core import logs
+
 log = logging.getLogger("onair.core.errors")
 
 PROBLEM_TYPE = "application/problem+json"
@@ -144,7 +146,8 @@ _HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "
 @web.middleware
 async def problem_middleware(request: web.Request,
                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
+    # The id onair.core.request_log chose for this request (it validates a client's X-Request-Id).
+    request_id = logs.REQUEST_ID.get() or secrets.token_hex(16)
     request[REQUEST_ID] = request_id
     response = await _handle(request, handler, request_id)
     if not response.prepared:  # streamed responses (files, websockets) have sent their headers already

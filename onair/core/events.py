@@ -32,6 +32,7 @@ EVENT_TYPES: dict[str, str] = {
     "recording.ready": "The recording of a live event is a ready asset.",
     "chat.message.held": "A chat message waits in the pre-moderation queue.",
     "partner.usage.threshold": "A partner key passed its usage threshold.",
+    "cdn.purge": "CDN copies of an asset must go: `data` has its cache `tags`, `asset_id`, `reason` and `paths`.",
 }
 
 

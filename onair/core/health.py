@@ -8,12 +8,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from onair.core import jobs
+from onair.core import job_stats
 from onair.core.bus import BUS
 from onair.core.db.pool import POOL
+from onair.core.metrics import METHODS, Metrics, exposition
+from onair.core.metrics import METRICS as APP_METRICS
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
 
@@ -22,27 +24,9 @@ class DiskFull(OSError):
     pass
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("onair_http_requests_total", "HTTP requests", ["method", "route", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("onair_http_request_seconds", "HTTP request latency", ["route"],
-                                 registry=self.registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
-        self.in_flight = Gauge("onair_http_in_flight", "Requests being served", registry=self.registry)
-        self.connections = Gauge("onair_live_connections", "Open WebSocket/SSE/long-poll connections",
-                                 registry=self.registry)
-        self.queue_depth = Gauge("onair_job_queue_depth", "Queued jobs", ["queue"], registry=self.registry)
-        self.bus_up = Gauge("onair_bus_up", "1 while the pub/sub bus is connected and subscribed",
-                            registry=self.registry)
-        self.bus_reconnects = Gauge("onair_bus_reconnects", "Times the pub/sub bus reconnected since start",
-                                    registry=self.registry)
-        self.disk_free = Gauge("onair_data_dir_free_bytes", "Free bytes on the data dir's file system",
-                               registry=self.registry)
-
-
+# The application's metrics (onair.core.metrics.METRICS), also reachable from a request's app.
 METRICS = web.AppKey("metrics", Metrics)
+ORIGIN_PREFIXES = ("/media/", "/live/")
 
 
 def route_name(request: web.Request) -> str:
@@ -70,8 +54,11 @@ async def metrics_middleware(request: web.Request,
     finally:
         metrics.in_flight.dec()
         route = route_name(request)
-        metrics.requests.labels(request.method, route, str(status)).inc()
+        method = request.method if request.method in METHODS else "other"  # any token is a valid method
+        metrics.requests.labels(method, route, str(status)).inc()
         metrics.latency.labels(route).observe(time.perf_counter() - start)
+        if route.startswith(ORIGIN_PREFIXES):
+            metrics.origin.labels(str(status)).inc()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -109,32 +96,42 @@ async def readyz(request: web.Request) -> web.Response:
                              content_type="application/problem+json", headers={"Cache-Control": "no-store"})
 
 
-async def metrics_view(request: web.Request) -> web.Response:
-    metrics = request.app[METRICS]
+async def scrape_time_families(app: web.Application) -> list[Metric]:
+    """What is read when Prometheus asks: job queues from the database, this process's bus and disk."""
+    depth = GaugeMetricFamily("onair_job_queue_depth", "Queued jobs (due now or later)", labels=["queue", "kind"])
+    oldest = GaugeMetricFamily("onair_job_oldest_seconds", "How long the oldest due job has waited",
+                               labels=["queue", "kind"])
+    families: list[Metric] = [depth, oldest]
+    database_up = 1
     try:
-        depth = await asyncio.wait_for(jobs.queue_depth(request.app[POOL]), timeout=2)
-        for queue, n in depth.items():
-            metrics.queue_depth.labels(queue).set(n)
-        for queue in {q for (q,) in _label_values(metrics.queue_depth)} - set(depth):
-            metrics.queue_depth.labels(queue).set(0)
+        for row in await asyncio.wait_for(job_stats.queue_stats(app[POOL]), timeout=2):
+            depth.add_metric([row.queue, row.kind], row.depth)
+            oldest.add_metric([row.queue, row.kind], row.oldest_seconds)
     except Exception:
-        pass  # the scrape still reports request metrics
-    bus = request.app[BUS]
-    metrics.bus_up.set(1 if getattr(bus, "healthy", True) else 0)
-    metrics.bus_reconnects.set(getattr(bus, "reconnects", 0))
+        database_up = 0  # the scrape still reports everything else
+    families.append(GaugeMetricFamily("onair_database_up", "1 while PostgreSQL answered this scrape's queue query",
+                                      value=database_up))
+    bus = app[BUS]
+    families.append(GaugeMetricFamily("onair_bus_up", "1 while the pub/sub bus is connected and subscribed",
+                                      value=1 if getattr(bus, "healthy", True) else 0))
+    families.append(GaugeMetricFamily("onair_bus_reconnects", "Times the pub/sub bus reconnected since start",
+                                      value=getattr(bus, "reconnects", 0)))
     try:
-        metrics.disk_free.set((await asyncio.to_thread(shutil.disk_usage, request.app[SETTINGS].data_dir)).free)
+        free = (await asyncio.to_thread(shutil.disk_usage, app[SETTINGS].data_dir)).free
+        families.append(GaugeMetricFamily("onair_data_dir_free_bytes", "Free bytes on the data dir's file system",
+                                          value=free))
     except OSError:
         pass
-    return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return families
 
 
-def _label_values(gauge: Gauge) -> list[tuple[str, ...]]:
-    return list(gauge._metrics.keys())  # prometheus_client keeps children keyed by label tuple
+async def metrics_view(request: web.Request) -> web.Response:
+    body = await asyncio.to_thread(exposition, await scrape_time_families(request.app))
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def setup(app: web.Application) -> None:
-    app[METRICS] = Metrics()
+    app[METRICS] = APP_METRICS
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics_view, name="metrics")

@@ -37,6 +37,7 @@ from aiohttp import web
 
 from onair.core.bus import Bus
 from onair.core.errors import infrastructure_problem
+from onair.core.logs import REQUEST_ID
 from onair.core.settings import Settings
 from onair.core.storage import ObjectStore
 
@@ -88,11 +89,12 @@ class Job:
     max_attempts: int
     on_done: str | None
     created_at: datetime
+    request_id: str | None = None   # of the request that enqueued it (or of the job that did)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
         return cls(row["id"], row["kind"], row["queue"], row["payload"], row["attempts"], row["max_attempts"],
-                   row["on_done"], row["created_at"])
+                   row["on_done"], row["created_at"], row.get("request_id"))
 
 
 @dataclass
@@ -143,9 +145,9 @@ async def enqueue(db: asyncpg.Pool | asyncpg.Connection, kind: str, payload: Map
                   queue: str = "default", priority: int = 100, max_attempts: int = 3,
                   delay_seconds: float = 0.0, on_done: str | None = None) -> int:
     job_id = await db.fetchval(
-        """INSERT INTO jobs (queue, kind, payload, priority, max_attempts, run_after, on_done)
-           VALUES ($1, $2, $3::jsonb, $4, $5, now() + make_interval(secs => $6), $7) RETURNING id""",
-        queue, kind, dict(payload or {}), priority, max_attempts, delay_seconds, on_done)
+        """INSERT INTO jobs (queue, kind, payload, priority, max_attempts, run_after, on_done, request_id)
+           VALUES ($1, $2, $3::jsonb, $4, $5, now() + make_interval(secs => $6), $7, $8) RETURNING id""",
+        queue, kind, dict(payload or {}), priority, max_attempts, delay_seconds, on_done, REQUEST_ID.get())
     # NOTIFY is transactional: inside the caller's transaction it fires on commit.
     await db.execute("SELECT pg_notify($1, $2)", CHANNEL, queue)
     return job_id
@@ -245,6 +247,7 @@ class Worker:
             task.add_done_callback(lambda _t, jid=job.id: (self._running.pop(jid, None), self._wake.set()))
 
     async def _execute(self, job: Job) -> None:
+        REQUEST_ID.set(job.request_id)  # this task's logs and the jobs it enqueues carry the request's id
         if job.attempts > job.max_attempts:  # its lease expired once too often: the worker keeps dying on it
             await self._finish(job, "dead", error="worker lost the job (lease expired) too many times")
             return

@@ -82,6 +82,10 @@ def _schedule(value: str) -> str | None:
     return None if delays and all(d >= 0 for d in delays) else "must list one or more non-negative delays"
 
 
+def _whsec(value: str | None) -> str | None:
+    return None if value is None or value.startswith("whsec_") else "must be a Standard Webhooks secret (whsec_...)"
+
+
 def _cidrs(value: str) -> str | None:
     try:
         _networks(value)
@@ -157,8 +161,12 @@ class Settings:
     allow_private_urls: bool = _setting(
         False, "Let URL pulls reach loopback/private addresses (only for tests and closed networks).")
     cors_origins: str = _setting("*", "Comma-separated origins allowed to fetch media and APIs cross-origin.")
-    purge_webhook_url: str | None = _setting(None, "URL called with purge tags when an asset changes.",
-                                             check=_http_url)
+    purge_webhook_url: str | None = _setting(
+        None, "Where `cdn.purge` events (an asset's cache tags, when it changes) are delivered: a webhook endpoint "
+        "kept in step with this setting.", check=_http_url)
+    purge_webhook_secret: str | None = _setting(
+        None, "Standard Webhooks secret (whsec_...) that signs purge deliveries; unset: derived from the signing "
+        "key (see deploy/README.md).", check=_whsec, secret=True)
     webhook_retry_schedule: str = _setting(
         "5,300,1800,7200,18000,36000,36000",
         "Seconds to wait before each webhook redelivery (comma-separated; about a day in all, as Standard Webhooks "
@@ -229,6 +237,8 @@ class Settings:
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
                                choices=("auto", "json", "text"))
+    access_log: str = _setting("all", "One log line per request: all, errors (status >= 400 or slower than 1 s; "
+                               "for peak vote rates), or off.", choices=("all", "errors", "off"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -34,8 +34,8 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
             await catalog.mark_ready(conn, asset_id, result["facts"], result["outputs"], result.get("duration"))
             await events.publish(conn, "asset.ready", {"asset_id": asset_id, "title": asset.title,
                                                        "duration": result.get("duration")})
-        if asset.outputs is not None:  # a re-transcode replaced published manifests: drop CDN copies
-            await purge.purge(res.settings, res.signing_key, asset_id, "re-transcoded")
+            if asset.outputs is not None:  # a re-transcode replaced published manifests: drop CDN copies
+                await purge.purge(conn, asset_id, "re-transcoded")
         return {"asset_id": asset_id, "status": "ready"}
     reason = done.get("error") or f"transcode {done['status']}"
     # Nothing half-published: a failed asset keeps no media objects. They go before the status changes, so

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -93,7 +94,8 @@ class RoomHub:
     async def start(self) -> None:
         self._sub = await self._stack.enter_async_context(self._bus.subscribe(channel(self.room), maxsize=10_000))
         self.last_seq = await chat.current_seq(self._db, self.room)
-        self._task = asyncio.create_task(self._run(), name=f"chat-hub-{self.room}")
+        # A fresh context: the hub outlives the request that started it, whose request id must not label it.
+        self._task = asyncio.create_task(self._run(), name=f"chat-hub-{self.room}", context=contextvars.Context())
 
     async def stop(self) -> None:
         if self._task:

@@ -17,8 +17,8 @@ from onair.core.bus import BUS, BusUnavailable
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, NotFound, Unavailable, parse_query, pydantic_detail, read_json
-from onair.core.health import METRICS
 from onair.core.lifecycle import Stopping, unless_stopping
+from onair.core.metrics import METRICS, ROOMS
 from onair.core.settings import SETTINGS
 from streaming.interaction import chat, devices
 from streaming.interaction.chat_hub import Hubs, channel
@@ -78,6 +78,7 @@ async def send_message(app: web.Application, request: web.Request, room: str, bo
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         raise _db_down(exc) from exc
     message = chat.message_json(row)
+    METRICS.chat_messages.labels(ROOMS(room), row["status"]).inc()
     with contextlib.suppress(BusUnavailable):  # stored: readers catch up from the database
         if row["status"] == "visible":
             await app[BUS].publish(channel(room), {"type": "message", "message": message})
@@ -104,7 +105,7 @@ async def list_messages(request: web.Request) -> web.Response:
         await request.app[BUS].check()
         hub = await request.app[CHAT].hubs.get(room)
         # On shutdown answer at once with the same cursor; the TV simply polls again (another process).
-        with contextlib.suppress(Stopping):
+        with contextlib.suppress(Stopping), METRICS.connections.labels("long-poll").track_inprogress():
             if await unless_stopping(request.app, hub.wait_past(q.after, q.wait)):
                 rows = await chat.after(db, room, q.after, limit)
     if rows:
@@ -141,8 +142,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
     client = hub.join(ws.send_str, drop)  # joined before reading history, so nothing falls between
     pump: asyncio.Task[None] | None = None
-    gauge = app[METRICS].connections
-    gauge.inc()
+    gauges = (METRICS.connections.labels("websocket"), METRICS.chat_connections.labels(ROOMS(room)))
+    for gauge in gauges:
+        gauge.inc()
     try:
         rows = await chat.after(app[POOL], room, after, app[CHAT].rules.history if after is None else 1000)
         cursor = max((r["seq"] for r in rows), default=after if after is not None else hub.last_seq)
@@ -158,7 +160,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 continue
             await ws.send_str(json.dumps(await _ws_command(request, room, msg.data)))
     finally:
-        gauge.dec()
+        for gauge in gauges:
+            gauge.dec()
         hub.leave(client)
         if pump:
             pump.cancel()
@@ -241,6 +244,7 @@ async def approve_message(request: web.Request) -> web.Response:
     if row is None:
         raise NotFound("No pending message with that id", code="message-not-found")
     message = chat.message_json(row)
+    METRICS.chat_messages.labels(room, row["status"]).inc()
     with contextlib.suppress(BusUnavailable):
         await request.app[BUS].publish(channel(room), {"type": "message", "message": message})
     return web.json_response(message)

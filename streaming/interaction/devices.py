@@ -13,6 +13,7 @@ import secrets
 
 from aiohttp import web
 
+from onair.core import logs
 from onair.core.auth import SIGNING_KEY
 from onair.core.errors import Forbidden
 
@@ -49,6 +50,7 @@ def require(request: web.Request, device_id: object) -> str:
     if not verify(request.app[SIGNING_KEY], device_id):
         raise Forbidden("device_id was not issued by this server; get one from POST /api/v1/devices",
                         code="invalid-device")
+    logs.annotate(device=device_id)
     return device_id  # type: ignore[return-value]
 
 

@@ -13,7 +13,8 @@ from onair.core.auth import audit, requires
 from onair.core.bus import BUS
 from onair.core.clock import now
 from onair.core.db.pool import POOL
-from onair.core.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, read_json
+from onair.core.errors import AppError, BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, read_json
+from onair.core.metrics import METRICS
 from onair.core.web import client_ip
 from streaming.interaction import ballots, devices, polls, tallies
 from streaming.interaction.live_state import LIVE
@@ -101,6 +102,14 @@ def _transition(action: str):
 
 
 async def vote(request: web.Request) -> web.Response:
+    try:
+        return await _vote(request)
+    except AppError as exc:  # refusals by reason: a spike of poll-not-open or ip-ceiling shows on the dashboard
+        METRICS.votes_refused.labels(exc.code).inc()
+        raise
+
+
+async def _vote(request: web.Request) -> web.Response:
     poll = await _poll(request)
     body = await read_json(request, VoteIn, max_bytes=4096)
     device_id = devices.require(request, body.device_id)
@@ -124,6 +133,7 @@ async def vote(request: web.Request) -> web.Response:
         raise Conflict(f"Poll {poll.id} is not accepting votes (status {polls.effective_status(fresh, t)})",
                        code="poll-not-open", poll_id=poll.id, poll_status=polls.effective_status(fresh, t),
                        **polls.window(fresh))
+    METRICS.votes_accepted.labels(outcome.kind).inc()
     if outcome.kind == "created" and live.ip_ceiling:
         live.ip_votes.set(ip_key, live.ip_votes.get(ip_key, 0) + 1)
     return web.json_response(

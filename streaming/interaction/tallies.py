@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from onair.core.bus import Bus, BusUnavailable
-from onair.core.health import METRICS
 from onair.core.lifecycle import Stopping, unless_stopping
+from onair.core.metrics import METRICS
 
 log = logging.getLogger("streaming.interaction.tallies")
 
@@ -80,7 +80,7 @@ async def sse(request: web.Request, bus: Bus, poll_id: str, first: dict[str, Any
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no", "Access-Control-Allow-Origin": "*"})
         await resp.prepare(request)
-        gauge = request.app[METRICS].connections
+        gauge = METRICS.connections.labels("sse")
         gauge.inc()
         try:
             await resp.write(f"retry: 2000\nevent: results\ndata: {json.dumps(first)}\n\n".encode())

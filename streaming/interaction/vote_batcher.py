@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+from onair.core.metrics import METRICS
 from streaming.interaction import ballots
 from streaming.interaction.polls import accepting
 
@@ -130,6 +132,7 @@ class VoteBatcher:
 
     async def _flush(self, votes: list[Vote]) -> list[Outcome]:
         now = self._clock()
+        started = time.perf_counter()
         # The first request of a device in a batch is the one written; its twins get its answer.
         first: dict[tuple[str, str], Vote] = {}
         for v in votes:
@@ -145,6 +148,8 @@ class VoteBatcher:
                         if accepting(r["status"], r["opens_at"], r["closes_at"], now)}
             todo = [v for v in first.values() if v.poll_id in open_ids]
             deltas, recorded = await self._write(conn, polls, todo, now)
+        METRICS.vote_commit.observe(time.perf_counter() - started)
+        METRICS.vote_batch.observe(len(votes))
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(votes))
         if self._on_commit and deltas:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from onair.core import clock
+from onair.core import clock, logs
 from onair.core.auth import Handler, bearer, label
 from onair.core.db.pool import POOL
 from syndication.partners import keys
@@ -23,6 +23,7 @@ def partner_required(scope: str | None, *, feed: bool = False) -> Callable[[Part
         async def run(request: web.Request) -> web.Response:
             db = request.app[POOL]
             partner = await keys.authenticate(db, bearer(request))
+            logs.annotate(partner=partner.name, partner_id=partner.id)
             await keys.count_request(db, partner, clock.now(request.app), feed=feed)
             if scope:
                 keys.require_scope(partner, scope)

@@ -36,8 +36,9 @@ def signed_request(secret: str, message: dict[str, Any]) -> tuple[bytes, dict[st
     return body.encode(), headers
 
 
-async def send(url: str, secret: str, message: dict[str, Any], *, timeout_seconds: float, allow_private: bool
-               ) -> Outcome:
+async def send(url: str, secret: str, message: dict[str, Any], *, timeout_seconds: float, allow_private: bool,
+               request_id: str | None = None) -> Outcome:
+    """POST one signed message; `request_id` (of the request that caused the event) goes in X-Request-Id."""
     started = time.monotonic()
 
     def done(ok: bool, code: int | None, error: str | None) -> Outcome:
@@ -49,6 +50,8 @@ async def send(url: str, secret: str, message: dict[str, Any], *, timeout_second
     except UrlRejected as exc:
         return done(False, None, f"refused: {exc}")
     body, headers = signed_request(secret, message)
+    if request_id:
+        headers["x-request-id"] = request_id
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_seconds)) as http, \
                 http.post(url, data=body, headers=headers, allow_redirects=False) as resp:

@@ -75,6 +75,26 @@ async def update(db: Db, endpoint_id: str, *, url: str | None, events: Sequence[
     return Endpoint.from_row(row) if row else None
 
 
+async def keep_system_endpoint(db: Db, endpoint_id: str, url: str | None, events: Sequence[str], secret: str,
+                               description: str, unset_reason: str) -> None:
+    """An endpoint that follows the configuration (the purge webhook): created or updated while `url` is set,
+    disabled (its delivery log kept) when it is not. A changed URL re-enables it; so does setting it again."""
+    if url is None:
+        await db.execute("UPDATE webhook_endpoints SET disabled_at = coalesce(disabled_at, now()), "
+                         "disabled_reason = $2 WHERE id = $1", endpoint_id, unset_reason)
+        return
+    await db.execute(
+        """INSERT INTO webhook_endpoints (id, url, events, secret, description) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (id) DO UPDATE SET events = EXCLUDED.events, secret = EXCLUDED.secret,
+               description = EXCLUDED.description, url = EXCLUDED.url,
+               disabled_at = CASE WHEN webhook_endpoints.url <> EXCLUDED.url OR webhook_endpoints.disabled_reason = $6
+                                  THEN NULL ELSE webhook_endpoints.disabled_at END,
+               disabled_reason = CASE WHEN webhook_endpoints.url <> EXCLUDED.url
+                                           OR webhook_endpoints.disabled_reason = $6
+                                      THEN NULL ELSE webhook_endpoints.disabled_reason END""",
+        endpoint_id, url, list(events), secret, description, unset_reason)
+
+
 async def delete(db: Db, endpoint_id: str) -> bool:
     return (await db.execute("DELETE FROM webhook_endpoints WHERE id = $1", endpoint_id)) != "DELETE 0"
 

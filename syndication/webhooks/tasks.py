@@ -13,7 +13,9 @@ from typing import Any
 
 from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, enqueue
+from onair.core.metrics import METRICS
 from syndication.webhooks import sender, store
+from syndication.webhooks.purge_endpoint import configured
 
 log = logging.getLogger("onair.webhooks")
 
@@ -52,14 +54,18 @@ async def deliver(ctx: JobContext) -> dict[str, Any]:
         await enqueue(pool, job_kinds.WEBHOOK_DELIVER, {"delivery_id": delivery_id}, max_attempts=5,
                       delay_seconds=wait)
         return {"waiting": "an earlier event to this endpoint is still pending"}
+    private_ok = settings.allow_private_urls or configured(settings, endpoint.id, endpoint.url)
     outcome = await sender.send(endpoint.url, endpoint.secret, delivery["payload"],
-                                timeout_seconds=settings.webhook_timeout_seconds,
-                                allow_private=settings.allow_private_urls)
+                                timeout_seconds=settings.webhook_timeout_seconds, allow_private=private_ok,
+                                request_id=ctx.job.request_id)
     delays = retry_delays(settings.webhook_retry_schedule)
     attempt = delivery["attempts"] + 1
     gave_up = not outcome.ok and attempt > len(delays)
     delay = None if outcome.ok or gave_up else delays[attempt - 1] * random.uniform(1.0, 1.2)  # jitter
     next_at = datetime.now(UTC) + timedelta(seconds=delay) if delay is not None else None
+    METRICS.webhook_deliveries.labels("delivered" if outcome.ok else "gave-up" if gave_up else "retrying").inc()
+    if outcome.latency_ms is not None:
+        METRICS.webhook_latency.observe(outcome.latency_ms / 1000)
     async with pool.acquire() as conn, conn.transaction():
         await store.record_attempt(conn, delivery_id, ok=outcome.ok, code=outcome.code,
                                    latency_ms=outcome.latency_ms, error=outcome.error, next_attempt_at=next_at,

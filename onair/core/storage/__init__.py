@@ -27,13 +27,13 @@ from onair.core.storage.common import (
     guess_type,
 )
 from onair.core.storage.local import LocalStore
-from onair.core.storage.s3 import S3Store
+from onair.core.storage.s3 import S3Store, StorageRefused
 
 log = logging.getLogger("onair.core.storage")
 
 __all__ = ["CHUNK", "MIN_PART_SIZE", "STORE", "InvalidKey", "LocalStore", "MultipartError", "ObjectInfo",
-           "ObjectNotFound", "ObjectStore", "Part", "S3Store", "check_key", "close_store", "guess_type",
-           "open_store", "store_context"]
+           "ObjectNotFound", "ObjectStore", "Part", "S3Store", "StorageRefused", "check_key", "close_store",
+           "guess_type", "open_store", "store_context"]
 
 
 STORE = web.AppKey("object_store", ObjectStore)
@@ -47,6 +47,9 @@ async def open_store(settings: Settings) -> LocalStore | S3Store:
             await store.ensure_bucket()
         except BotoCoreError as exc:  # S3 down at start-up: start anyway; /readyz reports storage failing
             log.warning("object storage unreachable at start (%s); continuing", exc)
+        except StorageRefused as exc:  # started, but not ready: the log line says what to fix
+            log.error("object storage refuses our requests: %s. Check ONAIR_S3_ACCESS_KEY_ID and "
+                      "ONAIR_S3_SECRET_ACCESS_KEY; /readyz reports storage failing until fixed", exc)
         return store
     local = LocalStore(settings.data_dir / "objects")
     await local.setup()

@@ -24,6 +24,15 @@ from onair.core.storage.common import (
     guess_type,
 )
 
+# What S3 answers when it will not take our requests at all: a wrong key or secret, a missing permission, a
+# clock too far off for SigV4. Retrying does not help; an operator must fix the configuration.
+REFUSALS = frozenset({"403", "SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "InvalidToken",
+                      "ExpiredToken", "RequestTimeTooSkewed"})
+
+
+class StorageRefused(Exception):
+    """The object store refuses our credentials (readyz shows `failing: StorageRefused`)."""
+
 
 class S3Store:
     """The S3 API through aiobotocore: path-style addressing, SigV4, multipart for large files."""
@@ -56,11 +65,22 @@ class S3Store:
             raise RuntimeError("S3Store.setup() was not awaited")
         return self._client
 
+    def _refused(self, err: Exception) -> StorageRefused | None:
+        code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+        if code not in REFUSALS:
+            return None
+        return StorageRefused(f"{self.settings.s3_endpoint or 'S3'} refuses access key "
+                              f"{self.settings.s3_access_key_id!r} on bucket {self.bucket!r} ({code}): wrong "
+                              "secret, missing permission or a skewed clock")
+
     async def ensure_bucket(self) -> None:
         try:
             await self.client.head_bucket(Bucket=self.bucket)
         except self.client.exceptions.ClientError:
-            await self.client.create_bucket(Bucket=self.bucket)
+            try:
+                await self.client.create_bucket(Bucket=self.bucket)
+            except self.client.exceptions.ClientError as err:
+                raise (self._refused(err) or err) from None
 
     def _not_found(self, err: Exception) -> bool:
         code = getattr(err, "response", {}).get("Error", {}).get("Code", "")
@@ -191,4 +211,7 @@ class S3Store:
             "get_object", Params={"Bucket": self.bucket, "Key": check_key(key)}, ExpiresIn=expires)
 
     async def check(self) -> None:
-        await self.client.head_bucket(Bucket=self.bucket)
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+        except self.client.exceptions.ClientError as err:
+            raise (self._refused(err) or err) from None
