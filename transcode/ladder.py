@@ -29,7 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from transcode.probe import Facts
+import langcodes
+
+from transcode.probe import AudioTrack, Facts
 
 
 class PlanError(ValueError):
@@ -80,6 +82,45 @@ class Rung:
     level: str
 
 
+# Editors' audio roles and how DASH (urn:mpeg:dash:role:2011) names them; HLS says the same with DEFAULT and
+# CHARACTERISTICS. Every track but the main one is at least an "alternate" for DVB-DASH players.
+AUDIO_ROLES = {"main": "main", "alternate": "alternate", "dub": "dub", "commentary": "commentary",
+               "description": "description"}
+
+
+@dataclass(frozen=True)
+class AudioRendition:
+    source_index: int      # the source's a:N
+    language: str          # BCP 47, "und" when unknown
+    name: str              # what a player's menu shows
+    role: str              # a key of AUDIO_ROLES; exactly one rendition is "main"
+    channels: int          # output channels
+
+
+def track_name(language: str, title: str = "") -> str:
+    """The container's title if it has one, else the language's own name ("Deutsch"), else "Audio"."""
+    if title:
+        return title
+    if language == "und":
+        return "Audio"
+    return langcodes.Language.get(language).autonym().capitalize()
+
+
+def audio_renditions(tracks: tuple[AudioTrack, ...], channels: int) -> tuple[AudioRendition, ...]:
+    """Every source audio track, in source order; the first is main, the others alternates. Names made
+    unique (two unlabelled English tracks become "English" and "English 2"): HLS requires distinct NAMEs."""
+    out: list[AudioRendition] = []
+    seen: dict[str, int] = {}
+    for i, t in enumerate(tracks):
+        name = track_name(t.language, t.title)
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name} {seen[name]}"
+        out.append(AudioRendition(t.index, t.language, name, "main" if i == 0 else "alternate",
+                                  channels))  # every rendition is encoded at the ladder's channel count
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Plan:
     rungs: tuple[Rung, ...]
@@ -96,6 +137,7 @@ class Plan:
     duration: float
     extra: dict = field(default_factory=dict)
     source_matrix: str = "bt709"   # YCbCr matrix the source is decoded with (converted to BT.709 for output)
+    audio_tracks: tuple[AudioRendition, ...] = ()   # one per source audio track, in output order
 
 
 # (level, max macroblocks per frame, max macroblocks per second), ITU-T H.264 Table A-1; from 3.0 up because
@@ -180,6 +222,9 @@ def plan(facts: Facts, config: LadderConfig = LadderConfig()) -> Plan:
         rungs.append(Rung(f"{min(w, h)}p", w, h, bitrate, int(bitrate * 1.5), bitrate * 2, "main",
                           level_for(w, h, fps, config.level)))
     gop, seg = gop_for(fps, config.segment_target)
+    sources = facts.audio_tracks or ((AudioTrack(0, "und", facts.audio_channels, facts.audio_codec or ""),)
+                                     if facts.has_audio else ())
     return Plan(tuple(rungs), fps, gop, seg, facts.interlaced, facts.has_audio, config.audio_bitrate,
                 config.audio_sample_rate, config.audio_channels, config.preset, config.max_b_frames,
-                facts.duration, source_matrix=facts.assumed_matrix)
+                facts.duration, source_matrix=facts.assumed_matrix,
+                audio_tracks=audio_renditions(sources, config.audio_channels))

@@ -16,7 +16,7 @@ from typing import Any
 from lxml import etree
 
 from transcode import fmp4
-from transcode.ladder import Plan
+from transcode.ladder import AUDIO_ROLES, AudioRendition, Plan
 
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 PROFILES = "urn:dvb:dash:profile:dvb-dash:2014,urn:hbbtv:dash:profile:isoff-live:2012"
@@ -182,7 +182,8 @@ def _measured(root: etree._Element, tracks: list[Track], segment_seconds: float 
     root.set("maxSegmentDuration", _xs_duration(_ceil_us(longest)))
 
 
-def rewrite_mpd(raw: bytes, tracks: list[Track] | None = None, segment_seconds: float | None = None) -> bytes:
+def rewrite_mpd(raw: bytes, tracks: list[Track] | None = None, segment_seconds: float | None = None,
+                audio: tuple[AudioRendition, ...] = ()) -> bytes:
     """ffmpeg's MPD made true: durations and bandwidths from the real segments, roles, and no
     bitstreamSwitching claim: each representation has its own SPS/PPS in its own `avc1` init segment, so a
     decoder must be re-initialised on a switch (in-band `avc3` parameter sets would make the claim true, at the
@@ -194,11 +195,16 @@ def rewrite_mpd(raw: bytes, tracks: list[Track] | None = None, segment_seconds: 
             if len(el) == 0 and not (el.text or "").strip():
                 root.remove(el)
     root.set("profiles", PROFILES)
+    renditions = iter(audio)
     for aset in root.iter(f"{{{MPD_NS}}}AdaptationSet"):
         aset.attrib.pop("bitstreamSwitching", None)
-        if aset.get("contentType") == "audio" and not aset.get("lang"):
-            aset.set("lang", "und")  # DVB-DASH players pick audio by language
-        _role(aset, "main")
+        if aset.get("contentType") != "audio":
+            _role(aset, "main")
+            continue
+        # DVB-DASH players pick audio by @lang and Role; the muxer's sets follow the plan's track order
+        rendition = next(renditions, None)
+        aset.set("lang", rendition.language if rendition else (aset.get("lang") or "und"))
+        _role(aset, AUDIO_ROLES[rendition.role] if rendition else "main")
     if tracks:
         _measured(root, tracks, segment_seconds)
     base = etree.Element(f"{{{MPD_NS}}}BaseURL")
@@ -230,6 +236,44 @@ def rates(track: Track) -> tuple[int, int]:
     return max(peak, avg), avg
 
 
+def audio_playlist_key(j: int) -> str:
+    return "hls/audio.m3u8" if j == 0 else f"hls/audio-{j + 1}.m3u8"
+
+
+def _default_audio(plan: Plan) -> tuple[AudioRendition, ...]:
+    return (AudioRendition(0, "und", "Audio", "main", plan.audio_channels),) if plan.audio else ()
+
+
+def audio_media_lines(tracks: list[dict[str, Any]]) -> list[str]:
+    """One EXT-X-MEDIA per audio track (the `audio_tracks` of the outputs document, editors' corrections
+    included): the main track is the DEFAULT; every track may be picked by the viewer's language
+    (AUTOSELECT); audio description carries Apple's accessibility characteristic."""
+    lines = []
+    for t in tracks:
+        main = t["role"] == "main"
+        extra = ',CHARACTERISTICS="public.accessibility.describes-video"' if t["role"] == "description" else ""
+        name = t["name"].replace('"', "'")
+        lines.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="{name}",LANGUAGE="{t["language"]}",'
+                     f'DEFAULT={"YES" if main else "NO"},AUTOSELECT={"NO" if extra else "YES"},'
+                     f'CHANNELS="{t["channels"]}"{extra},URI="{t["playlist"].removeprefix("hls/")}"')
+    return lines
+
+
+def _audio_playlists(audios: list[Track], plan: Plan, objects: dict[str, Path | bytes],
+                     order: list[str]) -> list[dict[str, Any]]:
+    """One media playlist per audio track (added to objects/order); returns the outputs' `audio_tracks`."""
+    out = []
+    for j, (t, r) in enumerate(zip(audios, plan.audio_tracks or _default_audio(plan), strict=True)):
+        peak, avg = rates(t)
+        key = audio_playlist_key(j)
+        objects[key] = _media_playlist(t).encode()
+        order.append(key)
+        out.append({"rep_id": t.rep_id, "language": r.language, "name": r.name, "role": r.role,
+                    "channels": r.channels, "codecs": t.codecs, "bitrate": avg, "peak_bitrate": peak,
+                    "sample_rate": plan.audio_sample_rate, "playlist": key})
+    return out
+
+
 def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[str], dict[str, Any]]:
     """Return (objects by key relative to the asset prefix, keys in publish order, outputs document).
 
@@ -243,9 +287,10 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
         tracks = read_tracks(out_dir, etree.fromstring(raw))
     except fmp4.BoxError as exc:
         raise PackagingError(f"unreadable segment: {exc}") from None
-    mpd_bytes = rewrite_mpd(raw, tracks, plan.segment_seconds)
+    mpd_bytes = rewrite_mpd(raw, tracks, plan.segment_seconds, plan.audio_tracks)
     videos = [t for t in tracks if t.kind == "video"]
-    audio = next((t for t in tracks if t.kind == "audio"), None)
+    audios = [t for t in tracks if t.kind == "audio"]
+    audio = audios[0] if audios else None
     objects: dict[str, Path | bytes] = {}
     order: list[str] = []
     for t in tracks:
@@ -254,14 +299,11 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
             objects[key] = out_dir / name
             order.append(key)
     master = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    audio_peak = audio_avg = 0
-    if audio:
-        audio_peak, audio_avg = rates(audio)
-        key = "hls/audio.m3u8"
-        objects[key] = _media_playlist(audio).encode()
-        order.append(key)
-        master.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="Main",LANGUAGE="und",DEFAULT=YES,'
-                      f'AUTOSELECT=YES,CHANNELS="{plan.audio_channels}",URI="audio.m3u8"')
+    audio_out = _audio_playlists(audios, plan, objects, order)
+    master += audio_media_lines(audio_out)
+    # RFC 8216 4.3.4.2: BANDWIDTH covers the variant with whichever rendition of its group plays
+    audio_peak = max((a["peak_bitrate"] for a in audio_out), default=0)
+    audio_avg = max((a["bitrate"] for a in audio_out), default=0)
     video_out = []
     fps = float(plan.fps)
     for rung, t in zip(plan.rungs, videos, strict=True):
@@ -282,8 +324,9 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
     order += ["dash/manifest.mpd", "hls/master.m3u8"]
     outputs: dict[str, Any] = {
         "hls": "hls/master.m3u8", "dash": "dash/manifest.mpd", "video": video_out,
-        "audio": ({"codecs": audio.codecs, "bitrate": audio_avg, "channels": plan.audio_channels,
+        "audio": ({"codecs": audio.codecs, "bitrate": audio_out[0]["bitrate"], "channels": plan.audio_channels,
                    "sample_rate": plan.audio_sample_rate} if audio else None),
+        "audio_tracks": audio_out,
         "segment_duration": round(plan.segment_seconds, 6),
     }
     return objects, order, outputs
