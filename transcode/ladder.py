@@ -82,18 +82,12 @@ class Rung:
     level: str
 
 
-# Editors' audio roles and how DASH (urn:mpeg:dash:role:2011) names them; HLS says the same with DEFAULT and
-# CHARACTERISTICS. Every track but the main one is at least an "alternate" for DVB-DASH players.
-AUDIO_ROLES = {"main": "main", "alternate": "alternate", "dub": "dub", "commentary": "commentary",
-               "description": "description"}
-
-
 @dataclass(frozen=True)
 class AudioRendition:
     source_index: int      # the source's a:N
     language: str          # BCP 47, "und" when unknown
     name: str              # what a player's menu shows
-    role: str              # a key of AUDIO_ROLES; exactly one rendition is "main"
+    role: str              # a key of audio_labels.AUDIO_ROLES; exactly one rendition is "main"
     channels: int          # output channels
 
 

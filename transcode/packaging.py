@@ -16,7 +16,8 @@ from typing import Any
 from lxml import etree
 
 from transcode import fmp4
-from transcode.ladder import AUDIO_ROLES, AudioRendition, Plan
+from transcode.audio_labels import audio_media_lines, audio_playlist_key, label_audio_set, set_role
+from transcode.ladder import AudioRendition, Plan
 
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 PROFILES = "urn:dvb:dash:profile:dvb-dash:2014,urn:hbbtv:dash:profile:isoff-live:2012"
@@ -154,19 +155,6 @@ def _ceil_us(seconds: float) -> float:
     return math.ceil(round(seconds * 1e6, 3)) / 1e6
 
 
-def _role(aset: etree._Element, value: str) -> None:
-    """DVB-DASH: every adaptation set names its role (main for the one video and the main audio); the Role
-    element goes after the RepresentationBase descriptors and before Representation (schema order)."""
-    role = etree.Element(f"{{{MPD_NS}}}Role", schemeIdUri="urn:mpeg:dash:role:2011", value=value)
-    later = {f"{{{MPD_NS}}}{t}" for t in ("Rating", "Viewpoint", "ContentComponent", "BaseURL", "SegmentBase",
-                                            "SegmentList", "SegmentTemplate", "Representation")}
-    for i, child in enumerate(aset):
-        if child.tag in later:
-            aset.insert(i, role)
-            return
-    aset.append(role)
-
-
 def _measured(root: etree._Element, tracks: list[Track], segment_seconds: float | None) -> None:
     by_id = {t.rep_id: t for t in tracks}
     for rep in root.iter(f"{{{MPD_NS}}}Representation"):
@@ -199,12 +187,12 @@ def rewrite_mpd(raw: bytes, tracks: list[Track] | None = None, segment_seconds: 
     for aset in root.iter(f"{{{MPD_NS}}}AdaptationSet"):
         aset.attrib.pop("bitstreamSwitching", None)
         if aset.get("contentType") != "audio":
-            _role(aset, "main")
+            set_role(aset, "main")
             continue
         # DVB-DASH players pick audio by @lang and Role; the muxer's sets follow the plan's track order
         rendition = next(renditions, None)
-        aset.set("lang", rendition.language if rendition else (aset.get("lang") or "und"))
-        _role(aset, AUDIO_ROLES[rendition.role] if rendition else "main")
+        label_audio_set(aset, rendition.language if rendition else (aset.get("lang") or "und"),
+                        rendition.role if rendition else "main")
     if tracks:
         _measured(root, tracks, segment_seconds)
     base = etree.Element(f"{{{MPD_NS}}}BaseURL")
@@ -236,27 +224,8 @@ def rates(track: Track) -> tuple[int, int]:
     return max(peak, avg), avg
 
 
-def audio_playlist_key(j: int) -> str:
-    return "hls/audio.m3u8" if j == 0 else f"hls/audio-{j + 1}.m3u8"
-
-
 def _default_audio(plan: Plan) -> tuple[AudioRendition, ...]:
     return (AudioRendition(0, "und", "Audio", "main", plan.audio_channels),) if plan.audio else ()
-
-
-def audio_media_lines(tracks: list[dict[str, Any]]) -> list[str]:
-    """One EXT-X-MEDIA per audio track (the `audio_tracks` of the outputs document, editors' corrections
-    included): the main track is the DEFAULT; every track may be picked by the viewer's language
-    (AUTOSELECT); audio description carries Apple's accessibility characteristic."""
-    lines = []
-    for t in tracks:
-        main = t["role"] == "main"
-        extra = ',CHARACTERISTICS="public.accessibility.describes-video"' if t["role"] == "description" else ""
-        name = t["name"].replace('"', "'")
-        lines.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="{name}",LANGUAGE="{t["language"]}",'
-                     f'DEFAULT={"YES" if main else "NO"},AUTOSELECT={"NO" if extra else "YES"},'
-                     f'CHANNELS="{t["channels"]}"{extra},URI="{t["playlist"].removeprefix("hls/")}"')
-    return lines
 
 
 def _audio_playlists(audios: list[Track], plan: Plan, objects: dict[str, Path | bytes],

@@ -16,6 +16,7 @@ def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
         "show": asset.show, "status": asset.status, "progress": round(asset.progress, 1), "error": asset.error,
         "facts": asset.facts, "duration": asset.duration,
         "renditions": outputs.get("video", []), "audio": outputs.get("audio"),
+        "audio_tracks": outputs.get("audio_tracks", []),
         "images": {k: outputs.get(k) for k in ("poster", "thumbnails", "storyboard")} if outputs else None,
         "playback": {"hls": f"{base}/media/{asset.id}/hls/master.m3u8",
                      "dash": f"{base}/media/{asset.id}/dash/manifest.mpd",

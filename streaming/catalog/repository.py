@@ -218,6 +218,18 @@ async def update_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, cha
     return True
 
 
+async def relabel_audio(conn: asyncpg.Connection, asset_id: str, tracks: list[dict[str, Any]]) -> int:
+    """Record an editor's audio track corrections and queue the rewrite of the published manifests (call inside
+    a transaction: the outputs document and the job change together)."""
+    job_id = await enqueue(conn, job_kinds.TRANSCODE_RELABEL, {"asset_id": asset_id, "prefix": media_prefix(asset_id),
+                                                                "audio_tracks": tracks},
+                           priority=50, on_done=job_kinds.CATALOG_RELABELLED)
+    await conn.execute("""UPDATE assets SET outputs = jsonb_set(outputs, '{audio_tracks}', $2::jsonb),
+                                 updated_at = now() WHERE id = $1""", asset_id, tracks)
+    await events.publish(conn, "asset.updated", {"asset_id": asset_id, "changed": ["audio_tracks"]})
+    return job_id
+
+
 async def start_packaging(conn: asyncpg.Connection, asset_id: str, kind: str, payload: dict[str, Any]) -> int:
     """Queue a job that publishes the asset from media already in its prefix (a recorded live event: no
     transcode); its result reaches `catalog.transcoded` like a transcode's. Call inside a transaction."""

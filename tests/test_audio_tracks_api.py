@@ -1,0 +1,74 @@
+"""Editors correct an asset's audio tracks through the API: upload a two-language clip, PATCH the second
+track's language and role, and the published HLS master and DASH MPD follow (the transcode.relabel job)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from lxml import etree
+
+from tests.conftest import ADMIN
+from tests.helpers import make_asset
+from tests.ingest_tools import upload, wait_for
+from tests.media_checks import MPD_NS, generate
+from tests.test_media_audio_tracks import media_tags
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("clips") / "two.mp4"
+    return generate(path, size="320x180", rate="25", video_s=2.0, audio_s=2.0, languages=("eng", "")).read_bytes()
+
+
+def _object(settings, asset_id: str, key: str) -> bytes:
+    return (settings.data_dir / "objects" / f"assets/{asset_id}/{key}").read_bytes()
+
+
+def _audio_sets(mpd: bytes) -> list[tuple[str | None, str | None]]:
+    root = etree.fromstring(mpd)
+    return [(a.get("lang"), a.find("m:Role", MPD_NS).get("value"))
+            for a in root.iterfind(".//m:AdaptationSet[@contentType='audio']", MPD_NS)]
+
+
+async def test_editor_corrects_language_and_role_and_manifests_follow(client, settings, clip):
+    asset_id = await upload(client, clip, title="Two tracks")
+    body = await wait_for(client, asset_id)
+    assert body["status"] == "ready", body["error"]
+    assert [(t["language"], t["name"], t["role"]) for t in body["audio_tracks"]] == [
+        ("en", "English", "main"), ("und", "Audio", "alternate")]
+    assert _audio_sets(_object(settings, asset_id, "dash/manifest.mpd")) == [("en", "main"), ("und", "alternate")]
+
+    resp = await client.patch(f"/api/v1/assets/{asset_id}", headers=ADMIN, json={
+        "audio_tracks": [{"index": 1, "language": "ger", "role": "main", "name": "Deutsch"},
+                         {"index": 0, "role": "description", "name": "English (audio description)"}]})
+    assert resp.status == 200, await resp.text()
+    got = (await resp.json())["audio_tracks"]
+    assert [(t["language"], t["name"], t["role"]) for t in got] == [
+        ("en", "English (audio description)", "description"), ("de", "Deutsch", "main")]
+
+    async with asyncio.timeout(60):  # the relabel job rewrites both manifests
+        while _audio_sets(_object(settings, asset_id, "dash/manifest.mpd")) != [("en", "description"),
+                                                                                 ("de", "main")]:
+            await asyncio.sleep(0.2)
+    tags = media_tags(_object(settings, asset_id, "hls/master.m3u8").decode())
+    assert [(t["LANGUAGE"], t["NAME"], t["DEFAULT"], t.get("CHARACTERISTICS")) for t in tags] == [
+        ("en", "English (audio description)", "NO", "public.accessibility.describes-video"),
+        ("de", "Deutsch", "YES", None)]
+    assert [t["URI"] for t in tags] == ["audio.m3u8", "audio-2.m3u8"]  # the same files, new labels
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    ({"index": 5, "language": "fr"}, "audio_tracks[0].index"),
+    ({"index": 0, "language": "not a language"}, "language"),
+    ({"index": 0, "role": "alternate"}, "exactly one track"),
+    ({"index": 0, "role": "director"}, "role"),
+])
+async def test_bad_corrections_are_refused_by_name(client, db, edit, field):
+    outputs = {"audio_tracks": [{"rep_id": "5", "language": "en", "name": "English", "role": "main",
+                                 "channels": 2, "playlist": "hls/audio.m3u8"}]}
+    asset_id = await make_asset(db, status="ready", outputs=outputs)
+    resp = await client.patch(f"/api/v1/assets/{asset_id}", headers=ADMIN, json={"audio_tracks": [edit]})
+    assert resp.status == 400, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    assert field in await resp.text()
