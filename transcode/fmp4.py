@@ -191,6 +191,9 @@ def _full(kind: bytes, version: int, flags: int, *parts: bytes) -> bytes:
     return _box(kind, struct.pack(">I", (version << 24) | flags), *parts)
 
 
+box, full_box = _box, _full   # public names for writers of other tracks (transcode/stpp.py)
+
+
 def styp() -> bytes:
     return _box(b"styp", STYP_BRANDS[0], struct.pack(">I", 0), *STYP_BRANDS)
 

@@ -87,7 +87,7 @@ class AudioRendition:
     source_index: int      # the source's a:N
     language: str          # BCP 47, "und" when unknown
     name: str              # what a player's menu shows
-    role: str              # a key of audio_labels.AUDIO_ROLES; exactly one rendition is "main"
+    role: str              # a key of manifest_tracks.AUDIO_ROLES; exactly one rendition is "main"
     channels: int          # output channels
 
 

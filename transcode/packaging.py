@@ -16,8 +16,8 @@ from typing import Any
 from lxml import etree
 
 from transcode import fmp4
-from transcode.audio_labels import audio_media_lines, audio_playlist_key, label_audio_set, set_role
 from transcode.ladder import AudioRendition, Plan
+from transcode.manifest_tracks import audio_media_lines, audio_playlist_key, label_audio_set, set_role
 
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 PROFILES = "urn:dvb:dash:profile:dvb-dash:2014,urn:hbbtv:dash:profile:isoff-live:2012"

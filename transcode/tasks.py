@@ -16,7 +16,7 @@ from typing import Any
 from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError, TransientJobError
 from onair.core.settings import Settings
-from transcode import audio_labels, commands, images, packaging, verify
+from transcode import commands, images, manifest_tracks, packaging, verify
 from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
@@ -204,16 +204,18 @@ def _package(out: Path, the_plan: Plan, scratch: Path, settings: Settings
 
 
 async def relabel(ctx: JobContext) -> dict[str, Any]:
-    """`transcode.relabel` payload: {"prefix", "audio_tracks"} (the outputs document's list, corrected by an
-    editor). Rewrites the audio labels of the published MPD and HLS master; segments are untouched. The MPD
-    goes first: both are whole-object writes, so a player sees the old or the new labels, never a mix within
-    one manifest."""
+    """`transcode.relabel` payload: {"prefix", "audio_tracks", "captions"} (the outputs document's lists, as
+    editors corrected and added them). Rewrites the audio labels and caption tracks of the published MPD and
+    HLS master; segments are untouched (caption files are stored before the job is queued). The MPD goes
+    first: both are whole-object writes, so a player sees the old or the new labels, never a mix in one."""
     store, prefix, tracks = ctx.resources.store, ctx.payload["prefix"], ctx.payload["audio_tracks"]
+    captions = ctx.payload.get("captions") or []
     mpd = await store.get_bytes(prefix + "dash/manifest.mpd")
-    await store.put_bytes(prefix + "dash/manifest.mpd", audio_labels.relabel_mpd(mpd, tracks))
+    await store.put_bytes(prefix + "dash/manifest.mpd", manifest_tracks.relabel_mpd(mpd, tracks, captions))
     master = (await store.get_bytes(prefix + "hls/master.m3u8")).decode()
-    await store.put_bytes(prefix + "hls/master.m3u8", audio_labels.relabel_master(master, tracks).encode())
-    return {"audio_tracks": tracks}
+    await store.put_bytes(prefix + "hls/master.m3u8",
+                          manifest_tracks.relabel_master(master, tracks, captions).encode())
+    return {"audio_tracks": tracks, "captions": [c["language"] + "-" + c["kind"] for c in captions]}
 
 
 HANDLERS: dict[str, Handler] = {KIND: transcode_asset, job_kinds.TRANSCODE_RELABEL: relabel}

@@ -1,7 +1,7 @@
 """Editors' corrections of an asset's audio tracks (language, role, name), checked against what was published.
 
 The tracks live in the outputs document (`outputs.audio_tracks`, written by packaging); a correction changes that
-list here and the published manifests through the `transcode.relabel` job (repository.relabel_audio)."""
+list here and the published manifests through the `transcode.relabel` job (repository.relabel_tracks)."""
 
 from __future__ import annotations
 

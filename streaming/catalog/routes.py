@@ -115,7 +115,8 @@ async def patch(request: web.Request) -> web.Response:
     async with pool.acquire() as conn, conn.transaction():
         await catalog.update_asset(conn, asset_id, changes)
         if tracks is not None:
-            await catalog.relabel_audio(conn, asset_id, tracks)  # manifests follow; the CDN is purged after
+            # the manifests follow in a job; the CDN is purged after it
+            await catalog.relabel_tracks(conn, asset_id, audio_tracks=tracks)
     await audit(request, "asset.update", object_type="asset", object_id=asset_id,
                 detail={"fields": sorted(changes)})  # visibility, rights windows, geo, metadata
     if PURGING_FIELDS & changes.keys():  # what the origin and feeds answer has changed: drop CDN copies

@@ -62,16 +62,17 @@ async def transcode_progress(conn: asyncpg.Connection, job: Job, progress: Mappi
 
 async def relabelled(ctx: JobContext) -> dict[str, Any]:
     """on_done of `transcode.relabel`: drop CDN copies of the old manifests. Relabel jobs of one asset may
-    finish out of order; if the labels written are not the asset's latest, queue the latest again."""
+    finish out of order; if the tracks written are not the asset's latest, queue the latest again."""
     res, done = ctx.resources, ctx.payload
     asset_id = done["payload"]["asset_id"]
     asset = await catalog.get_asset(res.pool, asset_id)
     if asset is None or not asset.ready:
         return {"skipped": "asset gone or not ready"}
-    latest = (asset.outputs or {}).get("audio_tracks")
-    if done["payload"]["audio_tracks"] != latest:
+    outputs = asset.outputs or {}
+    wrote = (done["payload"]["audio_tracks"], done["payload"].get("captions") or [])
+    if wrote != (outputs.get("audio_tracks") or [], outputs.get("captions") or []):
         async with res.pool.acquire() as conn, conn.transaction():
-            await catalog.relabel_audio(conn, asset_id, latest or [])
+            await catalog.relabel_tracks(conn, asset_id)
         return {"asset_id": asset_id, "requeued": True}
     if done["status"] != "done":  # the manifests keep their old labels; the editor sees the job's error
         log.warning("relabelling asset %s failed: %s", asset_id, done.get("error"))
