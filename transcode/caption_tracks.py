@@ -1,10 +1,13 @@
 """One caption track's published files, from checked cues (transcode/captions.py):
 
-    captions/<lang>-<kind>/captions.vtt      the whole file as WebVTT (MRSS media:subTitle, HTML5 <track>)
-    captions/<lang>-<kind>/seg-NNNNN.vtt     WebVTT segments on the video's segment grid (HLS TYPE=SUBTITLES)
-    captions/<lang>-<kind>/ebu-tt-d.xml      the whole file as EBU-TT-D (HbbTV out-of-band subtitles)
-    captions/<lang>-<kind>/init.m4s, seg-NNNNN.m4s   EBU-TT-D in fMP4 (`stpp`) for DVB-DASH
-    hls/subs-<lang>-<kind>.m3u8              the HLS media playlist
+    captions/<lang>-<kind>-<version>/captions.vtt    the whole file as WebVTT (MRSS media:subTitle, <track>)
+    captions/<lang>-<kind>-<version>/seg-NNNNN.vtt   WebVTT segments on the video's grid (HLS TYPE=SUBTITLES)
+    captions/<lang>-<kind>-<version>/ebu-tt-d.ttml   the whole file as EBU-TT-D (HbbTV out-of-band subtitles)
+    captions/<lang>-<kind>-<version>/init.m4s, seg-NNNNN.m4s   EBU-TT-D in fMP4 (`stpp`) for DVB-DASH
+    hls/subs-<lang>-<kind>-<version>.m3u8            the HLS media playlist
+
+<version> is a hash of the cues: the origin serves segments as immutable, so a corrected upload must not
+reuse a URL a CDN or player may hold.
 
 DASH carries fMP4 `stpp` rather than a sidecar TTML: DVB-DASH (TS 103 285 7.1) only defines EBU-TT-D in
 ISO BMFF segments, so HbbTV 2 terminals' DASH players look for that; a sidecar in an MPD is a dash.js extension.
@@ -12,6 +15,7 @@ Kinds: `subtitle` (translation of the dialogue) and `caption` (for the deaf and 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -28,12 +32,9 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 
 
-def track_dir(language: str, kind: str) -> str:
-    return f"captions/{language}-{kind}"
-
-
-def playlist_key(language: str, kind: str) -> str:
-    return f"hls/subs-{language}-{kind}.m3u8"
+def track_name(cues: list[Cue], language: str, kind: str) -> str:
+    digest = hashlib.sha256(webvtt(cues)).hexdigest()[:10]
+    return f"{language}-{kind}-{digest}"
 
 
 def _vtt_time(t: float) -> str:
@@ -74,6 +75,8 @@ def ebu_tt_d(cues: list[Cue], language: str) -> bytes:
     region.set(XML_ID, "bottom")
     for k, v in (("origin", "10% 10%"), ("extent", "80% 80%"), ("displayAlign", "after")):
         region.set(f"{{{NSMAP['tts']}}}{k}", v)
+    if not cues:  # a segment with nothing on screen: no body (a div must hold a p)
+        return etree.tostring(tt, xml_declaration=True, encoding="UTF-8")
     div = etree.SubElement(etree.SubElement(tt, f"{{{TT}}}body"), f"{{{TT}}}div")
     for i, cue in enumerate(cues):
         p = etree.SubElement(div, f"{{{TT}}}p", begin=_ttml_time(cue.begin), end=_ttml_time(cue.end),
@@ -97,9 +100,12 @@ def build(cues: list[Cue], language: str, kind: str, segment_seconds: float, dur
 
     Segments cover the video's segment grid to the end, plus one: the MPD's template counts segments from
     the presentation duration, which may round one further than the container's duration."""
-    base = track_dir(language, kind)
+    name = track_name(cues, language, kind)
+    base = f"captions/{name}"
+    playlist_key = f"hls/subs-{name}.m3u8"
     count = max(1, math.ceil(duration / segment_seconds - 1e-6))
-    objects: dict[str, bytes] = {f"{base}/captions.vtt": webvtt(cues), f"{base}/ebu-tt-d.xml": ebu_tt_d(cues, language),
+    objects: dict[str, bytes] = {f"{base}/captions.vtt": webvtt(cues),
+                                 f"{base}/ebu-tt-d.ttml": ebu_tt_d(cues, language),
                                  f"{base}/init.m4s": stpp.init_segment(language)}
     step = round(segment_seconds * stpp.TIMESCALE)
     playlist = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{max(1, round(segment_seconds))}",
@@ -112,11 +118,11 @@ def build(cues: list[Cue], language: str, kind: str, segment_seconds: float, dur
         objects[f"{base}/seg-{n:05d}.m4s"] = stpp.media_segment(ebu_tt_d(window, language), n, (n - 1) * step, step)
         if n <= count:
             playlist += [f"#EXTINF:{min(end, duration) - start:.6f},", f"../{base}/seg-{n:05d}.vtt"]
-    objects[playlist_key(language, kind)] = ("\n".join([*playlist, "#EXT-X-ENDLIST"]) + "\n").encode()
+    objects[playlist_key] = ("\n".join([*playlist, "#EXT-X-ENDLIST"]) + "\n").encode()
     size = max(len(v) for k, v in objects.items() if k.endswith(".m4s") and "/seg-" in k)
     entry = {"language": language, "kind": kind, "segment_units": step, "vtt": f"{base}/captions.vtt",
-             "ebu_tt_d": f"{base}/ebu-tt-d.xml",
-             "playlist": playlist_key(language, kind), "init": f"{base}/init.m4s",
+             "ebu_tt_d": f"{base}/ebu-tt-d.ttml",
+             "playlist": playlist_key, "init": f"{base}/init.m4s",
              "media": f"{base}/seg-$Number%05d$.m4s", "cues": len(cues),
              "bandwidth": math.ceil(size * 8 / segment_seconds)}
     return objects, entry

@@ -36,6 +36,9 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
                                                        "duration": result.get("duration")})
         if asset.outputs is not None:  # a re-transcode replaced published manifests: drop CDN copies
             await purge.purge(res.settings, res.signing_key, asset_id, "re-transcoded")
+            if asset.outputs.get("captions"):  # uploaded captions outlive a re-transcode: back into the manifests
+                async with res.pool.acquire() as conn, conn.transaction():
+                    await catalog.relabel_tracks(conn, asset_id, captions=asset.outputs["captions"])
         return {"asset_id": asset_id, "status": "ready"}
     reason = done.get("error") or f"transcode {done['status']}"
     # Nothing half-published: a failed asset keeps no media objects. They go before the status changes, so
