@@ -4,6 +4,7 @@ track's language and role, and the published HLS master and DASH MPD follow (the
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 import pytest
 from lxml import etree
@@ -13,6 +14,7 @@ from tests.helpers import make_asset
 from tests.ingest_tools import upload, wait_for
 from tests.media_checks import MPD_NS, generate
 from tests.test_media_audio_tracks import media_tags
+from transcode.ffmpeg import ffmpeg_binary
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +75,26 @@ async def test_bad_corrections_are_refused_by_name(client, db, edit, field):
     assert resp.status == 400, await resp.text()
     assert resp.content_type == "application/problem+json"
     assert field in await resp.text()
+
+
+def _calibrated(path) -> bytes:
+    """1 kHz tones of known loudness (ITU-R BS.1770: a mono 1 kHz sine at -20 dBFS peak measures -23 LUFS):
+    track 1 at -20 dBFS, track 2 at -26 dBFS (so -29 LUFS)."""
+    argv = [ffmpeg_binary(None), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=3",
+            "-f", "lavfi", "-i", "aevalsrc=0.1*sin(2*PI*1000*t):s=48000:d=3",
+            "-f", "lavfi", "-i", "aevalsrc=0.05012*sin(2*PI*1000*t):s=48000:d=3",
+            "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast",
+            "-c:a", "aac", "-b:a", "192k", str(path)]
+    subprocess.run(argv, check=True, timeout=60)
+    return path.read_bytes()
+
+
+async def test_loudness_of_each_track_is_measured_and_reported(client, tmp_path):
+    asset_id = await upload(client, _calibrated(tmp_path / "tones.mp4"), title="Tones")
+    body = await wait_for(client, asset_id)
+    assert body["status"] == "ready", body["error"]
+    got = [t["loudness"] for t in body["audio_tracks"]]
+    assert got[0]["integrated_lufs"] == pytest.approx(-23.0, abs=0.5)
+    assert got[1]["integrated_lufs"] == pytest.approx(-29.0, abs=0.5)
+    assert got[0]["true_peak_dbtp"] == pytest.approx(-20.0, abs=1.0)   # AAC coding overshoots a little
+    assert got[0]["range_lu"] == pytest.approx(0.0, abs=0.5)   # a steady tone has no loudness range
