@@ -35,6 +35,7 @@ class Segment:
     start: float          # presentation time of its first sample, seconds (>= 0)
     duration: float       # seconds, from the boxes
     size: int             # bytes
+    iframe_bytes: int = 0  # video: bytes from the segment's start to the end of its first (key) frame
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,13 @@ def _video_track(out_dir: Path, rep: etree._Element) -> Track:
     init_path, info = _init(out_dir, rid)
     segments = []
     for path in _segment_files(out_dir, rid):
-        data = path.read_bytes()
-        a, b = _span(info, fmp4.read_samples(data))
-        relabelled = fmp4.relabel_segment(data)
+        relabelled = fmp4.relabel_segment(path.read_bytes())
+        samples = fmp4.read_samples(relabelled)
+        a, b = _span(info, samples)
         path.write_bytes(relabelled)
-        segments.append(Segment(path.name, a / info.timescale, (b - a) / info.timescale, len(relabelled)))
+        key = samples[0]  # closed GOPs, one per segment: every segment starts with its key frame
+        segments.append(Segment(path.name, a / info.timescale, (b - a) / info.timescale, len(relabelled),
+                                key.offset + len(key.payload)))
     return Track(rid, "video", rep.get("codecs", ""), init_path.name, segments, int(rep.get("width", 0)),
                  int(rep.get("height", 0)), int(rep.get("bandwidth", 0)))
 
@@ -215,6 +218,36 @@ def _media_playlist(track: Track) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _iframe_playlist(track: Track) -> tuple[str, int, int]:
+    """RFC 8216 EXT-X-I-FRAMES-ONLY playlist of a rung (trick play, scrubbing previews): each segment's key
+    frame as a byte range from the segment's start (styp, sidx, moof, mdat header, the frame). Returns
+    (playlist, peak, average) bits per second, the byte ranges over their EXTINF durations."""
+    target = max(round(s.duration) for s in track.segments)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:1",
+             "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-I-FRAMES-ONLY", f'#EXT-X-MAP:URI="../{SEGMENTS_DIR}/{track.init}"']
+    for s in track.segments:
+        lines += [f"#EXTINF:{s.duration:.6f},", f"#EXT-X-BYTERANGE:{s.iframe_bytes}@0", f"../{SEGMENTS_DIR}/{s.name}"]
+    lines.append("#EXT-X-ENDLIST")
+    timed = [s for s in track.segments if s.duration > 0]
+    peak = max(math.ceil(s.iframe_bytes * 8 / s.duration) for s in timed)
+    avg = math.ceil(sum(s.iframe_bytes for s in timed) * 8 / sum(s.duration for s in timed))
+    return "\n".join(lines) + "\n", peak, avg
+
+
+def _iframe_playlists(videos: list[Track], plan: Plan, objects: dict[str, Path | bytes],
+                      order: list[str]) -> list[str]:
+    """One I-frame playlist per rung (added to objects/order); returns the master's EXT-X-I-FRAME-STREAM-INF."""
+    lines = []
+    for rung, t in zip(plan.rungs, videos, strict=True):
+        text, peak, avg = _iframe_playlist(t)
+        key = f"hls/{rung.name}-iframes.m3u8"
+        objects[key] = text.encode()
+        order.append(key)
+        lines.append(f'#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS="{t.codecs}",'
+                     f'RESOLUTION={t.width}x{t.height},URI="{rung.name}-iframes.m3u8"')
+    return lines
+
+
 def rates(track: Track) -> tuple[int, int]:
     """(peak, average) bits per second, rounded up. Peak as RFC 8216 defines it: the largest segment bit rate
     over every segment, short last ones included."""
@@ -288,6 +321,7 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
                           "peak_bitrate": peak, "codecs": t.codecs, "frame_rate": round(fps, 3),
                           "profile": rung.profile, "level": rung.level,
                           "playlist": key, "init": f"{SEGMENTS_DIR}/{t.init}"})
+    master += _iframe_playlists(videos, plan, objects, order)
     objects["dash/manifest.mpd"] = mpd_bytes
     objects["hls/master.m3u8"] = ("\n".join(master) + "\n").encode()
     order += ["dash/manifest.mpd", "hls/master.m3u8"]
