@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from lxml import etree
 
+from streaming.catalog.audio import AudioTrackEdit, corrected
 from tests.conftest import ADMIN
 from tests.helpers import make_asset
 from tests.ingest_tools import upload, wait_for
@@ -98,3 +99,14 @@ async def test_loudness_of_each_track_is_measured_and_reported(client, tmp_path)
     assert got[1]["integrated_lufs"] == pytest.approx(-29.0, abs=0.5)
     assert got[0]["true_peak_dbtp"] == pytest.approx(-20.0, abs=1.0)   # AAC coding overshoots a little
     assert got[0]["range_lu"] == pytest.approx(0.0, abs=0.5)   # a steady tone has no loudness range
+
+
+def test_a_correction_reaches_the_5_1_rendition_of_the_same_track():
+    def track(i: int, lang: str, name: str, role: str, group: str) -> dict:
+        return {"language": lang, "name": name, "role": role, "group": group, "source_index": i}
+
+    current = [track(0, "en", "English", "main", "aac"), track(1, "und", "Audio", "alternate", "aac"),
+               track(1, "und", "Audio 5.1", "alternate", "ec3")]
+    got = corrected(current, [AudioTrackEdit(index=1, language="es", role="main", name="Español")])
+    assert [(t["language"], t["name"], t["role"]) for t in got] == [
+        ("en", "English", "alternate"), ("es", "Español", "main"), ("es", "Audio 5.1", "main")]

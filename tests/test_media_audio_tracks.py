@@ -51,13 +51,14 @@ def test_language_tags_from_the_container():
         ["en", "de", "de", "fr", "en", "und", "und", "und", "und"]
 
 
-def test_plan_keeps_every_track_first_main_names_unique():
+def test_plan_keeps_every_track_first_main_names_unique_surround_added():
     tracks = (AudioTrack(0, "en", 2, "aac"), AudioTrack(1, "en", 2, "aac"), AudioTrack(2, "und", 6, "ac3"),
               AudioTrack(3, "fr", 2, "aac", "Commentaire"))
     got = audio_renditions(tracks, 2)
-    assert [(r.source_index, r.language, r.name, r.role) for r in got] == [
-        (0, "en", "English", "main"), (1, "en", "English 2", "alternate"), (2, "und", "Audio", "alternate"),
-        (3, "fr", "Commentaire", "alternate")]
+    assert [(r.source_index, r.language, r.name, r.role, r.codec, r.channels) for r in got] == [
+        (0, "en", "English", "main", "aac", 2), (1, "en", "English 2", "alternate", "aac", 2),
+        (2, "und", "Audio", "alternate", "aac", 2), (3, "fr", "Commentaire", "alternate", "aac", 2),
+        (2, "und", "Audio 5.1", "alternate", "eac3", 6)]   # the 5.1 source also keeps its surround
 
 
 def test_probe_and_plan_see_both_languages(two_languages):
@@ -104,3 +105,40 @@ def test_untagged_audio_is_und(tmp_path):
     facts = probe(source)
     assert [t.language for t in facts.audio_tracks] == ["und"]
     assert [(r.language, r.name, r.role) for r in plan(facts).audio_tracks] == [("und", "Audio", "main")]
+
+
+@pytest.fixture(scope="module")
+def surround(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("surround")
+    source = generate(work / "src.mp4", size="320x180", rate="25", video_s=3.0, audio_s=3.0, languages=("fra",),
+                      extra=["-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0"])
+    return transcode_and_package(source, work)
+
+
+def test_surround_keeps_stereo_aac_and_adds_e_ac_3_5_1_in_both_manifests(surround):
+    master = (surround / "hls/master.m3u8").read_text()
+    tags = media_tags(master)
+    assert [(t["GROUP-ID"], t["LANGUAGE"], t["NAME"], t["CHANNELS"], t["DEFAULT"]) for t in tags] == [
+        ("aac", "fr", "Français", "2", "YES"), ("ec3", "fr", "Français 5.1", "6", "YES")]
+    variants = [line for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF")]
+    assert len(variants) == 2   # the one rung, once per audio group: players pick what they decode
+    assert 'CODECS="avc1.4d401e,mp4a.40.2"' in variants[0] and 'AUDIO="aac"' in variants[0]
+    assert 'CODECS="avc1.4d401e,ec-3"' in variants[1] and 'AUDIO="ec3"' in variants[1]
+    mpd = etree.fromstring((surround / "dash/manifest.mpd").read_bytes())
+    schema = etree.XMLSchema(etree.parse(str(SCHEMA)))
+    assert schema.validate(mpd), schema.error_log
+    sets = mpd.findall(".//m:AdaptationSet[@contentType='audio']", MPD_NS)
+    got = []
+    for aset in sets:
+        rep = aset.find("m:Representation", MPD_NS)
+        acc = rep.find("m:AudioChannelConfiguration", MPD_NS)
+        got.append((aset.get("lang"), aset.find("m:Role", MPD_NS).get("value"), rep.get("codecs"),
+                    acc.get("schemeIdUri"), acc.get("value")))
+    assert got == [("fr", "main", "mp4a.40.2", "urn:mpeg:dash:23003:3:audio_channel_configuration:2011", "2"),
+                   ("fr", "main", "ec-3", "tag:dolby.com,2014:dash:audio_channel_configuration:2011", "F801")]
+    files = template_files(mpd)[sets[1].find("m:Representation", MPD_NS).get("id")]
+    data = b"".join((surround / "cmaf" / n).read_bytes() for n in files)
+    with av.open(io.BytesIO(data), format="mp4") as c:
+        stream = c.streams.audio[0]
+        assert (stream.codec_context.name, stream.codec_context.channels) == ("eac3", 6)
+        assert sum(f.samples for f in c.decode(stream)) / 48000 == pytest.approx(3.0, abs=0.05)

@@ -83,7 +83,8 @@ def filter_graph(plan: Plan) -> str:
 
 
 def single_rung(plan: Plan, index: int, *, audio: bool) -> Plan:
-    return Plan(**{**plan.__dict__, "rungs": (plan.rungs[index],), "audio": plan.audio and audio})
+    return Plan(**{**plan.__dict__, "rungs": (plan.rungs[index],), "audio": plan.audio and audio,
+                    "audio_tracks": plan.audio_tracks[:1]})
 
 
 def encoder_options(plan: Plan) -> dict[str, Any]:
@@ -98,6 +99,9 @@ def encoder_options(plan: Plan) -> dict[str, Any]:
     if plan.audio:
         opts.update({"c:a": "aac", "b:a": plan.audio_bitrate, "ar": plan.audio_sample_rate,
                      "ac": plan.audio_channels})
+        for j, r in enumerate(plan.audio_tracks):  # surround renditions: their own codec, channels, bitrate
+            if r.codec != "aac":
+                opts.update({f"c:a:{j}": r.codec, f"ac:a:{j}": r.channels, f"b:a:{j}": r.bitrate})
     return opts
 
 

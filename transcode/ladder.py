@@ -87,8 +87,10 @@ class AudioRendition:
     source_index: int      # the source's a:N
     language: str          # BCP 47, "und" when unknown
     name: str              # what a player's menu shows
-    role: str              # a key of manifest_tracks.AUDIO_ROLES; exactly one rendition is "main"
+    role: str              # a key of manifest_tracks.AUDIO_ROLES; one "main" per codec
     channels: int          # output channels
+    codec: str = "aac"     # aac (stereo, every device) | eac3 (5.1, see SURROUND)
+    bitrate: int = 0       # 0: the ladder's audio bitrate
 
 
 def track_name(language: str, title: str = "") -> str:
@@ -100,9 +102,18 @@ def track_name(language: str, title: str = "") -> str:
     return langcodes.Language.get(language).autonym().capitalize()
 
 
+# Surround: a source track with 5.1 (or more) channels keeps a stereo AAC rendition, which every device plays,
+# and gains a 5.1 E-AC-3 rendition (Dolby Digital Plus, 384 kb/s): DVB/HbbTV TVs, Apple devices, Edge and
+# AV receivers (passed through over HDMI) decode it; Chrome and Firefox do not, and keep the stereo AAC.
+# E-AC-3 rather than AAC 5.1 because TV decoders and receivers handle it natively, where AAC 5.1 is often
+# downmixed or refused by HbbTV terminals.
+SURROUND = ("eac3", 6, 384_000)
+
+
 def audio_renditions(tracks: tuple[AudioTrack, ...], channels: int) -> tuple[AudioRendition, ...]:
-    """Every source audio track, in source order; the first is main, the others alternates. Names made
-    unique (two unlabelled English tracks become "English" and "English 2"): HLS requires distinct NAMEs."""
+    """Every source audio track, in source order; the first is main, the others alternates; 5.1 tracks add
+    an E-AC-3 rendition after the stereo ones (same language and role). Names made unique (two unlabelled
+    English tracks become "English" and "English 2"): HLS requires distinct NAMEs."""
     out: list[AudioRendition] = []
     seen: dict[str, int] = {}
     for i, t in enumerate(tracks):
@@ -111,7 +122,10 @@ def audio_renditions(tracks: tuple[AudioTrack, ...], channels: int) -> tuple[Aud
         if seen[name] > 1:
             name = f"{name} {seen[name]}"
         out.append(AudioRendition(t.index, t.language, name, "main" if i == 0 else "alternate",
-                                  channels))  # every rendition is encoded at the ladder's channel count
+                                  channels))  # stereo renditions at the ladder's channel count
+    codec, surround, bitrate = SURROUND
+    out += [AudioRendition(r.source_index, r.language, f"{r.name} 5.1", r.role, surround, codec, bitrate)
+            for r, t in zip(list(out), tracks, strict=True) if t.channels >= surround]
     return tuple(out)
 
 

@@ -32,12 +32,17 @@ def audio_media_lines(tracks: list[dict[str, Any]]) -> list[str]:
     the main track is the DEFAULT; every track may be picked by the viewer's language (AUTOSELECT) except
     audio description, which carries Apple's accessibility characteristic and is chosen on purpose."""
     lines = []
+    has_main = {t.get("group", "aac") for t in tracks if t["role"] == "main"}
+    firsts: dict[str, int] = {}
     for t in tracks:
-        main = t["role"] == "main"
+        firsts.setdefault(t.get("group", "aac"), id(t))
+    for t in tracks:
+        group = t.get("group", "aac")   # one DEFAULT per group: the main track, else the group's first
+        main = t["role"] == "main" or (group not in has_main and id(t) == firsts[group])
         described = t["role"] == "description"
         extra = ',CHARACTERISTICS="public.accessibility.describes-video"' if described else ""
         name = t["name"].replace('"', "'")
-        lines.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="{name}",LANGUAGE="{t["language"]}",'
+        lines.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{group}",NAME="{name}",LANGUAGE="{t["language"]}",'
                      f'DEFAULT={"YES" if main else "NO"},AUTOSELECT={"NO" if described else "YES"},'
                      f'CHANNELS="{t["channels"]}"{extra},URI="{t["playlist"].removeprefix("hls/")}"')
     return lines

@@ -196,6 +196,12 @@ def rewrite_mpd(raw: bytes, tracks: list[Track] | None = None, segment_seconds: 
         rendition = next(renditions, None)
         label_audio_set(aset, rendition.language if rendition else (aset.get("lang") or "und"),
                         rendition.role if rendition else "main")
+    for acc in root.iter(f"{{{MPD_NS}}}AudioChannelConfiguration"):
+        rep = acc.getparent()
+        if rep.get("codecs", "").startswith("ec-3") and acc.get("value") == "6":
+            # DVB-DASH 6.3: E-AC-3 signals its channels in Dolby's scheme, as a channel mask (5.1: L C R Ls Rs LFE)
+            acc.set("schemeIdUri", "tag:dolby.com,2014:dash:audio_channel_configuration:2011")
+            acc.set("value", "F801")
     if tracks:
         _measured(root, tracks, segment_seconds)
     base = etree.Element(f"{{{MPD_NS}}}BaseURL")
@@ -216,6 +222,24 @@ def _media_playlist(track: Track) -> str:
         lines += [f"#EXTINF:{s.duration:.6f},", f"../{SEGMENTS_DIR}/{s.name}"]
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def _variants(name: str, t: Track, rate: tuple[int, int], fps: float, audio: list[dict[str, Any]]) -> list[str]:
+    """The rung's EXT-X-STREAM-INF, once per audio group (stereo AAC; E-AC-3 5.1 when there is surround), so a
+    player picks the variant whose CODECS it decodes. RFC 8216 4.3.4.2: BANDWIDTH covers the variant with
+    whichever rendition of its group plays."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for a in audio:
+        groups.setdefault(a.get("group", "aac"), []).append(a)
+    out = []
+    for group, members in (groups or {"": []}).items():
+        codecs = ",".join(dict.fromkeys([t.codecs, *(a["codecs"] for a in members)]))
+        peak = rate[0] + max((a["peak_bitrate"] for a in members), default=0)
+        avg = rate[1] + max((a["bitrate"] for a in members), default=0)
+        attrs = (f'BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS="{codecs}",RESOLUTION={t.width}x{t.height},'
+                 f'FRAME-RATE={fps:.3f}' + (f',AUDIO="{group}"' if group else ""))
+        out += [f"#EXT-X-STREAM-INF:{attrs}", f"{name}.m3u8"]
+    return out
 
 
 def _iframe_playlist(track: Track) -> tuple[str, int, int]:
@@ -272,7 +296,8 @@ def _audio_playlists(audios: list[Track], plan: Plan, objects: dict[str, Path | 
         order.append(key)
         out.append({"rep_id": t.rep_id, "language": r.language, "name": r.name, "role": r.role,
                     "channels": r.channels, "codecs": t.codecs, "bitrate": avg, "peak_bitrate": peak,
-                    "sample_rate": plan.audio_sample_rate, "playlist": key})
+                    "sample_rate": plan.audio_sample_rate, "playlist": key, "source_index": r.source_index,
+                    "group": "aac" if r.codec == "aac" else "ec3"})
     return out
 
 
@@ -303,9 +328,6 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
     master = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     audio_out = _audio_playlists(audios, plan, objects, order)
     master += audio_media_lines(audio_out)
-    # RFC 8216 4.3.4.2: BANDWIDTH covers the variant with whichever rendition of its group plays
-    audio_peak = max((a["peak_bitrate"] for a in audio_out), default=0)
-    audio_avg = max((a["bitrate"] for a in audio_out), default=0)
     video_out = []
     fps = float(plan.fps)
     for rung, t in zip(plan.rungs, videos, strict=True):
@@ -313,10 +335,7 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
         key = f"hls/{rung.name}.m3u8"
         objects[key] = _media_playlist(t).encode()
         order.append(key)
-        codecs = t.codecs + (f",{audio.codecs}" if audio else "")
-        attrs = (f"BANDWIDTH={peak + audio_peak},AVERAGE-BANDWIDTH={avg + audio_avg},CODECS=\"{codecs}\","
-                 f"RESOLUTION={t.width}x{t.height},FRAME-RATE={fps:.3f}" + (',AUDIO="aac"' if audio else ""))
-        master += [f"#EXT-X-STREAM-INF:{attrs}", f"{rung.name}.m3u8"]
+        master += _variants(rung.name, t, (peak, avg), fps, audio_out)
         video_out.append({"name": rung.name, "width": t.width, "height": t.height, "bitrate": avg,
                           "peak_bitrate": peak, "codecs": t.codecs, "frame_rate": round(fps, 3),
                           "profile": rung.profile, "level": rung.level,

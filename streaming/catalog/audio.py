@@ -33,8 +33,10 @@ class AudioTrackEdit(BaseModel):
 
 
 def corrected(current: list[dict[str, Any]], edits: list[AudioTrackEdit]) -> list[dict[str, Any]]:
-    """The asset's tracks with the edits applied. A track made main demotes the former main to alternate;
-    afterwards exactly one track must be main (HLS DEFAULT, DASH Role main)."""
+    """The asset's tracks with the edits applied. A language or role applies to the track and to its other
+    renditions (the stereo and 5.1 of one source track share `source_index`); a track made main demotes the
+    former main of its group to alternate. Afterwards each group (stereo AAC, E-AC-3 5.1) has one main at
+    most, and the stereo group exactly one (HLS DEFAULT, DASH Role main)."""
     if not current:
         raise BadRequest("audio_tracks: the asset has no published audio tracks", code="invalid-body")
     tracks = [dict(t) for t in current]
@@ -42,15 +44,22 @@ def corrected(current: list[dict[str, Any]], edits: list[AudioTrackEdit]) -> lis
         if edit.index >= len(tracks):
             raise BadRequest(f"audio_tracks[{n}].index: the asset has {len(tracks)} audio track(s)",
                              code="invalid-body")
+        target = tracks[edit.index]
+        siblings = [t for t in tracks if t is target or
+                    ("source_index" in t and t.get("source_index") == target.get("source_index"))]
         if edit.role == "main":
             for t in tracks:
-                if t["role"] == "main":
+                if t["role"] == "main" and t not in siblings:
                     t["role"] = "alternate"
-        changes = edit.model_dump(exclude_none=True, exclude={"index"})
-        tracks[edit.index].update(changes)
-    mains = [i for i, t in enumerate(tracks) if t["role"] == "main"]
-    if len(mains) != 1:
-        raise BadRequest("audio_tracks: exactly one track must have the role 'main'", code="invalid-body")
+        shared = edit.model_dump(exclude_none=True, include={"language", "role"})
+        for t in siblings:
+            t.update(shared)
+        if edit.name is not None:
+            target["name"] = edit.name
+    for group in {t.get("group", "aac") for t in tracks}:
+        mains = [t for t in tracks if t.get("group", "aac") == group and t["role"] == "main"]
+        if len(mains) > 1 or (group == "aac" and len(mains) != 1):
+            raise BadRequest("audio_tracks: exactly one track must have the role 'main'", code="invalid-body")
     names = [t["name"] for t in tracks]
     if len(set(names)) != len(names):
         raise BadRequest("audio_tracks: track names must differ (players list them by name)", code="invalid-body")
