@@ -132,11 +132,11 @@ async def test_upload_publishes_subtitles_in_hls_and_dash(client, settings, clip
                                                                    "(5.000 s)"}]
     assert _stored(settings, asset_id) == before   # nothing of a refused file is stored
 
-    resp = await _post(client, asset_id, VTT, "language=ger", "text/vtt")
-    assert resp.status == 201, await resp.text()
-    assert (await resp.json())["language"] == "de"
-    resp = await _post(client, asset_id, SRT, "language=en&kind=caption", "application/x-subrip")
-    assert resp.status == 201, await resp.text()
+    # two languages at once: each upload adds its track under the asset's row lock, neither is lost
+    de, en = await asyncio.gather(_post(client, asset_id, VTT, "language=ger", "text/vtt"),
+                                  _post(client, asset_id, SRT, "language=en&kind=caption", "application/x-subrip"))
+    assert (de.status, en.status) == (201, 201), (await de.text(), await en.text())
+    assert (await de.json())["language"] == "de"
 
     def published() -> tuple[list, list]:
         tags = [t for t in media_tags(_object(settings, asset_id, "hls/master.m3u8").decode())
@@ -149,6 +149,8 @@ async def test_upload_publishes_subtitles_in_hls_and_dash(client, settings, clip
         while [len(x) for x in published()] != [2, 2]:
             await asyncio.sleep(0.2)
     tags, sets = published()
+    tags.sort(key=lambda t: t["LANGUAGE"])
+    sets.sort(key=lambda s: s.get("lang"))
     assert [(t["LANGUAGE"], t["NAME"], t["DEFAULT"], "transcribes-spoken-dialog" in t.get("CHARACTERISTICS", ""))
             for t in tags] == [("de", "Deutsch", "NO", False), ("en", "English (CC)", "NO", True)]
     master = _object(settings, asset_id, "hls/master.m3u8").decode()
@@ -167,7 +169,7 @@ async def test_upload_publishes_subtitles_in_hls_and_dash(client, settings, clip
     init_key = tpl.get("initialization").removeprefix("../")
     assert fmp4.read_init(_object(settings, asset_id, init_key)).sample_entry == "stpp"
     asset = await (await client.get(f"/api/v1/assets/{asset_id}", headers=ADMIN)).json()
-    assert [(c["language"], c["kind"]) for c in asset["captions"]] == [("de", "subtitle"), ("en", "caption")]
+    assert sorted((c["language"], c["kind"]) for c in asset["captions"]) == [("de", "subtitle"), ("en", "caption")]
     vtt = await client.get(asset["captions"][0]["url"].split(str(client.port), 1)[1])
     assert vtt.status == 200 and vtt.headers["Content-Type"].startswith("text/vtt")
 

@@ -238,6 +238,15 @@ async def relabel_tracks(conn: asyncpg.Connection, asset_id: str, *,
     return job_id
 
 
+async def put_caption_track(conn: asyncpg.Connection, asset_id: str, entry: dict[str, Any]) -> int:
+    """Add a caption track (replacing the one of the same language and kind) under the row lock, so concurrent
+    uploads of different languages both stay; then the manifests are rewritten (relabel_tracks)."""
+    outputs = await conn.fetchval("SELECT outputs FROM assets WHERE id = $1 FOR UPDATE", asset_id) or {}
+    same = (entry["language"], entry["kind"])
+    tracks = [c for c in outputs.get("captions") or [] if (c.get("language"), c.get("kind")) != same]
+    return await relabel_tracks(conn, asset_id, captions=[*tracks, entry])
+
+
 async def start_packaging(conn: asyncpg.Connection, asset_id: str, kind: str, payload: dict[str, Any]) -> int:
     """Queue a job that publishes the asset from media already in its prefix (a recorded live event: no
     transcode); its result reaches `catalog.transcoded` like a transcode's. Call inside a transaction."""

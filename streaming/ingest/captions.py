@@ -88,10 +88,8 @@ async def upload(request: web.Request) -> web.Response:
     objects, entry = await asyncio.to_thread(caption_tracks.build, cues, q.language, q.kind,
                                              float(outputs["segment_duration"]), asset.duration)
     await _store_all(store, catalog.media_prefix(asset_id), objects)
-    tracks = [c for c in outputs.get("captions") or [] if (c["language"], c["kind"]) != (q.language, q.kind)]
-    tracks.append({**entry, "format": fmt})
     async with pool.acquire() as conn, conn.transaction():
-        await catalog.relabel_tracks(conn, asset_id, captions=tracks)
+        await catalog.put_caption_track(conn, asset_id, {**entry, "format": fmt})
     await audit(request, "asset.captions", object_type="asset", object_id=asset_id,
                 detail={"language": q.language, "kind": q.kind, "cues": len(cues)})
     base = f"{base_url(request).rstrip('/')}/media/{asset_id}/"
