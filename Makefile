@@ -54,7 +54,7 @@ loadtest: $(VENV)/.stamp-bench
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# The embeddable player bundle (hls.js light + our script), rebuilt from the npm lockfile into
+# The embeddable player bundle (hls.js + our script), rebuilt from the npm lockfile into
 # syndication/embed/static/player/ with content-hashed names; the result is committed so `make run` needs no node.
 .PHONY: player
 player:

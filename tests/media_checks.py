@@ -24,14 +24,20 @@ MPD_NS = {"m": "urn:mpeg:dash:schema:mpd:2011"}
 
 
 def generate(path: Path, *, size: str, rate: str, video_s: float, audio_s: float | None,
-             extra: list[str] | None = None) -> Path:
-    """testsrc2 + sine; audio and video lengths set independently (real files rarely match exactly)."""
+             extra: list[str] | None = None, languages: tuple[str, ...] = ()) -> Path:
+    """testsrc2 + sine; audio and video lengths set independently (real files rarely match exactly).
+    `languages`: one sine track per entry (440 Hz, 880 Hz, ...), each tagged with that language ("" = untagged)."""
     argv = [ffmpeg_binary(None), "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r={rate}:d={video_s}"]
-    if audio_s:
-        argv += ["-f", "lavfi", "-i", f"sine=f=440:d={audio_s}:r=48000"]
+    tracks = languages or (("",) if audio_s else ())
+    for i, _ in enumerate(tracks):
+        argv += ["-f", "lavfi", "-i", f"sine=f={440 * (i + 1)}:d={audio_s}:r=48000"]
+    argv += ["-map", "0:v", *(a for i in range(len(tracks)) for a in ("-map", f"{i + 1}:a"))]
     argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-    if audio_s:
+    if tracks:
         argv += ["-c:a", "aac"]
+    for i, lang in enumerate(tracks):
+        if lang:
+            argv += [f"-metadata:s:a:{i}", f"language={lang}"]
     subprocess.run([*argv, *(extra or []), str(path)], check=True, timeout=120)
     return path
 

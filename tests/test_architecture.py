@@ -31,7 +31,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "onair.core": ("onair.core",),
     "transcode": ("onair.core", "transcode"),
     "streaming.catalog": ("onair.core", "streaming.catalog", "streaming.delivery.purge"),
-    "streaming.ingest": ("onair.core", "streaming.ingest", *CATALOG_API),
+    # caption uploads are checked and converted in the request (a bad file is a 400 with line numbers)
+    "streaming.ingest": ("onair.core", "streaming.ingest", "transcode.captions", "transcode.caption_tracks",
+                         *CATALOG_API),
     "streaming.delivery": ("onair.core", "streaming.delivery", *CATALOG_API),
     "streaming.interaction": ("onair.core", "streaming.interaction", *CATALOG_API),
     "streaming.live": ("onair.core", "streaming.live", "streaming.delivery", "transcode.ladder", "transcode.probe",

@@ -36,6 +36,8 @@ OUTPUTS = {
     "poster": "images/poster.jpg",
     "poster_size": {"width": 1024, "height": 576},   # the file's own size, not the top rung's
     "thumbnails": [{"width": 320, "height": 180, "key": "images/thumb-320.jpg"}],
+    "captions": [{"language": "de", "kind": "subtitle", "vtt": "captions/de-subtitle-0123456789/captions.vtt"},
+                 {"language": "en", "kind": "caption", "vtt": "captions/en-caption-abcdef0123/captions.vtt"}],
 }
 
 
@@ -115,6 +117,9 @@ async def test_mrss_has_every_media_field_feedparser_reads(app_client: TestClien
     assert item.find("pubDate").text == "Mon, 01 Jun 2026 11:00:00 GMT"  # the embargo end is its date
     restriction = item.find(f"{MRSS}restriction")
     assert restriction.get("type") == "country"
+    assert [(s.get("lang"), s.get("type"), s.get("href")) for s in item.iterfind(f"{MRSS}subTitle")] == [
+        ("de", "text/vtt", f"{BASE}/media/alpha/captions/de-subtitle-0123456789/captions.vtt"),
+        ("en", "text/vtt", f"{BASE}/media/alpha/captions/en-caption-abcdef0123/captions.vtt")]
 
 
 async def test_atom_and_json_feed_carry_the_same_items(app_client: TestClient, db: asyncpg.Pool) -> None:

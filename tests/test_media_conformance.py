@@ -7,9 +7,12 @@ segments (alignment must not accumulate)."""
 
 from __future__ import annotations
 
+import io
 import math
+import re
 from pathlib import Path
 
+import av
 import pytest
 from lxml import etree
 
@@ -175,3 +178,31 @@ def test_sd_rungs_signal_an_sd_level(site):
             assert rep.get("codecs") == f"avc1.{init[avcc + 1]:02x}{init[avcc + 2]:02x}{level_idc:02x}"
             if int(rep.get("height")) <= 576:
                 assert level_idc in (30, 31), (rep.get("height"), level_idc)
+
+
+def test_iframe_playlists_address_each_segments_key_frame(site):
+    master = (site / "hls/master.m3u8").read_text()
+    iframes = [dict(re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1]))
+               for line in master.splitlines() if line.startswith("#EXT-X-I-FRAME-STREAM-INF:")]
+    variants = master_variants(site / "hls/master.m3u8")
+    assert len(iframes) == len(variants) >= 1
+    for attrs, (variant, uri) in zip(iframes, variants, strict=True):
+        text = (site / "hls" / attrs["URI"].strip('"')).read_text()
+        assert "#EXT-X-I-FRAMES-ONLY" in text and attrs["RESOLUTION"] == variant["RESOLUTION"]
+        ranges = [int(n) for n, off in re.findall(r"#EXT-X-BYTERANGE:(\d+)@(\d+)", text) if off == "0"]
+        rung = media_playlist(site / "hls" / uri)
+        frames = media_playlist(site / "hls" / attrs["URI"].strip('"'))
+        assert [n for n, _ in frames.segments] == [n for n, _ in rung.segments] and len(ranges) == len(rung.segments)
+        init = (site / "hls" / rung.init).read_bytes()
+        peak = 0.0
+        for (name, dur), length in zip(rung.segments, ranges, strict=True):
+            whole = (site / "hls" / name).read_bytes()
+            with av.open(io.BytesIO(init + whole), format="mp4") as c:
+                first = next(p for p in c.demux(video=0) if p.size)
+                key_size = first.size
+            with av.open(io.BytesIO(init + whole[:length]), format="mp4") as c:
+                packets = [p for p in c.demux(video=0) if p.size]
+            # exactly the segment's key frame, whole
+            assert len(packets) == 1 and packets[0].is_keyframe and packets[0].size == key_size, name
+            peak = max(peak, length * 8 / dur)
+        assert int(attrs["BANDWIDTH"]) >= math.ceil(peak) - 1

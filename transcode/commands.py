@@ -83,7 +83,8 @@ def filter_graph(plan: Plan) -> str:
 
 
 def single_rung(plan: Plan, index: int, *, audio: bool) -> Plan:
-    return Plan(**{**plan.__dict__, "rungs": (plan.rungs[index],), "audio": plan.audio and audio})
+    return Plan(**{**plan.__dict__, "rungs": (plan.rungs[index],), "audio": plan.audio and audio,
+                    "audio_tracks": plan.audio_tracks[:1]})
 
 
 def encoder_options(plan: Plan) -> dict[str, Any]:
@@ -98,7 +99,27 @@ def encoder_options(plan: Plan) -> dict[str, Any]:
     if plan.audio:
         opts.update({"c:a": "aac", "b:a": plan.audio_bitrate, "ar": plan.audio_sample_rate,
                      "ac": plan.audio_channels})
+        for j, r in enumerate(plan.audio_tracks):  # surround renditions: their own codec, channels, bitrate
+            if r.codec != "aac":
+                opts.update({f"c:a:{j}": r.codec, f"ac:a:{j}": r.channels, f"b:a:{j}": r.bitrate})
     return opts
+
+
+def audio_inputs(src: Stream, plan: Plan) -> list[Stream]:
+    """Every source audio track the plan keeps, in plan order (they follow the rungs in the output)."""
+    if not plan.audio:
+        return []
+    return [src[f"a:{t.source_index}"] for t in plan.audio_tracks] or [src["a:0"]]
+
+
+def adaptation_sets(plan: Plan) -> str:
+    """The DASH muxer's grouping: all rungs in one video set, each audio track its own set (one per language,
+    as DVB-DASH players choose audio by adaptation set)."""
+    sets = ["id=0,streams=v"]
+    n = len(plan.rungs)
+    for j in range(len(audio_inputs(ffmpeg.input("-"), plan))):
+        sets.append(f"id={j + 1},streams={n + j}")
+    return " ".join(sets)
 
 
 def compile_argv(binary: str, *outputs: Any, progress: bool = False) -> list[str]:
@@ -115,8 +136,8 @@ def transcode_argv(binary: str, source: Path, out_dir: Path, plan: Plan,
     (POSTER_NAME in poster[3], numbered from 1; 0 is the primer) from the same frames."""
     src = ffmpeg.input(str(source))
     g = ladder_graph(src, plan, storyboard[0] if storyboard else None, poster[:3] if poster else None)
-    media = [*g.rungs, *([src["a:0"]] if plan.audio else [])]
-    adaptation = "id=0,streams=v" + (" id=1,streams=a" if plan.audio else "")
+    media = [*g.rungs, *audio_inputs(src, plan)]
+    adaptation = adaptation_sets(plan)
     outputs = [ffmpeg.output(
         *media, str(out_dir / MPD_NAME), format="dash", **encoder_options(plan), map_metadata=-1, map_chapters=-1,
         seg_duration=f"{plan.segment_seconds:.6f}", use_template=1, use_timeline=0, hls_playlist=1,

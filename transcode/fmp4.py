@@ -92,6 +92,7 @@ class Sample:
     cto: int
     flags: int
     payload: bytes = field(repr=False)
+    offset: int = 0          # where the payload starts in the segment it was read from (I-frame byte ranges)
 
 
 def read_samples(data: bytes, default_flags: int = 0) -> list[Sample]:
@@ -169,7 +170,7 @@ def _run_samples(data: bytes, trun: int, decode_time: int, defaults: tuple[int, 
         if tr_flags & 0x800:
             cto = struct.unpack_from(">i" if data[trun] == 1 else ">I", data, pos)[0]
             pos += 4
-        out.append(Sample(t, dur, cto, flags, data[cursor:cursor + size]))
+        out.append(Sample(t, dur, cto, flags, data[cursor:cursor + size], cursor))
         cursor += size
         t += dur
     return out
@@ -189,6 +190,9 @@ def _box(kind: bytes, *parts: bytes) -> bytes:
 
 def _full(kind: bytes, version: int, flags: int, *parts: bytes) -> bytes:
     return _box(kind, struct.pack(">I", (version << 24) | flags), *parts)
+
+
+box, full_box = _box, _full   # public names for writers of other tracks (transcode/stpp.py)
 
 
 def styp() -> bytes:

@@ -29,7 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from transcode.probe import Facts
+import langcodes
+
+from transcode.probe import AudioTrack, Facts
 
 
 class PlanError(ValueError):
@@ -81,6 +83,53 @@ class Rung:
 
 
 @dataclass(frozen=True)
+class AudioRendition:
+    source_index: int      # the source's a:N
+    language: str          # BCP 47, "und" when unknown
+    name: str              # what a player's menu shows
+    role: str              # a key of manifest_tracks.AUDIO_ROLES; one "main" per codec
+    channels: int          # output channels
+    codec: str = "aac"     # aac (stereo, every device) | eac3 (5.1, see SURROUND)
+    bitrate: int = 0       # 0: the ladder's audio bitrate
+
+
+def track_name(language: str, title: str = "") -> str:
+    """The container's title if it has one, else the language's own name ("Deutsch"), else "Audio"."""
+    if title:
+        return title
+    if language == "und":
+        return "Audio"
+    return langcodes.Language.get(language).autonym().capitalize()
+
+
+# Surround: a source track with 5.1 (or more) channels keeps a stereo AAC rendition, which every device plays,
+# and gains a 5.1 E-AC-3 rendition (Dolby Digital Plus, 384 kb/s): DVB/HbbTV TVs, Apple devices, Edge and
+# AV receivers (passed through over HDMI) decode it; Chrome and Firefox do not, and keep the stereo AAC.
+# E-AC-3 rather than AAC 5.1 because TV decoders and receivers handle it natively, where AAC 5.1 is often
+# downmixed or refused by HbbTV terminals.
+SURROUND = ("eac3", 6, 384_000)
+
+
+def audio_renditions(tracks: tuple[AudioTrack, ...], channels: int) -> tuple[AudioRendition, ...]:
+    """Every source audio track, in source order; the first is main, the others alternates; 5.1 tracks add
+    an E-AC-3 rendition after the stereo ones (same language and role). Names made unique (two unlabelled
+    English tracks become "English" and "English 2"): HLS requires distinct NAMEs."""
+    out: list[AudioRendition] = []
+    seen: dict[str, int] = {}
+    for i, t in enumerate(tracks):
+        name = track_name(t.language, t.title)
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name} {seen[name]}"
+        out.append(AudioRendition(t.index, t.language, name, "main" if i == 0 else "alternate",
+                                  channels))  # stereo renditions at the ladder's channel count
+    codec, surround, bitrate = SURROUND
+    out += [AudioRendition(r.source_index, r.language, f"{r.name} 5.1", r.role, surround, codec, bitrate)
+            for r, t in zip(list(out), tracks, strict=True) if t.channels >= surround]
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Plan:
     rungs: tuple[Rung, ...]
     fps: Fraction              # constant output frame rate (VFR sources are made CFR)
@@ -96,6 +145,7 @@ class Plan:
     duration: float
     extra: dict = field(default_factory=dict)
     source_matrix: str = "bt709"   # YCbCr matrix the source is decoded with (converted to BT.709 for output)
+    audio_tracks: tuple[AudioRendition, ...] = ()   # one per source audio track, in output order
 
 
 # (level, max macroblocks per frame, max macroblocks per second), ITU-T H.264 Table A-1; from 3.0 up because
@@ -180,6 +230,9 @@ def plan(facts: Facts, config: LadderConfig = LadderConfig()) -> Plan:
         rungs.append(Rung(f"{min(w, h)}p", w, h, bitrate, int(bitrate * 1.5), bitrate * 2, "main",
                           level_for(w, h, fps, config.level)))
     gop, seg = gop_for(fps, config.segment_target)
+    sources = facts.audio_tracks or ((AudioTrack(0, "und", facts.audio_channels, facts.audio_codec or ""),)
+                                     if facts.has_audio else ())
     return Plan(tuple(rungs), fps, gop, seg, facts.interlaced, facts.has_audio, config.audio_bitrate,
                 config.audio_sample_rate, config.audio_channels, config.preset, config.max_b_frames,
-                facts.duration, source_matrix=facts.assumed_matrix)
+                facts.duration, source_matrix=facts.assumed_matrix,
+                audio_tracks=audio_renditions(sources, config.audio_channels))

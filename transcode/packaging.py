@@ -16,7 +16,8 @@ from typing import Any
 from lxml import etree
 
 from transcode import fmp4
-from transcode.ladder import Plan
+from transcode.ladder import AudioRendition, Plan
+from transcode.manifest_tracks import audio_media_lines, audio_playlist_key, label_audio_set, set_role
 
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 PROFILES = "urn:dvb:dash:profile:dvb-dash:2014,urn:hbbtv:dash:profile:isoff-live:2012"
@@ -34,6 +35,7 @@ class Segment:
     start: float          # presentation time of its first sample, seconds (>= 0)
     duration: float       # seconds, from the boxes
     size: int             # bytes
+    iframe_bytes: int = 0  # video: bytes from the segment's start to the end of its first (key) frame
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,13 @@ def _video_track(out_dir: Path, rep: etree._Element) -> Track:
     init_path, info = _init(out_dir, rid)
     segments = []
     for path in _segment_files(out_dir, rid):
-        data = path.read_bytes()
-        a, b = _span(info, fmp4.read_samples(data))
-        relabelled = fmp4.relabel_segment(data)
+        relabelled = fmp4.relabel_segment(path.read_bytes())
+        samples = fmp4.read_samples(relabelled)
+        a, b = _span(info, samples)
         path.write_bytes(relabelled)
-        segments.append(Segment(path.name, a / info.timescale, (b - a) / info.timescale, len(relabelled)))
+        key = samples[0]  # closed GOPs, one per segment: every segment starts with its key frame
+        segments.append(Segment(path.name, a / info.timescale, (b - a) / info.timescale, len(relabelled),
+                                key.offset + len(key.payload)))
     return Track(rid, "video", rep.get("codecs", ""), init_path.name, segments, int(rep.get("width", 0)),
                  int(rep.get("height", 0)), int(rep.get("bandwidth", 0)))
 
@@ -154,19 +158,6 @@ def _ceil_us(seconds: float) -> float:
     return math.ceil(round(seconds * 1e6, 3)) / 1e6
 
 
-def _role(aset: etree._Element, value: str) -> None:
-    """DVB-DASH: every adaptation set names its role (main for the one video and the main audio); the Role
-    element goes after the RepresentationBase descriptors and before Representation (schema order)."""
-    role = etree.Element(f"{{{MPD_NS}}}Role", schemeIdUri="urn:mpeg:dash:role:2011", value=value)
-    later = {f"{{{MPD_NS}}}{t}" for t in ("Rating", "Viewpoint", "ContentComponent", "BaseURL", "SegmentBase",
-                                            "SegmentList", "SegmentTemplate", "Representation")}
-    for i, child in enumerate(aset):
-        if child.tag in later:
-            aset.insert(i, role)
-            return
-    aset.append(role)
-
-
 def _measured(root: etree._Element, tracks: list[Track], segment_seconds: float | None) -> None:
     by_id = {t.rep_id: t for t in tracks}
     for rep in root.iter(f"{{{MPD_NS}}}Representation"):
@@ -182,7 +173,8 @@ def _measured(root: etree._Element, tracks: list[Track], segment_seconds: float 
     root.set("maxSegmentDuration", _xs_duration(_ceil_us(longest)))
 
 
-def rewrite_mpd(raw: bytes, tracks: list[Track] | None = None, segment_seconds: float | None = None) -> bytes:
+def rewrite_mpd(raw: bytes, tracks: list[Track] | None = None, segment_seconds: float | None = None,
+                audio: tuple[AudioRendition, ...] = ()) -> bytes:
     """ffmpeg's MPD made true: durations and bandwidths from the real segments, roles, and no
     bitstreamSwitching claim: each representation has its own SPS/PPS in its own `avc1` init segment, so a
     decoder must be re-initialised on a switch (in-band `avc3` parameter sets would make the claim true, at the
@@ -194,11 +186,22 @@ def rewrite_mpd(raw: bytes, tracks: list[Track] | None = None, segment_seconds: 
             if len(el) == 0 and not (el.text or "").strip():
                 root.remove(el)
     root.set("profiles", PROFILES)
+    renditions = iter(audio)
     for aset in root.iter(f"{{{MPD_NS}}}AdaptationSet"):
         aset.attrib.pop("bitstreamSwitching", None)
-        if aset.get("contentType") == "audio" and not aset.get("lang"):
-            aset.set("lang", "und")  # DVB-DASH players pick audio by language
-        _role(aset, "main")
+        if aset.get("contentType") != "audio":
+            set_role(aset, "main")
+            continue
+        # DVB-DASH players pick audio by @lang and Role; the muxer's sets follow the plan's track order
+        rendition = next(renditions, None)
+        label_audio_set(aset, rendition.language if rendition else (aset.get("lang") or "und"),
+                        rendition.role if rendition else "main")
+    for acc in root.iter(f"{{{MPD_NS}}}AudioChannelConfiguration"):
+        rep = acc.getparent()
+        if rep.get("codecs", "").startswith("ec-3") and acc.get("value") == "6":
+            # DVB-DASH 6.3: E-AC-3 signals its channels in Dolby's scheme, as a channel mask (5.1: L C R Ls Rs LFE)
+            acc.set("schemeIdUri", "tag:dolby.com,2014:dash:audio_channel_configuration:2011")
+            acc.set("value", "F801")
     if tracks:
         _measured(root, tracks, segment_seconds)
     base = etree.Element(f"{{{MPD_NS}}}BaseURL")
@@ -221,6 +224,54 @@ def _media_playlist(track: Track) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _variants(name: str, t: Track, rate: tuple[int, int], fps: float, audio: list[dict[str, Any]]) -> list[str]:
+    """The rung's EXT-X-STREAM-INF, once per audio group (stereo AAC; E-AC-3 5.1 when there is surround), so a
+    player picks the variant whose CODECS it decodes. RFC 8216 4.3.4.2: BANDWIDTH covers the variant with
+    whichever rendition of its group plays."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for a in audio:
+        groups.setdefault(a.get("group", "aac"), []).append(a)
+    out = []
+    for group, members in (groups or {"": []}).items():
+        codecs = ",".join(dict.fromkeys([t.codecs, *(a["codecs"] for a in members)]))
+        peak = rate[0] + max((a["peak_bitrate"] for a in members), default=0)
+        avg = rate[1] + max((a["bitrate"] for a in members), default=0)
+        attrs = (f'BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS="{codecs}",RESOLUTION={t.width}x{t.height},'
+                 f'FRAME-RATE={fps:.3f}' + (f',AUDIO="{group}"' if group else ""))
+        out += [f"#EXT-X-STREAM-INF:{attrs}", f"{name}.m3u8"]
+    return out
+
+
+def _iframe_playlist(track: Track) -> tuple[str, int, int]:
+    """RFC 8216 EXT-X-I-FRAMES-ONLY playlist of a rung (trick play, scrubbing previews): each segment's key
+    frame as a byte range from the segment's start (styp, sidx, moof, mdat header, the frame). Returns
+    (playlist, peak, average) bits per second, the byte ranges over their EXTINF durations."""
+    target = max(round(s.duration) for s in track.segments)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:1",
+             "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-I-FRAMES-ONLY", f'#EXT-X-MAP:URI="../{SEGMENTS_DIR}/{track.init}"']
+    for s in track.segments:
+        lines += [f"#EXTINF:{s.duration:.6f},", f"#EXT-X-BYTERANGE:{s.iframe_bytes}@0", f"../{SEGMENTS_DIR}/{s.name}"]
+    lines.append("#EXT-X-ENDLIST")
+    timed = [s for s in track.segments if s.duration > 0]
+    peak = max(math.ceil(s.iframe_bytes * 8 / s.duration) for s in timed)
+    avg = math.ceil(sum(s.iframe_bytes for s in timed) * 8 / sum(s.duration for s in timed))
+    return "\n".join(lines) + "\n", peak, avg
+
+
+def _iframe_playlists(videos: list[Track], plan: Plan, objects: dict[str, Path | bytes],
+                      order: list[str]) -> list[str]:
+    """One I-frame playlist per rung (added to objects/order); returns the master's EXT-X-I-FRAME-STREAM-INF."""
+    lines = []
+    for rung, t in zip(plan.rungs, videos, strict=True):
+        text, peak, avg = _iframe_playlist(t)
+        key = f"hls/{rung.name}-iframes.m3u8"
+        objects[key] = text.encode()
+        order.append(key)
+        lines.append(f'#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS="{t.codecs}",'
+                     f'RESOLUTION={t.width}x{t.height},URI="{rung.name}-iframes.m3u8"')
+    return lines
+
+
 def rates(track: Track) -> tuple[int, int]:
     """(peak, average) bits per second, rounded up. Peak as RFC 8216 defines it: the largest segment bit rate
     over every segment, short last ones included."""
@@ -228,6 +279,26 @@ def rates(track: Track) -> tuple[int, int]:
     total = sum(s.duration for s in track.segments)
     avg = math.ceil(sum(s.size for s in track.segments) * 8 / total)
     return max(peak, avg), avg
+
+
+def _default_audio(plan: Plan) -> tuple[AudioRendition, ...]:
+    return (AudioRendition(0, "und", "Audio", "main", plan.audio_channels),) if plan.audio else ()
+
+
+def _audio_playlists(audios: list[Track], plan: Plan, objects: dict[str, Path | bytes],
+                     order: list[str]) -> list[dict[str, Any]]:
+    """One media playlist per audio track (added to objects/order); returns the outputs' `audio_tracks`."""
+    out = []
+    for j, (t, r) in enumerate(zip(audios, plan.audio_tracks or _default_audio(plan), strict=True)):
+        peak, avg = rates(t)
+        key = audio_playlist_key(j)
+        objects[key] = _media_playlist(t).encode()
+        order.append(key)
+        out.append({"rep_id": t.rep_id, "language": r.language, "name": r.name, "role": r.role,
+                    "channels": r.channels, "codecs": t.codecs, "bitrate": avg, "peak_bitrate": peak,
+                    "sample_rate": plan.audio_sample_rate, "playlist": key, "source_index": r.source_index,
+                    "group": "aac" if r.codec == "aac" else "ec3"})
+    return out
 
 
 def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[str], dict[str, Any]]:
@@ -243,9 +314,10 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
         tracks = read_tracks(out_dir, etree.fromstring(raw))
     except fmp4.BoxError as exc:
         raise PackagingError(f"unreadable segment: {exc}") from None
-    mpd_bytes = rewrite_mpd(raw, tracks, plan.segment_seconds)
+    mpd_bytes = rewrite_mpd(raw, tracks, plan.segment_seconds, plan.audio_tracks)
     videos = [t for t in tracks if t.kind == "video"]
-    audio = next((t for t in tracks if t.kind == "audio"), None)
+    audios = [t for t in tracks if t.kind == "audio"]
+    audio = audios[0] if audios else None
     objects: dict[str, Path | bytes] = {}
     order: list[str] = []
     for t in tracks:
@@ -254,14 +326,8 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
             objects[key] = out_dir / name
             order.append(key)
     master = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    audio_peak = audio_avg = 0
-    if audio:
-        audio_peak, audio_avg = rates(audio)
-        key = "hls/audio.m3u8"
-        objects[key] = _media_playlist(audio).encode()
-        order.append(key)
-        master.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="Main",LANGUAGE="und",DEFAULT=YES,'
-                      f'AUTOSELECT=YES,CHANNELS="{plan.audio_channels}",URI="audio.m3u8"')
+    audio_out = _audio_playlists(audios, plan, objects, order)
+    master += audio_media_lines(audio_out)
     video_out = []
     fps = float(plan.fps)
     for rung, t in zip(plan.rungs, videos, strict=True):
@@ -269,21 +335,20 @@ def package(out_dir: Path, plan: Plan) -> tuple[dict[str, Path | bytes], list[st
         key = f"hls/{rung.name}.m3u8"
         objects[key] = _media_playlist(t).encode()
         order.append(key)
-        codecs = t.codecs + (f",{audio.codecs}" if audio else "")
-        attrs = (f"BANDWIDTH={peak + audio_peak},AVERAGE-BANDWIDTH={avg + audio_avg},CODECS=\"{codecs}\","
-                 f"RESOLUTION={t.width}x{t.height},FRAME-RATE={fps:.3f}" + (',AUDIO="aac"' if audio else ""))
-        master += [f"#EXT-X-STREAM-INF:{attrs}", f"{rung.name}.m3u8"]
+        master += _variants(rung.name, t, (peak, avg), fps, audio_out)
         video_out.append({"name": rung.name, "width": t.width, "height": t.height, "bitrate": avg,
                           "peak_bitrate": peak, "codecs": t.codecs, "frame_rate": round(fps, 3),
                           "profile": rung.profile, "level": rung.level,
                           "playlist": key, "init": f"{SEGMENTS_DIR}/{t.init}"})
+    master += _iframe_playlists(videos, plan, objects, order)
     objects["dash/manifest.mpd"] = mpd_bytes
     objects["hls/master.m3u8"] = ("\n".join(master) + "\n").encode()
     order += ["dash/manifest.mpd", "hls/master.m3u8"]
     outputs: dict[str, Any] = {
         "hls": "hls/master.m3u8", "dash": "dash/manifest.mpd", "video": video_out,
-        "audio": ({"codecs": audio.codecs, "bitrate": audio_avg, "channels": plan.audio_channels,
+        "audio": ({"codecs": audio.codecs, "bitrate": audio_out[0]["bitrate"], "channels": plan.audio_channels,
                    "sample_rate": plan.audio_sample_rate} if audio else None),
+        "audio_tracks": audio_out,
         "segment_duration": round(plan.segment_seconds, 6),
     }
     return objects, order, outputs

@@ -9,9 +9,30 @@ from pathlib import Path
 from typing import Any
 
 import av
+import langcodes
 
 # AVColorSpace values (libavutil/pixfmt.h) to swscale's matrix names.
 MATRICES = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """One audio stream of the source, in container order."""
+
+    index: int               # among the source's audio streams (ffmpeg's a:N)
+    language: str            # BCP 47 (RFC 5646) shortest form of the container's ISO 639 tag; "und" if unknown
+    channels: int
+    codec: str
+    title: str = ""          # the container's track title, if any
+
+
+def language_tag(raw: str | None) -> str:
+    """ISO 639-2/B or /T (MP4, Matroska, TS) or 639-1 to the shortest BCP 47 tag HLS and DASH expect
+    ("ger" and "deu" become "de"); "und" when absent or not a language code."""
+    value = (raw or "").strip()
+    if not value or not langcodes.tag_is_valid(value):
+        return "und"
+    return langcodes.standardize_tag(value)
 
 
 class ProbeError(ValueError):
@@ -39,6 +60,7 @@ class Facts:
     format: str
     size_bytes: int
     color_matrix: str = ""   # bt709 | bt601 | bt2020 as tagged; "" when the source does not say
+    audio_tracks: tuple[AudioTrack, ...] = ()   # every audio stream (audio_codec/channels describe the first)
 
     @property
     def assumed_matrix(self) -> str:
@@ -62,7 +84,8 @@ class Facts:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Facts:
-        return cls(**data)
+        tracks = tuple(AudioTrack(**t) for t in data.get("audio_tracks") or ())
+        return cls(**{**data, "audio_tracks": tracks})
 
 
 def _first_frames(container: Any, stream: Any, limit: int = 5) -> tuple[int, bool]:
@@ -120,6 +143,7 @@ def probe(path: Path) -> Facts:
     with container:
         video = next((s for s in container.streams.video if s.codec_context is not None), None)
         audio = next(iter(container.streams.audio), None)
+        tracks = _audio_tracks(container)
         if video is None and audio is None:
             raise ProbeError("the file contains no audio or video stream")
         duration = _duration(container, video or audio)
@@ -127,7 +151,7 @@ def probe(path: Path) -> Facts:
                        audio.codec_context.sample_rate or 0) if audio else (None, 0, 0)
         if video is None:
             return Facts(duration, 0, 0, 0, 0, 0.0, False, None, None, 0, "1:1", False, 0, *audio_facts,
-                         container.format.name, size)
+                         container.format.name, size, audio_tracks=tracks)
         cc = video.codec_context
         width, height = cc.width or 0, cc.height or 0
         if not width or not height:
@@ -145,7 +169,14 @@ def probe(path: Path) -> Facts:
             dw, dh = dh, dw
         return Facts(duration, width, height, dw, dh, fps, vfr, cc.name, cc.format.name if cc.format else None,
                      rotation, f"{sar.numerator}:{sar.denominator}", interlaced, video.frames or 0, *audio_facts,
-                     container.format.name, size, MATRICES.get(int(cc.colorspace or 2), ""))
+                     container.format.name, size, MATRICES.get(int(cc.colorspace or 2), ""), tracks)
+
+
+def _audio_tracks(container: Any) -> tuple[AudioTrack, ...]:
+    return tuple(
+        AudioTrack(i, language_tag(s.metadata.get("language")), s.codec_context.channels or 0,
+                   s.codec_context.name or "", (s.metadata.get("title") or "")[:100])
+        for i, s in enumerate(container.streams.audio))
 
 
 def _duration(container: Any, stream: Any) -> float:

@@ -18,7 +18,7 @@ from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError, TransientJobError
 from onair.core.metrics import METRICS
 from onair.core.settings import Settings
-from transcode import commands, images, packaging, verify
+from transcode import commands, images, loudness, manifest_tracks, packaging, verify
 from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
@@ -131,6 +131,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
     await asyncio.to_thread(shutil.rmtree, scratch, True)  # what a killed earlier attempt left behind
     scratch.mkdir(parents=True)
     published = False
+    measuring: asyncio.Task | None = None
     try:
         await ctx.report({"stage": "probing", "percent": 0.0}, force=True)
         source = await _source(ctx, source_key, scratch)
@@ -150,6 +151,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         poster_frames = tuple(sorted({int(t * float(the_plan.fps)) for t in images.poster_times(facts.duration)}))
         poster = (poster_frames, *images.fit_within(facts.display_width, facts.display_height, 1280, 720), scratch)
         argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster)
+        measuring = asyncio.create_task(_loudness(ffmpeg, source, the_plan, facts.duration))
         await _encode(ctx, argv, facts.duration, scratch)
         await ctx.report({"stage": "packaging", "percent": TRANSCODE_SPAN[1]}, force=True)
         objects, order, outputs = _package(out, the_plan, scratch, settings)
@@ -164,6 +166,8 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         published = True
         await _publish(store, prefix, objects, order, first_manifest + len(image_objects))
         outputs.update(image_doc)
+        for track, measured in zip(outputs["audio_tracks"], await measuring, strict=False):
+            track["loudness"] = measured
         await ctx.report({"stage": "packaging", "percent": 100.0}, force=True)
         return {"facts": facts.to_json(), "outputs": outputs, "duration": facts.duration}
     except PermanentJobError:
@@ -171,7 +175,20 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
             await store.delete_prefix(prefix)
         raise
     finally:
+        if measuring is not None and not measuring.done():
+            measuring.cancel()
         await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+
+async def _loudness(binary: str, source: Path, the_plan: Plan, duration: float) -> list[dict[str, Any] | None]:
+    """EBU R128 figures per output audio track, beside the encode; a failed measurement costs the figures
+    (None), never the asset."""
+    tracks = [t.source_index for t in the_plan.audio_tracks] if the_plan.audio else []
+    try:
+        return await loudness.measure(binary, str(source), tracks, timeout_for(duration))
+    except (FFmpegError, TimeoutError, OSError) as exc:
+        log.warning("loudness measurement failed: %s", exc)
+        return [None] * len(tracks)
 
 
 async def _encode(ctx: JobContext, argv: list[str], duration: float, scratch: Path) -> None:
@@ -211,4 +228,19 @@ def _package(out: Path, the_plan: Plan, scratch: Path, settings: Settings
         raise PermanentJobError(f"packaging failed: {exc}") from None
 
 
-HANDLERS: dict[str, Handler] = {KIND: transcode_asset}
+async def relabel(ctx: JobContext) -> dict[str, Any]:
+    """`transcode.relabel` payload: {"prefix", "audio_tracks", "captions"} (the outputs document's lists, as
+    editors corrected and added them). Rewrites the audio labels and caption tracks of the published MPD and
+    HLS master; segments are untouched (caption files are stored before the job is queued). The MPD goes
+    first: both are whole-object writes, so a player sees the old or the new labels, never a mix in one."""
+    store, prefix, tracks = ctx.resources.store, ctx.payload["prefix"], ctx.payload["audio_tracks"]
+    captions = ctx.payload.get("captions") or []
+    mpd = await store.get_bytes(prefix + "dash/manifest.mpd")
+    await store.put_bytes(prefix + "dash/manifest.mpd", manifest_tracks.relabel_mpd(mpd, tracks, captions))
+    master = (await store.get_bytes(prefix + "hls/master.m3u8")).decode()
+    await store.put_bytes(prefix + "hls/master.m3u8",
+                          manifest_tracks.relabel_master(master, tracks, captions).encode())
+    return {"audio_tracks": tracks, "captions": [c["language"] + "-" + c["kind"] for c in captions]}
+
+
+HANDLERS: dict[str, Handler] = {KIND: transcode_asset, job_kinds.TRANSCODE_RELABEL: relabel}

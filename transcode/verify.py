@@ -140,7 +140,7 @@ def verify(objects: Mapping[str, Path | bytes], planned_seconds: float, fps: flo
     tracks = []
     for key in sorted(objects):
         if key.startswith("hls/") and key.endswith(".m3u8") and key != "hls/master.m3u8":
-            tracks.append(check_track(objects, key, planned_seconds, None if key == "hls/audio.m3u8" else fps))
+            tracks.append(check_track(objects, key, planned_seconds, None if key.startswith("hls/audio") else fps))
     if not tracks:
         raise OutputInvalid("no media playlists were produced")
     return tracks

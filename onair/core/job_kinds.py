@@ -12,3 +12,5 @@ TRANSCODE_LIVE = "transcode.live"          # transcode/live.py: one live encoder
 TRANSCODE_LIVE_VOD = "transcode.live_vod"  # transcode/live.py: VOD playlists for a recorded event (no encode)
 LIVE_ENCODER_DONE = "live.encoder_done"    # streaming/live/events.py: on_done of transcode.live
 LIVE_END_IF_IDLE = "live.end_if_idle"      # streaming/live/events.py: the reconnect window ran out
+TRANSCODE_RELABEL = "transcode.relabel"    # transcode/tasks.py: rewrite the audio labels of published manifests
+CATALOG_RELABELLED = "catalog.relabelled"  # streaming/catalog/tasks.py: on_done of a relabel, purges the CDN

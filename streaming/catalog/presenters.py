@@ -16,6 +16,8 @@ def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
         "show": asset.show, "status": asset.status, "progress": round(asset.progress, 1), "error": asset.error,
         "facts": asset.facts, "duration": asset.duration,
         "renditions": outputs.get("video", []), "audio": outputs.get("audio"),
+        "audio_tracks": outputs.get("audio_tracks", []),
+        "captions": [_caption(c, f"{base}/media/{asset.id}/") for c in outputs.get("captions") or []],
         "images": {k: outputs.get(k) for k in ("poster", "thumbnails", "storyboard")} if outputs else None,
         "playback": {"hls": f"{base}/media/{asset.id}/hls/master.m3u8",
                      "dash": f"{base}/media/{asset.id}/dash/manifest.mpd",
@@ -28,6 +30,13 @@ def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
         "embed_origins": list(asset.embed_origins),
         "created_at": _iso(asset.created_at), "updated_at": _iso(asset.updated_at), "ready_at": _iso(asset.ready_at),
     }
+
+
+def _caption(c: dict[str, Any], media: str) -> dict[str, Any]:
+    """Uploaded tracks (language/kind/vtt/ebu_tt_d) and the older sidecar-only shape (lang/key)."""
+    vtt, ttml = c.get("vtt") or c.get("key"), c.get("ebu_tt_d")
+    return {"language": c.get("language") or c.get("lang") or "und", "kind": c.get("kind") or "subtitle",
+            "cues": c.get("cues"), "url": media + vtt if vtt else None, "ebu_tt_d": media + ttml if ttml else None}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -226,6 +226,35 @@ async def update_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, cha
     return True
 
 
+async def relabel_tracks(conn: asyncpg.Connection, asset_id: str, *,
+                         audio_tracks: list[dict[str, Any]] | None = None,
+                         captions: list[dict[str, Any]] | None = None) -> int:
+    """Record an asset's corrected audio tracks and/or caption list (None: unchanged) and queue the rewrite of
+    its published manifests from the whole, current lists. Call inside a transaction: the row is locked, so
+    concurrent edits queue jobs in the order their lists were written."""
+    outputs = await conn.fetchval("SELECT outputs FROM assets WHERE id = $1 FOR UPDATE", asset_id) or {}
+    if audio_tracks is not None:
+        outputs["audio_tracks"] = audio_tracks
+    if captions is not None:
+        outputs["captions"] = captions
+    job_id = await enqueue(conn, job_kinds.TRANSCODE_RELABEL, {
+        "asset_id": asset_id, "prefix": media_prefix(asset_id), "audio_tracks": outputs.get("audio_tracks") or [],
+        "captions": outputs.get("captions") or []}, priority=50, on_done=job_kinds.CATALOG_RELABELLED)
+    await conn.execute("UPDATE assets SET outputs = $2::jsonb, updated_at = now() WHERE id = $1", asset_id, outputs)
+    changed = [k for k, v in (("audio_tracks", audio_tracks), ("captions", captions)) if v is not None]
+    await events.publish(conn, "asset.updated", {"asset_id": asset_id, "changed": changed})
+    return job_id
+
+
+async def put_caption_track(conn: asyncpg.Connection, asset_id: str, entry: dict[str, Any]) -> int:
+    """Add a caption track (replacing the one of the same language and kind) under the row lock, so concurrent
+    uploads of different languages both stay; then the manifests are rewritten (relabel_tracks)."""
+    outputs = await conn.fetchval("SELECT outputs FROM assets WHERE id = $1 FOR UPDATE", asset_id) or {}
+    same = (entry["language"], entry["kind"])
+    tracks = [c for c in outputs.get("captions") or [] if (c.get("language"), c.get("kind")) != same]
+    return await relabel_tracks(conn, asset_id, captions=[*tracks, entry])
+
+
 async def start_packaging(conn: asyncpg.Connection, asset_id: str, kind: str, payload: dict[str, Any]) -> int:
     """Queue a job that publishes the asset from media already in its prefix (a recorded live event: no
     transcode); its result reaches `catalog.transcoded` like a transcode's. Call inside a transaction."""

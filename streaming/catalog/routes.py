@@ -16,6 +16,7 @@ from onair.core.errors import BadRequest, NotFound, parse_query, read_json
 from onair.core.storage import STORE
 from onair.core.web import base_url
 from streaming import catalog
+from streaming.catalog.audio import AudioTrackEdit, corrected
 from streaming.catalog.rights import CountryCode
 from streaming.delivery import purge
 
@@ -35,6 +36,7 @@ class AssetPatch(BaseModel):
     copyright: Annotated[str, Field(max_length=500)] | None = None
     rating: Annotated[str, Field(max_length=50)] | None = None
     embed_origins: list[Annotated[str, Field(max_length=300)]] | None = None
+    audio_tracks: list[AudioTrackEdit] | None = None   # corrections of published tracks (language, role, name)
 
     @field_validator("geo_allow", "geo_deny")
     @classmethod
@@ -109,7 +111,16 @@ async def patch(request: web.Request) -> web.Response:
     end = changes.get("available_until", current.rights.available_until)
     if start and end and end <= start:
         raise BadRequest("available_until must be after available_from", code="invalid-body")
-    await catalog.update_asset(pool, asset_id, changes)
+    tracks = None
+    if body.audio_tracks is not None:
+        if not current.ready:
+            raise BadRequest("audio_tracks: the asset has no published media yet", code="invalid-body")
+        tracks = corrected((current.outputs or {}).get("audio_tracks") or [], body.audio_tracks)
+    async with pool.acquire() as conn, conn.transaction():
+        await catalog.update_asset(conn, asset_id, changes)
+        if tracks is not None:
+            # the manifests follow in a job; the CDN is purged after it
+            await catalog.relabel_tracks(conn, asset_id, audio_tracks=tracks)
     await audit(request, "asset.update", object_type="asset", object_id=asset_id,
                 detail={"fields": sorted(changes)})  # visibility, rights windows, geo, metadata
     if PURGING_FIELDS & changes.keys():  # what the origin and feeds answer has changed: drop CDN copies

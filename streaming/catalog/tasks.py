@@ -36,6 +36,8 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
                                                        "duration": result.get("duration")})
             if asset.outputs is not None:  # a re-transcode replaced published manifests: drop CDN copies
                 await purge.purge(conn, asset_id, "re-transcoded")
+                if asset.outputs.get("captions"):  # uploaded captions outlive a re-transcode: back in the manifests
+                    await catalog.relabel_tracks(conn, asset_id, captions=asset.outputs["captions"])
         return {"asset_id": asset_id, "status": "ready"}
     reason = done.get("error") or f"transcode {done['status']}"
     # Nothing half-published: a failed asset keeps no media objects. They go before the status changes, so
@@ -60,5 +62,26 @@ async def transcode_progress(conn: asyncpg.Connection, job: Job, progress: Mappi
                                       percent if isinstance(percent, (int, float)) else None, progress.get("facts"))
 
 
-HANDLERS: dict[str, Handler] = {job_kinds.CATALOG_TRANSCODED: transcoded}
+async def relabelled(ctx: JobContext) -> dict[str, Any]:
+    """on_done of `transcode.relabel`: drop CDN copies of the old manifests. Relabel jobs of one asset may
+    finish out of order; if the tracks written are not the asset's latest, queue the latest again."""
+    res, done = ctx.resources, ctx.payload
+    asset_id = done["payload"]["asset_id"]
+    asset = await catalog.get_asset(res.pool, asset_id)
+    if asset is None or not asset.ready:
+        return {"skipped": "asset gone or not ready"}
+    outputs = asset.outputs or {}
+    wrote = (done["payload"]["audio_tracks"], done["payload"].get("captions") or [])
+    if wrote != (outputs.get("audio_tracks") or [], outputs.get("captions") or []):
+        async with res.pool.acquire() as conn, conn.transaction():
+            await catalog.relabel_tracks(conn, asset_id)
+        return {"asset_id": asset_id, "requeued": True}
+    if done["status"] != "done":  # the manifests keep their old labels; the editor sees the job's error
+        log.warning("relabelling asset %s failed: %s", asset_id, done.get("error"))
+        return {"asset_id": asset_id, "status": done["status"]}
+    await purge.purge(res.settings, res.signing_key, asset_id, "relabelled")
+    return {"asset_id": asset_id, "purged": True}
+
+
+HANDLERS: dict[str, Handler] = {job_kinds.CATALOG_TRANSCODED: transcoded, job_kinds.CATALOG_RELABELLED: relabelled}
 PROGRESS_HOOKS: dict[str, ProgressHook] = {job_kinds.TRANSCODE_ASSET: transcode_progress}

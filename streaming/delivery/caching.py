@@ -38,6 +38,7 @@ CONTENT_TYPES = {
     ".ts": "video/mp2t",
     ".aac": "audio/aac",
     ".vtt": "text/vtt; charset=utf-8",
+    ".ttml": "application/ttml+xml",
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
     ".png": "image/png",

@@ -13,6 +13,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+import langcodes
+
 from onair.core.web import cap_ttl
 from streaming.catalog import Asset
 from streaming.catalog.rights import Availability, availability
@@ -110,6 +112,16 @@ def aspect(asset: Asset) -> tuple[int, int]:
     return 1280, 720
 
 
+def _caption(base: str, c: dict[str, Any]) -> dict[str, str]:
+    """A <track> of the page from an outputs caption entry (uploaded: language/kind/vtt; older: lang/label/key)."""
+    lang = str(c.get("language") or c.get("lang") or "und")
+    label = c.get("label") or (langcodes.Language.get(lang).autonym().capitalize() if lang != "und" else "Subtitles")
+    caption = c.get("kind") == "caption"   # for the deaf and hard of hearing: sounds described too
+    return {"src": base + str(c.get("vtt") or c.get("key")), "lang": lang,
+            "kind": "captions" if caption else "subtitles",
+            "label": f"{label} (CC)" if caption and not c.get("label") else str(label)}
+
+
 def player_page(asset: Asset | None, asset_id: str, now: datetime, options: PlayerOptions, *,
                 signing_key: bytes, token_seconds: int, country: str | None = None) -> PlayerPage:
     if asset is None:
@@ -146,9 +158,7 @@ def player_page(asset: Asset | None, asset_id: str, now: datetime, options: Play
         base = f"/media/{asset.id}/"
     poster = base + outputs["poster"] if outputs.get("poster") else None
     storyboard = (outputs.get("storyboard") or {}).get("vtt")
-    captions = [{"src": base + c["key"], "lang": str(c.get("lang") or "und"),
-                 "label": str(c.get("label") or c.get("lang") or "Captions")}
-                for c in outputs.get("captions") or [] if c.get("key")]
+    captions = [_caption(base, c) for c in outputs.get("captions") or [] if c.get("vtt") or c.get("key")]
     config = {"asset_id": asset.id, "src": src, "title": title, "duration": asset.duration or 0,
               "storyboard": base + storyboard if storyboard else None,
               "autoplay": options.autoplay, "start": options.start, "loop": options.loop, "engine": options.engine,

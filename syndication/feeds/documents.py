@@ -159,6 +159,10 @@ def _media_elements(parent: etree._Element, asset: Asset, base_url: str) -> None
         _sub(parent, _M + "thumbnail", url=thumb["url"], width=thumb["width"], height=thumb["height"])
     _sub(parent, _M + "player", url=embed_url(base_url, asset.id), width=top.get("width"),
          height=top.get("height"))
+    for c in (asset.outputs or {}).get("captions") or []:   # the whole WebVTT file of each caption track
+        if vtt := c.get("vtt") or c.get("key"):
+            _sub(parent, _M + "subTitle", type="text/vtt", lang=c.get("language") or c.get("lang"),
+                 href=media_url(base_url, asset.id, vtt))
     if asset.tags:
         _sub(parent, _M + "keywords", ", ".join(asset.tags))
     r = asset.rights

@@ -1,6 +1,8 @@
-// The onair embeddable player: native HLS where the browser has it (Safari, iOS), hls.js light elsewhere.
+// The onair embeddable player: native HLS where the browser has it (Safari, iOS), hls.js elsewhere. The full
+// hls.js build, not the light one: onair carries audio as separate HLS renditions (one per language), and the
+// light build has no alternate-audio support (it played those assets silently).
 // Configuration comes from a JSON block the server renders (no inline script, so a strict CSP holds).
-import Hls from "hls.js/dist/hls.light.mjs";
+import Hls from "hls.js/dist/hls.mjs";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -113,6 +115,8 @@ function setup(root, cfg) {
   const playBtn = $(".op-play", root);
   const muteBtn = $(".op-mute", root);
   const ccBtn = $(".op-cc", root);
+  const subsMenu = $(".op-subs", root);
+  const audioMenu = $(".op-audio", root);
   const fsBtn = $(".op-fs", root);
   const seek = $(".op-seek", root);
   const time = $(".op-time", root);
@@ -140,19 +144,42 @@ function setup(root, cfg) {
   if (!engine) engine = nativeOk && apple ? "native" : Hls.isSupported() ? "hlsjs" : nativeOk ? "native" : null;
   state.engine = engine;
 
+  // Audio language menu: shown only when the asset has more than one audio track.
+  const fillAudio = (names, current, choose) => {
+    if (!audioMenu || names.length < 2) return;
+    audioMenu.replaceChildren(...names.map((n, i) => new Option(n, String(i), false, i === current)));
+    audioMenu.onchange = () => { choose(Number(audioMenu.value)); state.audioTrack = Number(audioMenu.value); };
+    audioMenu.hidden = false;
+  };
   if (engine === "native") {
     video.src = cfg.src;
+    const native = video.audioTracks;  // Safari lists the HLS audio renditions here
+    if (native) {
+      native.addEventListener("addtrack", () => {
+        const list = Array.from(native);
+        fillAudio(list.map((t) => t.label || t.language || "Audio"), list.findIndex((t) => t.enabled),
+          (i) => list.forEach((t, j) => { t.enabled = i === j; }));
+      });
+    }
     if (start) video.addEventListener("loadedmetadata", () => { video.currentTime = start; }, { once: true });
   } else if (engine === "hlsjs") {
     // A low-latency channel: hls.js follows the LL-HLS parts with blocking playlist reloads, holds back
     // PART-HOLD-BACK behind the edge and catches up at most 10 % faster when it drifts behind. A channel (or
     // stream) without parts plays as standard HLS with the same settings.
+    // Subtitles come from the page's <track> elements (the asset's whole WebVTT files), the same for every
+    // engine: hls.js's subtitle controllers stay out (they would add the HLS SUBTITLES renditions as a second
+    // set of text tracks and take over the modes of ours, whose label and language match theirs).
     const low = !!cfg.low_latency;
     const hls = new Hls(Object.assign({ startPosition: start || -1, capLevelToPlayerSize: true,
-      lowLatencyMode: low }, low ? { maxLiveSyncPlaybackRate: 1.1, backBufferLength: 30 } : {}));
+      lowLatencyMode: low, subtitleTrackController: null, subtitleStreamController: null, timelineController: null },
+      low ? { maxLiveSyncPlaybackRate: 1.1, backBufferLength: 30 } : {}));
     state.hls = hls;
     state.lowLatency = low;
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => { state.levels = data.levels.length; });
+    hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, (_e, data) => {
+      fillAudio(data.audioTracks.map((t) => t.name || t.lang || "Audio"), hls.audioTrack,
+        (i) => { hls.audioTrack = i; });
+    });
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (!data.fatal) return;
       reporter.send("error", { detail: String(data.details || data.type) });
@@ -194,14 +221,23 @@ function setup(root, cfg) {
     if (document.fullscreenElement) document.exitFullscreen();
     else if (root.requestFullscreen) root.requestFullscreen().catch(() => {});
   });
-  const tracks = video.textTracks;
+  // Subtitles: CC switches the chosen language on and off; the menu (two or more languages) picks it.
+  const tracks = Array.from(video.querySelectorAll("track")).map((t) => t.track);
+  let chosen = 0;
+  // Cues go three lines up from the bottom, above the control bar (the default last line sits under it).
+  const lift = (t) => { Array.from(t.cues || []).forEach((c) => { c.line = -3; }); };
+  video.querySelectorAll("track").forEach((el) => el.addEventListener("load", () => lift(el.track)));
+  const showSubtitle = (index) => {
+    tracks.forEach((t, i) => { t.mode = i === index ? "showing" : "hidden"; lift(t); });
+    if (index >= 0) chosen = index;
+    state.subtitle = index;
+    if (ccBtn) ccBtn.setAttribute("aria-pressed", String(index >= 0));
+    if (subsMenu) subsMenu.value = String(index);
+  };
   if (ccBtn) {
-    ccBtn.addEventListener("click", () => {
-      const on = ccBtn.getAttribute("aria-pressed") !== "true";
-      for (let i = 0; i < tracks.length; i++) tracks[i].mode = on && i === 0 ? "showing" : "hidden";
-      ccBtn.setAttribute("aria-pressed", String(on));
-    });
+    ccBtn.addEventListener("click", () => showSubtitle(ccBtn.getAttribute("aria-pressed") === "true" ? -1 : chosen));
   }
+  if (subsMenu) subsMenu.addEventListener("change", () => showSubtitle(Number(subsMenu.value)));
 
   // Keyboard: the player box takes focus; keys a viewer expects from big players.
   root.addEventListener("keydown", (e) => {
