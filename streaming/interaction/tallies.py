@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from onair.core.bus import Bus, BusUnavailable
+from onair.core.bus import RESYNC, Bus, BusUnavailable
 from onair.core.health import METRICS
 from onair.core.lifecycle import Stopping, unless_stopping
 
@@ -73,8 +73,9 @@ class TallyTicker:
 
 
 async def sse(request: web.Request, bus: Bus, poll_id: str, first: dict[str, Any],
-              heartbeat: float = 15.0) -> web.StreamResponse:
-    """Server-sent events: the current results at once, then each published tick (latest wins)."""
+              reload: Callable[[], Awaitable[dict[str, Any]]], heartbeat: float = 15.0) -> web.StreamResponse:
+    """Server-sent events: the current results at once, then each published tick (latest wins). After a bus
+    outage (RESYNC) the results are read again from the database: ticks published meanwhile were lost."""
     await bus.check()  # 503 with Retry-After before any byte is sent, if Redis is down
     async with bus.subscribe(channel(poll_id), maxsize=4) as sub:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
@@ -92,9 +93,13 @@ async def sse(request: web.Request, bus: Bus, poll_id: str, first: dict[str, Any
                     continue
                 except Stopping:  # the browser's EventSource reconnects (retry: 2000) to another process
                     break
+                resync = message is RESYNC
                 while not sub.queue.empty():  # a slow reader only needs the newest tally
                     message = sub.queue.get_nowait()
-                message.pop("type", None)
+                    resync = resync or message is RESYNC
+                if resync:  # what was published during the outage is gone: the database has the truth
+                    message = await reload()
+                message = {k: v for k, v in message.items() if k != "type"}
                 await resp.write(f"event: results\ndata: {json.dumps(message)}\n\n".encode())
         except ConnectionResetError:
             pass
