@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from onair.core.bus import RESYNC, Bus, BusUnavailable
+from onair.core.errors import infrastructure_problem
 from onair.core.health import METRICS
 from onair.core.lifecycle import Stopping, unless_stopping
 
@@ -61,8 +62,11 @@ class TallyTicker:
                     await self.publish_now(poll_id)
                 except BusUnavailable:
                     self._dirty.add(poll_id)  # try again next tick, once Redis is back
-                except Exception:
-                    log.exception("publishing tallies of %s failed", poll_id)
+                except Exception as exc:
+                    if infrastructure_problem(exc):  # the database is down: one line, not a trace per tick
+                        log.warning("publishing tallies of %s failed: %s", poll_id, exc)
+                    else:
+                        log.exception("publishing tallies of %s failed", poll_id)
                     self._dirty.add(poll_id)
 
     async def publish_now(self, poll_id: str) -> None:
