@@ -157,6 +157,10 @@ class Settings:
     tus_lease_seconds: float = _setting(
         30.0, "How long a tus PATCH holds its upload without news; a crashed replica's claim expires after it.",
         check=_positive)
+    tus_idle_seconds: float = _setting(
+        15.0, "A tus PATCH whose body sends nothing this long is ended (what arrived is kept), and a new PATCH at "
+        "the committed offset takes over its claim; keep it above a third of ONAIR_TUS_LEASE_SECONDS.",
+        check=_positive)
     allow_private_urls: bool = _setting(
         False, "Let URL pulls reach loopback/private addresses (only for tests and closed networks).")
     cors_origins: str = _setting("*", "Comma-separated origins allowed to fetch media and APIs cross-origin.")
