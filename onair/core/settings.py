@@ -130,6 +130,9 @@ class Settings:
     origin_storage_timeout: float = _setting(
         4.0, "Longest the origin waits for storage before answering 503 (a CDN's origin timeout is longer).",
         check=_positive)
+    janitor_interval_seconds: float = _setting(
+        600.0, "How often each job worker removes what killed processes left (temp files, dead jobs' scratch); "
+        "also done at start (s).", check=_positive)
     origin_stale_metadata_seconds: float = _setting(
         60.0, "While the database is down, the origin serves ready media with asset metadata read at most this "
         "long ago (s); past it, 503. Short, so a takedown is never ignored for long.", check=_positive)
