@@ -24,6 +24,7 @@ from onair.core.db.pool import POOL, pool_context
 from onair.core.domain import Domain
 from onair.core.errors import problem_middleware
 from onair.core.janitor import janitor_context
+from onair.core.memory import trim_context
 from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE, store_context
 
@@ -109,6 +110,7 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings, bus))
     health.setup(app)
+    app.cleanup_ctx.append(trim_context())  # after a crowd of live connections leaves
     lifecycle.setup(app)
     for domain in DOMAINS:
         if domain.setup is not None:
