@@ -98,7 +98,7 @@ async def test_reads_503_media_plays_and_postgres_comes_back(data_dir: Path, fau
                         assert (await r.json())["total"] == acked
                         break
                     else:
-                        assert r.status == 200, (r.status, await r.text())
+                        assert r.status == 200, (r.status, await r.text(), server.output()[-3000:])
                 async with s.get(media) as r:
                     media_statuses[r.status] += 1
                     assert r.status == 200 and await r.read() == PLAYLIST, r.status
