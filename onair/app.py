@@ -23,6 +23,8 @@ from onair.core.bus import BUS, Bus, bus_context
 from onair.core.db.pool import POOL, pool_context
 from onair.core.domain import Domain
 from onair.core.errors import problem_middleware
+from onair.core.janitor import janitor_context
+from onair.core.memory import trim_context
 from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE, store_context
 
@@ -110,11 +112,13 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
     app.cleanup_ctx.append(bus_context(settings, bus))
     health.setup(app)
     request_log.setup(app)
+    app.cleanup_ctx.append(trim_context())  # after a crowd of live connections leaves
     lifecycle.setup(app)
     for domain in DOMAINS:
         if domain.setup is not None:
             domain.setup(app)
     if run_worker:
+        app.cleanup_ctx.append(janitor_context(settings))  # before the worker: leftovers go before jobs run
         app.cleanup_ctx.append(jobs.worker_context(_worker_factory(settings, dsn)))
         app.cleanup_ctx.append(jobs.worker_context(_live_worker_factory(settings, dsn)))
     return app
@@ -129,6 +133,7 @@ def worker_resources_context(settings: Settings, dsn: str, concurrency: int):
     app.cleanup_ctx.append(pool_context(settings, dsn))
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings))
+    app.cleanup_ctx.append(janitor_context(settings))
     return app, (_worker_factory(settings.with_(job_concurrency=concurrency), dsn),
                  _live_worker_factory(settings, dsn))
 

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
 
 from accounts.commands import bootstrap_line
 from onair.app import DOMAIN_COMMANDS, route_table, worker_resources_context
-from onair.core import health, logs, metrics
+from onair.core import backup, health, logs, metrics
 from onair.core.auth import admin_token, signing_key
 from onair.core.db.embedded import EmbeddedPostgresError
 from onair.core.runtime import database, ensure_data_dir
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     routes = sub.add_parser("routes", help="print every HTTP route: method, path, permission, handler")
     routes.set_defaults(func=cmd_routes)
+    backup.register(sub)  # backup DEST, restore SRC
 
     for register in DOMAIN_COMMANDS:  # ingest, partner, ...
         register(sub)

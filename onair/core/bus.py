@@ -26,6 +26,10 @@ log = logging.getLogger("onair.core.bus")
 RECONNECT_FIRST = 0.1
 RECONNECT_MAX = 2.0
 
+# Delivered to every local subscriber of a channel once it is subscribed again after an outage: whatever was
+# published meanwhile is gone, so the subscriber reloads its state from the database (tallies, chat cursors).
+RESYNC: dict[str, Any] = {"type": "bus-resync"}
+
 
 class BusUnavailable(Unavailable):
     code = "bus-unavailable"
@@ -108,7 +112,7 @@ class InProcessBus:
     reconnects = 0
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        self._fanout.dispatch(channel, message)
+        self._fanout.dispatch(channel, message)  # never lost, so never a RESYNC
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str, maxsize: int = 1000) -> AsyncIterator[Subscription]:
@@ -133,6 +137,7 @@ class RedisBus:
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._lost = False  # the connection dropped and the channels are not subscribed again yet
+        self._resync: set[str] = set()  # resubscribed channels whose confirmation brings a RESYNC
         self.reconnects = 0
 
     async def start(self) -> None:
@@ -203,6 +208,9 @@ class RedisBus:
                 if message["type"] == "subscribe":
                     if event := self._confirmed.get(channel):
                         event.set()
+                    if channel in self._resync:  # confirmed: anything published from now on arrives
+                        self._resync.discard(channel)
+                        self._fanout.dispatch(channel, RESYNC)
                 elif message["type"] == "message":
                     self._fanout.dispatch(channel, json.loads(message["data"]))
             except asyncio.CancelledError:
@@ -221,6 +229,7 @@ class RedisBus:
             with contextlib.suppress(Exception):
                 await old.aclose()
             channels = self._fanout.channels()
+            self._resync = set(channels)
             if channels:
                 await self._pubsub.subscribe(*channels)
             else:

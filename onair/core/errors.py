@@ -109,9 +109,11 @@ def infrastructure_problem(exc: BaseException) -> tuple[str, ...] | None:
     """Which outage `exc` is, if it is one (a full disk, a database or object store that is down)."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return _DISK_FULL
+    # InternalClientError: asyncpg's protocol state after the server died under a query ("another operation
+    # is in progress" when the pool resets that connection), seen when the embedded PostgreSQL is SIGKILLed.
     if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                         asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-                        asyncpg.AdminShutdownError)):
+                        asyncpg.AdminShutdownError, asyncpg.InternalClientError)):
         return _DB_DOWN
     if isinstance(exc, BotoCoreError):
         return _STORAGE_DOWN

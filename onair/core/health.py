@@ -13,6 +13,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from onair.core import job_stats
 from onair.core.bus import BUS
+from onair.core.db.embedded import GAVE_UP
 from onair.core.db.pool import POOL
 from onair.core.metrics import METHODS, Metrics, exposition
 from onair.core.metrics import METRICS as APP_METRICS
@@ -62,6 +63,14 @@ async def metrics_middleware(request: web.Request,
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: fails only when this process cannot recover by itself. A database that is down is a readiness
+    matter (/readyz), except the embedded one after its supervisor gave up restarting it: then restarting
+    onair is the way out."""
+    settings = request.app[SETTINGS]
+    if settings.database_url is None and (settings.data_dir / GAVE_UP).exists():
+        return web.json_response({"type": "/problems/not-live", "title": "Not live", "status": 503,
+                                  "detail": "The embedded PostgreSQL keeps crashing; restart onair"}, status=503,
+                                 content_type="application/problem+json", headers={"Cache-Control": "no-store"})
     return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 

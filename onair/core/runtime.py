@@ -44,6 +44,7 @@ def database(settings: Settings, *, attach: bool = False) -> Iterator[str]:
         return
     pg = EmbeddedPostgres(pgdata)
     dsn = pg.start()
+    pg.supervise()  # restarted on the same port if it dies; /healthz fails if it keeps dying
     try:
         _migrate(dsn)
         yield dsn

@@ -134,6 +134,12 @@ class Settings:
     origin_storage_timeout: float = _setting(
         4.0, "Longest the origin waits for storage before answering 503 (a CDN's origin timeout is longer).",
         check=_positive)
+    janitor_interval_seconds: float = _setting(
+        600.0, "How often each job worker removes what killed processes left (temp files, dead jobs' scratch); "
+        "also done at start (s).", check=_positive)
+    origin_stale_metadata_seconds: float = _setting(
+        60.0, "While the database is down, the origin serves ready media with asset metadata read at most this "
+        "long ago (s); past it, 503. Short, so a takedown is never ignored for long.", check=_positive)
     min_free_bytes: int = _setting(
         256 * 1024**2, "Free bytes the data dir needs; below it /readyz is not ready and jobs back off.")
     redis_url: str | None = _setting(None, "Redis URL for cross-process pub/sub; unset uses an in-process bus.",
@@ -157,6 +163,10 @@ class Settings:
     max_upload_bytes: int = _setting(10 * 1024**3, "Largest accepted upload in bytes.", check=_positive)
     tus_lease_seconds: float = _setting(
         30.0, "How long a tus PATCH holds its upload without news; a crashed replica's claim expires after it.",
+        check=_positive)
+    tus_idle_seconds: float = _setting(
+        15.0, "A tus PATCH whose body sends nothing this long is ended (what arrived is kept), and a new PATCH at "
+        "the committed offset takes over its claim; keep it above a third of ONAIR_TUS_LEASE_SECONDS.",
         check=_positive)
     allow_private_urls: bool = _setting(
         False, "Let URL pulls reach loopback/private addresses (only for tests and closed networks).")

@@ -19,7 +19,7 @@ from aiohttp import web
 from onair.core.bounded import Bounded
 from onair.core.clock import now as clock_now
 from onair.core.db.pool import POOL
-from onair.core.errors import AppError, NotFound, problem_response
+from onair.core.errors import AppError, NotFound, infrastructure_problem, problem_response
 from onair.core.settings import Settings
 from onair.core.storage import STORE, ObjectInfo, ObjectNotFound
 from onair.core.web import client_ip, viewer_country
@@ -58,12 +58,16 @@ class OriginConfig:
     settings: Settings
     secret: bytes
     assets: Bounded[str, Asset | None] = field(init=False)
+    # The last row read of each asset, kept origin_stale_metadata_seconds: used only while the database is down.
+    known: Bounded[str, Asset] = field(init=False)
     stats: Bounded[str, tuple[ObjectInfo, Path | None, str]] = field(init=False)
     # parsed once: Settings' properties split strings on every access
     cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "assets", Bounded(self.settings.cache_entries, LOOKUP_TTL))
+        object.__setattr__(self, "known", Bounded(self.settings.cache_entries,
+                                                  self.settings.origin_stale_metadata_seconds))
         object.__setattr__(self, "stats", Bounded(self.settings.cache_entries, LOOKUP_TTL))
         object.__setattr__(self, "cors_origins", self.settings.cors_origin_list)
 
@@ -217,11 +221,26 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
 async def _asset(request: web.Request, config: OriginConfig, asset_id: str) -> Asset:
     asset = config.assets.get(asset_id, _MISS)
     if asset is _MISS:
-        asset = await get_asset(request.app[POOL], asset_id)
+        try:
+            asset = await get_asset(request.app[POOL], asset_id)
+        except Exception as exc:
+            # The database is down: ready media stays playable with metadata read at most
+            # origin_stale_metadata_seconds ago (access rules still apply to it, rights windows included).
+            stale = config.known.get(asset_id)
+            if stale is None or stale.status != "ready" or not _database_down(exc):
+                raise
+            return stale
         config.assets.set(asset_id, asset)  # "no such asset" too: a storm of 404s is a storm all the same
+        if asset is not None:
+            config.known.set(asset_id, asset)
     if asset is None:
         raise NotFound(f"No media asset {asset_id}", code="asset-not-found")
     return asset
+
+
+def _database_down(exc: BaseException) -> bool:
+    problem = infrastructure_problem(exc)
+    return isinstance(exc, TimeoutError) or (problem is not None and problem[1] != "insufficient-storage")
 
 
 async def _object(request: web.Request, config: OriginConfig, asset_id: str, key: str, store_key: str

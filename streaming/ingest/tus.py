@@ -34,6 +34,10 @@ class PreconditionFailed(AppError):
     status, code, title = 412, "unsupported-tus-version", "Precondition failed"
 
 
+class BodyTimeout(AppError):
+    status, code, title = 408, "body-timeout", "Request timeout"
+
+
 def _tus_headers(request: web.Request) -> dict[str, str]:
     return {"Tus-Resumable": TUS_VERSION, "Tus-Version": TUS_VERSION, "Tus-Extension": EXTENSIONS,
             "Tus-Max-Size": str(request.app[SETTINGS].max_upload_bytes), "Cache-Control": "no-store"}
@@ -104,14 +108,28 @@ async def patch(request: web.Request) -> web.Response:
     if request.content_type != "application/offset+octet-stream":
         raise UnsupportedMediaType("PATCH needs Content-Type: application/offset+octet-stream")
     claimed = _int_header(request, "Upload-Offset")
-    lease = request.app[SETTINGS].tus_lease_seconds
+    settings = request.app[SETTINGS]
+    lease, idle = settings.tus_lease_seconds, settings.tus_idle_seconds
     pool = request.app[POOL]
     # One short statement takes the lease; no database connection is held while the body arrives.
-    upload, token = await tus_store.claim(pool, request.match_info["upload_id"], claimed, lease)
+    upload, token = await tus_store.claim(pool, request.match_info["upload_id"], claimed, lease, idle)
     writer = tus_store.Writer(pool, request.app[STORE], upload, token, lease)
     try:
-        async for chunk in request.content.iter_chunked(CHUNK):
+        while True:
+            try:
+                async with asyncio.timeout(idle):  # a client that went silent must not hold its claim
+                    chunk = await request.content.read(CHUNK)
+            except TimeoutError:
+                # Release, but commit nothing: the client may already be resuming on a new connection from the
+                # offset HEAD gave it, which must not move behind its back. It resends these bytes.
+                await asyncio.shield(writer.release())
+                raise BodyTimeout(f"No body bytes for {idle:g} s; send HEAD and resume from its Upload-Offset",
+                                  headers=TUS_HEADERS) from None
+            if not chunk:
+                break
             await writer.feed(chunk)
+    except BodyTimeout:
+        raise
     except BaseException:
         # Also when the client went away: keep what arrived so it can resume from there.
         await asyncio.shield(writer.persist())

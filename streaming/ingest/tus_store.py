@@ -90,13 +90,21 @@ async def get(db: asyncpg.Pool | asyncpg.Connection, upload_id: str) -> Upload:
     return Upload.from_row(row)
 
 
-async def claim(pool: asyncpg.Pool, upload_id: str, offset: int, lease_seconds: float) -> tuple[Upload, str]:
-    """Take the lease on the upload at `offset`, or say why not (404, or 409 for offset or a PATCH in flight)."""
+async def claim(pool: asyncpg.Pool, upload_id: str, offset: int, lease_seconds: float,
+                idle_seconds: float | None = None) -> tuple[Upload, str]:
+    """Take the lease on the upload at `offset`, or say why not (404, or 409 for offset or a PATCH in flight).
+
+    A lease not renewed for `idle_seconds` is taken over too: its PATCH has received nothing that long (a
+    writer that gets bytes renews every third of the lease), so its client died, silently or not, and is now
+    resuming on a new connection from the committed offset. The old PATCH then loses its lease and writes
+    nothing more (LeaseLost), instead of the client getting 409 until the whole lease runs out."""
     token = secrets.token_hex(12)
+    held_for = lease_seconds if idle_seconds is None else max(0.0, lease_seconds - idle_seconds)
     row = await pool.fetchrow(
         """UPDATE uploads SET lease_token = $3, lease_until = now() + make_interval(secs => $4)
-            WHERE id = $1 AND "offset" = $2 AND (lease_until IS NULL OR lease_until < now())
-        RETURNING *""", upload_id, offset, token, lease_seconds)
+            WHERE id = $1 AND "offset" = $2
+              AND (lease_until IS NULL OR lease_until < now() + make_interval(secs => $5))
+        RETURNING *""", upload_id, offset, token, lease_seconds, held_for)
     if row is not None:
         return Upload.from_row(row), token
     current = await get(pool, upload_id)
@@ -104,7 +112,7 @@ async def claim(pool: asyncpg.Pool, upload_id: str, offset: int, lease_seconds: 
         raise Conflict(f"Upload-Offset {offset} does not match the server's offset {current.offset}",
                        headers=TUS_HEADERS)
     raise Conflict("Another PATCH to this upload is in progress",
-                   headers={**TUS_HEADERS, "Retry-After": str(max(1, round(lease_seconds)))})
+                   headers={**TUS_HEADERS, "Retry-After": str(max(1, round(lease_seconds - held_for)))})
 
 
 class LeaseLost(Conflict):

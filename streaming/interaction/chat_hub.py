@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from onair.core.bus import Bus
+from onair.core.bus import RESYNC, Bus
 from streaming.interaction import chat
 
 log = logging.getLogger("streaming.interaction.chat")
@@ -173,8 +173,8 @@ class RoomHub:
                 self._broadcast(frame)
 
     async def _deliver(self, events: list[dict[str, Any]], fresh: dict[int, dict[str, Any]], top: int) -> None:
-        if not events:
-            top = await chat.current_seq(self._db, self.room)
+        if not events or any(e is RESYNC for e in events):  # quiet, or back after a bus outage: ask the database
+            top = max(top, await chat.current_seq(self._db, self.room))
         if top <= self.last_seq:
             return
         wanted = range(self.last_seq + 1, top + 1)

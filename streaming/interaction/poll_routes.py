@@ -174,7 +174,8 @@ async def results(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     poll = await _poll(request)
     first = await request.app[LIVE].results(poll)
-    return await tallies.sse(request, request.app[BUS], poll.id, first)
+    return await tallies.sse(request, request.app[BUS], poll.id, first,
+                             reload=lambda: request.app[LIVE].results(poll))
 
 
 @requires("polls:read")

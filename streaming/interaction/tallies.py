@@ -13,7 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from onair.core.bus import Bus, BusUnavailable
+from onair.core.bus import RESYNC, Bus, BusUnavailable
+from onair.core.errors import infrastructure_problem
 from onair.core.lifecycle import Stopping, unless_stopping
 from onair.core.metrics import METRICS
 
@@ -61,8 +62,11 @@ class TallyTicker:
                     await self.publish_now(poll_id)
                 except BusUnavailable:
                     self._dirty.add(poll_id)  # try again next tick, once Redis is back
-                except Exception:
-                    log.exception("publishing tallies of %s failed", poll_id)
+                except Exception as exc:
+                    if infrastructure_problem(exc):  # the database is down: one line, not a trace per tick
+                        log.warning("publishing tallies of %s failed: %s", poll_id, exc)
+                    else:
+                        log.exception("publishing tallies of %s failed", poll_id)
                     self._dirty.add(poll_id)
 
     async def publish_now(self, poll_id: str) -> None:
@@ -73,8 +77,9 @@ class TallyTicker:
 
 
 async def sse(request: web.Request, bus: Bus, poll_id: str, first: dict[str, Any],
-              heartbeat: float = 15.0) -> web.StreamResponse:
-    """Server-sent events: the current results at once, then each published tick (latest wins)."""
+              reload: Callable[[], Awaitable[dict[str, Any]]], heartbeat: float = 15.0) -> web.StreamResponse:
+    """Server-sent events: the current results at once, then each published tick (latest wins). After a bus
+    outage (RESYNC) the results are read again from the database: ticks published meanwhile were lost."""
     await bus.check()  # 503 with Retry-After before any byte is sent, if Redis is down
     async with bus.subscribe(channel(poll_id), maxsize=4) as sub:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
@@ -92,9 +97,13 @@ async def sse(request: web.Request, bus: Bus, poll_id: str, first: dict[str, Any
                     continue
                 except Stopping:  # the browser's EventSource reconnects (retry: 2000) to another process
                     break
+                resync = message is RESYNC
                 while not sub.queue.empty():  # a slow reader only needs the newest tally
                     message = sub.queue.get_nowait()
-                message.pop("type", None)
+                    resync = resync or message is RESYNC
+                if resync:  # what was published during the outage is gone: the database has the truth
+                    message = await reload()
+                message = {k: v for k, v in message.items() if k != "type"}
                 await resp.write(f"event: results\ndata: {json.dumps(message)}\n\n".encode())
         except ConnectionResetError:
             pass

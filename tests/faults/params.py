@@ -17,3 +17,13 @@ def seconds(name: str, short: float, full: float) -> float:
 REDIS_DOWN = seconds("redis_down", 2.0, 15.0)
 DB_STALL = seconds("db_stall", 6.0, 20.0)
 S3_OUTAGE = seconds("s3_outage", 3.0, 30.0)
+
+
+def count(name: str, short: int, full: int) -> int:
+    """A repetition count or load: ONAIR_FAULT_<NAME>, else the full or the short default."""
+    raw = os.environ.get(f"ONAIR_FAULT_{name.upper()}")
+    return int(raw) if raw else (full if FULL else short)
+
+
+WORKER_KILLS = count("worker_kills", 2, 20)
+SILENT_CLIENTS = count("silent_clients", 100, 500)

@@ -17,12 +17,21 @@ import pwd
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 log = logging.getLogger("onair.core.db.embedded")
 
 _PR_SET_PDEATHSIG = 1
+
+# Crash-loop protection of the supervised server: this many unexpected exits within RESTART_WINDOW and we
+# stop restarting it, mark the data dir (GAVE_UP) and let /healthz fail, so the orchestrator restarts onair.
+RESTART_LIMIT = 5
+RESTART_WINDOW = 60.0
+RESTART_FIRST_DELAY = 0.5
+RESTART_MAX_DELAY = 8.0
+GAVE_UP = "postgres.gave-up"   # next to pg/: written when restarts are given up, removed on start
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -74,6 +83,15 @@ class EmbeddedPostgres:
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._user = "nobody" if os.geteuid() == 0 else None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # a restart and stop() never interleave: no postgres left behind
+        self._watchdog: threading.Thread | None = None
+        self.restarts = 0
+        self.restart_limit, self.restart_first_delay = RESTART_LIMIT, RESTART_FIRST_DELAY
+
+    @property
+    def gave_up_marker(self) -> Path:
+        return self.pgdata.parent / GAVE_UP
 
     @property
     def dsn(self) -> str:
@@ -123,10 +141,10 @@ class EmbeddedPostgres:
                     break
                 time.sleep(0.1)
 
-    def start(self, timeout: float = 60.0) -> str:
+    def start(self, timeout: float = 60.0, *, port: int | None = None) -> str:
         self._initdb()
         self._stop_leftover()
-        self.port = free_port()
+        self.port = port or free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logfile = open(self.log_path, "ab")
         self._logfile = logfile
@@ -146,7 +164,7 @@ class EmbeddedPostgres:
                 log.info("embedded PostgreSQL ready on 127.0.0.1:%s (data in %s)", self.port, self.pgdata)
                 return self.dsn
             time.sleep(0.1)
-        self.stop()
+        self._terminate(5.0)
         raise EmbeddedPostgresError(f"embedded PostgreSQL did not start in {timeout:.0f}s:\n{self._log_tail()}")
 
     def _accepting(self) -> bool:
@@ -162,7 +180,65 @@ class EmbeddedPostgres:
         if exists.stdout.strip() != "1":
             subprocess.run([*psql, f'CREATE DATABASE "{self.database}"'], capture_output=True, check=True)
 
+    def supervise(self) -> None:
+        """Restart the server on the same port whenever it exits on its own (SIGKILL, OOM kill, a crash):
+        the pools of onair's processes keep their DSN and reconnect. PostgreSQL replays its WAL on start, so
+        nothing committed is lost. Call after start(); stop() ends the supervision."""
+        self.gave_up_marker.unlink(missing_ok=True)
+        # PR_SET_PDEATHSIG fires when the *thread* that forked postgres ends: restarts happen on this thread,
+        # which lives as long as the server it restarted.
+        self._watchdog = threading.Thread(target=self._watch, name="embedded-pg-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        deaths: list[float] = []
+        while True:
+            proc = self._proc
+            code = proc.wait() if proc is not None else "a failed start"
+            if self._stopping.is_set():
+                return
+            now = time.monotonic()
+            deaths[:] = [t for t in deaths if t > now - RESTART_WINDOW] + [now]
+            if len(deaths) > self.restart_limit:
+                log.error("embedded PostgreSQL keeps dying (%d exits in %.0f s); not restarting it again",
+                          len(deaths), RESTART_WINDOW)
+                self.gave_up_marker.write_text(f"{len(deaths)} exits within {RESTART_WINDOW:.0f} s\n")
+                return
+            delay = min(self.restart_first_delay * 2 ** (len(deaths) - 1), RESTART_MAX_DELAY)
+            log.error("embedded PostgreSQL exited (%s); restarting it in %.1f s", code, delay)
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self._restart()
+
+    def _restart(self, within: float = 10.0) -> None:
+        """Start again on the same port. The killed postmaster's backends notice its death and exit within
+        moments; until they have, a new postmaster refuses to start (their shared memory is still in use), so a
+        few quick attempts make one restart."""
+        self._logfile.close()
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                self.start(port=self.port)
+                self.restarts += 1
+                return
+            except (EmbeddedPostgresError, OSError, subprocess.SubprocessError) as exc:
+                if time.monotonic() > deadline or self._stopping.wait(0.25):
+                    log.error("restarting embedded PostgreSQL failed: %s", exc)
+                    self._proc = None  # the watchdog counts it as one more exit
+                    return
+
     def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        with self._lock:
+            self._terminate(timeout)
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join(timeout)
+        log.info("embedded PostgreSQL stopped")
+
+    def _terminate(self, timeout: float) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -174,7 +250,6 @@ class EmbeddedPostgres:
                 proc.kill()
                 proc.wait()
         self._logfile.close()
-        log.info("embedded PostgreSQL stopped")
 
     def __enter__(self) -> str:
         return self.start()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +52,8 @@ class LocalStore:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+        # The writer's pid in the name: sweep_temp() can tell a file a killed process left from one being written.
+        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=f"put-{os.getpid()}-")
         try:
             with os.fdopen(fd, "wb") as out:
                 src_writer(out)
@@ -227,6 +231,38 @@ class LocalStore:
         probe = f".tmp/ready-{os.getpid()}-{os.urandom(6).hex()}"
         await self.put_bytes(probe, b"ok")
         await self.delete(probe)
+
+
+    def sweep_temp(self, max_age: float) -> int:
+        """Delete the temp files of writers that died (SIGKILL, OOM) before renaming them into place: files in
+        .tmp/ whose writer pid is gone, or any older than `max_age` seconds (a pid reused since). The store is
+        one host's folder, so a pid names a process here. Multipart parts (.tmp/multipart/) belong to uploads
+        that may resume days later and are left to their upload. Returns how many files went."""
+        removed = 0
+        now = time.time()
+        with contextlib.suppress(FileNotFoundError), os.scandir(self._tmp) as entries:
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                match = _TEMP_NAME.match(entry.name)
+                with _suppress_missing():
+                    if (match and not _alive(int(match.group(1)))) or now - entry.stat().st_mtime > max_age:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
+
+
+_TEMP_NAME = re.compile(r"^(?:put|ready)-(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _suppress_missing:

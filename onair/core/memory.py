@@ -1,0 +1,63 @@
+"""Give memory back to the system after a crowd of live connections has left.
+
+Each stalled WebSocket or SSE client can hold tens of kilobytes of send buffer; when hundreds of them go at
+once, Python frees the buffers but glibc keeps the pages inside its heap (a freed chunk below a live one cannot
+be returned by shrinking the heap), so the process stays at its peak size for good. malloc_trim(0) releases
+those free pages. It is called only after many connections closed (measured: 500 silent WebSockets left
+~30 MiB behind without it), never on the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from onair.core.health import METRICS
+
+log = logging.getLogger("onair.core.memory")
+
+CHECK_SECONDS = 1.0   # a cheap look at one gauge; often enough to see a crowd that stayed a few seconds
+TRIM_AFTER_CLOSED = 50   # connections closed since the last high point that make a trim worthwhile
+
+
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where there is none (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+def _open_connections(app: web.Application) -> float:
+    return app[METRICS].connections._value.get()  # prometheus_client keeps a gauge's value here
+
+
+def trim_context():
+    async def loop(app: web.Application, trim: Callable[[int], int]) -> None:
+        high = 0.0
+        while True:
+            await asyncio.sleep(CHECK_SECONDS)
+            now = _open_connections(app)
+            high = max(high, now)
+            if high - now >= TRIM_AFTER_CLOSED:
+                trim(0)
+                log.info("%.0f live connections closed; freed memory returned to the system", high - now)
+                high = now
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        trim = malloc_trim()
+        task = asyncio.create_task(loop(app, trim), name="memory-trim") if trim else None
+        yield
+        if task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx
