@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from onair.core.health import METRICS
+from onair.core.metrics import METRICS
 
 log = logging.getLogger("onair.core.memory")
 
@@ -35,8 +35,10 @@ def malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
-def _open_connections(app: web.Application) -> float:
-    return app[METRICS].connections._value.get()  # prometheus_client keeps a gauge's value here
+def _open_connections() -> float:
+    """This process's open WebSocket/SSE/long-poll connections, all kinds (prometheus_client keeps each labelled
+    child's value in `_value`, in memory or in this process's own file in multiprocess mode)."""
+    return sum(child._value.get() for child in METRICS.connections._metrics.values())
 
 
 def trim_context():
@@ -44,7 +46,7 @@ def trim_context():
         high = 0.0
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            now = _open_connections(app)
+            now = _open_connections()
             high = max(high, now)
             if high - now >= TRIM_AFTER_CLOSED:
                 trim(0)
