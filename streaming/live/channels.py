@@ -124,11 +124,13 @@ async def set_recording_asset(db: DB, channel_id: str, asset_id: str | None) -> 
 
 
 async def set_live(db: DB, channel_id: str, event_no: int, input_facts: dict[str, Any],
-                   ladder: dict[str, Any]) -> None:
-    await db.execute(
+                   ladder: dict[str, Any]) -> bool:
+    """starting -> live (the encoder's first segments are out); False when the channel was not starting."""
+    done = await db.execute(
         """UPDATE live_channels SET status = 'live', input = $3::jsonb, ladder = $4::jsonb, updated_at = now()
-           WHERE id = $1 AND event_no = $2 AND status IN ('starting', 'live')""",
+           WHERE id = $1 AND event_no = $2 AND status = 'starting'""",
         channel_id, event_no, input_facts, ladder)
+    return not done.endswith(" 0")
 
 
 async def set_reconnecting(db: DB, channel_id: str, event_no: int, reason: str) -> bool:
