@@ -116,7 +116,12 @@ async def accept(app: web.Application, protocol: str, app_name: str, key: str) -
             if new_event and ch.record:
                 asset_id = catalog.new_asset_id()
                 stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-                await catalog.create_asset(conn, asset_id, title=f"{ch.title} (live {stamp})", status="uploading")
+                # The recording inherits the channel's rights (and visibility) as they are when the event starts.
+                r = ch.rights
+                await catalog.create_asset(conn, asset_id, title=f"{ch.title} (live {stamp})", status="uploading",
+                                           available_from=r.available_from, available_until=r.available_until,
+                                           geo_allow=list(r.geo_allow), geo_deny=list(r.geo_deny),
+                                           visibility=ch.visibility)
             payload = _payload(app, ch, asset_id, protocol, port)
             job_id = await enqueue(conn, job_kinds.TRANSCODE_LIVE, payload, queue="live", priority=0,
                                    max_attempts=1, on_done=job_kinds.LIVE_ENCODER_DONE)

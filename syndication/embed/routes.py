@@ -127,7 +127,8 @@ async def _live_page(request: web.Request) -> pages.PlayerPage:
     channel_id = request.match_info["channel_id"]
     channel = await get_channel(request.app[POOL], channel_id)
     return live_pages.live_page(channel, channel_id, clock.now(request.app),
-                                pages.PlayerOptions.from_query(dict(request.query)), country=viewer_country(request))
+                                pages.PlayerOptions.from_query(dict(request.query)), country=viewer_country(request),
+                                rights=channel.rights if channel is not None else None)
 
 
 async def live_embed_page(request: web.Request) -> web.Response:
