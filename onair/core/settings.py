@@ -217,6 +217,9 @@ class Settings:
         check=_positive)
     live_max_height: int = _setting(720, "Top rung of the live ladder (short side, px); 720 suits a 2-core host.",
                                     check=_positive)
+    live_stall_seconds: float = _setting(
+        10.0, "A live publisher that sends nothing this long with its connection open is dropped (s).",
+        check=_positive)
     live_preset: str = _setting("veryfast", "x264 preset of the live encoder.",
                                 choices=("ultrafast", "superfast", "veryfast", "faster", "fast"))
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

@@ -158,6 +158,14 @@ async def set_live(db: DB, channel_id: str, event_no: int, input_facts: dict[str
     return not done.endswith(" 0")
 
 
+async def note_ingest_reason(db: DB, channel_id: str, event_no: int, reason: str) -> None:
+    """Why the ingest let the publisher go (stalled, closed, refused mid-stream), while the encoder drains: the
+    encoder only sees its input end, so the channel's status after the run names this reason."""
+    await db.execute("""UPDATE live_channels SET status_reason = $3, updated_at = now()
+                        WHERE id = $1 AND event_no = $2 AND status IN ('starting', 'live')""",
+                     channel_id, event_no, reason)
+
+
 async def set_reconnecting(db: DB, channel_id: str, event_no: int, reason: str) -> bool:
     done = await db.execute(
         """UPDATE live_channels SET status = 'reconnecting', status_reason = $3, ingest_protocol = NULL,

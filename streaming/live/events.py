@@ -74,6 +74,8 @@ async def encoder_done(ctx: JobContext) -> dict[str, Any]:
         ch = await channels.get_channel(conn, p["channel_id"])
         if ch is None:
             return {"skipped": "channel deleted"}
+        if done["status"] == "done" and ch.status in channels.ON_AIR and ch.status_reason:
+            reason = ch.status_reason   # the ingest knows why the input ended (stalled, closed); the encoder does not
         if ch.job_id != done["job_id"] and ch.status in channels.ON_AIR:
             return {"skipped": "a newer run holds the channel"}
         produced = bool((done.get("result") or {}).get("segments"))

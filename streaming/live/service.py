@@ -45,7 +45,8 @@ class LiveIngest:
         assert task is not None
         self.tasks.add(task)
         try:
-            await rtmp.serve(reader, writer, lambda app_name, key: sessions.accept(self.app, "rtmp", app_name, key))
+            await rtmp.serve(reader, writer, lambda app_name, key: sessions.accept(self.app, "rtmp", app_name, key),
+                             self.app[SETTINGS].live_stall_seconds)
         finally:
             self.tasks.discard(task)
 

@@ -35,6 +35,7 @@ class Relay:
 
     def __init__(self, channel_id: str, pool: asyncpg.Pool) -> None:
         self.channel_id, self.pool = channel_id, pool
+        self.event_no: int | None = None    # set once the publish is accepted
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.queued = 0
         self.stopped = asyncio.Event()
@@ -84,6 +85,10 @@ class Relay:
 
     async def close(self, reason: str) -> None:
         log.info("live %s: publisher gone (%s)", self.channel_id, reason)
+        if self.event_no is not None and not self.stopped.is_set():
+            # before the encoder sees its input end, so its on_done finds the reason
+            with contextlib.suppress(Exception):
+                await channels.note_ingest_reason(self.pool, self.channel_id, self.event_no, reason)
         self.stopped.set()
         self.queue.put_nowait(None)
         if self.watch is not None:
@@ -126,6 +131,7 @@ async def accept(app: web.Application, protocol: str, app_name: str, key: str) -
             job_id = await enqueue(conn, job_kinds.TRANSCODE_LIVE, payload, queue="live", priority=0,
                                    max_attempts=1, on_done=job_kinds.LIVE_ENCODER_DONE)
             await channels.set_run(conn, ch.id, job_id, asset_id)
+        relay.event_no = ch.event_no
     except BaseException:
         await relay.close("refused")
         raise

@@ -86,8 +86,16 @@ class SrtGatekeeper:
             return
         drain = asyncio.create_task(self._drain_stderr())
         reason = "publisher finished"
+        stall = self.app[SETTINGS].live_stall_seconds
         try:
-            while chunk := await self.proc.stdout.read(65536):
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(self.proc.stdout.read(65536), stall)
+                except TimeoutError:
+                    reason = f"publisher sent nothing for {stall:g} s"
+                    break
+                if not chunk:
+                    break
                 if outcome.stopped.is_set():
                     reason = "the channel was ended"
                     break
