@@ -28,7 +28,7 @@ import ffmpeg
 from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError
 from onair.core.storage import ObjectNotFound
-from transcode import commands, fmp4_stream, live_manifests
+from transcode import commands, fmp4_stream, live_manifests, live_storage
 from transcode.ffmpeg import die_with_parent, ffmpeg_binary
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
@@ -190,6 +190,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
     except (OSError, TimeoutError):
         raise PermanentJobError("the ingest relay is gone (publisher left before the encoder started)") from None
     proc = None
+    chores: list[asyncio.Task[None]] = []   # live_storage: DVR pruning and the poster, beside the encode
     try:
         head = await _read_head(reader, scratch / "head")
         try:
@@ -203,6 +204,10 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         state = await load_state(ctx.resources.store, p["state_key"], p)
         state["runs"] = run = state.get("runs", 0) + 1
         pub = Publisher(ctx, state, run)
+        chores.append(asyncio.create_task(live_storage.poster_loop(
+            ctx.resources.store, state, p, ffmpeg_binary(settings.ffmpeg), scratch)))
+        if not p.get("asset_id"):   # a recording keeps every segment
+            chores.append(asyncio.create_task(live_storage.prune_loop(ctx.resources.store, state, p)))
         pipes = [os.pipe() for _ in range(len(the_plan.rungs) + (1 if the_plan.audio else 0))]
         video_w = [w for _, w in pipes[:len(the_plan.rungs)]]
         audio_w = pipes[-1][1] if the_plan.audio else None
@@ -233,6 +238,9 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         return {"channel_id": p["channel_id"], "event": p["event"], "run": run, "reason": reason,
                 "segments": {t: len(v["segments"]) for t, v in state["tracks"].items()}}
     finally:
+        for chore in chores:
+            chore.cancel()
+        await asyncio.gather(*chores, return_exceptions=True)
         writer.close()
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -220,6 +220,9 @@ class Settings:
     live_stall_seconds: float = _setting(
         10.0, "A live publisher that sends nothing this long with its connection open is dropped (s).",
         check=_positive)
+    live_poster_seconds: float = _setting(
+        10.0, "How often a live channel's poster (images/poster.jpg) is refreshed from the stream (s).",
+        check=_positive)
     live_preset: str = _setting("veryfast", "x264 preset of the live encoder.",
                                 choices=("ultrafast", "superfast", "veryfast", "faster", "fast"))
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

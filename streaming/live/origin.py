@@ -30,7 +30,12 @@ _RIGHTS = {
 }
 
 
-def live_cache_control(key: str, status: str, segment_seconds: float) -> str:
+POSTER_KEY = "images/poster.jpg"
+
+
+def live_cache_control(key: str, status: str, segment_seconds: float, poster_seconds: float = 10.0) -> str:
+    if key == POSTER_KEY:   # rewritten while live, unlike every other image
+        return f"public, max-age={max(1, int(poster_seconds / 2))}" if status != "ended" else "public, max-age=60"
     kind = caching.object_kind(key)
     if kind in caching.MANIFESTS:
         if status == "ended":
@@ -80,9 +85,9 @@ async def serve(request: web.Request) -> web.StreamResponse:
     except AppError as err:
         headers = {**cors, **err.headers, "Cache-Control": "public, max-age=1" if err.status == 404 else "no-store"}
         return problem_response(err.status, err.code, err.title, err.detail, headers=headers, instance=request.path)
-    seg = request.app[SETTINGS].live_segment_seconds
-    headers = {"Content-Type": caching.content_type(key), **cors,
-               **rights_caching(live_cache_control(key, ch.status, seg), ch, request)}
+    settings = request.app[SETTINGS]
+    base = live_cache_control(key, ch.status, settings.live_segment_seconds, settings.live_poster_seconds)
+    headers = {"Content-Type": caching.content_type(key), **cors, **rights_caching(base, ch, request)}
     if "Vary" in cors and "Vary" in headers and cors["Vary"] != headers["Vary"]:
         headers["Vary"] = f"{cors['Vary']}, {headers['Vary']}"
     return web.Response(body=data if request.method != "HEAD" else None, headers=headers)

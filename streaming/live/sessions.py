@@ -20,6 +20,7 @@ from onair.core import job_kinds
 from onair.core.db.pool import POOL
 from onair.core.jobs import enqueue
 from onair.core.settings import SETTINGS
+from onair.core.storage import STORE
 from streaming import catalog
 from streaming.live import channels
 
@@ -28,6 +29,7 @@ log = logging.getLogger("onair.live")
 RELAY_BUFFER = 16 * 1024 * 1024   # bytes held while the encoder job starts (about 40 s of a 3 Mb/s stream)
 RELAY_WAIT = 30.0                 # an encoder that never connects: give the publisher up
 WATCH_SECONDS = 1.0
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 class Relay:
@@ -137,7 +139,20 @@ async def accept(app: web.Application, protocol: str, app_name: str, key: str) -
         raise
     log.info("live %s: %s publisher accepted (event %d, %s)", ch.id, protocol,
              ch.event_no, "new event" if new_event else "reconnect")
+    if new_event and ch.event_no > 1:
+        task = asyncio.create_task(_drop_event_media(app, ch.id, ch.event_no - 1))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
     return relay
+
+
+async def _drop_event_media(app: web.Application, channel_id: str, event_no: int) -> None:
+    """A new event replaces the channel's playlists: the previous unrecorded event's segments (its DVR tail) are
+    unreachable now. A recorded event's segments live in its asset and stay."""
+    try:
+        await app[STORE].delete_prefix(f"{channels.live_prefix(channel_id)}e{event_no}/")
+    except Exception:
+        log.warning("live %s: could not delete event %d's segments", channel_id, event_no, exc_info=True)
 
 
 def state_key(channel_id: str, event_no: int) -> str:
@@ -157,4 +172,5 @@ def _payload(app: web.Application, ch: channels.Channel, asset_id: str | None, p
             "media_url": media_url, "live_prefix": channels.live_prefix(ch.id),
             "state_key": state_key(ch.id, ch.event_no), "segment_seconds": settings.live_segment_seconds,
             "dvr_seconds": ch.dvr_seconds, "max_height": settings.live_max_height, "preset": settings.live_preset,
+            "poster_seconds": settings.live_poster_seconds,
             "utc_timing": f"{settings.base_url}/api/v1/time", "asset_id": asset_id}

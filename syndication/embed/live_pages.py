@@ -47,4 +47,5 @@ def live_page(channel: Channel | None, channel_id: str, now: datetime, options: 
     config = {"asset_id": None, "channel_id": channel.id, "live": True, "src": hls, "dash": dash, "title": title,
               "duration": 0, "dvr_seconds": channel.dvr_seconds, "storyboard": None, "autoplay": options.autoplay,
               "start": 0, "loop": False, "engine": options.engine, "events_url": None}
-    return PlayerPage(200, channel.id, title, config=config, discoverable=False, robots="noindex")
+    return PlayerPage(200, channel.id, title, poster=f"/live/{channel.id}/images/poster.jpg", config=config,
+                      discoverable=False, robots="noindex")
