@@ -189,6 +189,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
                                                 RELAY_CONNECT_SECONDS)
     except (OSError, TimeoutError):
         raise PermanentJobError("the ingest relay is gone (publisher left before the encoder started)") from None
+    writer.write(p.get("relay_token", "").encode() + b"\n")   # the relay hands the stream only to this job
     proc = None
     chores: list[asyncio.Task[None]] = []   # live_storage: DVR pruning and the poster, beside the encode
     try:

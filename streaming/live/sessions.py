@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,14 +31,19 @@ log = logging.getLogger("onair.live")
 RELAY_BUFFER = 16 * 1024 * 1024   # bytes held while the encoder job starts (about 40 s of a 3 Mb/s stream)
 RELAY_WAIT = 30.0                 # an encoder that never connects: give the publisher up
 WATCH_SECONDS = 1.0
+TOKEN_WAIT = 5.0                  # seconds a relay connection has to present the encoder's token
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 class Relay:
-    """Loopback TCP server handing one publisher's bytes to one encoder connection."""
+    """TCP server handing one publisher's bytes to one encoder connection: on loopback when the encoder runs in
+    this host's worker pool, on the pod's address (ONAIR_LIVE_RELAY_HOST) when any worker pod may claim the
+    encoder job. The encoder proves itself with the job's one-time token (first line) before it gets a byte, so
+    nothing else that reaches the port can take the stream."""
 
-    def __init__(self, channel_id: str, pool: asyncpg.Pool) -> None:
-        self.channel_id, self.pool = channel_id, pool
+    def __init__(self, channel_id: str, pool: asyncpg.Pool, host: str = "127.0.0.1") -> None:
+        self.channel_id, self.pool, self.host = channel_id, pool, host
+        self.token = secrets.token_urlsafe(24)
         self.event_no: int | None = None    # set once the publish is accepted
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.queued = 0
@@ -46,12 +53,17 @@ class Relay:
         self.watch: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
-        self.server = await asyncio.start_server(self._encoder, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._encoder, self.host, 0)
         self.watch = asyncio.create_task(self._watch())
         return self.server.sockets[0].getsockname()[1]
 
-    async def _encoder(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.connected.is_set():
+    async def _encoder(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), TOKEN_WAIT)
+        except (TimeoutError, ConnectionError, ValueError):
+            line = b""
+        if self.connected.is_set() or not hmac.compare_digest(line.strip(), self.token.encode()):
+            log.warning("live %s: refused a relay connection without the encoder's token", self.channel_id)
             writer.close()
             return
         self.connected.set()
@@ -109,7 +121,7 @@ async def accept(app: web.Application, protocol: str, app_name: str, key: str) -
     if channel is None:
         log.warning("live: refused %s publish with an unknown or rotated stream key", protocol)
         return "unknown or rotated stream key"
-    relay = Relay(channel.id, pool)
+    relay = Relay(channel.id, pool, app[SETTINGS].live_relay_host)
     port = await relay.start()
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -129,7 +141,7 @@ async def accept(app: web.Application, protocol: str, app_name: str, key: str) -
                                            available_from=r.available_from, available_until=r.available_until,
                                            geo_allow=list(r.geo_allow), geo_deny=list(r.geo_deny),
                                            visibility=ch.visibility)
-            payload = _payload(app, ch, asset_id, protocol, port)
+            payload = _payload(app, ch, asset_id, protocol, port, relay)
             job_id = await enqueue(conn, job_kinds.TRANSCODE_LIVE, payload, queue="live", priority=0,
                                    max_attempts=1, on_done=job_kinds.LIVE_ENCODER_DONE)
             await channels.set_run(conn, ch.id, job_id, asset_id)
@@ -161,13 +173,14 @@ def state_key(channel_id: str, event_no: int) -> str:
 
 
 def _payload(app: web.Application, ch: channels.Channel, asset_id: str | None, protocol: str,
-             port: int) -> dict[str, Any]:
+             port: int, relay: Relay) -> dict[str, Any]:
     settings = app[SETTINGS]
     if asset_id:  # recorded: segments go straight into the recording asset, so it needs no copy at the end
         media_prefix, media_url = catalog.media_prefix(asset_id), f"/media/{asset_id}/"
     else:
         media_prefix, media_url = f"{channels.live_prefix(ch.id)}e{ch.event_no}/", f"../e{ch.event_no}/"
-    return {"channel_id": ch.id, "event": ch.event_no, "relay_host": "127.0.0.1", "relay_port": port,
+    return {"channel_id": ch.id, "event": ch.event_no, "relay_host": relay.host, "relay_port": port,
+            "relay_token": relay.token,
             "format": "flv" if protocol == "rtmp" else "mpegts", "media_prefix": media_prefix,
             "media_url": media_url, "live_prefix": channels.live_prefix(ch.id),
             "state_key": state_key(ch.id, ch.event_no), "segment_seconds": settings.live_segment_seconds,
