@@ -1,5 +1,6 @@
 """The live embed page in a real Chromium: ffmpeg publishes over RTMP, hls.js plays the live HLS in /embed/live/{id}
-with its clock advancing, the seek bar reaches back into the DVR window and "Go live" returns to the edge.
+with its clock advancing, the seek bar reaches back into the DVR window and "Go live" returns to the edge; when the
+publisher drops, the last picture stays under a "we'll be right back" slate, then the "ended" one.
 
 The player plays HLS only (hls.js light; native HLS on Apple devices); the channel's DASH MPD is for other players
 (HbbTV) and is checked against the schema in test_live.py, not played here.
@@ -19,7 +20,7 @@ from tests.live_helpers import create, live_settings, publish, wait_status
 
 @pytest.fixture
 async def live(settings) -> AsyncIterator[TestClient]:
-    s = live_settings(settings)
+    s = live_settings(settings, live_reconnect_seconds=8.0)   # long enough to see the slate
     async with TestClient(TestServer(create_app(s, s.database_url or ""), host="127.0.0.1")) as c:
         yield c
 
@@ -77,6 +78,14 @@ async def test_hlsjs_plays_the_live_channel_seeks_back_and_goes_live(live: TestC
         await page.wait_for_function(f"{BADGE} === 'live'", timeout=5000)
         assert await page.evaluate("() => document.querySelector('.op-golive').disabled") is True
         assert await page.evaluate(CLOCK) > behind + 3
+        assert await page.evaluate("() => document.querySelector('.op-slate').hidden") is True
+        # the encoder drops: a slate over the last picture, not a frozen player
+        pub.kill()
+        await page.wait_for_function("() => !document.querySelector('.op-slate').hidden", timeout=15000)
+        assert await page.evaluate("() => document.querySelector('.op-slate').textContent") == "We'll be right back."
+        assert (await live.get(f"/live/{cid}/status.json")).headers["Cache-Control"] == "public, max-age=1"
+        await page.wait_for_function(
+            "() => document.querySelector('.op-slate').textContent.includes('ended')", timeout=20000)
         assert errors == []
     finally:
         pub.kill()

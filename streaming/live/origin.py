@@ -31,6 +31,9 @@ _RIGHTS = {
 
 
 POSTER_KEY = "images/poster.jpg"
+STATUS_KEY = "status.json"    # what players show over the picture: the slate while the encoder is away
+PUBLIC_STATUS = {"idle": "idle", "starting": "starting", "live": "live", "reconnecting": "reconnecting",
+                 "ended": "ended"}
 
 
 def live_cache_control(key: str, status: str, segment_seconds: float, poster_seconds: float = 10.0) -> str:
@@ -78,6 +81,9 @@ async def serve(request: web.Request) -> web.StreamResponse:
         if ch is None:
             raise NotFound(f"No live channel {channel_id}", code="channel-not-found")
         check_rights(ch, request)
+        if key == STATUS_KEY:
+            return web.json_response({"status": PUBLIC_STATUS.get(ch.status, "idle"), "event": ch.event_no},
+                                     headers={**cors, "Cache-Control": "public, max-age=1"})
         try:
             data = await request.app[STORE].get_bytes(store_key)
         except ObjectNotFound:

@@ -45,7 +45,8 @@ def live_page(channel: Channel | None, channel_id: str, now: datetime, options: 
                           discoverable=False)
     hls, dash = live_src(channel.id)
     config = {"asset_id": None, "channel_id": channel.id, "live": True, "src": hls, "dash": dash, "title": title,
-              "duration": 0, "dvr_seconds": channel.dvr_seconds, "storyboard": None, "autoplay": options.autoplay,
+              "duration": 0, "dvr_seconds": channel.dvr_seconds,
+              "status_url": f"/live/{channel.id}/status.json", "storyboard": None, "autoplay": options.autoplay,
               "start": 0, "loop": False, "engine": options.engine, "events_url": None}
     return PlayerPage(200, channel.id, title, poster=f"/live/{channel.id}/images/poster.jpg", config=config,
                       discoverable=False, robots="noindex")

@@ -112,6 +112,30 @@ function liveClock(video, state) {
   return { range, edge, behind, atEdge: () => behind() < LIVE_SLACK };
 }
 
+// The slate: the channel says when its encoder is away (reconnecting) or the show is over; the player keeps the
+// last picture and puts a banner over it instead of leaving viewers in front of a frozen frame.
+const SLATE_TEXT = { reconnecting: "We'll be right back.", ended: "This live event has ended." };
+const STATUS_POLL_MS = 2000;
+
+function watchChannel(url, slate, state) {
+  const text = slate.querySelector("p");
+  const poll = async () => {
+    try {
+      const resp = await fetch(url, { cache: "no-store" });
+      if (resp.ok) {
+        const { status } = await resp.json();
+        state.channelStatus = status;
+        const message = SLATE_TEXT[status];
+        slate.hidden = !message;
+        if (message) text.textContent = message;
+        if (status === "ended") return;  // the page reloads into its "ended" message on the next visit
+      }
+    } catch (_e) { /* offline for a moment: keep what we show */ }
+    setTimeout(poll, STATUS_POLL_MS);
+  };
+  poll();
+}
+
 // --- the player ----------------------------------------------------------------------------------------
 function setup(root, cfg) {
   const video = $("video", root);
@@ -122,6 +146,7 @@ function setup(root, cfg) {
   const seek = $(".op-seek", root);
   const badge = $(".op-badge", root);
   const goLiveBtn = $(".op-golive", root);
+  const slate = $(".op-slate", root);
   const time = $(".op-time", root);
   const thumb = $(".op-thumb", root);
   const status = $(".op-status", root);
@@ -229,6 +254,7 @@ function setup(root, cfg) {
   if (live) {
     goLiveBtn.addEventListener("click", goLive);
     state.goLive = goLive;
+    if (cfg.status_url) watchChannel(cfg.status_url, slate, state);
   }
   fsBtn.addEventListener("click", () => {
     if (document.fullscreenElement) document.exitFullscreen();
