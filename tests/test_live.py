@@ -66,6 +66,8 @@ async def test_rtmp_publish_goes_live_and_ends_into_a_ready_recording(live: Test
     etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(static)
     assert await db.fetchval("SELECT count(*) FROM jobs WHERE kind = 'transcode.asset'") == 0
     assert a["duration"] > 3
+    poster = await live.get(f"/media/{asset_id}/images/poster.jpg")   # the last live poster, for feeds/oEmbed
+    assert poster.status == 200 and (await poster.read())[:3] == b"\xff\xd8\xff"
 
 
 async def test_wrong_key_is_refused_and_nothing_starts(live: TestClient, db):

@@ -269,6 +269,7 @@ async def package_recording(ctx: JobContext) -> dict[str, Any]:
         await store.put_bytes(f"{prefix}hls/{tid}.m3u8", live_manifests.media_playlist(vod, tid, vod=True).encode())
     await store.put_bytes(f"{prefix}dash/manifest.mpd", live_manifests.mpd(vod, now=time.time(), vod=True))
     await store.put_bytes(f"{prefix}hls/master.m3u8", live_manifests.master_playlist(vod).encode())
+    poster = await live_storage.copy_poster(store, p["live_prefix"], prefix)
     tracks = vod["tracks"]
     videos = [t for t in tracks.values() if t["kind"] == "video"]
     duration = sum(s[3] for s in videos[0]["segments"]) / videos[0]["timescale"] if videos else 0.0
@@ -277,7 +278,7 @@ async def package_recording(ctx: JobContext) -> dict[str, Any]:
                           "codecs": t["codecs"], "frame_rate": t["frame_rate"]} for t in videos],
                "audio": ({"codecs": tracks["a"]["codecs"], "bitrate": tracks["a"]["bandwidth"], "channels": 2,
                           "sample_rate": 48000} if "a" in tracks else None),
-               "poster": None, "thumbnails": [], "storyboard": None, "recorded_live": True}
+               "poster": poster, "thumbnails": [], "storyboard": None, "recorded_live": True}
     return {"facts": p.get("facts") or {}, "outputs": outputs, "duration": round(duration, 3)}
 
 

@@ -97,6 +97,16 @@ async def poster_once(store: Any, state: dict[str, Any], payload: dict[str, Any]
     return True
 
 
+async def copy_poster(store: Any, live_prefix: str, asset_prefix: str) -> str | None:
+    """The recording's poster: the channel's last live poster (feeds and oEmbed show it); None if there is none."""
+    try:
+        data = await store.get_bytes(live_prefix + POSTER_KEY)
+    except ObjectNotFound:
+        return None
+    await store.put_bytes(asset_prefix + POSTER_KEY, data)
+    return POSTER_KEY
+
+
 async def poster_loop(store: Any, state: dict[str, Any], payload: dict[str, Any], ffmpeg: str,
                       scratch: Path) -> None:
     """A poster as soon as the first segment is out, then every `poster_seconds`."""
