@@ -64,6 +64,10 @@ async def test_reconnect_inside_the_window_continues_on_the_same_urls(live: Test
         await asyncio.to_thread(second.wait, 30)
     assert (await (await live.post(f"/api/v1/live/channels/{cid}/end", headers=ADMIN)).json())["status"] == "ended"
     assert await db.fetchval("SELECT count(*) FROM jobs WHERE kind = 'transcode.live'") == 2
+    started = await db.fetch("SELECT payload->'data' AS d FROM jobs WHERE kind = 'events.published' "
+                             "AND payload->>'type' = 'live.started' ORDER BY id")
+    assert [r["d"]["resumed"] for r in started] == [False, True]   # the same event, resumed
+    assert all(r["d"]["channel_id"] == cid and r["d"]["event"] == back["event"] for r in started)
 
 
 async def test_a_second_publisher_is_refused_while_the_first_is_live(live: TestClient, db) -> None:

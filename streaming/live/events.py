@@ -58,10 +58,8 @@ async def encoder_progress(conn: asyncpg.Connection, job: Job, progress: Mapping
     merged = dict(await conn.fetchval("SELECT progress FROM jobs WHERE id = $1", job.id) or {})
     if await channels.set_live(conn, p["channel_id"], p["event"], merged.get("input") or {},
                                merged.get("ladder") or {}):
-        runs = await conn.fetchval("SELECT count(*) FROM jobs WHERE kind = $1 AND payload->>'channel_id' = $2 "
-                                   "AND (payload->>'event')::int = $3", job.kind, p["channel_id"], p["event"])
         await events.publish(conn, "live.started", {
-            "channel_id": p["channel_id"], "event": p["event"], "resumed": runs > 1,
+            "channel_id": p["channel_id"], "event": p["event"], "resumed": bool(p.get("resumed")),
             "input": merged.get("input"), "ingest_protocol": "rtmp" if p.get("format") == "flv" else "srt"})
 
 

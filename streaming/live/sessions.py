@@ -141,7 +141,7 @@ async def accept(app: web.Application, protocol: str, app_name: str, key: str) -
                                            available_from=r.available_from, available_until=r.available_until,
                                            geo_allow=list(r.geo_allow), geo_deny=list(r.geo_deny),
                                            visibility=ch.visibility)
-            payload = _payload(app, ch, asset_id, protocol, port, relay)
+            payload = {**_payload(app, ch, asset_id, protocol, port, relay), "resumed": not new_event}
             job_id = await enqueue(conn, job_kinds.TRANSCODE_LIVE, payload, queue="live", priority=0,
                                    max_attempts=1, on_done=job_kinds.LIVE_ENCODER_DONE)
             await channels.set_run(conn, ch.id, job_id, asset_id)

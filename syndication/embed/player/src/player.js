@@ -115,7 +115,7 @@ function liveClock(video, state) {
 // The slate: the channel says when its encoder is away (reconnecting) or the show is over; the player keeps the
 // last picture and puts a banner over it instead of leaving viewers in front of a frozen frame.
 const SLATE_TEXT = { reconnecting: "We'll be right back.", ended: "This live event has ended." };
-const STATUS_POLL_MS = 2000;
+const STATUS_POLL_MS = 3000;  // against the origin's 1 s cache: a CDN answers nearly all of these
 
 function watchChannel(url, slate, state) {
   const text = slate.querySelector("p");
