@@ -60,10 +60,11 @@ async def test_video_only_publisher_goes_live_and_says_so(live: TestClient) -> N
     await _healthy_and_clean(live, baseline)
 
 
-async def test_a_stalled_publisher_is_dropped_within_the_stall_setting(live: TestClient) -> None:
+@pytest.mark.parametrize("protocol", ["rtmp", "srt"])
+async def test_a_stalled_publisher_is_dropped_within_the_stall_setting(live: TestClient, protocol: str) -> None:
     body = await create(live)
     baseline = ffmpeg_children()
-    pub = publish(body["ingest"]["rtmp"], 30)
+    pub = publish(body["ingest"][protocol], 30, fmt="flv" if protocol == "rtmp" else "mpegts")
     try:
         await wait_status(live, body["id"], "live")
         os.kill(pub.pid, signal.SIGSTOP)   # the socket stays open, nothing more arrives
