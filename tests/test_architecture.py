@@ -39,7 +39,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "streaming.live": ("onair.core", "streaming.live", "streaming.delivery", "transcode.ladder", "transcode.probe",
                        "transcode.commands", "transcode.packaging", "transcode.ffmpeg", "transcode.images",
                        *CATALOG_API),
-    "syndication": ("onair.core", "syndication", "streaming.delivery.signing", *CATALOG_API),
+    # the live embed page reads a channel through streaming.live's public reader (its __init__)
+    "syndication": ("onair.core", "syndication", "streaming.delivery.signing", "=streaming.live", *CATALOG_API),
     "hbbtv_apps": ("onair.core", "hbbtv_apps", *CATALOG_API),
     "studio": ("onair.core", "studio", *CATALOG_API),
     "accounts": ("onair.core", "accounts"),

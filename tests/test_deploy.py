@@ -93,13 +93,18 @@ def test_overlay_is_consistent(overlay: str) -> None:
     config = _by_kind(docs, "ConfigMap")["onair-config"]["data"]
     secret = _by_kind(docs, "Secret")["onair-secrets"]["stringData"]
 
-    # Every selector (Service, PDB) matches its Deployment's pod labels.
+    # Every selector (Service, PDB) matches its Deployment's pod labels (the live ingest Service: the web pods).
     for kind in ("Service", "PodDisruptionBudget"):
         for name, obj in _by_kind(docs, kind).items():
             selector = obj["spec"]["selector"]
             selector = selector.get("matchLabels", selector)
-            labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+            labels = deployments["onair-web" if name == "onair-live-ingest" else name]["spec"]["template"]["metadata"][
+                "labels"]
             assert selector.items() <= labels.items(), f"{kind}/{name} selects no pod"
+    ingest = _by_kind(docs, "Service")["onair-live-ingest"]["spec"]["ports"]
+    web_ports = {p["name"]: p for p in deployments["onair-web"]["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    for port in ingest:   # each ingest port lands on a named container port of the same protocol
+        assert web_ports[port["targetPort"]]["protocol"] == port["protocol"]
 
     # Autoscalers (HPA or KEDA's) point at existing deployments; only one autoscaler per deployment.
     targets = [d["spec"]["scaleTargetRef"]["name"] for d in docs

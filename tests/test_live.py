@@ -5,9 +5,7 @@ and a recorded event becomes a ready asset without a transcode job."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,50 +15,16 @@ from lxml import etree
 
 from onair.app import create_app
 from tests.conftest import ADMIN
-from tests.tools import free_port
-from transcode.ffmpeg import ffmpeg_binary
+from tests.live_helpers import channel, create, ffmpeg_children, live_settings, publish, wait_status
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "DASH-MPD.xsd"
 
 
 @pytest.fixture
 async def live(settings) -> AsyncIterator[TestClient]:
-    s = settings.with_(live_rtmp_port=free_port(), live_srt_port=free_port(), live_reconnect_seconds=2.0,
-                       live_segment_seconds=1.0, live_max_height=360, live_preset="ultrafast")
+    s = live_settings(settings)
     async with TestClient(TestServer(create_app(s, s.database_url or ""))) as c:
         yield c
-
-
-def publish(url: str, seconds: float, fmt: str = "flv") -> subprocess.Popen:
-    return subprocess.Popen(
-        [ffmpeg_binary(None), "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-         f"testsrc2=s=640x360:r=25:d={seconds}", "-f", "lavfi", "-i", f"sine=f=440:d={seconds}:r=48000",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
-         "-f", fmt, url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-async def channel(client: TestClient, cid: str) -> dict:
-    resp = await client.get(f"/api/v1/live/channels/{cid}", headers=ADMIN)
-    assert resp.status == 200
-    return await resp.json()
-
-
-async def wait_status(client: TestClient, cid: str, status: str, within: float = 30) -> dict:
-    async with asyncio.timeout(within):
-        while (body := await channel(client, cid))["status"] != status:
-            await asyncio.sleep(0.2)
-    return body
-
-
-async def create(client: TestClient, **extra) -> dict:
-    resp = await client.post("/api/v1/live/channels", json={"title": "Breaking", **extra}, headers=ADMIN)
-    assert resp.status == 201, await resp.text()
-    return await resp.json()
-
-
-def ffmpeg_children() -> int:
-    out = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "ffmpeg"], capture_output=True)
-    return len(out.stdout.split())
 
 
 async def test_rtmp_publish_goes_live_and_ends_into_a_ready_recording(live: TestClient, db):
@@ -108,6 +72,8 @@ async def test_rtmp_publish_goes_live_and_ends_into_a_ready_recording(live: Test
     etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(static)
     assert await db.fetchval("SELECT count(*) FROM jobs WHERE kind = 'transcode.asset'") == 0
     assert a["duration"] > 3
+    poster = await live.get(f"/media/{asset_id}/images/poster.jpg")   # the last live poster, for feeds/oEmbed
+    assert poster.status == 200 and (await poster.read())[:3] == b"\xff\xd8\xff"
 
 
 async def test_wrong_key_is_refused_and_nothing_starts(live: TestClient, db):

@@ -31,7 +31,7 @@ from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError
 from onair.core.metrics import METRICS
 from onair.core.storage import ObjectNotFound
-from transcode import commands, fmp4_stream, live_manifests
+from transcode import commands, fmp4_stream, live_manifests, live_storage
 from transcode.ffmpeg import die_with_parent, ffmpeg_binary
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.live_publisher import Publisher, load_state
@@ -169,7 +169,9 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
                                                 RELAY_CONNECT_SECONDS)
     except (OSError, TimeoutError):
         raise PermanentJobError("the ingest relay is gone (publisher left before the encoder started)") from None
+    writer.write(p.get("relay_token", "").encode() + b"\n")   # the relay hands the stream only to this job
     proc = None
+    chores: list[asyncio.Task[None]] = []   # live_storage: DVR pruning and the poster, beside the encode
     try:
         head = await _read_head(reader, scratch / "head")
         try:
@@ -185,6 +187,10 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         parts = low_latency_parts(the_plan, p["part_seconds"]) if p.get("latency") == "low" else None
         state["part_target"] = round(parts.target, 5) if parts else None
         pub = Publisher(ctx, state, run)
+        chores.append(asyncio.create_task(live_storage.poster_loop(
+            ctx.resources.store, state, p, ffmpeg_binary(settings.ffmpeg), scratch)))
+        if not p.get("asset_id"):   # a recording keeps every segment
+            chores.append(asyncio.create_task(live_storage.prune_loop(ctx.resources.store, state, p)))
         pipes = [os.pipe() for _ in range(len(the_plan.rungs) + (1 if the_plan.audio else 0))]
         video_w = [w for _, w in pipes[:len(the_plan.rungs)]]
         audio_w = pipes[-1][1] if the_plan.audio else None
@@ -215,6 +221,9 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         return {"channel_id": p["channel_id"], "event": p["event"], "run": run, "reason": reason,
                 "segments": {t: len(v["segments"]) for t, v in state["tracks"].items()}}
     finally:
+        for chore in chores:
+            chore.cancel()
+        await asyncio.gather(*chores, return_exceptions=True)
         METRICS.encoder_speed.labels(p["channel_id"]).set(0)  # off air: the alert ignores 0
         writer.close()
         if proc is not None and proc.returncode is None:
@@ -243,6 +252,7 @@ async def package_recording(ctx: JobContext) -> dict[str, Any]:
         await store.put_bytes(f"{prefix}hls/{tid}.m3u8", live_manifests.media_playlist(vod, tid, vod=True).encode())
     await store.put_bytes(f"{prefix}dash/manifest.mpd", live_manifests.mpd(vod, now=time.time(), vod=True))
     await store.put_bytes(f"{prefix}hls/master.m3u8", live_manifests.master_playlist(vod).encode())
+    poster = await live_storage.copy_poster(store, p["live_prefix"], prefix)
     tracks = vod["tracks"]
     videos = [t for t in tracks.values() if t["kind"] == "video"]
     duration = sum(s[3] for s in videos[0]["segments"]) / videos[0]["timescale"] if videos else 0.0
@@ -251,7 +261,7 @@ async def package_recording(ctx: JobContext) -> dict[str, Any]:
                           "codecs": t["codecs"], "frame_rate": t["frame_rate"]} for t in videos],
                "audio": ({"codecs": tracks["a"]["codecs"], "bitrate": tracks["a"]["bandwidth"], "channels": 2,
                           "sample_rate": 48000} if "a" in tracks else None),
-               "poster": None, "thumbnails": [], "storyboard": None, "recorded_live": True}
+               "poster": poster, "thumbnails": [], "storyboard": None, "recorded_live": True}
     return {"facts": p.get("facts") or {}, "outputs": outputs, "duration": round(duration, 3)}
 
 

@@ -228,6 +228,12 @@ class Settings:
     live_srt_port: int = _setting(9710, "UDP port of the live SRT ingest (srt://HOST:PORT?streamid=publish:<key>).",
                                   check=_port)
     live_ingest_host: str | None = _setting(None, "Address the RTMP/SRT listeners bind to; unset: ONAIR_HOST.")
+    live_ingest: str = _setting(
+        "auto", "When this process opens the RTMP/SRT ingest ports: auto (once a channel exists), on (at start: "
+        "ingest pods behind a load balancer), off (never).", choices=("auto", "on", "off"))
+    live_relay_host: str = _setting(
+        "127.0.0.1", "Address the ingest hands accepted streams to encoders on (its relay listens there); with "
+        "encoders in other pods, this pod's IP.")
     live_segment_seconds: float = _setting(2.0, "Duration of live CMAF segments (s); the encoder's GOP.",
                                            check=_positive)
     live_latency: str = _setting(
@@ -242,6 +248,12 @@ class Settings:
         check=_positive)
     live_max_height: int = _setting(720, "Top rung of the live ladder (short side, px); 720 suits a 2-core host.",
                                     check=_positive)
+    live_stall_seconds: float = _setting(
+        10.0, "A live publisher that sends nothing this long with its connection open is dropped (s).",
+        check=_positive)
+    live_poster_seconds: float = _setting(
+        10.0, "How often a live channel's poster (images/poster.jpg) is refreshed from the stream (s).",
+        check=_positive)
     live_preset: str = _setting("veryfast", "x264 preset of the live encoder.",
                                 choices=("ultrafast", "superfast", "veryfast", "faster", "fast"))
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

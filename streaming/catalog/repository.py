@@ -87,8 +87,8 @@ def source_key(asset_id: str) -> str:
     return source_prefix(asset_id) + "original"
 
 
-CREATABLE = ("show", "available_from", "available_until", "geo_allow", "geo_deny", "credit", "copyright",
-             "partner_id")
+CREATABLE = ("show", "visibility", "available_from", "available_until", "geo_allow", "geo_deny", "credit",
+             "copyright", "partner_id")
 
 
 async def create_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, *, title: str, description: str = "",

@@ -34,6 +34,10 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
             await catalog.mark_ready(conn, asset_id, result["facts"], result["outputs"], result.get("duration"))
             await events.publish(conn, "asset.ready", {"asset_id": asset_id, "title": asset.title,
                                                        "duration": result.get("duration")})
+            if (result.get("outputs") or {}).get("recorded_live"):  # a live event's recording, packaged
+                await events.publish(conn, "recording.ready", {
+                    "asset_id": asset_id, "title": asset.title, "duration": result.get("duration"),
+                    "channel_id": done["payload"].get("channel_id")})
             if asset.outputs is not None:  # a re-transcode replaced published manifests: drop CDN copies
                 await purge.purge(conn, asset_id, "re-transcoded")
                 if asset.outputs.get("captions"):  # uploaded captions outlive a re-transcode: back in the manifests

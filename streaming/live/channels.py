@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from streaming.catalog.rights import Rights
+
 _ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"
 ON_AIR = ("starting", "live")
 
@@ -53,25 +55,47 @@ class Channel:
     ended_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    rights: Rights = Rights()
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Channel:
         return cls(row["id"], row["title"], row["stream_key"], row["record"], row["dvr_seconds"], row["visibility"],
                    row["latency"], row["status"], row["status_reason"], row["event_no"], row["ingest_protocol"],
                    row["input"], row["ladder"], row["recording_asset"], list(row["recordings"] or []), row["job_id"],
-                   row["started_at"], row["ended_at"], row["created_at"], row["updated_at"])
+                   row["started_at"], row["ended_at"], row["created_at"], row["updated_at"],
+                   Rights(row["available_from"], row["available_until"], tuple(row["geo_allow"]),
+                          tuple(row["geo_deny"])))
 
 
 DB = asyncpg.Pool | asyncpg.Connection
 
 
 async def create_channel(db: DB, *, title: str, record: bool, dvr_seconds: int, visibility: str,
-                         latency: str = "standard") -> Channel:
+                         latency: str = "standard", rights: Rights = Rights()) -> Channel:
     row = await db.fetchrow(
-        """INSERT INTO live_channels (id, title, stream_key, record, dvr_seconds, visibility, latency)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *""",
-        new_channel_id(), title, new_stream_key(), record, dvr_seconds, visibility, latency)
+        """INSERT INTO live_channels (id, title, stream_key, record, dvr_seconds, visibility, latency,
+                                      available_from, available_until, geo_allow, geo_deny)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *""",
+        new_channel_id(), title, new_stream_key(), record, dvr_seconds, visibility, latency, rights.available_from,
+        rights.available_until, list(rights.geo_allow), list(rights.geo_deny))
     return Channel.from_row(row)
+
+
+# What PATCH may change (the caller validates values; rights columns as in the assets table).
+UPDATABLE = ("title", "record", "dvr_seconds", "visibility", "available_from", "available_until", "geo_allow",
+             "geo_deny")
+
+
+async def update_channel(db: DB, channel_id: str, changes: dict[str, Any]) -> Channel | None:
+    """Change settings; an event on air keeps its recording's rights (they were copied when it started)."""
+    cols = [c for c in changes if c in UPDATABLE]
+    if len(cols) != len(changes):
+        raise TypeError(f"update_channel: unknown fields {sorted(set(changes) - set(UPDATABLE))}")
+    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+    row = await db.fetchrow(
+        f"UPDATE live_channels SET {sets}{', ' if sets else ''}updated_at = now() WHERE id = $1 RETURNING *",
+        channel_id, *[changes[c] for c in cols])
+    return Channel.from_row(row) if row else None
 
 
 async def get_channel(db: DB, channel_id: str) -> Channel | None:
@@ -126,11 +150,21 @@ async def set_recording_asset(db: DB, channel_id: str, asset_id: str | None) -> 
 
 
 async def set_live(db: DB, channel_id: str, event_no: int, input_facts: dict[str, Any],
-                   ladder: dict[str, Any]) -> None:
-    await db.execute(
+                   ladder: dict[str, Any]) -> bool:
+    """starting -> live (the encoder's first segments are out); False when the channel was not starting."""
+    done = await db.execute(
         """UPDATE live_channels SET status = 'live', input = $3::jsonb, ladder = $4::jsonb, updated_at = now()
-           WHERE id = $1 AND event_no = $2 AND status IN ('starting', 'live')""",
+           WHERE id = $1 AND event_no = $2 AND status = 'starting'""",
         channel_id, event_no, input_facts, ladder)
+    return not done.endswith(" 0")
+
+
+async def note_ingest_reason(db: DB, channel_id: str, event_no: int, reason: str) -> None:
+    """Why the ingest let the publisher go (stalled, closed, refused mid-stream), while the encoder drains: the
+    encoder only sees its input end, so the channel's status after the run names this reason."""
+    await db.execute("""UPDATE live_channels SET status_reason = $3, updated_at = now()
+                        WHERE id = $1 AND event_no = $2 AND status IN ('starting', 'live')""",
+                     channel_id, event_no, reason)
 
 
 async def set_reconnecting(db: DB, channel_id: str, event_no: int, reason: str) -> bool:

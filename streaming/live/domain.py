@@ -13,4 +13,4 @@ def _setup(app: web.Application) -> None:
     service.setup(app)
 
 
-DOMAIN = Domain("live", setup=_setup, handlers=events.HANDLERS)
+DOMAIN = Domain("live", setup=_setup, handlers=events.HANDLERS, progress_hooks=events.PROGRESS_HOOKS)

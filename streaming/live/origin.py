@@ -2,7 +2,8 @@
 
 Caching: segments are written once -> immutable; live playlists and the MPD change every segment -> max-age of
 about half a segment, so a CDN collapses a crowd onto one origin request per half segment without holding
-viewers behind the live edge; an ended channel's playlists no longer change until the next event -> a minute.
+viewers behind the live edge; an ended channel's playlists no longer change until the next event -> a minute; the poster is rewritten while live
+-> half its refresh period. Rights and their effect on caching: streaming/live/viewer_rights.py.
 Low latency: a plain playlist changes with every part -> one second; a blocking reload (`_HLS_msn`/`_HLS_part`,
 streaming/live/blocking.py) answers one fixed question -> cacheable for the time a request may be held, so a CDN
 whose cache key includes the query collapses a crowd asking for the same part onto one origin request; parts, like
@@ -15,15 +16,24 @@ from aiohttp import web
 
 from onair.core.bus import BUS
 from onair.core.db.pool import POOL
-from onair.core.errors import AppError, Forbidden, NotFound, problem_response
+from onair.core.errors import AppError, NotFound, problem_response
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE, ObjectNotFound
 from streaming.delivery import access, caching, origin
 from streaming.live import blocking
 from streaming.live.channels import ON_AIR, Channel, get_channel, live_prefix
+from streaming.live.viewer_rights import check_rights, rights_caching
+
+POSTER_KEY = "images/poster.jpg"
+STATUS_KEY = "status.json"    # what players show over the picture: the slate while the encoder is away
+PUBLIC_STATUS = {"idle": "idle", "starting": "starting", "live": "live", "reconnecting": "reconnecting",
+                 "ended": "ended"}
 
 
-def live_cache_control(key: str, ch: Channel, segment_seconds: float, held: bool = False) -> str:
+def live_cache_control(key: str, ch: Channel, segment_seconds: float, poster_seconds: float = 10.0,
+                       held: bool = False) -> str:
+    if key == POSTER_KEY:   # rewritten while live, unlike every other image
+        return f"public, max-age={max(1, int(poster_seconds / 2))}" if ch.status != "ended" else "public, max-age=60"
     kind = caching.object_kind(key)
     if kind in caching.MANIFESTS:
         if ch.status == "ended":
@@ -87,8 +97,10 @@ async def serve(request: web.Request) -> web.StreamResponse:
         ch = await get_channel(request.app[POOL], channel_id)
         if ch is None:
             raise NotFound(f"No live channel {channel_id}", code="channel-not-found")
-        if ch.visibility == "private":
-            raise Forbidden("This channel is private", code="token-required")
+        check_rights(ch, request)
+        if key == STATUS_KEY:
+            return web.json_response({"status": PUBLIC_STATUS.get(ch.status, "idle"), "event": ch.event_no},
+                                     headers={**cors, "Cache-Control": "public, max-age=1"})
         want = blocking.wanted(request.query) if key.endswith(".m3u8") and ch.latency == "low" else None
 
         async def read() -> bytes:
@@ -112,9 +124,12 @@ async def serve(request: web.Request) -> web.StreamResponse:
         headers = {**cors, **err.headers, "Cache-Control": "public, max-age=1" if err.status == 404 else "no-store"}
         return problem_response(err.status, err.code, err.title, err.detail, headers=headers, instance=request.path,
                                 extra=err.extra)
-    seg = request.app[SETTINGS].live_segment_seconds
-    headers = {"Content-Type": caching.content_type(key),
-               "Cache-Control": live_cache_control(key, ch, seg, held=want is not None), **cors}
+    settings = request.app[SETTINGS]
+    base = live_cache_control(key, ch, settings.live_segment_seconds, settings.live_poster_seconds,
+                              held=want is not None)
+    headers = {"Content-Type": caching.content_type(key), **cors, **rights_caching(base, ch, request)}
+    if "Vary" in cors and "Vary" in headers and cors["Vary"] != headers["Vary"]:
+        headers["Vary"] = f"{cors['Vary']}, {headers['Vary']}"
     return web.Response(body=data if request.method != "HEAD" else None, headers=headers)
 
 

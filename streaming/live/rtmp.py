@@ -22,7 +22,7 @@ from streaming.live import amf
 log = logging.getLogger("onair.live.rtmp")
 
 HANDSHAKE = 1536
-STALL_SECONDS = 10.0     # a publisher that sends nothing for this long (socket open) is dropped
+STALL_SECONDS = 10.0     # default: a publisher that sends nothing this long (socket open) is dropped
 ACK_WINDOW = 2_500_000
 OUT_CHUNK = 4096
 
@@ -84,8 +84,10 @@ def _status(level: str, code: str, description: str) -> bytes:
 
 
 class RtmpConnection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, accept: Accept) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, accept: Accept,
+                 stall_seconds: float = STALL_SECONDS) -> None:
         self.reader, self.writer, self.accept = reader, writer, accept
+        self.stall_seconds = stall_seconds
         self.chunk_size = 128
         self.chunks: dict[int, _Chunk] = {}
         self.app = ""
@@ -97,11 +99,11 @@ class RtmpConnection:
 
     async def _read(self, n: int) -> bytes:
         try:
-            data = await asyncio.wait_for(self.reader.readexactly(n), STALL_SECONDS)
+            data = await asyncio.wait_for(self.reader.readexactly(n), self.stall_seconds)
         except asyncio.IncompleteReadError:
             raise RtmpError("publisher closed the connection") from None
         except TimeoutError:
-            raise RtmpError(f"publisher sent nothing for {STALL_SECONDS:.0f} s") from None
+            raise RtmpError(f"publisher sent nothing for {self.stall_seconds:g} s") from None
         self.received += n
         return data
 
@@ -218,8 +220,9 @@ class RtmpConnection:
         return True
 
 
-async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, accept: Accept) -> None:
-    conn = RtmpConnection(reader, writer, accept)
+async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, accept: Accept,
+                stall_seconds: float = STALL_SECONDS) -> None:
+    conn = RtmpConnection(reader, writer, accept, stall_seconds)
     reason = "publisher finished"
     try:
         await conn.run()

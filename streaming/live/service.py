@@ -26,9 +26,9 @@ class LiveIngest:
 
     async def ensure_started(self) -> None:
         async with self.lock:
-            if self.rtmp is not None:
-                return
             settings = self.app[SETTINGS]
+            if self.rtmp is not None or settings.live_ingest == "off":
+                return
             host = settings.live_ingest_host or settings.host
             try:
                 self.rtmp = await asyncio.start_server(self._rtmp_client, host, settings.live_rtmp_port)
@@ -45,7 +45,8 @@ class LiveIngest:
         assert task is not None
         self.tasks.add(task)
         try:
-            await rtmp.serve(reader, writer, lambda app_name, key: sessions.accept(self.app, "rtmp", app_name, key))
+            await rtmp.serve(reader, writer, lambda app_name, key: sessions.accept(self.app, "rtmp", app_name, key),
+                             self.app[SETTINGS].live_stall_seconds)
         finally:
             self.tasks.discard(task)
 
@@ -65,8 +66,9 @@ LIVE_INGEST = web.AppKey("live_ingest", LiveIngest)
 
 async def _startup(app: web.Application) -> None:
     ingest = app[LIVE_INGEST]
+    mode = app[SETTINGS].live_ingest
     with contextlib.suppress(Exception):  # no database yet is not our problem to report here
-        if await channels.any_channel(app[POOL]):
+        if mode == "on" or (mode == "auto" and await channels.any_channel(app[POOL])):
             await ingest.ensure_started()
 
 

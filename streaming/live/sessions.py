@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from onair.core import job_kinds
 from onair.core.db.pool import POOL
 from onair.core.jobs import enqueue
 from onair.core.settings import SETTINGS
+from onair.core.storage import STORE
 from streaming import catalog
 from streaming.live import channels
 
@@ -28,13 +31,20 @@ log = logging.getLogger("onair.live")
 RELAY_BUFFER = 16 * 1024 * 1024   # bytes held while the encoder job starts (about 40 s of a 3 Mb/s stream)
 RELAY_WAIT = 30.0                 # an encoder that never connects: give the publisher up
 WATCH_SECONDS = 1.0
+TOKEN_WAIT = 5.0                  # seconds a relay connection has to present the encoder's token
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 class Relay:
-    """Loopback TCP server handing one publisher's bytes to one encoder connection."""
+    """TCP server handing one publisher's bytes to one encoder connection: on loopback when the encoder runs in
+    this host's worker pool, on the pod's address (ONAIR_LIVE_RELAY_HOST) when any worker pod may claim the
+    encoder job. The encoder proves itself with the job's one-time token (first line) before it gets a byte, so
+    nothing else that reaches the port can take the stream."""
 
-    def __init__(self, channel_id: str, pool: asyncpg.Pool) -> None:
-        self.channel_id, self.pool = channel_id, pool
+    def __init__(self, channel_id: str, pool: asyncpg.Pool, host: str = "127.0.0.1") -> None:
+        self.channel_id, self.pool, self.host = channel_id, pool, host
+        self.token = secrets.token_urlsafe(24)
+        self.event_no: int | None = None    # set once the publish is accepted
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.queued = 0
         self.stopped = asyncio.Event()
@@ -43,12 +53,17 @@ class Relay:
         self.watch: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
-        self.server = await asyncio.start_server(self._encoder, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._encoder, self.host, 0)
         self.watch = asyncio.create_task(self._watch())
         return self.server.sockets[0].getsockname()[1]
 
-    async def _encoder(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.connected.is_set():
+    async def _encoder(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), TOKEN_WAIT)
+        except (TimeoutError, ConnectionError, ValueError):
+            line = b""
+        if self.connected.is_set() or not hmac.compare_digest(line.strip(), self.token.encode()):
+            log.warning("live %s: refused a relay connection without the encoder's token", self.channel_id)
             writer.close()
             return
         self.connected.set()
@@ -84,6 +99,10 @@ class Relay:
 
     async def close(self, reason: str) -> None:
         log.info("live %s: publisher gone (%s)", self.channel_id, reason)
+        if self.event_no is not None and not self.stopped.is_set():
+            # before the encoder sees its input end, so its on_done finds the reason
+            with contextlib.suppress(Exception):
+                await channels.note_ingest_reason(self.pool, self.channel_id, self.event_no, reason)
         self.stopped.set()
         self.queue.put_nowait(None)
         if self.watch is not None:
@@ -102,7 +121,7 @@ async def accept(app: web.Application, protocol: str, app_name: str, key: str) -
     if channel is None:
         log.warning("live: refused %s publish with an unknown or rotated stream key", protocol)
         return "unknown or rotated stream key"
-    relay = Relay(channel.id, pool)
+    relay = Relay(channel.id, pool, app[SETTINGS].live_relay_host)
     port = await relay.start()
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -116,17 +135,36 @@ async def accept(app: web.Application, protocol: str, app_name: str, key: str) -
             if new_event and ch.record:
                 asset_id = catalog.new_asset_id()
                 stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-                await catalog.create_asset(conn, asset_id, title=f"{ch.title} (live {stamp})", status="uploading")
-            payload = _payload(app, ch, asset_id, protocol, port)
+                # The recording inherits the channel's rights (and visibility) as they are when the event starts.
+                r = ch.rights
+                await catalog.create_asset(conn, asset_id, title=f"{ch.title} (live {stamp})", status="uploading",
+                                           available_from=r.available_from, available_until=r.available_until,
+                                           geo_allow=list(r.geo_allow), geo_deny=list(r.geo_deny),
+                                           visibility=ch.visibility)
+            payload = {**_payload(app, ch, asset_id, protocol, port, relay), "resumed": not new_event}
             job_id = await enqueue(conn, job_kinds.TRANSCODE_LIVE, payload, queue="live", priority=0,
                                    max_attempts=1, on_done=job_kinds.LIVE_ENCODER_DONE)
             await channels.set_run(conn, ch.id, job_id, asset_id)
+        relay.event_no = ch.event_no
     except BaseException:
         await relay.close("refused")
         raise
     log.info("live %s: %s publisher accepted (event %d, %s)", ch.id, protocol,
              ch.event_no, "new event" if new_event else "reconnect")
+    if new_event and ch.event_no > 1:
+        task = asyncio.create_task(_drop_event_media(app, ch.id, ch.event_no - 1))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
     return relay
+
+
+async def _drop_event_media(app: web.Application, channel_id: str, event_no: int) -> None:
+    """A new event replaces the channel's playlists: the previous unrecorded event's segments (its DVR tail) are
+    unreachable now. A recorded event's segments live in its asset and stay."""
+    try:
+        await app[STORE].delete_prefix(f"{channels.live_prefix(channel_id)}e{event_no}/")
+    except Exception:
+        log.warning("live %s: could not delete event %d's segments", channel_id, event_no, exc_info=True)
 
 
 def state_key(channel_id: str, event_no: int) -> str:
@@ -135,16 +173,18 @@ def state_key(channel_id: str, event_no: int) -> str:
 
 
 def _payload(app: web.Application, ch: channels.Channel, asset_id: str | None, protocol: str,
-             port: int) -> dict[str, Any]:
+             port: int, relay: Relay) -> dict[str, Any]:
     settings = app[SETTINGS]
     if asset_id:  # recorded: segments go straight into the recording asset, so it needs no copy at the end
         media_prefix, media_url = catalog.media_prefix(asset_id), f"/media/{asset_id}/"
     else:
         media_prefix, media_url = f"{channels.live_prefix(ch.id)}e{ch.event_no}/", f"../e{ch.event_no}/"
-    return {"channel_id": ch.id, "event": ch.event_no, "relay_host": "127.0.0.1", "relay_port": port,
+    return {"channel_id": ch.id, "event": ch.event_no, "relay_host": relay.host, "relay_port": port,
+            "relay_token": relay.token,
             "format": "flv" if protocol == "rtmp" else "mpegts", "media_prefix": media_prefix,
             "media_url": media_url, "live_prefix": channels.live_prefix(ch.id),
             "state_key": state_key(ch.id, ch.event_no), "segment_seconds": settings.live_segment_seconds,
             "dvr_seconds": ch.dvr_seconds, "max_height": settings.live_max_height, "preset": settings.live_preset,
+            "poster_seconds": settings.live_poster_seconds,
             "utc_timing": f"{settings.base_url}/api/v1/time", "asset_id": asset_id,
             "latency": ch.latency, "part_seconds": settings.live_part_seconds}

@@ -23,6 +23,7 @@ log = logging.getLogger("onair.live.srt")
 
 STREAM_ID = re.compile(rb"accept streamid \[(.*?)\]")
 RESTART_SECONDS = 0.5
+FIRST_DATA_SECONDS = 15.0   # the gatekeeper probes its input (a few seconds) before its first output byte
 
 
 def key_from_stream_id(stream_id: str) -> str:
@@ -86,8 +87,18 @@ class SrtGatekeeper:
             return
         drain = asyncio.create_task(self._drain_stderr())
         reason = "publisher finished"
+        stall = self.app[SETTINGS].live_stall_seconds
+        wait = max(stall, FIRST_DATA_SECONDS)
         try:
-            while chunk := await self.proc.stdout.read(65536):
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(self.proc.stdout.read(65536), wait)
+                except TimeoutError:
+                    reason = f"publisher sent nothing for {wait:g} s"
+                    break
+                wait = stall
+                if not chunk:
+                    break
                 if outcome.stopped.is_set():
                     reason = "the channel was ended"
                     break

@@ -18,7 +18,8 @@ from onair.core.errors import NotFound
 from onair.core.settings import SETTINGS, Settings
 from onair.core.web import StaticBundle, base_url, cap_ttl, templates, viewer_country
 from streaming.catalog import Asset, get_asset
-from syndication.embed import oembed, pages
+from streaming.live import get_channel
+from syndication.embed import live_pages, oembed, pages
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static" / "player"
@@ -122,6 +123,33 @@ async def watch_page(request: web.Request) -> web.Response:
                    poster_abs=base + page.poster if page.poster and page.discoverable else None)
 
 
+async def _live_page(request: web.Request) -> pages.PlayerPage:
+    channel_id = request.match_info["channel_id"]
+    channel = await get_channel(request.app[POOL], channel_id)
+    return live_pages.live_page(channel, channel_id, clock.now(request.app),
+                                pages.PlayerOptions.from_query(dict(request.query)), country=viewer_country(request),
+                                rights=channel.rights if channel is not None else None)
+
+
+async def live_embed_page(request: web.Request) -> web.Response:
+    """The player in live mode (LIVE badge, DVR seeking, go live); never cached: the channel's state moves."""
+    page = await _live_page(request)
+    csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+           "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; "
+           "form-action 'none'; " + pages.frame_ancestors(None, _ctx(request).settings.embed_origin_list))
+    watch_url = f"{base_url(request)}/watch/live/{page.asset_id}" if page.playable else None
+    return _render(request, "embed.html", page, csp, asset=None, watch_url=watch_url)
+
+
+async def live_watch_page(request: web.Request) -> web.Response:
+    page = await _live_page(request)
+    snippet = pages.iframe_snippet(f"{base_url(request)}/embed/live/{page.asset_id}", page.title, 640, 360)
+    csp = ("default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; base-uri 'none'; "
+           "form-action 'none'")
+    # An off-air channel's page still holds the frame: the embed inside reloads itself until the show starts.
+    return _render(request, "watch.html", page, csp, asset=None, snippet=snippet, description="", poster_abs=None)
+
+
 async def oembed_view(request: web.Request) -> web.Response:
     q = oembed.parse_query(dict(request.query))
     asset_id = oembed.asset_id_from_url(q.url, _our_hosts(request))
@@ -149,5 +177,7 @@ def setup(app: web.Application) -> None:
     app[EMBED] = EmbedContext(app[SETTINGS], templates(HERE / "templates", trim=True), bundle, js_name, css_name)
     app.router.add_get(f"/embed/{{asset_id:{_ID}}}", embed_page)
     app.router.add_get(f"/watch/{{asset_id:{_ID}}}", watch_page)
+    app.router.add_get(f"/embed/live/{{channel_id:{_ID}}}", live_embed_page)
+    app.router.add_get(f"/watch/live/{{channel_id:{_ID}}}", live_watch_page)
     app.router.add_get("/oembed", oembed_view)
     app.router.add_get("/player/{name}", bundle_file)

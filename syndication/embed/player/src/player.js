@@ -2,6 +2,8 @@
 // hls.js build, not the light one: onair carries audio as separate HLS renditions (one per language), and the
 // light build has no alternate-audio support (it played those assets silently).
 // Configuration comes from a JSON block the server renders (no inline script, so a strict CSP holds).
+// Live channels (cfg.live) play the same way; the seek bar then spans the DVR window (video.seekable), a LIVE
+// badge says whether we are at the live edge, and "Go live" jumps back to it.
 import Hls from "hls.js/dist/hls.mjs";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -109,6 +111,51 @@ function debugOverlay(root, state) {
   }, 500);
 }
 
+// --- live: where the DVR window and the live edge are ---------------------------------------------------
+const LIVE_SLACK = 4;  // seconds behind the edge that still count as live (playlist refreshes move the edge in steps)
+
+function liveClock(video, state) {
+  const range = () => {
+    const r = video.seekable;
+    return r && r.length ? { start: r.start(0), end: r.end(r.length - 1) } : null;
+  };
+  // hls.js knows its target distance from the end (liveSyncPosition); natively, three seconds short of the end.
+  const edge = () => {
+    if (state.hls && state.hls.liveSyncPosition != null) return state.hls.liveSyncPosition;
+    const r = range();
+    return r ? Math.max(r.start, r.end - 3) : null;
+  };
+  const behind = () => {
+    const e = edge();
+    return e == null ? 0 : Math.max(0, e - video.currentTime);
+  };
+  return { range, edge, behind, atEdge: () => behind() < LIVE_SLACK };
+}
+
+// The slate: the channel says when its encoder is away (reconnecting) or the show is over; the player keeps the
+// last picture and puts a banner over it instead of leaving viewers in front of a frozen frame.
+const SLATE_TEXT = { reconnecting: "We'll be right back.", ended: "This live event has ended." };
+const STATUS_POLL_MS = 3000;  // against the origin's 1 s cache: a CDN answers nearly all of these
+
+function watchChannel(url, slate, state) {
+  const text = slate.querySelector("p");
+  const poll = async () => {
+    try {
+      const resp = await fetch(url, { cache: "no-store" });
+      if (resp.ok) {
+        const { status } = await resp.json();
+        state.channelStatus = status;
+        const message = SLATE_TEXT[status];
+        slate.hidden = !message;
+        if (message) text.textContent = message;
+        if (status === "ended") return;  // the page reloads into its "ended" message on the next visit
+      }
+    } catch (_e) { /* offline for a moment: keep what we show */ }
+    setTimeout(poll, STATUS_POLL_MS);
+  };
+  poll();
+}
+
 // --- the player ----------------------------------------------------------------------------------------
 function setup(root, cfg) {
   const video = $("video", root);
@@ -119,11 +166,16 @@ function setup(root, cfg) {
   const audioMenu = $(".op-audio", root);
   const fsBtn = $(".op-fs", root);
   const seek = $(".op-seek", root);
+  const badge = $(".op-badge", root);
+  const goLiveBtn = $(".op-golive", root);
+  const slate = $(".op-slate", root);
   const time = $(".op-time", root);
   const thumb = $(".op-thumb", root);
   const status = $(".op-status", root);
   const state = { hls: null, video, levels: 0, errors: [] };
   window.onairPlayer = state;
+  const live = cfg.live ? liveClock(video, state) : null;
+  state.live = live;
 
   const reporter = makeReporter(cfg, video);
   const duration = () => (isFinite(video.duration) && video.duration > 0 ? video.duration : cfg.duration || 0);
@@ -172,6 +224,7 @@ function setup(root, cfg) {
     const low = !!cfg.low_latency;
     const hls = new Hls(Object.assign({ startPosition: start || -1, capLevelToPlayerSize: true,
       lowLatencyMode: low, subtitleTrackController: null, subtitleStreamController: null, timelineController: null },
+      live ? { liveDurationInfinity: true } : {}, live && !low ? { liveSyncDurationCount: 3 } : {},
       low ? { maxLiveSyncPlaybackRate: 1.1, backBufferLength: 30 } : {}));
     state.hls = hls;
     state.lowLatency = low;
@@ -199,8 +252,28 @@ function setup(root, cfg) {
 
   // Controls
   const togglePlay = () => (video.paused || video.ended ? video.play().catch(() => {}) : video.pause());
+  const renderLive = () => {
+    const r = live.range();
+    const behind = live.behind();
+    const edge = live.atEdge();
+    time.textContent = edge ? "LIVE" : "-" + fmt(behind);
+    badge.dataset.state = edge ? "live" : "behind";
+    goLiveBtn.disabled = edge;
+    if (r && r.end > r.start && document.activeElement !== seek) {
+      seek.value = String(((video.currentTime - r.start) / (r.end - r.start)) * 1000);
+    }
+    seek.setAttribute("aria-valuetext", edge ? "live" : fmt(behind) + " behind live");
+  };
   const render = () => {
     const d = duration();
+    if (live) {
+      playBtn.setAttribute("aria-label", video.paused ? "Play" : "Pause");
+      playBtn.dataset.state = video.paused ? "paused" : "playing";
+      muteBtn.setAttribute("aria-label", video.muted ? "Unmute" : "Mute");
+      muteBtn.dataset.state = video.muted ? "muted" : "sound";
+      renderLive();
+      return;
+    }
     playBtn.setAttribute("aria-label", video.paused ? "Play" : "Pause");
     playBtn.dataset.state = video.paused ? "paused" : "playing";
     muteBtn.setAttribute("aria-label", video.muted ? "Unmute" : "Mute");
@@ -216,7 +289,25 @@ function setup(root, cfg) {
   playBtn.addEventListener("click", togglePlay);
   video.addEventListener("click", togglePlay);
   muteBtn.addEventListener("click", () => { video.muted = !video.muted; });
-  seek.addEventListener("input", () => { video.currentTime = (Number(seek.value) / 1000) * duration(); });
+  // Seeking: the whole file, or for live the DVR window the playlists still list.
+  const seekTo = (t) => {
+    const r = live ? live.range() : { start: 0, end: duration() };
+    if (r) video.currentTime = Math.min(Math.max(t, r.start), live ? live.edge() : r.end);
+  };
+  const goLive = () => {
+    const e = live.edge();
+    if (e != null) video.currentTime = e;
+    if (video.paused) video.play().catch(() => {});
+  };
+  seek.addEventListener("input", () => {
+    const r = live ? live.range() : { start: 0, end: duration() };
+    if (r) seekTo(r.start + (Number(seek.value) / 1000) * (r.end - r.start));
+  });
+  if (live) {
+    goLiveBtn.addEventListener("click", goLive);
+    state.goLive = goLive;
+    if (cfg.status_url) watchChannel(cfg.status_url, slate, state);
+  }
   fsBtn.addEventListener("click", () => {
     if (document.fullscreenElement) document.exitFullscreen();
     else if (root.requestFullscreen) root.requestFullscreen().catch(() => {});
@@ -247,8 +338,8 @@ function setup(root, cfg) {
       case " ": case "k":
         if (e.target.tagName === "BUTTON" && e.key === " ") return;  // the button handles its own activation
         togglePlay(); break;
-      case "ArrowRight": if (onSeekBar) return; video.currentTime = Math.min(duration(), video.currentTime + 5); break;
-      case "ArrowLeft": if (onSeekBar) return; video.currentTime = Math.max(0, video.currentTime - 5); break;
+      case "ArrowRight": if (onSeekBar) return; seekTo(video.currentTime + 5); break;
+      case "ArrowLeft": if (onSeekBar) return; seekTo(video.currentTime - 5); break;
       case "m": video.muted = !video.muted; break;
       case "f": fsBtn.click(); break;
       case "c": if (ccBtn) ccBtn.click(); break;
