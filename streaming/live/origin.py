@@ -2,8 +2,9 @@
 
 Caching: segments are written once -> immutable; live playlists and the MPD change every segment -> max-age of
 about half a segment, so a CDN collapses a crowd onto one origin request per half segment without holding
-viewers behind the live edge; an ended channel's playlists no longer change until the next event -> a minute; the poster is rewritten while live
--> half its refresh period. Rights and their effect on caching: streaming/live/viewer_rights.py.
+viewers behind the live edge; an ended channel's playlists no longer change until the next event -> a minute;
+the poster is rewritten while live -> half its refresh period. Rights and their effect on caching:
+streaming/live/viewer_rights.py.
 Low latency: a plain playlist changes with every part -> one second; a blocking reload (`_HLS_msn`/`_HLS_part`,
 streaming/live/blocking.py) answers one fixed question -> cacheable for the time a request may be held, so a CDN
 whose cache key includes the query collapses a crowd asking for the same part onto one origin request; parts, like
