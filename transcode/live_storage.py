@@ -48,14 +48,27 @@ def expired_segments(state: dict[str, Any], now: float, keep_seconds: float) -> 
 
 
 async def prune_once(store: Any, state: dict[str, Any], media_prefix: str, keep_seconds: float,
-                     now: float | None = None) -> int:
+                     now: float | None = None, parts_per_segment: int = 0) -> int:
+    """Delete expired segments, and with low latency the parts they were joined from (part objects are never
+    listed again once their segment is complete; a missing index is simply nothing to delete)."""
     gone = expired_segments(state, time.time() if now is None else now, keep_seconds)
     pruned = state.setdefault("pruned", {})
     for tid, seq in gone:
-        with contextlib.suppress(ObjectNotFound):
-            await store.delete(media_prefix + live_manifests.segment_key(tid, seq))
+        keys = [live_manifests.segment_key(tid, seq),
+                *(live_manifests.part_key(tid, seq, i) for i in range(parts_per_segment))]
+        for key in keys:
+            with contextlib.suppress(ObjectNotFound):
+                await store.delete(media_prefix + key)
         pruned[tid] = max(pruned.get(tid, 0), seq)
     return len(gone)
+
+
+def parts_per_segment(payload: dict[str, Any]) -> int:
+    """An upper bound on a segment's parts (the encoder cuts parts of a whole number of frames, never longer than
+    the target, so a segment has at most a couple more than segment/part)."""
+    if payload.get("latency") != "low" or not payload.get("part_seconds"):
+        return 0
+    return int(payload["segment_seconds"] / payload["part_seconds"]) + 3
 
 
 async def prune_loop(store: Any, state: dict[str, Any], payload: dict[str, Any]) -> None:
@@ -64,7 +77,7 @@ async def prune_loop(store: Any, state: dict[str, Any], payload: dict[str, Any])
     while True:
         await asyncio.sleep(seg)
         try:
-            await prune_once(store, state, payload["media_prefix"], keep)
+            await prune_once(store, state, payload["media_prefix"], keep, parts_per_segment=parts_per_segment(payload))
         except Exception:   # the store hiccups: try again next segment; never stop the encoder for this
             log.warning("live %s: pruning old segments failed", payload["channel_id"], exc_info=True)
 
