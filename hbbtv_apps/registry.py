@@ -237,6 +237,8 @@ async def update(db: asyncpg.Pool, slug: str, patch: AppPatch) -> HbbtvApp:
         row = await db.fetchrow(sql, slug, *values)
     except asyncpg.UniqueViolationError as err:
         raise _conflict(err) from None
+    if row is None:  # deleted by another request since `require` found it
+        raise NotFound(f"No HbbTV app named {slug!r}", code="unknown-app")
     return HbbtvApp.from_row(row)
 
 

@@ -20,6 +20,7 @@ from onair.core.auth import requires
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import Conflict, NotFound, read_json
+from onair.core.openapi import described
 from onair.core.web import StaticBundle, base_url, templates
 
 STATIC_PREFIX = "/hbbtv/static"
@@ -39,6 +40,7 @@ def static_base(bundle: StaticBundle) -> str:
 # --- registry API (admin/studio) -------------------------------------------------------------------
 
 @requires("hbbtv:write")
+@described(body=registry.AppIn)
 async def create_app(request: web.Request) -> web.Response:
     data = await read_json(request, registry.AppIn)
     app = await registry.create(request.app[POOL], data)
@@ -59,6 +61,7 @@ async def get_app(request: web.Request) -> web.Response:
 
 
 @requires("hbbtv:write")
+@described(body=registry.AppPatch)
 async def patch_app(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await registry.require(request.app[POOL], slug)
@@ -75,6 +78,7 @@ async def delete_app(request: web.Request) -> web.Response:
 
 
 @requires("banners:write")
+@described(body=registry.BannerIn)
 async def push_banner(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await registry.require(request.app[POOL], slug)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from onair.core.auth import requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, PayloadTooLarge, pydantic_detail
+from onair.core.openapi import described
 from streaming.catalog import get_asset
 
 _ID = r"[A-Za-z0-9_-]{1,64}"
@@ -65,6 +66,7 @@ async def record(db: asyncpg.Pool, ev: PlayerEvent, watched: float) -> bool:
     return True
 
 
+@described(body=PlayerEvent)
 async def player_events(request: web.Request) -> web.Response:
     # sendBeacon posts text/plain (a CORS-safelisted type), so the body is read as JSON whatever its type.
     raw = await request.content.read(4097)

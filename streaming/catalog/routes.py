@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from onair.core.auth import audit, has_permission, label, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
+from onair.core.openapi import described
 from onair.core.storage import STORE
 from onair.core.web import base_url
 from streaming import catalog
@@ -74,6 +75,7 @@ async def read(request: web.Request) -> web.Response:
 
 
 @requires("assets:read")
+@described(query=ListQuery)
 async def listing(request: web.Request) -> web.Response:
     q = parse_query(request, ListQuery)
     before = _uncursor(q.cursor) if q.cursor else None
@@ -90,6 +92,7 @@ PURGING_FIELDS = frozenset({"visibility", "available_from", "available_until", "
 
 
 @requires("assets:write")
+@described(body=AssetPatch)
 async def patch(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     body = await read_json(request, AssetPatch)

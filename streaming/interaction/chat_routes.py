@@ -19,6 +19,7 @@ from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, NotFound, Unavailable, parse_query, pydantic_detail, read_json
 from onair.core.health import METRICS
 from onair.core.lifecycle import Stopping, unless_stopping
+from onair.core.openapi import described
 from onair.core.settings import SETTINGS
 from streaming.interaction import chat, devices
 from streaming.interaction.chat_hub import Hubs, channel
@@ -86,6 +87,7 @@ async def send_message(app: web.Application, request: web.Request, room: str, bo
     return message
 
 
+@described(body=MessageIn)
 async def post_message(request: web.Request) -> web.Response:
     room = _room(request)
     body = await read_json(request, MessageIn, max_bytes=request.app[CHAT].rules.max_bytes * 6 + 1024)
@@ -93,6 +95,7 @@ async def post_message(request: web.Request) -> web.Response:
     return web.json_response(message, status=201, headers={"Cache-Control": "no-store"})
 
 
+@described(query=AfterQuery)
 async def list_messages(request: web.Request) -> web.Response:
     """Long-poll for TVs: returns at once if newer messages exist, else waits up to `wait` seconds."""
     room = _room(request)
@@ -204,6 +207,7 @@ async def get_room(request: web.Request) -> web.Response:
 
 
 @requires("chat:moderate")
+@described(body=RoomPatch)
 async def patch_room(request: web.Request) -> web.Response:
     body = await read_json(request, RoomPatch)
     changes = body.model_dump(exclude_none=True)
@@ -238,6 +242,7 @@ async def approve_message(request: web.Request) -> web.Response:
 
 
 @requires("chat:moderate")
+@described(body=BanIn)
 async def ban(request: web.Request) -> web.Response:
     room = _room(request)
     body = await read_json(request, BanIn)

@@ -14,6 +14,7 @@ from onair.core.bus import BUS
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, read_json
+from onair.core.openapi import described
 from onair.core.web import client_ip
 from streaming.interaction import devices, polls, tallies
 from streaming.interaction.live_state import LIVE
@@ -63,6 +64,7 @@ async def _poll(request: web.Request) -> polls.Poll:
 
 
 @requires("polls:write")
+@described(body=PollIn)
 async def create_poll(request: web.Request) -> web.Response:
     body = await read_json(request, PollIn)
     poll = await polls.create(request.app[POOL], **body.model_dump())
@@ -100,6 +102,7 @@ def _transition(action: str):
     return handler
 
 
+@described(body=VoteIn)
 async def vote(request: web.Request) -> web.Response:
     poll = await _poll(request)
     body = await read_json(request, VoteIn, max_bytes=4096)

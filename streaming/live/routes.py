@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from onair.core.auth import admin_required
 from onair.core.db.pool import POOL
 from onair.core.errors import NotFound, read_json
+from onair.core.openapi import described
 from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE
 from streaming.live import channels, events
@@ -68,6 +69,7 @@ async def _channel(request: web.Request) -> channels.Channel:
 
 
 @admin_required
+@described(body=ChannelCreate)
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request, ChannelCreate)
     ch = await channels.create_channel(request.app[POOL], title=body.title, record=body.record,

@@ -7,6 +7,7 @@ so every branch (processing, embargoed, private with a signed URL) is cheap to t
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,7 +44,15 @@ def _flag(value: str | None) -> bool:
 
 
 def _seconds(value: str | None) -> float:
-    """`start=90`, `start=1:30` or `start=1m30s`; anything unreadable means the beginning (a player never 400s)."""
+    """`start=90`, `start=1:30` or `start=1m30s`; anything unreadable means the beginning (a player never 400s).
+
+    nan and inf (`1:inf`, `1e400`) are unreadable too: they would reach the page's JSON as `Infinity`,
+    which no JSON parser accepts, and the player would never load."""
+    seconds = _parse_seconds(value)
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _parse_seconds(value: str | None) -> float:
     if not value:
         return 0.0
     text = value.strip().lower()
@@ -52,7 +61,7 @@ def _seconds(value: str | None) -> float:
             total = 0.0
             for part in text.split(":"):
                 total = total * 60 + float(part)
-            return max(total, 0.0)
+            return total
         if text[-1:] in ("s", "m", "h") and not text.replace(".", "").isdigit():
             total, number = 0.0, ""
             for ch in text:
@@ -64,8 +73,7 @@ def _seconds(value: str | None) -> float:
                 else:
                     return 0.0
             return total
-        seconds = float(text)
-        return seconds if seconds > 0 and seconds == seconds and seconds != float("inf") else 0.0
+        return float(text)
     except ValueError:
         return 0.0
 

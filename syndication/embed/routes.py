@@ -15,6 +15,7 @@ from onair.core import clock
 from onair.core.auth import SIGNING_KEY
 from onair.core.db.pool import POOL
 from onair.core.errors import NotFound
+from onair.core.openapi import described
 from onair.core.settings import SETTINGS, Settings
 from onair.core.web import StaticBundle, base_url, cap_ttl, templates, viewer_country
 from streaming.catalog import Asset, get_asset
@@ -122,6 +123,7 @@ async def watch_page(request: web.Request) -> web.Response:
                    poster_abs=base + page.poster if page.poster and page.discoverable else None)
 
 
+@described(query=oembed.OEmbedQuery)
 async def oembed_view(request: web.Request) -> web.Response:
     q = oembed.parse_query(dict(request.query))
     asset_id = oembed.asset_id_from_url(q.url, _our_hosts(request))

@@ -21,6 +21,7 @@ from onair.core.auth import SIGNING_KEY, requires
 from onair.core.bounded import Bounded
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
+from onair.core.openapi import described
 from onair.core.safe_urls import UrlRejected, check_url, check_url_shape
 from onair.core.settings import SETTINGS as SETTINGS_KEY
 from onair.core.web import base_url, cap_ttl_all
@@ -220,12 +221,14 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     return web.Response(body=built[0], headers=headers, content_type=content_type.split(";")[0], charset="utf-8")
 
 
+@described(query=PageQuery, content_type="*/*")
 async def public_feed(request: web.Request) -> web.Response:
     fmt = FEED_FILES[request.match_info["file"]]
     return await _serve_feed(request, fmt, Filter(), "onair: latest video", private=False)
 
 
 @partner_required("feeds:read", feed=True)
+@described(query=PageQuery, content_type="*/*")
 async def partner_feed(request: web.Request, partner: keys.Partner) -> web.Response:
     if partner.name != request.match_info["partner"]:
         raise Forbidden("This key belongs to another partner", code="wrong-partner")
@@ -253,6 +256,7 @@ def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
 
 
 @partner_required("assets:read")
+@described(query=SearchQuery)
 async def api_search(request: web.Request, partner: keys.Partner) -> web.Response:
     query = parse_query(request, SearchQuery)
     text = (query.q or "").strip() or None
@@ -301,6 +305,7 @@ class PublishBody(BaseModel):
 
 
 @partner_required("assets:write")
+@described(body=PublishBody)
 async def api_publish(request: web.Request, partner: keys.Partner) -> web.Response:
     body = await read_json(request, PublishBody)
     if body.available_from and body.available_until and body.available_until <= body.available_from:
@@ -341,6 +346,7 @@ class PartnerBody(BaseModel):
 
 
 @requires("partners:manage")
+@described(body=PartnerBody)
 async def admin_create(request: web.Request) -> web.Response:
     body = await read_json(request, PartnerBody)
     partner, key = await keys.create(request.app[POOL], body.name, body.scopes, tags=body.tags,
