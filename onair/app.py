@@ -17,7 +17,7 @@ import studio.domain
 import syndication.domain
 import syndication.webhooks.domain
 import transcode.domain
-from onair.core import health, jobs, lifecycle, openapi
+from onair.core import health, jobs, lifecycle, limits, openapi
 from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, permission_of, signing_key
 from onair.core.bus import BUS, Bus, bus_context
 from onair.core.db.pool import POOL, pool_context
@@ -107,6 +107,7 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
     app.cleanup_ctx.append(pool_context(settings, dsn))
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings, bus))
+    app.cleanup_ctx.append(limits.limits_context(settings))
     health.setup(app)
     lifecycle.setup(app)
     openapi.setup(app)

@@ -48,6 +48,14 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than zero"
 
 
+def _pow_bits(value: int) -> str | None:
+    return None if 0 <= value <= 28 else "must be between 0 (off) and 28 leading zero bits"
+
+
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be zero (off) or more"
+
+
 def _postgres_url(value: str | None) -> str | None:
     if value is None:
         return None
@@ -188,6 +196,18 @@ class Settings:
                                       check=_positive)
     vote_ip_ceiling: int = _setting(
         0, "Most first votes per poll from one client IP in one process (abuse ceiling); 0 turns it off.")
+    device_pow_bits: int = _setting(
+        12, "Proof-of-work to mint a device id: leading zero bits of SHA-256(challenge:nonce); each bit doubles "
+        "the work (12: ~4,000 hashes, well under a second on a TV).", check=_pow_bits)
+    device_challenge_seconds: int = _setting(120, "How long a device challenge may be solved and used (s).",
+                                             check=_positive)
+    device_mint_per_ip: int = _setting(
+        20, "Device ids one client IP may mint per ONAIR_DEVICE_MINT_WINDOW_SECONDS, shared by all processes "
+        "through Redis when configured; 0 turns it off.", check=_not_negative)
+    device_mint_per_subnet: int = _setting(
+        200, "Device ids one /24 (IPv4) or /48 (IPv6) may mint per window; 0 turns it off.", check=_not_negative)
+    device_mint_window_seconds: float = _setting(600.0, "Window of the device minting limits (s).",
+                                                 check=_positive)
     chat_max_bytes: int = _setting(2048, "Largest chat message in bytes (UTF-8).", check=_positive)
     chat_rate_messages: int = _setting(3, "Chat messages a device may send per ONAIR_CHAT_RATE_SECONDS.",
                                        check=_positive)
