@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from onair.core import clock
 from onair.core.auth import audit, has_permission, label, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
@@ -17,7 +18,7 @@ from onair.core.openapi import described
 from onair.core.storage import STORE
 from onair.core.web import base_url
 from streaming import catalog
-from streaming.catalog.rights import CountryCode
+from streaming.catalog.rights import CountryCode, in_window
 from streaming.delivery import purge
 
 
@@ -66,8 +67,11 @@ def _uncursor(value: str) -> tuple[datetime, str]:
 @label("public|assets:read")  # private assets: editors and admins only
 async def read(request: web.Request) -> web.Response:
     asset = await catalog.get_asset(request.app[POOL], request.match_info["asset_id"])
-    # Private assets do not exist for the public; drafts are visible to admins only.
-    if asset is None or (asset.visibility == "private" and not await has_permission(request, "assets:read")):
+    # Private assets, and any asset outside its rights window (embargoed, expired), do not exist for the
+    # public: not its title, not its URLs. Editors see everything.
+    hidden = asset is not None and (asset.visibility == "private"
+                                    or not in_window(asset.rights, clock.now(request.app)))
+    if asset is None or (hidden and not await has_permission(request, "assets:read")):
         raise NotFound(f"No asset {request.match_info['asset_id']!r}")
     body = catalog.asset_json(asset, base_url(request))
     return web.json_response(body, headers={"Cache-Control": "no-store" if asset.status != "ready" else

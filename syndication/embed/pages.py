@@ -116,6 +116,10 @@ def aspect(asset: Asset) -> tuple[int, int]:
     return 1280, 720
 
 
+# Outside its rights window (or country) a video's page names nothing about it: not even its title.
+UNAVAILABLE = "Video unavailable"
+
+
 def player_page(asset: Asset | None, asset_id: str, now: datetime, options: PlayerOptions, *,
                 signing_key: bytes, token_seconds: int, country: str | None = None) -> PlayerPage:
     if asset is None:
@@ -130,12 +134,13 @@ def player_page(asset: Asset | None, asset_id: str, now: datetime, options: Play
     verdict = availability(asset.rights, now, country)
     if verdict is Availability.EMBARGOED:
         when = asset.rights.available_from.strftime("%d %B %Y, %H:%M UTC") if asset.rights.available_from else ""
-        return PlayerPage(403, asset.id, title, message=f"This video is not available yet. It will be from {when}.",
-                          discoverable=False)
+        return PlayerPage(403, asset.id, UNAVAILABLE,
+                          message=f"This video is not available yet. It will be from {when}.", discoverable=False)
     if verdict is Availability.EXPIRED:
-        return PlayerPage(404, asset.id, title, message="This video is no longer available.", discoverable=False)
-    if verdict is Availability.GEO_BLOCKED:
-        return PlayerPage(403, asset.id, title, message="This video is not available in your country.",
+        return PlayerPage(404, asset.id, UNAVAILABLE, message="This video is no longer available.",
+                          discoverable=False)
+    if verdict in (Availability.GEO_BLOCKED, Availability.GEO_UNKNOWN):
+        return PlayerPage(403, asset.id, UNAVAILABLE, message="This video is not available in your country.",
                           discoverable=False)
 
     outputs = asset.outputs or {}
