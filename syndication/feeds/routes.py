@@ -315,16 +315,23 @@ async def api_publish(request: web.Request, partner: keys.Partner) -> web.Respon
     except UrlRejected as exc:
         raise BadRequest(str(exc), code="private-url") from None
     if partner.allowed_shows and body.show not in partner.allowed_shows:
-        raise Forbidden("This key may only publish to its allowed shows", code="show-not-allowed")
+        raise Forbidden("This key may only publish to its allowed shows", code="show-not-allowed", field="show")
+    tags = [t for t in body.tags if t]
+    outside = [t for t in tags if t not in partner.allowed_tags]
+    if partner.allowed_tags and (outside or not tags):  # a limited key publishes only inside its own tags
+        raise Forbidden(f"This key may only publish with its allowed tags ({', '.join(partner.allowed_tags)}); "
+                        f"not {', '.join(outside) or 'none'}", code="tag-not-allowed", field="tags")
     asset_id = new_asset_id()
     async with request.app[POOL].acquire() as conn, conn.transaction():
         await catalog.create_asset(
-            conn, asset_id, title=body.title, description=body.description, tags=[t for t in body.tags if t],
+            conn, asset_id, title=body.title, description=body.description, tags=tags,
             show=body.show, available_from=body.available_from, available_until=body.available_until,
             geo_allow=body.geo_allow, geo_deny=body.geo_deny, credit=body.credit, copyright=body.copyright,
             partner_id=partner.id)
+        # Unlisted until an editor approves it (PATCH visibility): playable by link, never listed or syndicated.
+        await catalog.update_asset(conn, asset_id, {"visibility": "unlisted"})
         await catalog.start_url_pull(conn, asset_id, body.source_url)
-    return web.json_response({"id": asset_id, "status": "queued"}, status=202,
+    return web.json_response({"id": asset_id, "status": "queued", "visibility": "unlisted"}, status=202,
                              headers={"Location": f"/api/v1/assets/{asset_id}"})
 
 
