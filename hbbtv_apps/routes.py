@@ -7,6 +7,7 @@ chat and devices; /hbbtv/{slug}/... for its own state), because many TV browsers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -20,8 +21,9 @@ from onair.core.auth import requires
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import Conflict, NotFound, read_json
+from onair.core.limits import limits_of
 from onair.core.openapi import described
-from onair.core.web import StaticBundle, base_url, templates
+from onair.core.web import StaticBundle, base_url, client_ip, templates
 
 STATIC_PREFIX = "/hbbtv/static"
 POLL_INTERVAL_MS = 2000          # how often a running app asks for its state (banner, current poll)
@@ -178,7 +180,14 @@ async def app_state(request: web.Request) -> web.Response:
 
 
 async def banner_click(request: web.Request) -> web.Response:
-    banner = await registry.count_click(request.app[POOL], request.match_info["slug"], _banner_id(request))
+    slug, banner_id = request.match_info["slug"], _banner_id(request)
+    # One click per banner per TV (address and user agent) a day: 100 POSTs are not 100 ad clicks.
+    viewer = hashlib.sha256(f"{client_ip(request)}|{request.headers.get('User-Agent', '')}".encode()).hexdigest()
+    if not await limits_of(request.app).first(f"banner-click:{slug}:{banner_id}:{viewer[:24]}", 86400):
+        if await registry.get_banner(request.app[POOL], slug, banner_id) is None:
+            raise NotFound("No such banner", code="unknown-banner")
+        return web.Response(status=204, headers={"Cache-Control": "no-store"})
+    banner = await registry.count_click(request.app[POOL], slug, banner_id)
     if banner is None:
         raise NotFound("No such banner", code="unknown-banner")
     return web.Response(status=204, headers={"Cache-Control": "no-store"})

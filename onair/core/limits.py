@@ -30,6 +30,10 @@ class Limits(Protocol):
         """True the first time `key` is marked within `ttl` seconds, False on every repeat."""
         ...
 
+    async def seen(self, key: str) -> bool:
+        """Whether `key` is marked (by `first`) and not expired; marks nothing."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -54,6 +58,10 @@ class LocalLimits:
         self._seen.set(key, now + ttl)
         return True
 
+    async def seen(self, key: str) -> bool:
+        until = self._seen.get(key)
+        return until is not None and until > self._clock()
+
     async def close(self) -> None:
         return None
 
@@ -75,6 +83,9 @@ class RedisLimits:
 
     async def first(self, key: str, ttl: float) -> bool:
         return bool(await self._redis.set(f"{_PREFIX}seen:{key}", b"1", nx=True, ex=max(1, int(ttl))))
+
+    async def seen(self, key: str) -> bool:
+        return bool(await self._redis.exists(f"{_PREFIX}seen:{key}"))
 
     async def close(self) -> None:
         await self._redis.aclose()

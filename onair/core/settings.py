@@ -208,6 +208,9 @@ class Settings:
         200, "Device ids one /24 (IPv4) or /48 (IPv6) may mint per window; 0 turns it off.", check=_not_negative)
     device_mint_window_seconds: float = _setting(600.0, "Window of the device minting limits (s).",
                                                  check=_positive)
+    count_sessions_per_ip: int = _setting(
+        100, "New player sessions one client IP may add to a video's statistics per 10 minutes (shared by all "
+        "processes); beyond it events get 429. 0 turns it off.", check=_not_negative)
     chat_max_bytes: int = _setting(2048, "Largest chat message in bytes (UTF-8).", check=_positive)
     chat_rate_messages: int = _setting(3, "Chat messages a device may send per ONAIR_CHAT_RATE_SECONDS.",
                                        check=_positive)
