@@ -133,11 +133,21 @@ async def ait_document(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={**headers, "Content-Type": ait.AIT_CONTENT_TYPE})
 
 
+# What an app document may load: its own scripts only (nothing inline), styles from the bundle plus the
+# theme's style attribute, banner images/logos and offer pages from anywhere (producers point at their CDN
+# and shop), media from the origin or a CDN. Framed only by our own studio preview.
+DOCUMENT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                "img-src 'self' data: https: http:; media-src 'self' blob: https: http:; "
+                "frame-src 'self' https: http:; connect-src 'self'; object-src 'self'; base-uri 'none'; "
+                "form-action 'none'; frame-ancestors 'self'")
+
+
 def _missing(request: web.Request, variant: useragent.Variant, detail: str) -> web.Response:
     # TVs render whatever they get: a 404 must still be a page they can parse (no JSON on a 1.x browser)
     html = request.app[TEMPLATES].get_template("missing.xhtml").render(detail=detail)
     return web.Response(status=404, body=html.encode(), headers={"Content-Type": variant.content_type,
-                                                                 "Cache-Control": "no-cache", "Vary": "User-Agent"})
+                                                                 "Cache-Control": "no-cache", "Vary": "User-Agent",
+                                                                 "Content-Security-Policy": DOCUMENT_CSP})
 
 
 async def document(request: web.Request) -> web.Response:
@@ -152,7 +162,9 @@ async def document(request: web.Request) -> web.Response:
         app=app, playlist=playlist, variant=variant.markup.value, static=static_base(request.app[ASSETS]),
         interval_ms=POLL_INTERVAL_MS, preview=variant.reason == "desktop-preview")
     return web.Response(body=html.encode(), headers={"Content-Type": variant.content_type,
-                                                     "Cache-Control": DOCUMENT_CACHE, "Vary": "User-Agent"})
+                                                     "Cache-Control": DOCUMENT_CACHE, "Vary": "User-Agent",
+                                                     "Content-Security-Policy": DOCUMENT_CSP,
+                                                     "X-Content-Type-Options": "nosniff"})
 
 
 def _valid_slug(slug: str) -> bool:

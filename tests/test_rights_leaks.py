@@ -99,3 +99,20 @@ async def test_spoofed_country_is_geo_unknown_trusted_country_decides(settings: 
         us = await c.get(f"/media/{no_us}/hls/master.m3u8", headers={"CF-IPCountry": "US"})
         assert await _code(us) == (403, "geo-blocked")
         assert (await c.get(f"/embed/{gb_only}", headers={"CF-IPCountry": "GB"})).status == 200
+
+
+async def test_security_headers_csp_on_hbbtv_documents_and_metrics_restricted(settings: Settings) -> None:
+    closed = settings.with_(metrics_networks="192.0.2.0/24", metrics_token="scrape-token-123")
+    async with TestClient(TestServer(create_app(closed, closed.database_url or "", run_worker=False))) as c:
+        assert (await c.get("/metrics")).status == 403  # 127.0.0.1 is not in the configured networks
+        assert (await c.get("/metrics", headers={"Authorization": "Bearer wrong"})).status == 403
+        ok = await c.get("/metrics", headers={"Authorization": "Bearer scrape-token-123"})
+        assert ok.status == 200 and "onair_http_requests_total" in await ok.text()
+        resp = await c.post("/api/v1/hbbtv/apps", headers=ADMIN, json={"slug": "csp", "name": "CSP", "org_id": 1,
+                                                                      "app_id": 3})
+        assert resp.status == 201
+        for path in ("/hbbtv/csp/", "/hbbtv/nosuchapp/"):
+            csp = (await c.get(path)).headers.get("Content-Security-Policy", "")
+            assert "script-src 'self'" in csp and "base-uri 'none'" in csp, path
+    async with TestClient(TestServer(create_app(settings, settings.database_url or "", run_worker=False))) as c:
+        assert (await c.get("/metrics")).status == 200  # loopback is in the default networks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -14,8 +15,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from onair.core import jobs
 from onair.core.bus import BUS
 from onair.core.db.pool import POOL
+from onair.core.errors import Forbidden
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
+from onair.core.web import client_in
 
 
 class DiskFull(OSError):
@@ -109,7 +112,19 @@ async def readyz(request: web.Request) -> web.Response:
                              content_type="application/problem+json", headers={"Cache-Control": "no-store"})
 
 
+def _may_read_metrics(request: web.Request) -> bool:
+    """/metrics shows traffic and queue sizes: configured networks only, or the metrics token."""
+    settings = request.app[SETTINGS]
+    header = request.headers.get("Authorization", "")
+    if settings.metrics_token and hmac.compare_digest(header.encode(), f"Bearer {settings.metrics_token}".encode()):
+        return True
+    return client_in(request, settings.metrics_network_list)
+
+
 async def metrics_view(request: web.Request) -> web.Response:
+    if not _may_read_metrics(request):
+        raise Forbidden("/metrics is open to the configured networks (ONAIR_METRICS_NETWORKS) or with "
+                        "ONAIR_METRICS_TOKEN", code="metrics-forbidden")
     metrics = request.app[METRICS]
     try:
         depth = await asyncio.wait_for(jobs.queue_depth(request.app[POOL]), timeout=2)

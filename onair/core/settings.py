@@ -188,6 +188,11 @@ class Settings:
     trusted_proxies: str = _setting(
         "", "Comma-separated CIDRs of proxies/CDN edges whose X-Forwarded-* and country headers are believed "
         "(empty: nobody's).", check=_cidrs)
+    metrics_networks: str = _setting(
+        "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+        "Comma-separated CIDRs allowed to read /metrics (the client IP, X-Forwarded-For believed only from trusted "
+        "proxies); others need ONAIR_METRICS_TOKEN.", check=_cidrs)
+    metrics_token: str | None = _setting(None, "Bearer token that opens /metrics from any address.", secret=True)
     embed_origins: str = _setting(
         "*", "Comma-separated origins allowed to frame the embed player when an asset sets none (* = any site).")
     embed_token_seconds: int = _setting(
@@ -289,6 +294,10 @@ class Settings:
     @cached_property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return _networks(self.trusted_proxies)
+
+    @property
+    def metrics_network_list(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return _networks(self.metrics_networks)
 
     @property
     def country_headers(self) -> tuple[str, ...]:
