@@ -37,6 +37,8 @@ def check_link(value: str | None) -> str | None:
     value = value.strip()
     if len(value) > 1024:
         raise ValueError("must be at most 1024 characters")
+    if re.search(r"[\\\x00-\x1f\x7f]", value):  # browsers read "\\" as "/" and drop tabs: "/\\evil" is "//evil"
+        raise ValueError("must not contain backslashes or control characters")
     if value.startswith("/") and not value.startswith("//"):
         return value
     if re.match(r"^https?://[^\s/]+", value, re.IGNORECASE) and not re.search(r"\s", value):

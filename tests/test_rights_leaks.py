@@ -116,3 +116,14 @@ async def test_security_headers_csp_on_hbbtv_documents_and_metrics_restricted(se
             assert "script-src 'self'" in csp and "base-uri 'none'" in csp, path
     async with TestClient(TestServer(create_app(settings, settings.database_url or "", run_worker=False))) as c:
         assert (await c.get("/metrics")).status == 200  # loopback is in the default networks
+
+
+async def test_same_origin_links_refuse_backslash_forms(client: TestClient) -> None:
+    """A browser reads "/\\evil.example/x" as "//evil.example/x": another host, so it is not a same-origin path."""
+    for link in ("/\\evil.example/i.png", "/\t/evil.example/i.png", "//evil.example/i.png"):
+        resp = await client.post("/api/v1/hbbtv/apps", headers=ADMIN, json={
+            "slug": "sameorigin", "name": "S", "org_id": 1, "app_id": 4, "logo_url": link})
+        assert resp.status == 400, (link, await resp.text())
+    resp = await client.post("/api/v1/hbbtv/apps", headers=ADMIN, json={
+        "slug": "sameorigin", "name": "S", "org_id": 1, "app_id": 4, "logo_url": "/hbbtv/static/logo.png"})
+    assert resp.status == 201
