@@ -37,7 +37,7 @@ def check_link(value: str | None) -> str | None:
     value = value.strip()
     if len(value) > 1024:
         raise ValueError("must be at most 1024 characters")
-    if re.search(r"[\\\x00-\x1f\x7f]", value):  # browsers read "\\" as "/" and drop tabs: "/\\evil" is "//evil"
+    if re.search(r"[\\\x00-\x1f\x7f]", value):  # a browser reads a backslash as "/" and drops tabs
         raise ValueError("must not contain backslashes or control characters")
     if value.startswith("/") and not value.startswith("//"):
         return value
