@@ -81,6 +81,11 @@ async def test_old_style_and_bad_proofs_get_clear_4xx(client: TestClient) -> Non
                              json={"device_id": "d1.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA",
                                    "option_id": poll["options"][0]["id"]})
     assert await _problem(resp) == (403, "/problems/device-outdated")
+    resp = await client.post(f"/api/v1/polls/{poll['id']}/votes",
+                             json={"device_id": "d2.\u00e9t\u00e9.\u00e9", "option_id": poll["options"][0]["id"]})
+    assert await _problem(resp) == (403, "/problems/invalid-device")  # non-ASCII: refused, not a 500
+    resp = await client.post("/api/v1/devices", json={"challenge": "c1.\u00e9.\u00e9", "nonce": "1"})
+    assert await _problem(resp) == (400, "/problems/invalid-challenge")
 
 
 async def test_per_ip_and_per_subnet_limits_behind_a_trusted_proxy(settings: Settings) -> None:

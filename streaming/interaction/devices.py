@@ -67,8 +67,8 @@ def issue(key: bytes, *, issued_at: float | None = None, terminal_id: str | None
 
 
 def parse(key: bytes, device_id: object) -> Device | None:
-    if not isinstance(device_id, str) or len(device_id) > _MAX_LEN:
-        return None
+    if not isinstance(device_id, str) or len(device_id) > _MAX_LEN or not device_id.isascii():
+        return None  # compare_digest refuses non-ASCII text: such an id is simply not ours
     prefix, _, rest = device_id.partition(".")
     body, _, mac = rest.partition(".")
     if prefix != PREFIX or not body or not mac or not hmac.compare_digest(mac, _mac(key, body)):

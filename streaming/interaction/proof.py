@@ -59,7 +59,8 @@ def read(key: bytes, token: str, now: float, lifetime: float) -> Challenge:
     """The challenge if this server signed it and it has not expired, else ProofError."""
     prefix, _, rest = token.partition(".")
     body, _, mac = rest.partition(".")
-    if prefix != PREFIX or not body or not mac or not hmac.compare_digest(mac, _mac(key, body)):
+    if (prefix != PREFIX or not body or not mac or not token.isascii()
+            or not hmac.compare_digest(mac, _mac(key, body))):
         raise ProofError("challenge was not issued by this server; GET /api/v1/devices/challenge",
                          "invalid-challenge", "challenge")
     try:

@@ -22,7 +22,7 @@ def mint(key: bytes, asset_id: str, expires: int) -> str:
 
 
 def valid(key: bytes, asset_id: str, token: str | None, now: float) -> bool:
-    if not token or len(token) > 64:
+    if not token or len(token) > 64 or not token.isascii():
         return False
     raw_exp, _, mac = token.partition(".")
     if not raw_exp.isdigit() or len(raw_exp) > 12 or not mac:
