@@ -58,7 +58,8 @@ def _alive(pid: int) -> bool:
 def two_workers(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[OnairServer]:
     with spawn_server(tmp_path / "data", {"ONAIR_REDIS_URL": redis_url, "ONAIR_DATABASE_URL": database_url,
                                           "ONAIR_ADMIN_TOKEN": ADMIN_TOKEN, "ONAIR_LOG_LEVEL": "WARNING",
-                                          "ONAIR_DEVICE_MINT_PER_IP": "0", "ONAIR_DEVICE_MINT_PER_SUBNET": "0"},
+                                          "ONAIR_DEVICE_MINT_PER_IP": "0", "ONAIR_DEVICE_MINT_PER_SUBNET": "0",
+                                          "ONAIR_CHAT_IP_MESSAGES": "0"},
                       args=("--workers", "2", "--no-sample")) as server:
         yield server
 

@@ -14,8 +14,10 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from onair.core.bounded import Bounded
+from onair.core.errors import Unavailable
 from onair.core.settings import Settings
 
 _PREFIX = "onair:limit:"
@@ -75,20 +77,35 @@ class RedisLimits:
         now = self._clock()
         slot = int(now // window)
         name = f"{_PREFIX}{key}:{slot}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, int(window) + 1)
-            count, _ = await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(name)
+                pipe.expire(name, int(window) + 1)
+                count, _ = await pipe.execute()
+        except RedisError as exc:
+            raise _down() from exc
         return int(count), (slot + 1) * window - now
 
     async def first(self, key: str, ttl: float) -> bool:
-        return bool(await self._redis.set(f"{_PREFIX}seen:{key}", b"1", nx=True, ex=max(1, int(ttl))))
+        try:
+            return bool(await self._redis.set(f"{_PREFIX}seen:{key}", b"1", nx=True, ex=max(1, int(ttl))))
+        except RedisError as exc:
+            raise _down() from exc
 
     async def seen(self, key: str) -> bool:
-        return bool(await self._redis.exists(f"{_PREFIX}seen:{key}"))
+        try:
+            return bool(await self._redis.exists(f"{_PREFIX}seen:{key}"))
+        except RedisError as exc:
+            raise _down() from exc
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _down() -> Unavailable:
+    # Limits are checked before anything is counted or stored: refusing briefly beats letting floods through.
+    return Unavailable("Shared limits (Redis) are not answering; retry shortly", code="limits-unavailable",
+                       headers={"Retry-After": "2"})
 
 
 def subnet(ip: str | None) -> str:

@@ -222,6 +222,9 @@ class Settings:
     chat_rate_seconds: float = _setting(2.0, "Window of the per-device chat rate limit (s).", check=_positive)
     chat_cooloff_seconds: float = _setting(10.0, "Silence imposed on a device that exceeds the chat rate (s).",
                                            check=_positive)
+    chat_ip_messages: int = _setting(
+        120, "Messages one client IP may post to one room per minute, across all its devices and all processes; "
+        "0 turns it off.", check=_not_negative)
     chat_history: int = _setting(50, "Messages a late joiner receives from a room's history.", check=_positive)
     chat_guard_entries: int = _setting(
         50_000, "Devices (and, separately, message texts) the chat guard remembers per process; the least "

@@ -21,7 +21,7 @@ from onair.core.health import METRICS
 from onair.core.lifecycle import Stopping, unless_stopping
 from onair.core.openapi import described
 from onair.core.settings import SETTINGS
-from streaming.interaction import chat, devices
+from streaming.interaction import chat, chat_limits, devices
 from streaming.interaction.chat_hub import Hubs, channel
 
 LONG_POLL_MAX = 25.0
@@ -73,6 +73,9 @@ async def send_message(app: web.Application, request: web.Request, room: str, bo
     nickname = chat.clean_nickname(body.nickname)
     text = chat.clean_text(body.text, state.rules)
     await app[BUS].check()  # refuse before storing when live delivery is down: the client retries later
+    # shared counters first: the local guard remembers what it lets through, so a 503 from Redis after it
+    # would turn the client's retry into a "duplicate"
+    await chat_limits.check(request, room, device_id, state.rules)
     state.guard.check(room, device_id, text)
     try:
         row = await chat.post(app[POOL], room, device_id, nickname, text, now(app))
