@@ -13,6 +13,7 @@ from onair.core.accounts import passwords, roles, sessions, tokens, users
 from onair.core.auth import audit, authorize, clear_session_cookie, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, Forbidden, NotFound, parse_query, read_json
+from onair.core.openapi import described
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -54,6 +55,7 @@ async def me(request: web.Request) -> web.Response:
 
 
 @requires(roles.SELF)
+@described(body=PasswordIn)
 async def change_password(request: web.Request) -> web.Response:
     who = await authorize(request, roles.SELF)
     if who.session is None:
@@ -86,6 +88,7 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 @requires("users:manage")
+@described(body=UserIn)
 async def create_user(request: web.Request) -> web.Response:
     body = await read_json(request, UserIn)
     user, password = await users.create(request.app[POOL], body.name, body.role)
@@ -102,6 +105,7 @@ async def _keep_an_admin(db: users.DB, name: str) -> None:
 
 
 @requires("users:manage")
+@described(body=UserPatch)
 async def patch_user(request: web.Request) -> web.Response:
     body = await read_json(request, UserPatch)
     name = request.match_info["name"]
@@ -127,6 +131,7 @@ async def reset_user(request: web.Request) -> web.Response:
 
 
 @requires("audit:read")
+@described(query=AuditQuery)
 async def audit_entries(request: web.Request) -> web.Response:
     q = parse_query(request, AuditQuery)
     entries = await audit_log.recent(request.app[POOL], limit=q.limit, before=q.before, action=q.action,

@@ -37,6 +37,8 @@ def check_link(value: str | None) -> str | None:
     value = value.strip()
     if len(value) > 1024:
         raise ValueError("must be at most 1024 characters")
+    if re.search(r"[\\\x00-\x1f\x7f]", value):  # a browser reads a backslash as "/" and drops tabs
+        raise ValueError("must not contain backslashes or control characters")
     if value.startswith("/") and not value.startswith("//"):
         return value
     if re.match(r"^https?://[^\s/]+", value, re.IGNORECASE) and not re.search(r"\s", value):
@@ -237,6 +239,8 @@ async def update(db: asyncpg.Pool, slug: str, patch: AppPatch) -> HbbtvApp:
         row = await db.fetchrow(sql, slug, *values)
     except asyncpg.UniqueViolationError as err:
         raise _conflict(err) from None
+    if row is None:  # deleted by another request since `require` found it
+        raise NotFound(f"No HbbTV app named {slug!r}", code="unknown-app")
     return HbbtvApp.from_row(row)
 
 

@@ -7,6 +7,7 @@ chat and devices; /hbbtv/{slug}/... for its own state), because many TV browsers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -20,7 +21,9 @@ from onair.core.auth import requires
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import Conflict, NotFound, read_json
-from onair.core.web import StaticBundle, base_url, templates
+from onair.core.limits import limits_of
+from onair.core.openapi import described
+from onair.core.web import StaticBundle, base_url, client_ip, templates
 
 STATIC_PREFIX = "/hbbtv/static"
 POLL_INTERVAL_MS = 2000          # how often a running app asks for its state (banner, current poll)
@@ -39,6 +42,7 @@ def static_base(bundle: StaticBundle) -> str:
 # --- registry API (admin/studio) -------------------------------------------------------------------
 
 @requires("hbbtv:write")
+@described(body=registry.AppIn)
 async def create_app(request: web.Request) -> web.Response:
     data = await read_json(request, registry.AppIn)
     app = await registry.create(request.app[POOL], data)
@@ -59,6 +63,7 @@ async def get_app(request: web.Request) -> web.Response:
 
 
 @requires("hbbtv:write")
+@described(body=registry.AppPatch)
 async def patch_app(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await registry.require(request.app[POOL], slug)
@@ -75,6 +80,7 @@ async def delete_app(request: web.Request) -> web.Response:
 
 
 @requires("banners:write")
+@described(body=registry.BannerIn)
 async def push_banner(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await registry.require(request.app[POOL], slug)
@@ -127,11 +133,21 @@ async def ait_document(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={**headers, "Content-Type": ait.AIT_CONTENT_TYPE})
 
 
+# What an app document may load: its own scripts only (nothing inline), styles from the bundle plus the
+# theme's style attribute, banner images/logos and offer pages from anywhere (producers point at their CDN
+# and shop), media from the origin or a CDN. Framed only by our own studio preview.
+DOCUMENT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                "img-src 'self' data: https: http:; media-src 'self' blob: https: http:; "
+                "frame-src 'self' https: http:; connect-src 'self'; object-src 'self'; base-uri 'none'; "
+                "form-action 'none'; frame-ancestors 'self'")
+
+
 def _missing(request: web.Request, variant: useragent.Variant, detail: str) -> web.Response:
     # TVs render whatever they get: a 404 must still be a page they can parse (no JSON on a 1.x browser)
     html = request.app[TEMPLATES].get_template("missing.xhtml").render(detail=detail)
     return web.Response(status=404, body=html.encode(), headers={"Content-Type": variant.content_type,
-                                                                 "Cache-Control": "no-cache", "Vary": "User-Agent"})
+                                                                 "Cache-Control": "no-cache", "Vary": "User-Agent",
+                                                                 "Content-Security-Policy": DOCUMENT_CSP})
 
 
 async def document(request: web.Request) -> web.Response:
@@ -146,7 +162,9 @@ async def document(request: web.Request) -> web.Response:
         app=app, playlist=playlist, variant=variant.markup.value, static=static_base(request.app[ASSETS]),
         interval_ms=POLL_INTERVAL_MS, preview=variant.reason == "desktop-preview")
     return web.Response(body=html.encode(), headers={"Content-Type": variant.content_type,
-                                                     "Cache-Control": DOCUMENT_CACHE, "Vary": "User-Agent"})
+                                                     "Cache-Control": DOCUMENT_CACHE, "Vary": "User-Agent",
+                                                     "Content-Security-Policy": DOCUMENT_CSP,
+                                                     "X-Content-Type-Options": "nosniff"})
 
 
 def _valid_slug(slug: str) -> bool:
@@ -174,7 +192,14 @@ async def app_state(request: web.Request) -> web.Response:
 
 
 async def banner_click(request: web.Request) -> web.Response:
-    banner = await registry.count_click(request.app[POOL], request.match_info["slug"], _banner_id(request))
+    slug, banner_id = request.match_info["slug"], _banner_id(request)
+    # One click per banner per TV (address and user agent) a day: 100 POSTs are not 100 ad clicks.
+    viewer = hashlib.sha256(f"{client_ip(request)}|{request.headers.get('User-Agent', '')}".encode()).hexdigest()
+    if not await limits_of(request.app).first(f"banner-click:{slug}:{banner_id}:{viewer[:24]}", 86400):
+        if await registry.get_banner(request.app[POOL], slug, banner_id) is None:
+            raise NotFound("No such banner", code="unknown-banner")
+        return web.Response(status=204, headers={"Cache-Control": "no-store"})
+    banner = await registry.count_click(request.app[POOL], slug, banner_id)
     if banner is None:
         raise NotFound("No such banner", code="unknown-banner")
     return web.Response(status=204, headers={"Cache-Control": "no-store"})

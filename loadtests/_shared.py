@@ -8,6 +8,8 @@ after seeding) or by hand / distributed (`locust -f loadtests/vote_now.py --mast
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import random
@@ -94,3 +96,28 @@ def cache_status(headers: object) -> str | None:
         if value:
             return str(value).split(",")[0].split()[0].upper()
     return None
+
+
+def _solve(challenge: str, bits: int) -> str:
+    """The proof-of-work POST /api/v1/devices asks for: SHA-256("<challenge>:<nonce>") with `bits` zero bits."""
+    for n in itertools.count():
+        digest = hashlib.sha256(f"{challenge}:{n}".encode()).digest()
+        if int.from_bytes(digest[:4], "big") >> (32 - bits) == 0 or bits == 0:
+            return str(n)
+    raise AssertionError("unreachable")
+
+
+def mint_device(client) -> str | None:
+    """A device id minted as the TV app does: challenge, proof-of-work, then POST /api/v1/devices."""
+    with client.get("/api/v1/devices/challenge", name="GET /api/v1/devices/challenge",
+                    catch_response=True) as resp:
+        if resp.status_code != 200:
+            resp.failure(f"challenge: {resp.status_code}")
+            return None
+        challenge = resp.json()
+    body = {"challenge": challenge["challenge"], "nonce": _solve(challenge["challenge"], challenge["bits"])}
+    with client.post("/api/v1/devices", json=body, name="POST /api/v1/devices", catch_response=True) as resp:
+        if resp.status_code != 201:
+            resp.failure(f"device: {resp.status_code}")
+            return None
+        return resp.json()["device_id"]

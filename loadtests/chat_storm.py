@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import gevent
 import websocket  # websocket-client: blocking sockets, cooperative under locust's gevent monkey-patching
-from _shared import COUNTERS, DURATION, USERS, elapsed, env_float, env_int, env_str
+from _shared import COUNTERS, DURATION, USERS, elapsed, env_float, env_int, env_str, mint_device
 from locust import LoadTestShape, User, between, constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -24,11 +24,7 @@ LONG_POLL_TIMEOUT = env_float("LONG_POLL_TIMEOUT", 35.0)
 
 
 def _device(client) -> str | None:
-    with client.post("/api/v1/devices", json={}, name="POST /api/v1/devices", catch_response=True) as resp:
-        if resp.status_code != 201:
-            resp.failure(f"device: {resp.status_code}")
-            return None
-        return resp.json()["device_id"]
+    return mint_device(client)
 
 
 class Writer(FastHttpUser):

@@ -11,7 +11,7 @@ import random
 import time
 
 import gevent
-from _shared import COUNTERS, DURATION, USERS, elapsed, env_float, env_str, jitter
+from _shared import COUNTERS, DURATION, USERS, elapsed, env_float, env_str, jitter, mint_device
 from locust import LoadTestShape, constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -30,13 +30,7 @@ class Viewer(FastHttpUser):
 
     def on_start(self) -> None:
         self.voted = False
-        with self.client.post("/api/v1/devices", json={}, name="POST /api/v1/devices",
-                              catch_response=True) as resp:
-            if resp.status_code == 201:
-                self.device_id = resp.json()["device_id"]
-            else:
-                resp.failure(f"device: {resp.status_code}")
-                self.device_id = None
+        self.device_id = mint_device(self.client)
         self.vote_at = CALL_AT + jitter(VOTE_WINDOW)
 
     def results(self) -> None:

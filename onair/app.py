@@ -17,7 +17,7 @@ import studio.domain
 import syndication.domain
 import syndication.webhooks.domain
 import transcode.domain
-from onair.core import health, jobs, lifecycle, request_log
+from onair.core import health, jobs, lifecycle, limits, openapi, request_log
 from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, permission_of, signing_key
 from onair.core.bus import BUS, Bus, bus_context
 from onair.core.db.pool import POOL, pool_context
@@ -110,10 +110,12 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
     app.cleanup_ctx.append(pool_context(settings, dsn))
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings, bus))
+    app.cleanup_ctx.append(limits.limits_context(settings))
     health.setup(app)
     request_log.setup(app)
     app.cleanup_ctx.append(trim_context())  # after a crowd of live connections leaves
     lifecycle.setup(app)
+    openapi.setup(app)
     for domain in DOMAINS:
         if domain.setup is not None:
             domain.setup(app)

@@ -12,7 +12,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from onair.core.auth import requires
 from onair.core.db.pool import POOL
-from onair.core.errors import BadRequest, NotFound, PayloadTooLarge, pydantic_detail
+from onair.core.errors import BadRequest, NotFound, PayloadTooLarge, TooManyRequests, pydantic_detail
+from onair.core.limits import limits_of
+from onair.core.openapi import described
+from onair.core.web import client_ip, settings_of
 from streaming.catalog import get_asset
 
 _ID = r"[A-Za-z0-9_-]{1,64}"
@@ -65,6 +68,26 @@ async def record(db: asyncpg.Pool, ev: PlayerEvent, watched: float) -> bool:
     return True
 
 
+SESSION_WINDOW = 600.0
+_SESSION_TTL = 6 * 3600.0  # a player session's events keep counting for a long film and then some
+
+
+async def _new_session_allowed(request: web.Request, ev: PlayerEvent) -> None:
+    """Each session counts once however many events it sends (the upsert); a new session also counts against
+    its client IP, so a script inventing sessions cannot make 100 completions out of 100 POSTs."""
+    ceiling = settings_of(request).count_sessions_per_ip
+    limits = limits_of(request.app)
+    key = f"player-session:{ev.asset_id}:{ev.session}"
+    if not ceiling or await limits.seen(key):
+        return
+    count, left = await limits.hit(f"player-sessions:{client_ip(request)}", SESSION_WINDOW)
+    if count > ceiling:  # not marked: every later event of this session is refused too
+        raise TooManyRequests(f"More than {ceiling} new player sessions from this address in 10 minutes",
+                              code="too-many-sessions", headers={"Retry-After": str(int(left) + 1)})
+    await limits.first(key, _SESSION_TTL)
+
+
+@described(body=PlayerEvent)
 async def player_events(request: web.Request) -> web.Response:
     # sendBeacon posts text/plain (a CORS-safelisted type), so the body is read as JSON whatever its type.
     raw = await request.content.read(4097)
@@ -77,6 +100,7 @@ async def player_events(request: web.Request) -> web.Response:
     asset = await get_asset(request.app[POOL], ev.asset_id)
     if asset is None:
         raise NotFound("No such video")
+    await _new_session_allowed(request, ev)
     # Cap watched time at the clip's length (a few seconds of slack for rounding), so one bad client
     # cannot inflate the average.
     watched = min(ev.watched, (asset.duration or ev.watched) + 5)

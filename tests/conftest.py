@@ -104,7 +104,9 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, admin_token=ADMIN_TOKEN,
-                    signing_key="test-signing-key-not-secret", job_lease_seconds=5.0, log_format="text")
+                    signing_key="test-signing-key-not-secret", job_lease_seconds=5.0, log_format="text",
+                    # tests play many viewers from 127.0.0.1; tests/test_devices.py sets the minting limits
+                    device_mint_per_ip=0, device_mint_per_subnet=0, chat_ip_messages=0)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from onair.app import create_app
 from onair.core.settings import Settings
 from streaming.interaction.chat_hub import Client, Frame, RoomHub
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ async def chatty(settings: Settings) -> AsyncIterator[TestClient]:
 
 
 async def device(client: TestClient) -> str:
-    return (await (await client.post("/api/v1/devices")).json())["device_id"]
+    return await mint_device(client)
 
 
 async def say(client: TestClient, room: str, dev: str, text: str, nick: str = "ann", status: int = 201) -> dict:

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from onair.app import create_app
 from onair.core.settings import Settings
 from tests.conftest import ADMIN, _redis_server_binary
+from tests.device_helpers import mint_device
 from tests.tools import free_port, missing, port_open
 
 
@@ -62,7 +63,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 async def test_redis_outage_gives_503_and_the_room_recovers(settings: Settings, own_redis: OwnRedis) -> None:
     app = create_app(settings.with_(redis_url=own_redis.url), settings.database_url or "", run_worker=False)
     async with TestClient(TestServer(app)) as c:
-        dev = (await (await c.post("/api/v1/devices")).json())["device_id"]
+        dev = await mint_device(c)
         msg = {"device_id": dev, "nickname": "ann", "text": "before"}
         assert (await c.post("/api/v1/chat/live/messages", json=msg)).status == 201
         ws = await c.ws_connect("/api/v1/chat/live/ws")

@@ -106,8 +106,17 @@ async def test_private_asset_gets_a_short_lived_signed_path(
         clocked: tuple[TestClient, FakeClock], db: asyncpg.Pool) -> None:
     client, clock = clocked
     now = clock.now
-    asset_id = await insert_asset(db, visibility="private")
-    resp = await client.get(f"/embed/{asset_id}")
+    asset_id = await insert_asset(db, visibility="private", title="Secret finale")
+    # knowing the id is not enough: without an embed token the page is "not found" and names nothing
+    bare = await client.get(f"/embed/{asset_id}")
+    assert bare.status == 404 and "Secret finale" not in await bare.text()
+    forged = await client.get(f"/embed/{asset_id}?token=9999999999.AAAAAAAAAAAAAAAAAAAAAAAA")
+    assert forged.status == 404
+    minted = await client.post(f"/api/v1/assets/{asset_id}/embed-token", json={"seconds": 600}, headers=ADMIN)
+    assert minted.status == 201
+    embed_url = (await minted.json())["embed_url"]
+    assert (await client.post(f"/api/v1/assets/{asset_id}/embed-token", json={})).status == 401
+    resp = await client.get(embed_url[embed_url.index("/embed/"):])
     assert resp.status == 200
     assert "no-store" in resp.headers["Cache-Control"]
     text = await resp.text()

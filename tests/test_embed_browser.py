@@ -226,8 +226,9 @@ async def test_private_video_plays_through_its_signed_path(
     asset_id = await _ready_clip(server, db, tmp_path, visibility="private")
     unsigned = await server.get(f"/media/{asset_id}/hls/master.m3u8")
     assert unsigned.status in (401, 403, 404)      # no token, no media
+    minted = await (await server.post(f"/api/v1/assets/{asset_id}/embed-token", json={}, headers=ADMIN)).json()
     page = await browser.new_page()
-    await page.goto(str(server.make_url(f"/embed/{asset_id}?autoplay=1")))
+    await page.goto(str(server.make_url(f"/embed/{asset_id}?autoplay=1&token={minted['token']}")))
     await page.wait_for_function(PLAYING, timeout=15000)
     log = server.app[MEDIA_LOG]
     if log:  # our stand-in origin served it: every media request carried the token, segments included

@@ -18,6 +18,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 from tests.helpers import make_asset
 from tests.tools import missing
 
@@ -255,7 +256,7 @@ async def test_vote_flow_with_live_results(browser: Any, client: TestClient, tmp
     await tv.shot("v2-voted")
 
     # someone else votes: the bars move on the next results poll
-    device = (await (await client.post("/api/v1/devices")).json())["device_id"]
+    device = await mint_device(client)
     red = poll["options"][0]["id"]
     assert (await client.post(f"/api/v1/polls/{poll['id']}/votes", json={"device_id": device,
                                                                          "option_id": red})).status == 201
@@ -278,7 +279,7 @@ async def test_vote_flow_with_live_results(browser: Any, client: TestClient, tmp
 
 async def test_chat_reader_shows_markup_as_text(browser: Any, client: TestClient, tmp_path: Path) -> None:
     await _require_api(client, "/api/v1/chat/{room}/messages", "chat")
-    device = (await (await client.post("/api/v1/devices")).json())["device_id"]
+    device = await mint_device(client)
 
     async def say(text: str) -> None:
         resp = await client.post("/api/v1/chat/studio/messages", json={"device_id": device, "nickname": "Ann <3",

@@ -16,6 +16,7 @@ import pytest
 
 from onair.core.lifecycle import PROCESS_HEADER
 from tests.conftest import ADMIN_TOKEN
+from tests.device_helpers import mint_device
 from tests.helpers import OnairServer, spawn_server
 from tests.tools import free_port, port_open
 
@@ -56,7 +57,9 @@ def _alive(pid: int) -> bool:
 @pytest.fixture
 def two_workers(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[OnairServer]:
     with spawn_server(tmp_path / "data", {"ONAIR_REDIS_URL": redis_url, "ONAIR_DATABASE_URL": database_url,
-                                          "ONAIR_ADMIN_TOKEN": ADMIN_TOKEN, "ONAIR_LOG_LEVEL": "WARNING"},
+                                          "ONAIR_ADMIN_TOKEN": ADMIN_TOKEN, "ONAIR_LOG_LEVEL": "WARNING",
+                                          "ONAIR_DEVICE_MINT_PER_IP": "0", "ONAIR_DEVICE_MINT_PER_SUBNET": "0",
+                                          "ONAIR_CHAT_IP_MESSAGES": "0"},
                       args=("--workers", "2", "--no-sample")) as server:
         yield server
 
@@ -162,8 +165,7 @@ async def test_votes_spread_over_processes_are_counted_exactly(two_workers) -> N
         options = [o["id"] for o in poll["options"]]
 
         async def voter(i: int) -> tuple[int, int, str]:
-            _p, st, dev = await _fresh(http, "POST", f"{base}/api/v1/devices", json={})
-            assert st == 201
+            dev = {"device_id": await mint_device(http, base)}
             choice = options[i % 3]
             pid, st, _ = await _fresh(http, "POST", f"{base}/api/v1/polls/{poll['id']}/votes",
                                       json={"device_id": dev["device_id"], "option_id": choice})
@@ -212,7 +214,7 @@ async def test_chat_crosses_processes_and_sigterm_sends_going_away(two_workers) 
         for ws in spare:
             await ws.close()
 
-        _p, status, dev = await _fresh(http, "POST", f"{base}/api/v1/devices", json={})
+        dev = {"device_id": await mint_device(http, base)}
         poster, status, _msg = await _fresh(http, "POST", f"{base}/api/v1/chat/{room}/messages",
                                             json={"device_id": dev["device_id"], "nickname": "ann", "text": "hi all"})
         assert status == 201

@@ -217,3 +217,20 @@ async def test_allowed_shows_limit_reads_and_publishes(app_client: TestClient, d
     resp = await app_client.post("/api/v1/partner/assets", headers=bearer(key),
                                  json={"source_url": "https://e.com/x.mp4", "show": "morning"})
     assert resp.status == 202
+
+
+async def test_tag_limited_key_publishes_only_inside_its_tags_and_uploads_start_unlisted(
+        app_client: TestClient, db: asyncpg.Pool) -> None:
+    key = await make_partner(app_client, "sportdesk", ["assets:read", "assets:write"], tags=["sport"])
+    for tags in (["news"], ["sport", "news"], []):
+        resp = await app_client.post("/api/v1/partner/assets", headers=bearer(key),
+                                     json={"source_url": "https://e.com/x.mp4", "tags": tags})
+        problem = await resp.json()
+        assert resp.status == 403 and problem["type"].endswith("/tag-not-allowed"), (tags, problem)
+        assert problem["field"] == "tags"
+    resp = await app_client.post("/api/v1/partner/assets", headers=bearer(key),
+                                 json={"source_url": "https://e.com/x.mp4", "tags": ["sport"], "title": "Goal"})
+    assert resp.status == 202
+    created = await resp.json()
+    # unlisted until an editor approves: playable by link, not in public feeds
+    assert await db.fetchval("SELECT visibility FROM assets WHERE id = $1", created["id"]) == "unlisted"

@@ -11,12 +11,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from onair.app import create_app
 from onair.core.settings import Settings
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 
 
 async def new_device(client: TestClient) -> str:
-    resp = await client.post("/api/v1/devices")
-    assert resp.status == 201
-    return (await resp.json())["device_id"]
+    return await mint_device(client)
 
 
 async def new_poll(client: TestClient, **extra) -> dict:

@@ -25,10 +25,11 @@ def test_pure_decision_edges() -> None:
     assert availability(r, OPEN - timedelta(microseconds=1), "GB") is Availability.EMBARGOED
     assert availability(r, OPEN, "GB") is Availability.AVAILABLE
     assert availability(r, OPEN, "us") is Availability.GEO_BLOCKED
-    assert availability(r, OPEN, None) is Availability.GEO_BLOCKED   # unknown country fails an allow list
+    assert availability(r, OPEN, None) is Availability.GEO_UNKNOWN   # unknown country fails an allow list
     assert availability(r, CLOSE, "GB") is Availability.EXPIRED
     deny = Rights(geo_deny=("US",))
-    assert availability(deny, T0, None) is Availability.AVAILABLE
+    assert availability(deny, T0, None) is Availability.GEO_UNKNOWN  # ... and a deny list
+    assert availability(deny, T0, "GB") is Availability.AVAILABLE
     assert availability(deny, T0, "us") is Availability.GEO_BLOCKED
     assert in_window(Rights(available_from=OPEN, geo_allow=("FR",)), OPEN)  # feeds ignore the reader's country
     assert not in_window(Rights(available_until=datetime(2000, 1, 1, tzinfo=UTC)), T0)

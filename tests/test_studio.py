@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.accounts_helpers import PASSWORD, make_user
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 from tests.helpers import make_asset
 from tests.studio_helpers import confirm
 
@@ -71,7 +72,7 @@ async def test_poll_bars_follow_votes_and_embed_snippets(client: TestClient, bro
     await page.wait_for_selector(f'[data-poll="{poll_id}"][data-status="open"]')
 
     async def vote(option: int) -> None:
-        dev = (await (await client.post("/api/v1/devices")).json())["device_id"]
+        dev = await mint_device(client)
         resp = await client.post(f"/api/v1/polls/{poll_id}/votes", json={"device_id": dev, "option_id": option})
         assert resp.status == 201
 
@@ -96,7 +97,7 @@ async def test_deleted_message_vanishes_on_a_second_page(client: TestClient, bro
         await page.fill("#room-form input[name=room]", "finale")
         await page.click("#room-form button[type=submit]")
         await page.wait_for_selector("#room-settings:not([hidden])")
-    dev = (await (await client.post("/api/v1/devices")).json())["device_id"]
+    dev = await mint_device(client)
     evil = "<img src=x onerror=alert(1)>"
     for text in ("hello all", "nasty remark"):
         resp = await client.post("/api/v1/chat/finale/messages",

@@ -119,16 +119,26 @@
     return id ? { terminal_id: String(id) } : {};
   }
 
+  /* minting costs a small proof-of-work (proof.js): fetch a challenge, solve it, post both */
   function withDevice(cb) {
     if (st.device) { cb(st.device); return; }
     st.device = store.get('onair.device');
+    if (st.device && st.device.indexOf('d1.') === 0) { st.device = null; } /* pre-proof ids are refused */
     if (st.device) { cb(st.device); return; }
-    request('POST', cfg.api + '/devices', terminalHint(), function (status, d) {
-      if ((status === 201 || status === 200) && d && d.device_id) {
-        st.device = d.device_id;
-        store.set('onair.device', st.device);
-      }
-      cb(st.device);
+    request('GET', cfg.api + '/devices/challenge', null, function (status, ch) {
+      if (status !== 200 || !ch || !ch.challenge) { cb(null); return; }
+      onairProof.solve(ch.challenge, ch.bits, function (nonce) {
+        var body = terminalHint();
+        body.challenge = ch.challenge;
+        body.nonce = nonce;
+        request('POST', cfg.api + '/devices', body, function (status2, d) {
+          if (status2 === 201 && d && d.device_id) {
+            st.device = d.device_id;
+            store.set('onair.device', st.device);
+          }
+          cb(st.device);
+        });
+      });
     });
   }
 
@@ -275,6 +285,7 @@
         } else if (status === 409) {
           p.status = 'closed';
         } else {
+          if (status === 403) { st.device = null; store.set('onair.device', ''); } /* refused id: mint anew */
           setText($('poll-status'), 'Could not vote, please try again.');
           return;
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -160,6 +161,7 @@ async def problem_middleware(request: web.Request,
 async def _handle(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                   request_id: str) -> web.StreamResponse:
     try:
+        _refuse_nul_in_url(request)
         return await handler(request)
     except AppError as err:
         return problem_response(err.status, err.code, err.title, err.detail, headers=err.headers,
@@ -192,6 +194,50 @@ async def _handle(request: web.Request, handler: Callable[[web.Request], Awaitab
                                 extra={"request_id": request_id})
 
 
+# PostgreSQL's bigint: a larger number in a cursor or id reaches the database only as an error.
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _refuse_nul_in_url(request: web.Request) -> None:
+    """NUL cannot be stored in PostgreSQL text nor a file name: refuse it in path and query, naming where."""
+    for where, items in (("path", request.match_info.items()), ("query", request.query.items())):
+        for name, value in items:
+            if "\x00" in value or "\x00" in name:
+                raise BadRequest(f"{where} parameter {name[:40]!r} contains a NUL byte",
+                                 code=f"invalid-{where}", field=name[:40])
+
+
+def _bad_value(value: Any, where: str) -> tuple[str, str] | None:
+    """The first value a model accepted that the storage layer cannot hold: (field path, reason)."""
+    if isinstance(value, BaseModel):
+        value = {k: getattr(value, k) for k in type(value).model_fields}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if (found := _bad_value(item, f"{where}.{key}" if where else str(key))) is not None:
+                return found
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for i, item in enumerate(value):
+            if (found := _bad_value(item, f"{where}.{i}")) is not None:
+                return found
+    elif isinstance(value, str) and "\x00" in value:
+        return where, "contains a NUL byte"
+    elif isinstance(value, bool):
+        return None
+    elif isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        return where, "is out of range (64-bit integers only)"
+    elif isinstance(value, float) and not math.isfinite(value):
+        return where, "must be a finite number"
+    return None
+
+
+def check_storable(model: M, code: str) -> M:
+    """400 naming the field when a validated model still holds NUL, a >64-bit integer or nan/inf."""
+    found = _bad_value(model, "")
+    if found is not None:
+        raise BadRequest(f"{found[0] or 'body'}: {found[1]}", code=code, field=found[0])
+    return model
+
+
 def pydantic_detail(error: ValidationError) -> str:
     parts = []
     for e in error.errors()[:5]:
@@ -211,13 +257,15 @@ async def read_json(request: web.Request, model: type[M], *, max_bytes: int = 64
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"JSON body larger than {max_bytes} bytes")
     try:
-        return model.model_validate_json(raw or b"{}")
+        parsed = model.model_validate_json(raw or b"{}")
     except ValidationError as err:
         raise BadRequest(pydantic_detail(err), code="invalid-body") from None
+    return check_storable(parsed, "invalid-body")
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:
     try:
-        return model.model_validate(dict(request.query))
+        parsed = model.model_validate(dict(request.query))
     except ValidationError as err:
         raise BadRequest(pydantic_detail(err), code="invalid-query") from None
+    return check_storable(parsed, "invalid-query")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -17,8 +18,10 @@ from onair.core.db.embedded import GAVE_UP
 from onair.core.db.pool import POOL
 from onair.core.metrics import METHODS, Metrics, exposition
 from onair.core.metrics import METRICS as APP_METRICS
+from onair.core.errors import Forbidden
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
+from onair.core.web import client_in
 
 
 class DiskFull(OSError):
@@ -105,6 +108,15 @@ async def readyz(request: web.Request) -> web.Response:
                              content_type="application/problem+json", headers={"Cache-Control": "no-store"})
 
 
+def _may_read_metrics(request: web.Request) -> bool:
+    """/metrics shows traffic and queue sizes: configured networks only, or the metrics token."""
+    settings = request.app[SETTINGS]
+    header = request.headers.get("Authorization", "")
+    if settings.metrics_token and hmac.compare_digest(header.encode(), f"Bearer {settings.metrics_token}".encode()):
+        return True
+    return client_in(request, settings.metrics_network_list)
+
+
 async def scrape_time_families(app: web.Application) -> list[Metric]:
     """What is read when Prometheus asks: job queues from the database, this process's bus and disk."""
     depth = GaugeMetricFamily("onair_job_queue_depth", "Queued jobs (due now or later)", labels=["queue", "kind"])
@@ -135,6 +147,9 @@ async def scrape_time_families(app: web.Application) -> list[Metric]:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
+    if not _may_read_metrics(request):
+        raise Forbidden("/metrics is open to the configured networks (ONAIR_METRICS_NETWORKS) or with "
+                        "ONAIR_METRICS_TOKEN", code="metrics-forbidden")
     body = await asyncio.to_thread(exposition, await scrape_time_families(request.app))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -48,6 +48,14 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than zero"
 
 
+def _pow_bits(value: int) -> str | None:
+    return None if 0 <= value <= 28 else "must be between 0 (off) and 28 leading zero bits"
+
+
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be zero (off) or more"
+
+
 def _postgres_url(value: str | None) -> str | None:
     if value is None:
         return None
@@ -198,6 +206,11 @@ class Settings:
     trusted_proxies: str = _setting(
         "", "Comma-separated CIDRs of proxies/CDN edges whose X-Forwarded-* and country headers are believed "
         "(empty: nobody's).", check=_cidrs)
+    metrics_networks: str = _setting(
+        "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+        "Comma-separated CIDRs allowed to read /metrics (the client IP, X-Forwarded-For believed only from trusted "
+        "proxies); others need ONAIR_METRICS_TOKEN.", check=_cidrs)
+    metrics_token: str | None = _setting(None, "Bearer token that opens /metrics from any address.", secret=True)
     embed_origins: str = _setting(
         "*", "Comma-separated origins allowed to frame the embed player when an asset sets none (* = any site).")
     embed_token_seconds: int = _setting(
@@ -206,12 +219,30 @@ class Settings:
                                       check=_positive)
     vote_ip_ceiling: int = _setting(
         0, "Most first votes per poll from one client IP in one process (abuse ceiling); 0 turns it off.")
+    device_pow_bits: int = _setting(
+        12, "Proof-of-work to mint a device id: leading zero bits of SHA-256(challenge:nonce); each bit doubles "
+        "the work (12: ~4,000 hashes, well under a second on a TV).", check=_pow_bits)
+    device_challenge_seconds: int = _setting(120, "How long a device challenge may be solved and used (s).",
+                                             check=_positive)
+    device_mint_per_ip: int = _setting(
+        20, "Device ids one client IP may mint per ONAIR_DEVICE_MINT_WINDOW_SECONDS, shared by all processes "
+        "through Redis when configured; 0 turns it off.", check=_not_negative)
+    device_mint_per_subnet: int = _setting(
+        200, "Device ids one /24 (IPv4) or /48 (IPv6) may mint per window; 0 turns it off.", check=_not_negative)
+    device_mint_window_seconds: float = _setting(600.0, "Window of the device minting limits (s).",
+                                                 check=_positive)
+    count_sessions_per_ip: int = _setting(
+        100, "New player sessions one client IP may add to a video's statistics per 10 minutes (shared by all "
+        "processes); beyond it events get 429. 0 turns it off.", check=_not_negative)
     chat_max_bytes: int = _setting(2048, "Largest chat message in bytes (UTF-8).", check=_positive)
     chat_rate_messages: int = _setting(3, "Chat messages a device may send per ONAIR_CHAT_RATE_SECONDS.",
                                        check=_positive)
     chat_rate_seconds: float = _setting(2.0, "Window of the per-device chat rate limit (s).", check=_positive)
     chat_cooloff_seconds: float = _setting(10.0, "Silence imposed on a device that exceeds the chat rate (s).",
                                            check=_positive)
+    chat_ip_messages: int = _setting(
+        120, "Messages one client IP may post to one room per minute, across all its devices and all processes; "
+        "0 turns it off.", check=_not_negative)
     chat_history: int = _setting(50, "Messages a late joiner receives from a room's history.", check=_positive)
     chat_guard_entries: int = _setting(
         50_000, "Devices (and, separately, message texts) the chat guard remembers per process; the least "
@@ -305,6 +336,10 @@ class Settings:
     @cached_property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return _networks(self.trusted_proxies)
+
+    @property
+    def metrics_network_list(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return _networks(self.metrics_networks)
 
     @property
     def country_headers(self) -> tuple[str, ...]:

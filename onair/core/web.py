@@ -76,6 +76,12 @@ def client_ip(request: web.Request) -> str | None:
     return str(_address(hops[0])) if hops and _address(hops[0]) else peer
 
 
+def client_in(request: web.Request, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether the viewer's address (`client_ip`) is in one of `networks`."""
+    ip = _address(client_ip(request) or "")
+    return ip is not None and any(ip in net for net in networks)
+
+
 def viewer_country(request: web.Request) -> str | None:
     """ISO 3166 alpha-2 code from the CDN's header (ONAIR_COUNTRY_HEADER), only when a trusted proxy set it."""
     if not from_trusted_proxy(request):

@@ -19,6 +19,7 @@ class Availability(Enum):
     EMBARGOED = "embargoed"   # before available_from
     EXPIRED = "expired"       # at or after available_until
     GEO_BLOCKED = "geo-blocked"
+    GEO_UNKNOWN = "geo-unknown"  # geo rules apply but nobody we trust told us the viewer's country
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,15 @@ class Rights:
 
 
 def availability(rights: Rights, now: datetime, country: str | None = None) -> Availability:
-    """Decide for one viewer. An unknown country passes a deny list but not an allow list."""
+    """Decide for one viewer. An unknown country (no header from a trusted proxy) never passes a geo rule:
+    neither an allow list nor a deny list can be enforced without it."""
     if rights.available_from is not None and now < rights.available_from:
         return Availability.EMBARGOED
     if rights.available_until is not None and now >= rights.available_until:
         return Availability.EXPIRED
     code = country.upper() if country else None
+    if code is None and (rights.geo_allow or rights.geo_deny):
+        return Availability.GEO_UNKNOWN
     if rights.geo_allow and code not in rights.geo_allow:
         return Availability.GEO_BLOCKED
     if code is not None and code in rights.geo_deny:

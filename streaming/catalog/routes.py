@@ -10,14 +10,16 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from onair.core import clock
 from onair.core.auth import audit, has_permission, label, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, parse_query, read_json
+from onair.core.openapi import described
 from onair.core.storage import STORE
 from onair.core.web import base_url
 from streaming import catalog
 from streaming.catalog.audio import AudioTrackEdit, corrected
-from streaming.catalog.rights import CountryCode
+from streaming.catalog.rights import CountryCode, in_window
 from streaming.delivery import purge
 
 
@@ -70,8 +72,11 @@ def _uncursor(value: str) -> tuple[datetime, str]:
 @label("public|assets:read")  # private assets: editors and admins only
 async def read(request: web.Request) -> web.Response:
     asset = await catalog.get_asset(request.app[POOL], request.match_info["asset_id"])
-    # Private assets do not exist for the public; drafts are visible to admins only.
-    if asset is None or (asset.visibility == "private" and not await has_permission(request, "assets:read")):
+    # Private assets, and any asset outside its rights window (embargoed, expired), do not exist for the
+    # public: not its title, not its URLs. Editors see everything.
+    hidden = asset is not None and (asset.visibility == "private"
+                                    or not in_window(asset.rights, clock.now(request.app)))
+    if asset is None or (hidden and not await has_permission(request, "assets:read")):
         raise NotFound(f"No asset {request.match_info['asset_id']!r}")
     body = catalog.asset_json(asset, base_url(request))
     return web.json_response(body, headers={"Cache-Control": "no-store" if asset.status != "ready" else
@@ -79,6 +84,7 @@ async def read(request: web.Request) -> web.Response:
 
 
 @requires("assets:read")
+@described(query=ListQuery)
 async def listing(request: web.Request) -> web.Response:
     q = parse_query(request, ListQuery)
     before = _uncursor(q.cursor) if q.cursor else None
@@ -96,6 +102,7 @@ PURGING_FIELDS = frozenset({"visibility", "available_from", "available_until", "
 
 
 @requires("assets:write")
+@described(body=AssetPatch)
 async def patch(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     body = await read_json(request, AssetPatch)

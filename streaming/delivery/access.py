@@ -75,6 +75,7 @@ _RIGHTS_PROBLEMS = {
     Availability.EMBARGOED: ("embargoed", "This programme is not available yet"),
     Availability.EXPIRED: ("rights-expired", "This programme is no longer available"),
     Availability.GEO_BLOCKED: ("geo-blocked", "This programme is not available in your country"),
+    Availability.GEO_UNKNOWN: ("geo-unknown", "This programme is limited to some countries and yours is not known"),
 }
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from onair.core.auth import requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType, read_json
+from onair.core.openapi import described
 from onair.core.safe_urls import UrlRejected, check_url
 from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE, ObjectNotFound
@@ -32,6 +33,7 @@ class UrlIngest(BaseModel):
 
 
 @requires("assets:write")
+@described(body=UrlIngest)
 async def create(request: web.Request) -> web.Response:
     settings = _settings(request)
     pool, store = request.app[POOL], request.app[STORE]

@@ -18,6 +18,7 @@ import asyncpg
 
 from onair.core.bounded import Bounded
 from onair.core.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests
+from streaming.interaction.textfold import flood_key, fold, mask_words
 
 ROOM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NICK_MAX = 32
@@ -65,16 +66,7 @@ def clean_text(text: str, rules: Rules) -> str:
 
 
 def _normal(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def mask_words(text: str, words: list[str] | tuple[str, ...]) -> str:
-    """Moderator word list: each listed word (whole word, any case) becomes asterisks."""
-    for word in words:
-        if word.strip():
-            text = re.sub(rf"(?<!\w){re.escape(word.strip())}(?!\w)", lambda m: "*" * len(m.group(0)), text,
-                          flags=re.IGNORECASE)
-    return text
+    return flood_key(text)  # "BUY NOW." and "buy now!!" (or full-width) are one message to these checks
 
 
 @dataclass
@@ -197,8 +189,8 @@ async def post(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text:
             raise RoomPaused("The room is paused by the moderators")
         ban = await conn.fetchrow(
             """SELECT kind, until FROM chat_bans WHERE room = $1 AND until > $4
-               AND ((kind = 'device' AND value = $2) OR (kind = 'nickname' AND value = lower($3)))
-               ORDER BY until DESC LIMIT 1""", room, device_id, nickname, now)
+               AND ((kind = 'device' AND value = $2) OR (kind = 'nickname' AND value = $3))
+               ORDER BY until DESC LIMIT 1""", room, device_id, fold(nickname), now)
         if ban:
             raise Forbidden(f"You are banned from this room until {ban['until'].isoformat()}", code="banned",
                             until=ban["until"].isoformat())
@@ -261,7 +253,7 @@ async def ban(db: asyncpg.Pool, room: str, kind: str, value: str, until: datetim
     await db.execute(
         """INSERT INTO chat_bans (room, kind, value, until, reason) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (room, kind, value) DO UPDATE SET until = EXCLUDED.until, reason = EXCLUDED.reason""",
-        room, kind, value.lower() if kind == "nickname" else value, until, reason)
+        room, kind, fold(value) if kind == "nickname" else value, until, reason)
 
 
 async def message_device(db: asyncpg.Pool, room: str, message_id: int) -> tuple[str, str] | None:

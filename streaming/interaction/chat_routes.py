@@ -19,8 +19,9 @@ from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, NotFound, Unavailable, parse_query, pydantic_detail, read_json
 from onair.core.lifecycle import Stopping, unless_stopping
 from onair.core.metrics import METRICS, ROOMS
+from onair.core.openapi import described
 from onair.core.settings import SETTINGS
-from streaming.interaction import chat, devices
+from streaming.interaction import chat, chat_limits, devices
 from streaming.interaction.chat_hub import Hubs, channel
 
 LONG_POLL_MAX = 25.0
@@ -72,6 +73,9 @@ async def send_message(app: web.Application, request: web.Request, room: str, bo
     nickname = chat.clean_nickname(body.nickname)
     text = chat.clean_text(body.text, state.rules)
     await app[BUS].check()  # refuse before storing when live delivery is down: the client retries later
+    # shared counters first: the local guard remembers what it lets through, so a 503 from Redis after it
+    # would turn the client's retry into a "duplicate"
+    await chat_limits.check(request, room, device_id, state.rules)
     state.guard.check(room, device_id, text)
     try:
         row = await chat.post(app[POOL], room, device_id, nickname, text, now(app))
@@ -87,6 +91,7 @@ async def send_message(app: web.Application, request: web.Request, room: str, bo
     return message
 
 
+@described(body=MessageIn)
 async def post_message(request: web.Request) -> web.Response:
     room = _room(request)
     body = await read_json(request, MessageIn, max_bytes=request.app[CHAT].rules.max_bytes * 6 + 1024)
@@ -94,6 +99,7 @@ async def post_message(request: web.Request) -> web.Response:
     return web.json_response(message, status=201, headers={"Cache-Control": "no-store"})
 
 
+@described(query=AfterQuery)
 async def list_messages(request: web.Request) -> web.Response:
     """Long-poll for TVs: returns at once if newer messages exist, else waits up to `wait` seconds."""
     room = _room(request)
@@ -213,6 +219,7 @@ async def get_room(request: web.Request) -> web.Response:
 
 
 @requires("chat:moderate")
+@described(body=RoomPatch)
 async def patch_room(request: web.Request) -> web.Response:
     body = await read_json(request, RoomPatch)
     changes = body.model_dump(exclude_none=True)
@@ -251,6 +258,7 @@ async def approve_message(request: web.Request) -> web.Response:
 
 
 @requires("chat:moderate")
+@described(body=BanIn)
 async def ban(request: web.Request) -> web.Response:
     room = _room(request)
     body = await read_json(request, BanIn)

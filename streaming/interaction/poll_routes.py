@@ -15,6 +15,7 @@ from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, read_json
 from onair.core.metrics import METRICS
+from onair.core.openapi import described
 from onair.core.web import client_ip
 from streaming.interaction import ballots, devices, polls, tallies
 from streaming.interaction.live_state import LIVE
@@ -64,6 +65,7 @@ async def _poll(request: web.Request) -> polls.Poll:
 
 
 @requires("polls:write")
+@described(body=PollIn)
 async def create_poll(request: web.Request) -> web.Response:
     body = await read_json(request, PollIn)
     poll = await polls.create(request.app[POOL], **body.model_dump())
@@ -101,6 +103,7 @@ def _transition(action: str):
     return handler
 
 
+@described(body=VoteIn)
 async def vote(request: web.Request) -> web.Response:
     try:
         return await _vote(request)

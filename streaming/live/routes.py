@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from onair.core.auth import audit, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, read_json
+from onair.core.openapi import described
 from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE
 from streaming.catalog.rights import CountryCode, Rights
@@ -105,6 +106,7 @@ async def _channel(request: web.Request) -> channels.Channel:
 
 
 @requires("live:write")
+@described(body=ChannelCreate)
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request, ChannelCreate)
     _check_window(body.available_from, body.available_until)

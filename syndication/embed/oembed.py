@@ -8,11 +8,12 @@ speak (we speak json and xml), 400 for unreadable maxwidth/maxheight.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from onair.core.errors import BadRequest, NotFound, NotImplementedProblem, Unauthorized
 from onair.core.web import cap_ttl
@@ -27,12 +28,13 @@ _PATH = re.compile(r"/(?:embed|watch)/([A-Za-z0-9_-]{1,64})/?")
 FORMATS = ("json", "xml")
 
 
-@dataclass(frozen=True)
-class OEmbedQuery:
-    url: str
-    maxwidth: int | None
-    maxheight: int | None
-    format: str
+class OEmbedQuery(BaseModel):
+    """The query oEmbed consumers send (parsed by `parse_query`, which keeps the spec's status codes)."""
+    model_config = ConfigDict(frozen=True)
+    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    maxwidth: Annotated[int, Field(gt=0)] | None = None
+    maxheight: Annotated[int, Field(gt=0)] | None = None
+    format: Literal["json", "xml"] = "json"
 
 
 def _dimension(name: str, raw: str | None) -> int | None:
@@ -55,8 +57,8 @@ def parse_query(query: dict[str, str]) -> OEmbedQuery:
     fmt = (query.get("format") or "json").strip().lower()
     if fmt not in FORMATS:
         raise NotImplementedProblem(f"format {fmt[:20]!r} is not supported; use json or xml")
-    return OEmbedQuery(url, _dimension("maxwidth", query.get("maxwidth")),
-                       _dimension("maxheight", query.get("maxheight")), fmt)
+    return OEmbedQuery(url=url[:2000], maxwidth=_dimension("maxwidth", query.get("maxwidth")),
+                       maxheight=_dimension("maxheight", query.get("maxheight")), format=fmt)
 
 
 def asset_id_from_url(url: str, our_hosts: tuple[str, ...]) -> str:

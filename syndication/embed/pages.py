@@ -7,6 +7,7 @@ so every branch (processing, embargoed, private with a signed URL) is cheap to t
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,7 +48,15 @@ def _flag(value: str | None) -> bool:
 
 
 def _seconds(value: str | None) -> float:
-    """`start=90`, `start=1:30` or `start=1m30s`; anything unreadable means the beginning (a player never 400s)."""
+    """`start=90`, `start=1:30` or `start=1m30s`; anything unreadable means the beginning (a player never 400s).
+
+    nan and inf (`1:inf`, `1e400`) are unreadable too: they would reach the page's JSON as `Infinity`,
+    which no JSON parser accepts, and the player would never load."""
+    seconds = _parse_seconds(value)
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _parse_seconds(value: str | None) -> float:
     if not value:
         return 0.0
     text = value.strip().lower()
@@ -56,7 +65,7 @@ def _seconds(value: str | None) -> float:
             total = 0.0
             for part in text.split(":"):
                 total = total * 60 + float(part)
-            return max(total, 0.0)
+            return total
         if text[-1:] in ("s", "m", "h") and not text.replace(".", "").isdigit():
             total, number = 0.0, ""
             for ch in text:
@@ -68,8 +77,7 @@ def _seconds(value: str | None) -> float:
                 else:
                     return 0.0
             return total
-        seconds = float(text)
-        return seconds if seconds > 0 and seconds == seconds and seconds != float("inf") else 0.0
+        return float(text)
     except ValueError:
         return 0.0
 
@@ -122,6 +130,10 @@ def _caption(base: str, c: dict[str, Any]) -> dict[str, str]:
             "label": f"{label} (CC)" if caption and not c.get("label") else str(label)}
 
 
+# Outside its rights window (or country) a video's page names nothing about it: not even its title.
+UNAVAILABLE = "Video unavailable"
+
+
 def player_page(asset: Asset | None, asset_id: str, now: datetime, options: PlayerOptions, *,
                 signing_key: bytes, token_seconds: int, country: str | None = None) -> PlayerPage:
     if asset is None:
@@ -136,12 +148,13 @@ def player_page(asset: Asset | None, asset_id: str, now: datetime, options: Play
     verdict = availability(asset.rights, now, country)
     if verdict is Availability.EMBARGOED:
         when = asset.rights.available_from.strftime("%d %B %Y, %H:%M UTC") if asset.rights.available_from else ""
-        return PlayerPage(403, asset.id, title, message=f"This video is not available yet. It will be from {when}.",
-                          discoverable=False)
+        return PlayerPage(403, asset.id, UNAVAILABLE,
+                          message=f"This video is not available yet. It will be from {when}.", discoverable=False)
     if verdict is Availability.EXPIRED:
-        return PlayerPage(404, asset.id, title, message="This video is no longer available.", discoverable=False)
-    if verdict is Availability.GEO_BLOCKED:
-        return PlayerPage(403, asset.id, title, message="This video is not available in your country.",
+        return PlayerPage(404, asset.id, UNAVAILABLE, message="This video is no longer available.",
+                          discoverable=False)
+    if verdict in (Availability.GEO_BLOCKED, Availability.GEO_UNKNOWN):
+        return PlayerPage(403, asset.id, UNAVAILABLE, message="This video is not available in your country.",
                           discoverable=False)
 
     outputs = asset.outputs or {}

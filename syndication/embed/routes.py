@@ -6,20 +6,23 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 import jinja2
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
 from onair.core import clock
-from onair.core.auth import SIGNING_KEY
+from onair.core.auth import SIGNING_KEY, requires
 from onair.core.db.pool import POOL
-from onair.core.errors import NotFound
+from onair.core.errors import NotFound, read_json
+from onair.core.openapi import described
 from onair.core.settings import SETTINGS, Settings
 from onair.core.web import StaticBundle, base_url, cap_ttl, templates, viewer_country
 from streaming.catalog import Asset, get_asset
 from streaming.live import get_channel
-from syndication.embed import live_pages, oembed, pages
+from syndication.embed import live_pages, oembed, pages, tokens
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static" / "player"
@@ -65,6 +68,9 @@ async def _page(request: web.Request) -> tuple[pages.PlayerPage, Asset | None]:
     asset_id = request.match_info["asset_id"]
     ctx = _ctx(request)
     asset = await get_asset(request.app[POOL], asset_id)
+    if asset is not None and asset.visibility == "private" and not tokens.valid(
+            request.app[SIGNING_KEY], asset.id, request.query.get("token"), clock.now(request.app).timestamp()):
+        asset = None  # a private video without its embed token is indistinguishable from no video
     page = pages.player_page(asset, asset_id, clock.now(request.app), pages.PlayerOptions.from_query(
         dict(request.query)), signing_key=request.app[SIGNING_KEY],
         token_seconds=ctx.settings.embed_token_seconds, country=viewer_country(request))
@@ -150,6 +156,7 @@ async def live_watch_page(request: web.Request) -> web.Response:
     return _render(request, "watch.html", page, csp, asset=None, snippet=snippet, description="", poster_abs=None)
 
 
+@described(query=oembed.OEmbedQuery)
 async def oembed_view(request: web.Request) -> web.Response:
     q = oembed.parse_query(dict(request.query))
     asset_id = oembed.asset_id_from_url(q.url, _our_hosts(request))
@@ -170,6 +177,25 @@ async def bundle_file(request: web.Request) -> web.StreamResponse:
     return found
 
 
+class EmbedTokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: Annotated[int, Field(ge=60, le=30 * 86400)] = 86400
+
+
+@requires("assets:read")
+@described(body=EmbedTokenIn, status=201)
+async def embed_token(request: web.Request) -> web.Response:
+    """An embed URL that plays a private video (for a site or partner you authorise) until it expires."""
+    body = await read_json(request, EmbedTokenIn)
+    asset = await get_asset(request.app[POOL], request.match_info["asset_id"])
+    if asset is None:
+        raise NotFound(f"No asset {request.match_info['asset_id']!r}")
+    expires = int(clock.now(request.app).timestamp()) + body.seconds
+    token = tokens.mint(request.app[SIGNING_KEY], asset.id, expires)
+    return web.json_response({"embed_url": f"{base_url(request)}/embed/{asset.id}?token={token}",
+                              "token": token, "expires": expires}, status=201, headers={"Cache-Control": "no-store"})
+
+
 def setup(app: web.Application) -> None:
     """Register routes and cleanup contexts."""
 
@@ -180,4 +206,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get(f"/embed/live/{{channel_id:{_ID}}}", live_embed_page)
     app.router.add_get(f"/watch/live/{{channel_id:{_ID}}}", live_watch_page)
     app.router.add_get("/oembed", oembed_view)
+    app.router.add_post(f"/api/v1/assets/{{asset_id:{_ID}}}/embed-token", embed_token)
     app.router.add_get("/player/{name}", bundle_file)

@@ -21,6 +21,7 @@ from onair.core.auth import SIGNING_KEY, requires
 from onair.core.bounded import Bounded
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Forbidden, NotFound, parse_query, read_json
+from onair.core.openapi import described
 from onair.core.safe_urls import UrlRejected, check_url, check_url_shape
 from onair.core.settings import SETTINGS as SETTINGS_KEY
 from onair.core.web import base_url, cap_ttl_all
@@ -220,12 +221,14 @@ async def _serve_feed(request: web.Request, fmt: str, flt: Filter, title: str, *
     return web.Response(body=built[0], headers=headers, content_type=content_type.split(";")[0], charset="utf-8")
 
 
+@described(query=PageQuery, content_type="*/*")
 async def public_feed(request: web.Request) -> web.Response:
     fmt = FEED_FILES[request.match_info["file"]]
     return await _serve_feed(request, fmt, Filter(), "onair: latest video", private=False)
 
 
 @partner_required("feeds:read", feed=True)
+@described(query=PageQuery, content_type="*/*")
 async def partner_feed(request: web.Request, partner: keys.Partner) -> web.Response:
     if partner.name != request.match_info["partner"]:
         raise Forbidden("This key belongs to another partner", code="wrong-partner")
@@ -253,6 +256,7 @@ def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
 
 
 @partner_required("assets:read")
+@described(query=SearchQuery)
 async def api_search(request: web.Request, partner: keys.Partner) -> web.Response:
     query = parse_query(request, SearchQuery)
     text = (query.q or "").strip() or None
@@ -301,6 +305,7 @@ class PublishBody(BaseModel):
 
 
 @partner_required("assets:write")
+@described(body=PublishBody)
 async def api_publish(request: web.Request, partner: keys.Partner) -> web.Response:
     body = await read_json(request, PublishBody)
     if body.available_from and body.available_until and body.available_until <= body.available_from:
@@ -310,16 +315,23 @@ async def api_publish(request: web.Request, partner: keys.Partner) -> web.Respon
     except UrlRejected as exc:
         raise BadRequest(str(exc), code="private-url") from None
     if partner.allowed_shows and body.show not in partner.allowed_shows:
-        raise Forbidden("This key may only publish to its allowed shows", code="show-not-allowed")
+        raise Forbidden("This key may only publish to its allowed shows", code="show-not-allowed", field="show")
+    tags = [t for t in body.tags if t]
+    outside = [t for t in tags if t not in partner.allowed_tags]
+    if partner.allowed_tags and (outside or not tags):  # a limited key publishes only inside its own tags
+        raise Forbidden(f"This key may only publish with its allowed tags ({', '.join(partner.allowed_tags)}); "
+                        f"not {', '.join(outside) or 'none'}", code="tag-not-allowed", field="tags")
     asset_id = new_asset_id()
     async with request.app[POOL].acquire() as conn, conn.transaction():
         await catalog.create_asset(
-            conn, asset_id, title=body.title, description=body.description, tags=[t for t in body.tags if t],
+            conn, asset_id, title=body.title, description=body.description, tags=tags,
             show=body.show, available_from=body.available_from, available_until=body.available_until,
             geo_allow=body.geo_allow, geo_deny=body.geo_deny, credit=body.credit, copyright=body.copyright,
             partner_id=partner.id)
+        # Unlisted until an editor approves it (PATCH visibility): playable by link, never listed or syndicated.
+        await catalog.update_asset(conn, asset_id, {"visibility": "unlisted"})
         await catalog.start_url_pull(conn, asset_id, body.source_url)
-    return web.json_response({"id": asset_id, "status": "queued"}, status=202,
+    return web.json_response({"id": asset_id, "status": "queued", "visibility": "unlisted"}, status=202,
                              headers={"Location": f"/api/v1/assets/{asset_id}"})
 
 
@@ -341,6 +353,7 @@ class PartnerBody(BaseModel):
 
 
 @requires("partners:manage")
+@described(body=PartnerBody)
 async def admin_create(request: web.Request) -> web.Response:
     body = await read_json(request, PartnerBody)
     partner, key = await keys.create(request.app[POOL], body.name, body.scopes, tags=body.tags,

@@ -13,6 +13,7 @@ from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, NotFound, read_json
 from onair.core.events import EVENT_TYPES
 from onair.core.jobs import enqueue
+from onair.core.openapi import described
 from onair.core.safe_urls import UrlRejected, check_url
 from onair.core.settings import SETTINGS
 from syndication.webhooks import store
@@ -69,6 +70,7 @@ async def _endpoint(request: web.Request) -> store.Endpoint:
 
 
 @admin_required
+@described(body=EndpointIn)
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request, EndpointIn)
     endpoint = await store.create(request.app[POOL], _checked_url(request, body.url), body.events, body.description)
@@ -88,6 +90,7 @@ async def read(request: web.Request) -> web.Response:
 
 
 @admin_required
+@described(body=EndpointPatch)
 async def patch(request: web.Request) -> web.Response:
     body = await read_json(request, EndpointPatch)
     url = _checked_url(request, body.url) if body.url is not None else None
