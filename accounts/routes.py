@@ -157,6 +157,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 
 @requires(roles.SELF)  # a personal token cannot make tokens: authorize refuses it any change to the account
+@described(body=TokenIn)
 async def create_token(request: web.Request) -> web.Response:
     user_id, role = await _account(request)
     body = await read_json(request, TokenIn)

@@ -25,6 +25,7 @@ from playwright.async_api import async_playwright
 from onair.app import create_app
 from onair.core.db.migrate import migrate_url
 from onair.core.settings import Settings
+from tests.device_helpers import mint_device
 
 TOKEN = "bench-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,7 +44,7 @@ async def _seed(base: str) -> str:
         poll = await (await http.post(f"{base}/api/v1/polls", headers=ADMIN, json={
             "question": "Should the harbour bridge open on Sundays?", "options": ["Yes", "No", "Not sure"],
             "show": "bench"})).json()
-        device = (await (await http.post(f"{base}/api/v1/devices")).json())["device_id"]
+        device = await mint_device(http, base)
         for i in range(30):
             await http.post(f"{base}/api/v1/chat/show-bench/messages",
                             json={"device_id": device, "nickname": f"viewer{i}", "text": f"message number {i}"})

@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 from tests.test_embed_browser import _ready_clip, server  # noqa: F401 (fixture)
 from tests.test_hbbtv_keyflow import _assert_in_safe_area, _open_tv, _shots_dir
 
@@ -44,7 +45,7 @@ async def test_deletion_reaches_a_long_polling_tv_and_banner_spares_the_prompt(
     await _assert_in_safe_area(tv.page, ["banner", "prompt"])
     await tv.shot("tv-banner-and-prompt")
 
-    dev = (await (await client.post("/api/v1/devices")).json())["device_id"]
+    dev = await mint_device(client)
     await tv.key("RED")
     await tv.key("YELLOW")
     posted = await (await client.post("/api/v1/chat/tvroom/messages", json={

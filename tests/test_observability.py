@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 from tests.ingest_tools import make_clip, upload, wait_for
 from tests.test_metrics import samples
 from tests.tools import need_binary
@@ -89,7 +90,7 @@ async def _workload(client: TestClient, tmp_path: Path) -> None:
     assert (await client.get("/healthz")).status == 200
     poll = await (await client.post("/api/v1/polls", json={"question": "Who?", "options": ["a", "b"]},
                                     headers=ADMIN)).json()
-    device = (await (await client.post("/api/v1/devices")).json())["device_id"]
+    device = await mint_device(client)
     refused = await client.post(f"/api/v1/polls/{poll['id']}/votes", json={"device_id": device, "option_id": 1})
     assert refused.status == 409  # not open yet
     assert (await client.post(f"/api/v1/polls/{poll['id']}/open", headers=ADMIN)).status == 200

@@ -10,11 +10,12 @@ from aiohttp.test_utils import TestClient
 
 from streaming.interaction import pairing
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 from tests.embed_helpers import FakeClock
 
 
 async def _device(client: TestClient) -> str:
-    return (await (await client.post("/api/v1/devices")).json())["device_id"]
+    return await mint_device(client)
 
 
 async def test_pair_claim_once_expire_and_limits(clocked: tuple[TestClient, FakeClock]) -> None:

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.accounts_helpers import make_user
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 from tests.helpers import make_asset
 from tests.ingest_tools import make_clip
 from tests.studio_helpers import check_page, confirm, open_as
@@ -223,7 +224,7 @@ async def test_producer_runs_a_poll_and_makes_its_hbbtv_app_without_typing_an_id
     await card.locator("button[data-action=open]").click()
     await page.wait_for_selector(f'[data-poll="{poll_id}"][data-status="open"]')
     for option in (1, 2, 2):
-        dev = (await (await client.post("/api/v1/devices")).json())["device_id"]
+        dev = await mint_device(client)
         assert (await client.post(f"/api/v1/polls/{poll_id}/votes",
                                   json={"device_id": dev, "option_id": option})).status == 201
     await page.wait_for_selector(f'[data-poll="{poll_id}"] .option[data-option="2"] .bar[data-votes="2"]')

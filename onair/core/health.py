@@ -16,9 +16,9 @@ from onair.core import job_stats
 from onair.core.bus import BUS
 from onair.core.db.embedded import GAVE_UP
 from onair.core.db.pool import POOL
+from onair.core.errors import Forbidden
 from onair.core.metrics import METHODS, Metrics, exposition
 from onair.core.metrics import METRICS as APP_METRICS
-from onair.core.errors import Forbidden
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
 from onair.core.web import client_in

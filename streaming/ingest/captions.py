@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from onair.core.auth import audit, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, parse_query
+from onair.core.openapi import described
 from onair.core.storage import STORE, ObjectStore
 from onair.core.web import base_url
 from streaming import catalog
@@ -68,6 +69,7 @@ async def _store_all(store: ObjectStore, prefix: str, objects: dict[str, bytes])
 
 
 @requires("assets:write")
+@described(query=CaptionQuery)
 async def upload(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     q = parse_query(request, CaptionQuery)

@@ -9,6 +9,7 @@ from onair.core.bounded import Bounded
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import NotFound, TooManyRequests, read_json
+from onair.core.openapi import described
 from onair.core.web import base_url, client_ip
 from streaming.interaction import devices, pairing, shows
 
@@ -32,6 +33,7 @@ def _page_url(request: web.Request, slug: str, code: str) -> str:
     return f"{base_url(request)}/s/{slug}?pair={code}"
 
 
+@described(body=PairingIn)
 async def create_pairing(request: web.Request) -> web.Response:
     body = await read_json(request, PairingIn, max_bytes=4096)
     device_id = devices.require(request, body.device_id)
@@ -77,6 +79,7 @@ async def claim(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store"})
 
 
+@described(body=CancelIn)
 async def cancel(request: web.Request) -> web.Response:
     body = await read_json(request, CancelIn, max_bytes=4096)
     device_id = devices.require(request, body.device_id)

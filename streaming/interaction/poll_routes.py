@@ -149,6 +149,7 @@ class MineIn(BaseModel):
     device_id: str = Field(max_length=200)
 
 
+@described(body=MineIn)
 async def my_vote(request: web.Request) -> web.Response:
     """The option this device voted for, or null: a paired TV learns its household voted from the phone.
     A POST so the device id (the vote's only credential) stays out of URLs and access logs."""

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 from onair.core.auth import audit, requires
 from onair.core.clock import now
 from onair.core.db.pool import POOL
-from onair.core.errors import Conflict, NotFound, read_json
+from onair.core.errors import BadRequest, Conflict, NotFound, read_json
+from onair.core.openapi import described
 from streaming.interaction import chat, polls, shows
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -53,6 +54,7 @@ async def show_json(db: asyncpg.Pool, show: shows.Show, request: web.Request) ->
 
 
 @requires("shows:write")
+@described(body=ShowIn)
 async def create_show(request: web.Request) -> web.Response:
     body = await read_json(request, ShowIn)
     show = await shows.create(request.app[POOL], **body.model_dump())
@@ -81,11 +83,17 @@ async def get_show(request: web.Request) -> web.Response:
 
 
 @requires("shows:write")
+@described(body=ShowPatch)
 async def patch_show(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await require_show(request.app[POOL], slug)
     body = await read_json(request, ShowPatch)
-    show = await shows.update(request.app[POOL], slug, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    # title, description and schedule always have a value (null only unlinks a channel, room or app)
+    for field in ("title", "description", "schedule"):
+        if field in changes and changes[field] is None:
+            raise BadRequest(f"{field} cannot be null", code="invalid-body", field=field)
+    show = await shows.update(request.app[POOL], slug, changes)
     if show is None:
         raise NotFound(f"No show {slug!r}", code="show-not-found")
     await audit(request, "show.update", object_type="show", object_id=slug)
@@ -102,6 +110,7 @@ async def delete_show(request: web.Request) -> web.Response:
 
 
 @requires("shows:write")
+@described(body=AttachPoll)
 async def attach_poll(request: web.Request) -> web.Response:
     show = await require_show(request.app[POOL], request.match_info["slug"])
     body = await read_json(request, AttachPoll)

@@ -133,6 +133,7 @@ async def read(request: web.Request) -> web.Response:
 
 
 @requires("live:write")
+@described(body=ChannelPatch)
 async def patch(request: web.Request) -> web.Response:
     """Title, recording, DVR depth, visibility and rights; the origin applies rights from the next request."""
     current = await _channel(request)

@@ -17,12 +17,38 @@
     });
   }
 
+  // Minting a device id costs a small proof-of-work (streaming/interaction/proof.py): find a decimal nonce such
+  // that SHA-256("<challenge>:<nonce>") starts with `bits` zero bits. A phone pays a fraction of a second once.
+  function leadingZeroBits(bytes) {
+    var n = 0;
+    for (var i = 0; i < bytes.length; i++) {
+      if (bytes[i] === 0) { n += 8; continue; }
+      return n + Math.clz32(bytes[i]) - 24;
+    }
+    return n;
+  }
+
+  async function solve(challenge, bits) {
+    var enc = new TextEncoder();
+    for (var nonce = 0; ; nonce++) {
+      var digest = new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(challenge + ":" + nonce)));
+      if (leadingZeroBits(digest) >= bits) return String(nonce);
+    }
+  }
+
+  async function mint() {
+    var ch = await api("GET", "/api/v1/devices/challenge");
+    if (!ch.data.challenge) throw new Error(ch.data.detail || "no challenge");
+    var nonce = await solve(ch.data.challenge, ch.data.bits);
+    return api("POST", "/api/v1/devices", { challenge: ch.data.challenge, nonce: nonce });
+  }
+
   // One server-issued device id per browser (a vote counts once per device).
   function device() {
     var known = store.getItem("onair.device");
     if (known) return Promise.resolve(known);
     if (!devicePromise) {
-      devicePromise = api("POST", "/api/v1/devices", {}).then(function (r) {
+      devicePromise = mint().then(function (r) {
         if (!r.data.device_id) { devicePromise = null; throw new Error(r.data.detail || "no device id"); }
         store.setItem("onair.device", r.data.device_id);
         return r.data.device_id;
