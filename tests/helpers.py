@@ -103,8 +103,11 @@ class OnairServer:
         self.port = port or free_port()
         self.args = args
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
+        # Tests play many viewers from 127.0.0.1: the per-address minting and chat limits are off unless a test
+        # sets them (tests/test_devices.py does), as in conftest's `settings`.
         self.env.update({"PYTHONPATH": str(ROOT), "ONAIR_DATA_DIR": str(data_dir), "ONAIR_HOST": "127.0.0.1",
-                         "ONAIR_PORT": str(self.port), "ONAIR_LOG_FORMAT": "text", **(env or {})})
+                         "ONAIR_PORT": str(self.port), "ONAIR_LOG_FORMAT": "text", "ONAIR_DEVICE_MINT_PER_IP": "0",
+                         "ONAIR_DEVICE_MINT_PER_SUBNET": "0", "ONAIR_CHAT_IP_MESSAGES": "0", **(env or {})})
         self.log = data_dir.parent / f"{data_dir.name}-serve-{self.port}-{next(_SERVERS)}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -42,7 +42,8 @@ async def test_geo_rights_at_the_origin_and_embed_and_the_recording_inherits(liv
         ok = await live.get(master, headers=GB)
         assert ok.status == 200 and "CF-IPCountry" in ok.headers["Vary"]
         assert await _code(await live.get(master, headers=FR)) == (403, "geo-blocked")
-        assert await _code(await live.get(master)) == (403, "geo-blocked")   # unknown country: not on the list
+        # no country a trusted proxy vouches for: refused as unknown (a spoofable guess never opens a territory)
+        assert await _code(await live.get(master)) == (403, "geo-unknown")
         assert (await live.get(f"/embed/live/{cid}", headers=GB)).status == 200
         blocked = await live.get(f"/embed/live/{cid}", headers=FR)
         assert blocked.status == 403 and "not available in your country" in await blocked.text()

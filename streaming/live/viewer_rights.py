@@ -20,6 +20,7 @@ _RIGHTS = {
     Availability.EMBARGOED: ("embargoed", "This live stream is not available yet"),
     Availability.EXPIRED: ("rights-expired", "This live stream is no longer available"),
     Availability.GEO_BLOCKED: ("geo-blocked", "This live stream is not available in your country"),
+    Availability.GEO_UNKNOWN: ("geo-unknown", "This live stream is limited to some countries and yours is not known"),
 }
 
 
@@ -28,7 +29,7 @@ def check_rights(ch: Channel, request: web.Request) -> None:
         raise Forbidden("This channel is private", code="token-required")
     verdict = availability(ch.rights, clock.now(request.app), viewer_country(request))
     if verdict is not Availability.AVAILABLE:
-        code, detail = _RIGHTS.get(verdict, ("geo-unknown", "This live stream is only available in some countries"))
+        code, detail = _RIGHTS[verdict]
         raise Forbidden(detail, code=code)
 
 

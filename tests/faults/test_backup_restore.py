@@ -20,6 +20,7 @@ from onair.core.db.embedded import running
 from onair.core.db.pool import create_pool
 from streaming.catalog.repository import media_prefix
 from tests.conftest import ADMIN, ADMIN_TOKEN
+from tests.device_helpers import mint_device
 from tests.helpers import ROOT, OnairServer, make_asset
 
 PLAYLIST = b"#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-STREAM-INF:BANDWIDTH=800000\n360p.m3u8\n"
@@ -80,8 +81,7 @@ async def test_backup_while_serving_then_restore_into_a_fresh_data_dir(workdir: 
                 assert r.status == 200
             devices = []
             for i in range(7):
-                async with s.post(source.url + "/api/v1/devices") as r:
-                    devices.append((await r.json())["device_id"])
+                devices.append(await mint_device(s, source.url))
                 async with s.post(f"{source.url}/api/v1/polls/{poll_id}/votes",
                                   json={"device_id": devices[-1], "option_id": 1 + i % 2}) as r:
                     assert r.status == 201

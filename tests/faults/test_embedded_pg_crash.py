@@ -29,6 +29,7 @@ from onair.core.db.pool import create_pool
 from onair.core.settings import Settings
 from streaming.catalog.repository import media_prefix
 from tests.conftest import ADMIN, ADMIN_TOKEN
+from tests.device_helpers import mint_device
 from tests.helpers import OnairServer, make_asset
 
 RECOVERY_SECONDS = 15.0
@@ -74,8 +75,7 @@ async def test_reads_503_media_plays_and_postgres_comes_back(data_dir: Path, fau
                 assert r.status == 200
             acked = 0
             for _ in range(10):
-                async with s.post(server.url + "/api/v1/devices") as r:
-                    device = (await r.json())["device_id"]
+                device = await mint_device(s, server.url)
                 async with s.post(f"{server.url}/api/v1/polls/{pid}/votes",
                                   json={"device_id": device, "option_id": 2}) as r:
                     acked += r.status in (200, 201)

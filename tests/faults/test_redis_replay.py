@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import ADMIN, ADMIN_TOKEN, _redis_server_binary
+from tests.device_helpers import mint_device
 from tests.faults.params import REDIS_DOWN
 from tests.faults.test_redis_restart import start_redis
 from tests.helpers import OnairServer
@@ -84,8 +85,7 @@ async def test_tallies_and_chat_catch_up_after_redis_returns(tmp_path: Path, dat
                 assert resp.status == 200
             devices = []
             for _ in range(VOTERS + 1):
-                async with s.post(a.url + "/api/v1/devices") as resp:
-                    devices.append((await resp.json())["device_id"])
+                devices.append(await mint_device(s, a.url))
             room = "replay"
             async with s.post(f"{a.url}/api/v1/chat/{room}/messages",
                               json={"device_id": devices[-1], "nickname": "anchor", "text": "before"}) as resp:

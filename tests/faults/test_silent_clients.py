@@ -23,6 +23,7 @@ import aiohttp
 
 from onair.core import memory
 from tests.conftest import ADMIN_TOKEN
+from tests.device_helpers import mint_device
 from tests.faults.params import SILENT_CLIENTS, count
 from tests.helpers import OnairServer
 
@@ -70,8 +71,7 @@ async def test_silent_websockets_are_dropped_and_memory_returned(tmp_path: Path,
         assert server.proc is not None
         pid = server.proc.pid
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
-            async with s.post(server.url + "/api/v1/devices") as r:
-                device = (await r.json())["device_id"]
+            device = await mint_device(s, server.url)
             worst = 0.0
 
             async def post(i: int) -> None:

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from onair.app import create_app
 from onair.core.settings import Settings
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 
 TUS = {"Tus-Resumable": "1.0.0"}
 STALLED = 10
@@ -74,7 +75,7 @@ async def test_stalled_uploads_block_nothing_and_resume_cleanly(small_pool_clien
         assert (await c.post(f"/api/v1/polls/{pid}/open", headers=ADMIN)).status == 200
         worst = 0.0
         for i in range(20):
-            device = (await (await c.post("/api/v1/devices")).json())["device_id"]
+            device = await mint_device(c)
             worst = max(worst, await timed(statuses, c.post(f"/api/v1/polls/{pid}/votes",
                                                             json={"device_id": device, "option_id": 1 + i % 2})))
             worst = max(worst, await timed(statuses, c.get(f"/api/v1/polls/{pid}/results")))

@@ -63,7 +63,7 @@ async def test_worker_killed_at_random_points(web_only: TestClient, settings: Se
                                              tmp_path: Path, fault_report) -> None:
     seed = int(os.environ.get("ONAIR_FAULT_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    clip = make_clip(tmp_path / "clip.mp4", size="640x360", seconds=4).read_bytes()
+    clip = make_clip(tmp_path / "clip.mp4", size="640x360", seconds=8).read_bytes()
     log = tmp_path / "workers.log"
     assets: list[str] = []
     stages: list[str] = []
@@ -73,12 +73,19 @@ async def test_worker_killed_at_random_points(web_only: TestClient, settings: Se
             assets.append(await upload(web_only, clip))
             worker = start_worker(settings, log)
             procs.append(worker)
-            # A random point of its work: between claiming a job and roughly the end of a short transcode.
+            # A random point of its work, chosen by progress rather than by time (a quiet machine finishes a short
+            # clip before a timed kill lands): probing (threshold 0) through most of the encode, or packaging.
+            threshold = rng.choice([0.0, rng.uniform(2.0, 85.0), 95.0])
             deadline = time.monotonic() + 60
-            while (await status_of(web_only, assets[-1]))["status"] == "queued" and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(rng.uniform(0.0, 2.0))
-            stages.append((await status_of(web_only, assets[-1]))["status"])  # where the kill lands, about
+            while time.monotonic() < deadline:
+                body = await status_of(web_only, assets[-1])
+                running = body["status"] not in ("queued", "ready", "failed")
+                if not running and body["status"] != "queued":
+                    break
+                if running and (body["progress"] >= threshold or body["status"] == "packaging"):
+                    break
+                await asyncio.sleep(0.02)
+            stages.append(body["status"])  # where the kill lands, about
             worker.send_signal(signal.SIGKILL)
             await asyncio.to_thread(worker.wait, 10)
 
