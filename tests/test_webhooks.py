@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from onair.app import create_app
 from onair.core.settings import Settings
 from tests.conftest import ADMIN
+from tests.device_helpers import mint_device
 from tests.ingest_tools import make_clip, upload, wait_for
 from tests.test_polls import new_device, new_poll
 
@@ -174,3 +175,31 @@ async def test_an_endpoint_that_never_recovers_is_disabled_with_a_reason(hooked:
     async with asyncio.timeout(30):
         await rec.arrived.wait()
     assert rec.seen[0][0]["webhook-id"] == failed["message_id"]
+
+
+async def test_held_chat_message_and_partner_usage_threshold_arrive(settings: Settings, receiver) -> None:
+    """A message waiting for a moderator, and a partner key crossing its daily threshold, reach subscribers."""
+    rec, url = receiver
+    fast = settings.with_(allow_private_urls=True, webhook_retry_schedule="0.1", partner_usage_threshold=3)
+    async with TestClient(TestServer(create_app(fast, fast.database_url or ""))) as client:
+        await subscribe(client, url, ["chat.message.held", "partner.usage.threshold"])
+        device = await mint_device(client)
+        await client.post("/api/v1/chat/newsroom/messages", json={"device_id": device, "nickname": "a", "text": "hi"})
+        resp = await client.patch("/api/v1/chat/newsroom", json={"premoderation": True}, headers=ADMIN)
+        assert resp.status == 200, await resp.text()
+        held = await client.post("/api/v1/chat/newsroom/messages",
+                                 json={"device_id": device, "nickname": "a", "text": "please approve"})
+        assert held.status == 201 and (await held.json())["status"] == "pending"
+        made = await client.post("/api/v1/partners", json={"name": "portal", "scopes": ["assets:read"]},
+                                 headers=ADMIN)
+        key = (await made.json())["key"]
+        for _ in range(4):   # the third request crosses the threshold (the event fires on that one only)
+            assert (await client.get("/api/v1/partner/usage", headers={"Authorization": f"Bearer {key}"})).status \
+                == 200
+        async with asyncio.timeout(30):
+            while len(rec.accepted()) < 2:
+                await asyncio.sleep(0.1)
+        kinds = {e["type"]: e["data"] for _, e in rec.accepted()}
+        assert kinds["chat.message.held"]["text"] == "please approve"
+        assert kinds["partner.usage.threshold"] == {**kinds["partner.usage.threshold"], "partner": "portal",
+                                                    "requests": 3, "threshold": 3}

@@ -185,6 +185,9 @@ class Settings:
     purge_webhook_secret: str | None = _setting(
         None, "Standard Webhooks secret (whsec_...) that signs purge deliveries; unset: derived from the signing "
         "key (see deploy/README.md).", check=_whsec, secret=True)
+    partner_usage_threshold: int = _setting(
+        10_000, "Requests a day after which a partner key's `partner.usage.threshold` event fires (0: never).",
+        check=lambda v: None if v >= 0 else "must be zero or more")
     webhook_retry_schedule: str = _setting(
         "5,300,1800,7200,18000,36000,36000",
         "Seconds to wait before each webhook redelivery (comma-separated; about a day in all, as Standard Webhooks "

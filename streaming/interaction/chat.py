@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from onair.core import events
 from onair.core.bounded import Bounded
 from onair.core.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests
 from streaming.interaction.textfold import flood_key, fold, mask_words
@@ -205,6 +206,9 @@ async def post(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text:
             row = await conn.fetchrow(
                 f"""INSERT INTO chat_messages (room, device_id, nickname, text, status, created_at)
                     VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING {_MSG}""", room, device_id, nickname, text, now)
+            # the moderators' queue grew: a newsroom's tools hear of it without polling (webhooks)
+            await events.publish(conn, "chat.message.held", {"room": room, "message_id": row["id"],
+                                                             "nickname": nickname, "text": text}, at=now)
         else:
             seq = await conn.fetchval("UPDATE chat_rooms SET seq = seq + 1 WHERE room = $1 RETURNING seq", room)
             row = await conn.fetchrow(

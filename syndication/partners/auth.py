@@ -10,6 +10,7 @@ from aiohttp import web
 from onair.core import clock, logs
 from onair.core.auth import Handler, bearer, label
 from onair.core.db.pool import POOL
+from onair.core.settings import SETTINGS
 from syndication.partners import keys
 
 PartnerHandler = Callable[[web.Request, keys.Partner], Awaitable[web.Response]]
@@ -24,7 +25,8 @@ def partner_required(scope: str | None, *, feed: bool = False) -> Callable[[Part
             db = request.app[POOL]
             partner = await keys.authenticate(db, bearer(request))
             logs.annotate(partner=partner.name, partner_id=partner.id)
-            await keys.count_request(db, partner, clock.now(request.app), feed=feed)
+            await keys.count_request(db, partner, clock.now(request.app), feed=feed,
+                                     usage_threshold=request.app[SETTINGS].partner_usage_threshold)
             if scope:
                 keys.require_scope(partner, scope)
             return await handler(request, partner)

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from onair.core import events
 from onair.core.errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
 
 SCOPES = ("feeds:read", "assets:read", "assets:write")
@@ -116,7 +117,7 @@ def require_scope(partner: Partner, scope: str) -> None:
 
 
 async def count_request(db: asyncpg.Pool | asyncpg.Connection, partner: Partner, now: datetime, *,
-                        feed: bool) -> None:
+                        feed: bool, usage_threshold: int = 0) -> None:
     """Rate-limit then count one request (fixed one-minute windows in the database clock of `now`)."""
     window = now.replace(second=0, microsecond=0)
     hits = await db.fetchval(
@@ -127,11 +128,16 @@ async def count_request(db: asyncpg.Pool | asyncpg.Connection, partner: Partner,
         retry = max(1, math.ceil((window + timedelta(minutes=1) - now).total_seconds()))
         raise TooManyRequests(f"Rate limit of {partner.rate_per_minute} requests a minute reached",
                               headers={"Retry-After": str(retry)}, retry_after=retry)
-    await db.execute(
+    used = await db.fetchval(
         """INSERT INTO partner_usage (partner_id, day, feed_pulls, api_calls) VALUES ($1, $2, $3, $4)
            ON CONFLICT (partner_id, day) DO UPDATE SET feed_pulls = partner_usage.feed_pulls + $3,
-                                                       api_calls = partner_usage.api_calls + $4""",
+                                                       api_calls = partner_usage.api_calls + $4
+           RETURNING feed_pulls + api_calls""",
         partner.id, now.date(), int(feed), int(not feed))
+    if usage_threshold and used == usage_threshold:  # exactly once a day: the request that crosses it
+        await events.publish(db, "partner.usage.threshold", {
+            "partner": partner.name, "day": now.date().isoformat(), "requests": used,
+            "threshold": usage_threshold}, at=now)
     # Old rate windows are useless; drop this partner's now and then (cheap, indexed by the primary key).
     if hits == 1:
         await db.execute("DELETE FROM partner_rate WHERE partner_id = $1 AND window_start < $2",
