@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import resource
 import socket
 import subprocess
@@ -32,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import results_file
 from onair.core import job_kinds
 from onair.core.jobs import Job, JobContext, Resources
 from onair.core.settings import Settings
@@ -175,13 +175,10 @@ def run(results_dir: Path, quick: bool | None = None) -> dict:
         "wall_s": {"a_onair_paced": round(a_wall, 1), "b_bare_paced": round(b_wall, 1),
                    "c_bare_unpaced": round(c_wall, 1)},
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": results_file.machine(),
+        "measured_at": results_file.now_iso(),
     }
-    name = "live_quick.json" if quick else "live.json"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / name).write_text(json.dumps(figures, indent=2) + "\n")
-    return figures
+    return results_file.save(results_dir, "live", figures, quick=quick)
 
 
 if __name__ == "__main__":

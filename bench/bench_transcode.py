@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import results_file
 from onair.core import job_kinds
 from onair.core.jobs import Job, JobContext, Resources
 from onair.core.settings import Settings
@@ -124,13 +124,10 @@ def run(results_dir: Path, quick: bool | None = None) -> dict:
         "peak_rss_mb": {"ffmpeg_children": round(max(a_rss, rss_before), 1),
                         "python_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
         "renditions_made": len(result["outputs"]["video"]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": results_file.machine(),
+        "measured_at": results_file.now_iso(),
     }
-    name = "transcode_quick.json" if quick else "transcode.json"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / name).write_text(json.dumps(figures, indent=2) + "\n")
-    return figures
+    return results_file.save(results_dir, "transcode", figures, quick=quick)
 
 
 if __name__ == "__main__":

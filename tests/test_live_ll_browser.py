@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bench.bench_live_latency import PAGE
 from onair.app import create_app
 from tests.test_live import create, publish, wait_status
 from tests.test_live_ll import LL
@@ -22,15 +23,6 @@ from tests.tools import free_port
 
 MANIFEST = Path(__file__).resolve().parents[1] / "syndication" / "embed" / "static" / "player" / "manifest.json"
 WATCH_SECONDS = 10.0
-
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet" href="/player/{css}">
-<script src="/player/{js}" defer></script></head><body>
-<div class="op-player" tabindex="0"><video playsinline muted></video><div class="op-status" hidden></div>
-<div class="op-thumb" hidden></div><div class="op-bar"><button class="op-play"></button>
-<input class="op-seek" type="range" min="0" max="1000"><span class="op-time"></span><button class="op-mute"></button>
-<button class="op-fs"></button></div></div>
-<script type="application/json" id="onair-config">{config}</script></body></html>"""
-
 
 @pytest.fixture
 async def live(settings) -> AsyncIterator[tuple[TestClient, list[tuple[str, int]]]]:

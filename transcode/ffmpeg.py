@@ -8,8 +8,11 @@ import ctypes
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import imageio_ffmpeg
+
+T = TypeVar("T")
 
 
 class FFmpegError(RuntimeError):
@@ -25,6 +28,20 @@ def die_with_parent() -> None:
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+async def within(proc: asyncio.subprocess.Process, work: Awaitable[T], time_limit: float) -> T:
+    """Await `work` (reading the process) for at most `time_limit` s; on timeout or cancel, the process is
+    killed and reaped before the error goes on, so no ffmpeg outlives its job."""
+    try:
+        async with asyncio.timeout(time_limit):
+            return await work
+    except BaseException:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        raise
 
 
 async def run_ffmpeg(argv: Sequence[str], *, time_limit: float,
@@ -48,16 +65,11 @@ async def run_ffmpeg(argv: Sequence[str], *, time_limit: float,
             stderr_chunks.append(chunk)
             del stderr_chunks[:-8]  # keep the tail only
 
-    try:
-        async with asyncio.timeout(time_limit):
-            await asyncio.gather(read_progress(), read_stderr())
-            rc = await proc.wait()
-    except BaseException:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        raise
+    async def run() -> int:
+        await asyncio.gather(read_progress(), read_stderr())
+        return await proc.wait()
+
+    rc = await within(proc, run(), time_limit)
     if rc != 0:
         tail = b"".join(stderr_chunks).decode(errors="replace").strip().splitlines()[-3:]
         raise FFmpegError(f"ffmpeg exited with {rc}: {' | '.join(tail) or 'no message'}")

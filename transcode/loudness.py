@@ -13,7 +13,7 @@ import os
 import re
 from typing import Any
 
-from transcode.ffmpeg import FFmpegError, die_with_parent
+from transcode.ffmpeg import FFmpegError, die_with_parent, within
 
 # "[Parsed_loudnorm_1 @ 0x...] " followed by the filter's JSON object
 _BLOCK = re.compile(r"\[Parsed_loudnorm_(\d+) @ [^\]]+\]\s*(\{[^{}]*\})", re.S)
@@ -52,15 +52,7 @@ async def measure(binary: str, source: str, tracks: list[int], time_limit: float
         *measure_argv(binary, source, tracks), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         preexec_fn=die_with_parent if os.name == "posix" else None)
-    try:
-        async with asyncio.timeout(time_limit):
-            _, err = await proc.communicate()
-    except BaseException:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        raise
+    _, err = await within(proc, proc.communicate(), time_limit)
     if proc.returncode != 0:
         raise FFmpegError(f"loudness measurement exited with {proc.returncode}")
     return parse(err.decode(errors="replace"), len(tracks))

@@ -20,6 +20,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 from prometheus_client.metrics_core import Metric
 
+from onair.core.processes import alive
+
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 SPEED_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 4, 8, 16, 32)
@@ -142,25 +144,15 @@ def _sweep_orphans(parent: Path) -> None:
             owner = int((old / "owner").read_text())
         except (OSError, ValueError):
             continue  # not ours, or still being set up
-        if not _alive(owner):
+        if not alive(owner):
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def clean_dead(path: Path) -> None:
     """Drop the files of processes that no longer exist (a directory reused from an earlier run)."""
     for f in path.glob("*.db"):
         m = _PID.search(f.name)
-        if m and not _alive(int(m.group(1))):
+        if m and not alive(int(m.group(1))):
             f.unlink(missing_ok=True)
 
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from onair.core.processes import alive
 from onair.core.storage.common import (
     CHUNK,
     MultipartError,
@@ -246,23 +247,13 @@ class LocalStore:
                     continue
                 match = _TEMP_NAME.match(entry.name)
                 with _suppress_missing():
-                    if (match and not _alive(int(match.group(1)))) or now - entry.stat().st_mtime > max_age:
+                    if (match and not alive(int(match.group(1)))) or now - entry.stat().st_mtime > max_age:
                         os.unlink(entry.path)
                         removed += 1
         return removed
 
 
 _TEMP_NAME = re.compile(r"^(?:put|ready)-(\d+)-")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _suppress_missing:
