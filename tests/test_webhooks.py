@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
@@ -203,3 +204,24 @@ async def test_held_chat_message_and_partner_usage_threshold_arrive(settings: Se
         assert kinds["chat.message.held"]["text"] == "please approve"
         assert kinds["partner.usage.threshold"] == {**kinds["partner.usage.threshold"], "partner": "portal",
                                                     "requests": 3, "threshold": 3}
+
+
+async def test_a_scheduled_end_sends_poll_closed_with_the_exact_tally(hooked: TestClient, receiver) -> None:
+    """A poll whose window ends on its own (closes_at) reaches playout the moment it closes, like a manual close."""
+    rec, url = receiver
+    await subscribe(hooked, url, ["poll.closed"])
+    ends = datetime.now(UTC) + timedelta(seconds=3)
+    poll = await new_poll(hooked, closes_at=ends.isoformat())
+    assert (await hooked.post(f"/api/v1/polls/{poll['id']}/open", headers=ADMIN)).status == 200
+    for option in (1, 2, 2):
+        device = await mint_device(hooked)
+        resp = await hooked.post(f"/api/v1/polls/{poll['id']}/votes", json={"device_id": device, "option_id": option})
+        assert resp.status == 201, await resp.text()
+    async with asyncio.timeout(30):
+        await rec.arrived.wait()
+    (_, event), = rec.accepted()
+    assert event["type"] == "poll.closed" and event["data"]["poll_id"] == poll["id"]
+    assert {o["id"]: o["votes"] for o in event["data"]["options"]} == {1: 1, 2: 2, 3: 0}
+    assert datetime.fromisoformat(event["timestamp"]) == ends
+    state = await (await hooked.get(f"/api/v1/polls/{poll['id']}", headers=ADMIN)).json()
+    assert state["status"] == "closed"

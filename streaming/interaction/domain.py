@@ -1,6 +1,8 @@
 """Live interaction (devices, polls, chat) as the composition root sees it."""
 
+from onair.core import job_kinds
 from onair.core.domain import Domain
-from streaming.interaction import routes
+from streaming.interaction import polls, routes
 
-DOMAIN = Domain("interaction", setup=routes.setup)
+DOMAIN = Domain("interaction", setup=routes.setup,
+                handlers={job_kinds.POLL_WINDOW_CLOSED: polls.close_when_due})

@@ -6,12 +6,13 @@ import csv
 import io
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from onair.core import events
+from onair.core import events, job_kinds
+from onair.core.jobs import JobContext, enqueue
 from streaming.interaction import ballots
 
 _ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"
@@ -100,6 +101,7 @@ async def create(db: asyncpg.Pool, *, question: str, options: list[str], show: s
         await ballots.init_tallies(conn, poll_id, [o["id"] for o in opts])
         await conn.execute("INSERT INTO poll_audit (poll_id, action, detail) VALUES ($1, 'created', $2)",
                            poll_id, {"question": question, "options": options})
+        await _schedule_close(conn, poll_id, closes_at, datetime.now(UTC))
     return Poll.from_row(row)
 
 
@@ -156,6 +158,8 @@ async def transition(db: asyncpg.Pool, poll_id: str, action: str, now: datetime)
                                poll_id, action + ("ed" if action == "open" else "d"), now)
         row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM polls WHERE id = $1", poll_id)
         poll = Poll.from_row(row)
+        if action == "open":
+            await _schedule_close(conn, poll_id, poll.closes_at, now)
         if action in ("open", "close"):
             # Inside the transaction that holds the poll row FOR UPDATE: no vote batch can commit in between,
             # so the tally a `poll.closed` event carries is the exact final one.
@@ -197,3 +201,34 @@ async def export_csv(db: asyncpg.Pool, poll: Poll, now: datetime) -> str:
         w.writerow([a["at"].isoformat(), a["action"], a["detail"] or ""])
     w.writerow([now.isoformat(), "exported", {"total": res["total"]}])
     return out.getvalue()
+
+
+# --- a window that ends on schedule ---------------------------------------------------------------------------
+# Votes stop at `closes_at` by themselves (every batch checks the window); this job makes the end an event too:
+# at `closes_at` it marks the poll closed and publishes `poll.closed` with the final tally, taking the row FOR
+# UPDATE like a manual close, so the last batch of the window has committed and the tally is exact.
+
+async def _schedule_close(conn: asyncpg.Connection, poll_id: str, closes_at: datetime | None, now: datetime) -> None:
+    if closes_at is not None and closes_at > now:
+        await enqueue(conn, job_kinds.POLL_WINDOW_CLOSED, {"poll_id": poll_id, "closes_at": closes_at.isoformat()},
+                      delay_seconds=(closes_at - now).total_seconds(), max_attempts=5)
+
+
+async def close_when_due(ctx: JobContext) -> dict[str, Any]:
+    poll_id, due = ctx.payload["poll_id"], datetime.fromisoformat(ctx.payload["closes_at"])
+    early = (due - datetime.now(UTC)).total_seconds()
+    if early > 0:  # the job clock ran ahead of ours: come back when it is time
+        await enqueue(ctx.resources.pool, job_kinds.POLL_WINDOW_CLOSED, dict(ctx.payload), delay_seconds=early,
+                      max_attempts=5)
+        return {"waiting": early}
+    async with ctx.resources.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM polls WHERE id = $1 FOR UPDATE", poll_id)
+        # closed by hand already, or re-scheduled (opened again with another end): that path has its own event
+        if row is None or row["status"] == "closed" or row["closes_at"] != due:
+            return {"skipped": "closed or re-scheduled"}
+        await conn.execute("UPDATE polls SET status = 'closed', closed_at = $2 WHERE id = $1", poll_id, due)
+        await conn.execute("INSERT INTO poll_audit (poll_id, action, detail, at) VALUES ($1, 'closed', $2, $3)",
+                           poll_id, {"by": "schedule"}, due)
+        poll = Poll.from_row(await conn.fetchrow(f"SELECT {_COLUMNS} FROM polls WHERE id = $1", poll_id))
+        await events.publish(conn, "poll.closed", await results(conn, poll, due), at=due)
+    return {"poll_id": poll_id, "closed_at": due.isoformat()}
