@@ -80,6 +80,9 @@ class S3Store:
             try:
                 await self.client.create_bucket(Bucket=self.bucket)
             except self.client.exceptions.ClientError as err:
+                code = getattr(err, "response", {}).get("Error", {}).get("Code", "")
+                if code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    return  # another replica starting at the same moment created it: just as good
                 raise (self._refused(err) or err) from None
 
     def _not_found(self, err: Exception) -> bool:
