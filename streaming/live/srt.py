@@ -18,6 +18,7 @@ from aiohttp import web
 
 from onair.core.settings import SETTINGS
 from streaming.live import sessions
+from transcode.ffmpeg import die_with_parent
 
 log = logging.getLogger("onair.live.srt")
 
@@ -72,7 +73,9 @@ class SrtGatekeeper:
         url = f"srt://{self.host}:{self.port}?mode=listener&latency=200000"
         self.proc = await asyncio.create_subprocess_exec(
             ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-i", url, "-map", "0",
-            "-c", "copy", "-f", "mpegts", "pipe:1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            "-c", "copy", "-f", "mpegts", "pipe:1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            # dies with the serving process, even a SIGKILLed one: no listener may outlive it and keep the port
+            preexec_fn=die_with_parent)
         assert self.proc.stderr is not None and self.proc.stdout is not None
         stream_id = None
         while line := await self.proc.stderr.readline():
