@@ -49,12 +49,15 @@ async def test_audio_only_publisher_ends_with_a_reason(live: TestClient) -> None
 async def test_video_only_publisher_goes_live_and_says_so(live: TestClient) -> None:
     body = await create(live)
     baseline = ffmpeg_children()
-    pub = publish(body["ingest"]["rtmp"], 4, audio=False)
+    # Long enough to be seen live on a busy machine (a short publish could go live and end between two looks);
+    # stopped as soon as it was seen.
+    pub = publish(body["ingest"]["rtmp"], 30, audio=False)
     try:
         on = await wait_status(live, body["id"], "live")
         assert on["input"]["audio_codec"] is None
         assert (await live.get(f"/live/{body['id']}/hls/master.m3u8")).status == 200
     finally:
+        pub.terminate()
         await asyncio.to_thread(pub.wait, 30)
     await wait_status(live, body["id"], "ended", within=20)
     await _healthy_and_clean(live, baseline)
