@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from collections.abc import Iterator
 
 from onair.core.db.embedded import EmbeddedPostgres, running
@@ -18,9 +19,9 @@ log = logging.getLogger("onair.core.runtime")
 def ensure_data_dir(settings: Settings) -> None:
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        probe = settings.data_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # A probe of its own: replicas sharing one data dir start together and must not unlink each other's.
+        with tempfile.NamedTemporaryFile(dir=settings.data_dir, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise SettingError("data_dir", f"{settings.data_dir} is not writable ({exc.strerror})") from None
 
