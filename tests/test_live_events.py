@@ -28,7 +28,7 @@ async def test_a_recorded_event_is_told_to_webhooks(live: TestClient, receiver) 
     endpoint = await subscribe(live, url, LIVE_EVENTS)
     body = await create(live, record=True, dvr_seconds=30)
     cid = body["id"]
-    pub = publish(body["ingest"]["rtmp"], 4)
+    pub = publish(body["ingest"]["rtmp"], 10)
     await wait_status(live, cid, "live")
     await asyncio.to_thread(pub.wait, 30)
     ended = await wait_status(live, cid, "ended", within=20)

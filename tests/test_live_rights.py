@@ -35,7 +35,7 @@ async def test_geo_rights_at_the_origin_and_embed_and_the_recording_inherits(liv
     body = await create(live, record=True, dvr_seconds=30, visibility="unlisted", geo_allow=["gb", "IE"])
     cid = body["id"]
     assert body["rights"]["geo_allow"] == ["GB", "IE"]
-    pub = publish(body["ingest"]["rtmp"], 4)
+    pub = publish(body["ingest"]["rtmp"], 10)
     try:
         await wait_status(live, cid, "live")
         master = f"/live/{cid}/hls/master.m3u8"

@@ -70,7 +70,7 @@ async def test_dvr_tail_is_deleted_and_the_poster_refreshes(live: TestClient) ->
         await asyncio.to_thread(pub.wait, 40)
     await wait_status(live, cid, "ended", within=20)
     assert await live.app[STORE].list(f"live/{cid}/e1/")
-    again = publish(body["ingest"]["rtmp"], 3)
+    again = publish(body["ingest"]["rtmp"], 8)
     try:
         await wait_status(live, cid, "live")
         async with asyncio.timeout(10):   # the new event made the old one's segments unreachable: gone
