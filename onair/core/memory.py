@@ -36,9 +36,9 @@ def malloc_trim() -> Callable[[int], int] | None:
 
 
 def _open_connections() -> float:
-    """This process's open WebSocket/SSE/long-poll connections, all kinds (prometheus_client keeps each labelled
-    child's value in `_value`, in memory or in this process's own file in multiprocess mode)."""
-    return sum(child._value.get() for child in METRICS.connections._metrics.values())
+    """This process's open WebSocket/SSE/long-poll connections, all kinds: the gauge's own collect() reads this
+    process's values only (in multiprocess mode its own file), unlike /metrics, which sums every process."""
+    return sum(sample.value for metric in METRICS.connections.collect() for sample in metric.samples)
 
 
 def trim_context():
