@@ -5,6 +5,7 @@ from streaming.catalog.presenters import asset_json
 from streaming.catalog.repository import (
     ACTIVE_STAGES,
     Asset,
+    changed_since,
     create_asset,
     delete_asset,
     delete_objects,
@@ -31,6 +32,7 @@ __all__ = [
     "ACTIVE_STAGES",
     "Asset",
     "asset_json",
+    "changed_since",
     "create_asset",
     "delete_asset",
     "delete_objects",

@@ -208,6 +208,13 @@ async def list_assets(db: asyncpg.Pool | asyncpg.Connection, *, status: str | No
     return [Asset.from_row(r) for r in await db.fetch(sql, *args)]
 
 
+async def changed_since(db: asyncpg.Pool | asyncpg.Connection, since: datetime, limit: int = 200) -> list[Asset]:
+    """Assets whose row moved at or after `since` (the trigger moves updated_at on every change), oldest first."""
+    rows = await db.fetch("SELECT * FROM assets WHERE updated_at >= $1 ORDER BY updated_at, id LIMIT $2",
+                          since, limit)
+    return [Asset.from_row(r) for r in rows]
+
+
 PATCHABLE = ("title", "description", "tags", "show", "visibility", "available_from", "available_until",
              "geo_allow", "geo_deny", "credit", "copyright", "rating", "embed_origins")
 

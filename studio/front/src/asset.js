@@ -1,6 +1,7 @@
 // One asset: preview, details, visibility and rights (with a plain-language summary), embed code, stats,
 // retry and delete.
 import { $, api, el, flash, confirmAction, copyText, csv, fmtDate, fmtDuration, BASE, PERMS } from "./util.js";
+import { perDayChart, barChart } from "./charts.js";
 
 const BUSY = new Set(["uploading", "queued", "probing", "transcoding", "packaging"]);
 
@@ -96,8 +97,17 @@ async function loadStats(id) {
     put("Plays", s.plays);
     put("Watch time", fmtDuration(s.total_watch_seconds));
     put("Average watch", fmtDuration(s.average_watch_seconds));
-    put("Completions", s.completions);
-    for (const r of (s.referrers || []).slice(0, 5)) put(`From ${r.referrer_domain || "direct"}`, `${r.plays} plays`);
+    put("Completion", s.plays ? `${Math.round((100 * s.completions) / s.plays)}% (${s.completions})` : "–");
+    const days = (s.days || []).map((d) => ({ ...d, watch_minutes: Math.round(d.watch_seconds / 6) / 10 }));
+    perDayChart($("#chart-plays"), { title: "Plays and completions per day", days,
+      series: [{ key: "plays", label: "Plays" }, { key: "completions", label: "Completions" }] });
+    perDayChart($("#chart-watch"), { title: "Watch time per day (minutes)", days,
+      series: [{ key: "watch_minutes", label: "Minutes watched" }] });
+    const q = s.quartiles || {};
+    barChart($("#chart-completion"), { title: "How far viewers got", unit: "viewers",
+      bars: [{ label: "started", value: s.plays }, ...["25", "50", "75", "100"].map((k) => ({ label: `${k}%`, value: q[k] || 0 }))] });
+    barChart($("#chart-referrers"), { title: "Where plays came from", unit: "plays",
+      bars: (s.referrers || []).slice(0, 8).map((r) => ({ label: r.domain || "direct", value: r.plays })) });
   } catch (e) { /* stats are optional */ }
 }
 
