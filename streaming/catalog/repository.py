@@ -262,6 +262,17 @@ async def put_caption_track(conn: asyncpg.Connection, asset_id: str, entry: dict
     return await relabel_tracks(conn, asset_id, captions=[*tracks, entry])
 
 
+async def set_poster(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, key: str) -> bool:
+    """Point the published asset's poster at `key` (under its media prefix); False when it has no outputs."""
+    done = await db.execute(
+        """UPDATE assets SET outputs = jsonb_set(outputs, '{poster}', to_jsonb($2::text)), updated_at = now()
+           WHERE id = $1 AND outputs IS NOT NULL""", asset_id, key)
+    if done.endswith(" 0"):
+        return False
+    await events.publish(db, "asset.updated", {"asset_id": asset_id, "changed": ["poster"]})
+    return True
+
+
 async def start_packaging(conn: asyncpg.Connection, asset_id: str, kind: str, payload: dict[str, Any]) -> int:
     """Queue a job that publishes the asset from media already in its prefix (a recorded live event: no
     transcode); its result reaches `catalog.transcoded` like a transcode's. Call inside a transaction."""
