@@ -83,3 +83,57 @@ async def test_admin_sees_partner_usage_per_day_and_edits_then_deletes_an_hbbtv_
     await page.wait_for_selector('#apps tr[data-app="tonight"]', state="detached")
     assert (await client.get("/api/v1/hbbtv/apps/tonight", headers=ADMIN)).status == 404
     assert page.problems == []  # type: ignore[attr-defined]
+
+
+def _image(path: Path, size: tuple[int, int], fmt: str) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", size, (200, 60, 30)).save(path, fmt)
+    return path
+
+
+async def test_editor_sets_a_custom_poster_and_picks_countries(client: TestClient, browser, db,
+                                                               tmp_path: Path) -> None:
+    await make_user(db, "ed", "editor")
+    await make_asset(db, "harbour0001", title="Harbour")
+    good, small = _image(tmp_path / "poster.png", (640, 360), "PNG"), _image(tmp_path / "tiny.webp", (160, 90), "WEBP")
+    page = await open_as(browser, client, "ed")
+    await page.goto(str(client.make_url("/studio/assets/harbour0001")))
+    await page.wait_for_selector("#poster-box:not([hidden])")
+    await page.set_input_files("#poster-form input[name=poster]", str(small))
+    await page.click("#poster-form button[type=submit]")
+    await page.wait_for_selector("#poster-error:text('too small')")
+    assert await page.get_attribute("#poster-form input[name=poster]", "aria-invalid") == "true"
+    await page.set_input_files("#poster-form input[name=poster]", str(good))
+    await page.click("#poster-form button[type=submit]")
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('#poster-img'); return i.src.includes('poster-custom-') && "
+        "i.complete && i.naturalWidth === 640; }")
+    body = await (await client.get("/api/v1/assets/harbour0001", headers=ADMIN)).json()
+    assert body["images"]["poster"].startswith("poster-custom-")
+    bad = await client.post("/api/v1/assets/harbour0001/poster", data=b"GIF89a not really", headers=ADMIN)
+    assert bad.status == 415 and bad.content_type == "application/problem+json"
+    assert (await bad.json())["field"] == "poster"
+
+    # countries by name or code, from the keyboard; an unknown one is named, not saved
+    search = page.locator("#geo_allow-search")
+    for typed in ("Belgium", "fr", "Atlantis"):
+        await search.fill(typed)
+        await search.press("Enter")
+    assert await page.inner_text("#geo_allow-error") == "No country called “Atlantis”"
+    assert await page.locator('.countries[data-field="geo_allow"] li').evaluate_all(
+        "els => els.map(e => e.dataset.code)") == ["BE", "FR"]
+    await search.fill("Switzerland (CH)")
+    await search.press("Enter")
+    await page.locator('li[data-code="CH"] button.remove').press("Enter")  # removed from the keyboard
+    await page.locator("#geo_deny-search").fill("de")
+    await page.locator("#geo_deny-search").press("Enter")
+    assert (await page.inner_text("#rights-summary")).startswith(
+        "Visible in Belgium and France except in Germany, with no end date")
+    async with page.expect_response(lambda r: r.request.method == "PATCH") as saved:
+        await page.click("#meta button[type=submit]")
+    assert (await saved.value).ok
+    rights = (await (await client.get("/api/v1/assets/harbour0001", headers=ADMIN)).json())["rights"]
+    assert rights["geo_allow"] == ["BE", "FR"] and rights["geo_deny"] == ["DE"]
+    assert await check_page(page, tmp_path / "shots", "asset-poster-countries") == []
+    assert page.problems == []  # type: ignore[attr-defined]
