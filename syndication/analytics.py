@@ -130,6 +130,12 @@ async def asset_stats(request: web.Request) -> web.Response:
                   coalesce(avg(watched_seconds) FILTER (WHERE played), 0) AS avg_watch
            FROM player_sessions WHERE asset_id = $1 GROUP BY referrer_domain
            ORDER BY plays DESC, referrer_domain LIMIT 100""", asset_id)
+    # per day (UTC) over the last 90 days, for the studio's chart; a session counts on the day it started
+    days = await db.fetch(
+        """SELECT (started_at AT TIME ZONE 'UTC')::date AS day, count(*) FILTER (WHERE played) AS plays,
+                  coalesce(sum(watched_seconds), 0) AS watch, count(*) FILTER (WHERE ended) AS completions
+           FROM player_sessions WHERE asset_id = $1 AND started_at >= now() - interval '90 days'
+           GROUP BY 1 ORDER BY 1 DESC""", asset_id)
     return web.json_response({
         "asset_id": asset_id, "plays": totals["plays"],
         "average_watch_seconds": round(float(totals["avg_watch"]), 2),
@@ -139,6 +145,8 @@ async def asset_stats(request: web.Request) -> web.Response:
         "errors": totals["errors"],
         "referrers": [{"domain": r["referrer_domain"] or None, "plays": r["plays"],
                        "average_watch_seconds": round(float(r["avg_watch"]), 2)} for r in refs],
+        "days": [{"day": d["day"].isoformat(), "plays": d["plays"], "watch_seconds": round(float(d["watch"]), 2),
+                  "completions": d["completions"]} for d in days],
     }, headers={"Cache-Control": "no-store"})
 
 

@@ -162,8 +162,10 @@ async def test_editor_drops_two_files_one_interrupted_and_watches_them_become_re
         frame = next(f for f in visitor.frames if "/embed/" in f.url)
         await frame.wait_for_function(PLAYING, timeout=20_000)
 
-    await page.fill("#meta input[name=geo_allow]", "fr, be")
-    assert (await page.inner_text("#rights-summary")).startswith("Visible in FR, BE until")
+    for typed in ("fr", "Belgium"):  # the country picker: a code or a name, then Enter
+        await page.fill("#geo_allow-search", typed)
+        await page.press("#geo_allow-search", "Enter")
+    assert (await page.inner_text("#rights-summary")).startswith("Visible in France and Belgium until")
     async with page.expect_response(lambda r: r.request.method == "PATCH") as saved:
         await page.click("#meta button[type=submit]")
     assert (await saved.value).ok

@@ -208,6 +208,13 @@ async def list_assets(db: asyncpg.Pool | asyncpg.Connection, *, status: str | No
     return [Asset.from_row(r) for r in await db.fetch(sql, *args)]
 
 
+async def changed_since(db: asyncpg.Pool | asyncpg.Connection, since: datetime, limit: int = 200) -> list[Asset]:
+    """Assets whose row moved at or after `since` (the trigger moves updated_at on every change), oldest first."""
+    rows = await db.fetch("SELECT * FROM assets WHERE updated_at >= $1 ORDER BY updated_at, id LIMIT $2",
+                          since, limit)
+    return [Asset.from_row(r) for r in rows]
+
+
 PATCHABLE = ("title", "description", "tags", "show", "visibility", "available_from", "available_until",
              "geo_allow", "geo_deny", "credit", "copyright", "rating", "embed_origins")
 
@@ -253,6 +260,17 @@ async def put_caption_track(conn: asyncpg.Connection, asset_id: str, entry: dict
     same = (entry["language"], entry["kind"])
     tracks = [c for c in outputs.get("captions") or [] if (c.get("language"), c.get("kind")) != same]
     return await relabel_tracks(conn, asset_id, captions=[*tracks, entry])
+
+
+async def set_poster(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, key: str) -> bool:
+    """Point the published asset's poster at `key` (under its media prefix); False when it has no outputs."""
+    done = await db.execute(
+        """UPDATE assets SET outputs = jsonb_set(outputs, '{poster}', to_jsonb($2::text)), updated_at = now()
+           WHERE id = $1 AND outputs IS NOT NULL""", asset_id, key)
+    if done.endswith(" 0"):
+        return False
+    await events.publish(db, "asset.updated", {"asset_id": asset_id, "changed": ["poster"]})
+    return True
 
 
 async def start_packaging(conn: asyncpg.Connection, asset_id: str, kind: str, payload: dict[str, Any]) -> int:

@@ -18,6 +18,7 @@ from onair.core.openapi import described
 from onair.core.storage import STORE
 from onair.core.web import base_url
 from streaming import catalog
+from streaming.catalog import changes
 from streaming.catalog.audio import AudioTrackEdit, corrected
 from streaming.catalog.rights import CountryCode, in_window
 from streaming.delivery import purge
@@ -149,6 +150,7 @@ async def delete(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    changes.setup(app)
     app.router.add_get("/api/v1/assets", listing, name="assets-list")
     app.router.add_get("/api/v1/assets/{asset_id}", read, name="assets-read")
     app.router.add_patch("/api/v1/assets/{asset_id}", patch, name="assets-patch")

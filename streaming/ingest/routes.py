@@ -17,7 +17,7 @@ from onair.core.safe_urls import UrlRejected, check_url
 from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE, ObjectNotFound
 from streaming import catalog
-from streaming.ingest import captions, multipart, originals, tus
+from streaming.ingest import captions, multipart, originals, poster, tus
 
 
 def _settings(request: web.Request) -> Settings:
@@ -95,3 +95,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/assets/{asset_id}/retry", retry, name="assets-retry")
     tus.setup(app)
     captions.setup(app)
+    poster.setup(app)

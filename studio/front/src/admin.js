@@ -1,6 +1,7 @@
 // Admin pages: people (add, role, disable, reset), partners (key shown once, revoke, usage), audit log,
 // and one's own password.
 import { $, api, el, flash, confirmAction, fmtDate } from "./util.js";
+import { perDayChart } from "./charts.js";
 
 const ROLES = ["admin", "editor", "producer", "moderator"];
 
@@ -45,6 +46,15 @@ export function users() {
   load().catch((e) => flash(e.message, false));
 }
 
+let shownUsage = null;
+
+function usageChart(name, days) {
+  shownUsage = name;
+  $("#usage-box").hidden = false;
+  perDayChart($("#usage-chart"), { title: `${name}: usage per day (30 days)`, days,
+    series: [{ key: "feed_pulls", label: "Feed pulls" }, { key: "api_calls", label: "API calls" }] });
+}
+
 export function partners() {
   const load = async () => {
     const data = await api("GET", "/api/v1/partners");
@@ -54,9 +64,13 @@ export function partners() {
       const name = encodeURIComponent(p.name);
       const usage = el("td", { class: "usage" }, "…");
       api("GET", `/api/v1/partners/${name}/usage`).then((u) => {
-        const days = u.days.slice(0, 7);
+        const week = new Date(Date.now() - 7 * 86400000).toISOString().slice(0, 10);
+        const days = u.days.filter((d) => d.day > week);
         const pulls = days.reduce((n, d) => n + d.feed_pulls, 0), calls = days.reduce((n, d) => n + d.api_calls, 0);
-        usage.textContent = `${pulls} feed pulls, ${calls} API calls (7 days)`;
+        usage.textContent = `${pulls} feed pulls, ${calls} API calls (7 days) `;
+        usage.append(el("button", { type: "button", class: "chart-open", onclick: () => usageChart(p.name, u.days) },
+          "Chart", el("span", { class: "visually-hidden" }, ` of ${p.name}'s usage`)));
+        if (!shownUsage) usageChart(p.name, u.days);
       }, () => { usage.textContent = "–"; });
       const revoke = p.revoked_at ? "" : el("button", { type: "button", class: "danger", onclick: async () => {
         if (!await confirmAction(`Revoke ${p.name}'s key? Their feeds and API calls stop working.`, "Revoke")) return;

@@ -1,6 +1,8 @@
 // One asset: preview, details, visibility and rights (with a plain-language summary), embed code, stats,
 // retry and delete.
-import { $, api, el, flash, confirmAction, copyText, csv, fmtDate, fmtDuration, BASE, PERMS } from "./util.js";
+import { $, api, el, flash, confirmAction, copyText, csv, fmtDate, fmtDuration, BASE, CSRF, PERMS } from "./util.js";
+import { perDayChart, barChart } from "./charts.js";
+import { countryPicker, countryName } from "./countries.js";
 
 const BUSY = new Set(["uploading", "queued", "probing", "transcoding", "packaging"]);
 
@@ -15,9 +17,13 @@ function fromLocalInput(value) { return value ? new Date(value).toISOString() : 
 export function rightsSummary(f) {
   const allow = csv(f.geo_allow.value.toUpperCase()), deny = csv(f.geo_deny.value.toUpperCase());
   const when = (v) => fmtDate(new Date(v).toISOString());
+  const places = (codes) => {
+    const list = codes.map(countryName);
+    return list.length > 1 ? `${list.slice(0, -1).join(", ")} and ${list[list.length - 1]}` : list.join("");
+  };
   let text = f.visibility.value === "private" ? "Private: visible only in the studio" :
-    `Visible ${allow.length ? "in " + allow.join(", ") : "everywhere"}`;
-  if (deny.length) text += ` except ${deny.join(", ")}`;
+    `Visible ${allow.length ? "in " + places(allow) : "everywhere"}`;
+  if (deny.length) text += ` except in ${places(deny)}`;
   if (f.available_from.value) text += ` from ${when(f.available_from.value)}`;
   if (f.available_until.value) text += ` until ${when(f.available_until.value)}`;
   else if (f.visibility.value !== "private") text += ", with no end date";
@@ -75,6 +81,32 @@ function drawRenditions(a) {
   }
 }
 
+const pickers = {};
+
+function drawPoster(a) {
+  $("#poster-box").hidden = a.status !== "ready" || !PERMS.has("assets:write");
+  if (a.images && a.images.poster) $("#poster-img").src = `${BASE}/media/${a.id}/${a.images.poster}`;
+}
+
+function setupPoster(id) {
+  const form = $("#poster-form"), input = form.poster, error = $("#poster-error");
+  const fail = (text) => { error.textContent = text; input.setAttribute("aria-invalid", "true"); };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const file = input.files[0];
+    error.textContent = ""; input.removeAttribute("aria-invalid");
+    if (!file) return;
+    const resp = await fetch(`/api/v1/assets/${encodeURIComponent(id)}/poster`, {
+      method: "POST", credentials: "same-origin", body: file,
+      headers: { "X-CSRF-Token": CSRF, "Content-Type": file.type || "application/octet-stream" } });
+    const data = await resp.json().catch(() => ({}));
+    if (!resp.ok) { fail(data.detail || `The poster was refused (HTTP ${resp.status})`); return; }
+    $("#poster-img").src = data.url;
+    form.reset();
+    flash("Poster replaced", true);
+  });
+}
+
 function fillForm(a) {
   const f = $("#meta");
   f.title.value = a.title || ""; f.description.value = a.description || "";
@@ -82,7 +114,7 @@ function fillForm(a) {
   f.visibility.value = a.visibility;
   f.available_from.value = toLocalInput(a.rights.available_from);
   f.available_until.value = toLocalInput(a.rights.available_until);
-  f.geo_allow.value = a.rights.geo_allow.join(", "); f.geo_deny.value = a.rights.geo_deny.join(", ");
+  pickers.geo_allow.set(a.rights.geo_allow); pickers.geo_deny.set(a.rights.geo_deny);
   $("#rights-summary").textContent = rightsSummary(f);
 }
 
@@ -96,8 +128,17 @@ async function loadStats(id) {
     put("Plays", s.plays);
     put("Watch time", fmtDuration(s.total_watch_seconds));
     put("Average watch", fmtDuration(s.average_watch_seconds));
-    put("Completions", s.completions);
-    for (const r of (s.referrers || []).slice(0, 5)) put(`From ${r.referrer_domain || "direct"}`, `${r.plays} plays`);
+    put("Completion", s.plays ? `${Math.round((100 * s.completions) / s.plays)}% (${s.completions})` : "–");
+    const days = (s.days || []).map((d) => ({ ...d, watch_minutes: Math.round(d.watch_seconds / 6) / 10 }));
+    perDayChart($("#chart-plays"), { title: "Plays and completions per day", days,
+      series: [{ key: "plays", label: "Plays" }, { key: "completions", label: "Completions" }] });
+    perDayChart($("#chart-watch"), { title: "Watch time per day (minutes)", days,
+      series: [{ key: "watch_minutes", label: "Minutes watched" }] });
+    const q = s.quartiles || {};
+    barChart($("#chart-completion"), { title: "How far viewers got", unit: "viewers",
+      bars: [{ label: "started", value: s.plays }, ...["25", "50", "75", "100"].map((k) => ({ label: `${k}%`, value: q[k] || 0 }))] });
+    barChart($("#chart-referrers"), { title: "Where plays came from", unit: "plays",
+      bars: (s.referrers || []).slice(0, 8).map((r) => ({ label: r.domain || "direct", value: r.plays })) });
   } catch (e) { /* stats are optional */ }
 }
 
@@ -110,10 +151,14 @@ export function assetPage() {
     current = a;
     draw(a);
     drawRenditions(a);
+    drawPoster(a);
     if (first) fillForm(a);
     if (BUSY.has(a.status)) setTimeout(() => load().catch(() => {}), 2000);
   };
-  f.addEventListener("input", () => { $("#rights-summary").textContent = rightsSummary(f); });
+  const summarise = () => { $("#rights-summary").textContent = rightsSummary(f); };
+  for (const box of document.querySelectorAll(".countries")) pickers[box.dataset.field] = countryPicker(box, summarise);
+  setupPoster(id);
+  f.addEventListener("input", summarise);
   f.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = {
@@ -135,7 +180,7 @@ export function assetPage() {
     try { await api("DELETE", `/api/v1/assets/${encodeURIComponent(id)}`); location.assign("/studio/library"); }
     catch (e) { flash(e.message, false); }
   });
-  if (!PERMS.has("assets:write")) { f.querySelector("button").disabled = true; $("#delete").hidden = true; }
+  if (!PERMS.has("assets:write")) { f.querySelector("button[type=submit]").disabled = true; $("#delete").hidden = true; }
   load().catch((e) => flash(e.message, false));
   loadStats(id);
 }

@@ -1,4 +1,5 @@
-// Library: drag-and-drop uploads through tus (resumable), URL import, and the list with live status.
+// Library: drag-and-drop uploads through tus (resumable), URL import, and the list with live status (one SSE
+// stream for the page).
 import { Upload } from "tus-js-client";
 import { $, api, el, flash, fmtDate, fmtDuration, BASE, CSRF, PERMS } from "./util.js";
 
@@ -43,36 +44,27 @@ async function loadPage(append) {
   $("#empty").hidden = body.children.length > 0;
 }
 
-// One request every 2 s for the whole first page (whatever the number of rows): moving rows advance, assets
-// added elsewhere (CLI, API, a colleague) appear at the top, all without a reload. Rows beyond the first page
-// are refreshed on their own only while they move.
-async function refresh() {
-  if (document.hidden) return;
-  const params = new URLSearchParams({ limit: "50" });
-  for (const k of ["q", "status", "tag", "show", "visibility"]) if (filters[k]) params.set(k, filters[k]);
-  let data;
-  try { data = await api("GET", `/api/v1/assets?${params}`); } catch (e) { return; }
-  const body = $("#asset-rows"), seen = new Set();
-  const top = body.firstElementChild, newest = top ? new Date(top.dataset.created) : null;
-  let anchor = null;
-  for (const a of data.items) {
-    seen.add(a.id);
-    const tr = body.querySelector(`tr[data-asset="${CSS.escape(a.id)}"]`);
-    if (tr) {
-      if (tr.dataset.status !== a.status || BUSY.has(a.status)) tr.replaceWith(row(a));
-      anchor = body.querySelector(`tr[data-asset="${CSS.escape(a.id)}"]`);
-    } else if (!newest || new Date(a.created_at) > newest) {
-      const fresh = row(a);
-      if (anchor) anchor.after(fresh); else body.prepend(fresh);
-      anchor = fresh;
-    }
-  }
-  $("#empty").hidden = body.children.length > 0;
-  const older = [...body.querySelectorAll("tr")].filter((tr) => !seen.has(tr.dataset.asset) && BUSY.has(tr.dataset.status));
-  await Promise.all(older.slice(0, 10).map(async (tr) => {
-    try { tr.replaceWith(row(await api("GET", `/api/v1/assets/${encodeURIComponent(tr.dataset.asset)}`))); }
-    catch (e) { /* next round */ }
-  }));
+// One server-sent event stream for the whole page (whatever the number of rows): each asset that changes
+// anywhere (a stage, progress, an upload from the CLI or a colleague, an edit) arrives once and its row is
+// redrawn; new assets appear at the top when no filter is set. EventSource reconnects on its own.
+function applyChange(a) {
+  const body = $("#asset-rows");
+  const tr = body.querySelector(`tr[data-asset="${CSS.escape(a.id)}"]`);
+  if (tr) { tr.replaceWith(row(a)); return; }
+  if (Object.values(filters).some(Boolean)) return;  // a filtered list keeps to what the filter found
+  const top = body.firstElementChild;
+  if (top && new Date(a.created_at) < new Date(top.dataset.created)) return;  // older: on a page further down
+  body.prepend(row(a));
+  $("#empty").hidden = true;
+}
+
+function follow() {
+  const source = new EventSource("/api/v1/asset-changes");
+  source.addEventListener("asset", (ev) => {
+    try { applyChange(JSON.parse(ev.data)); } catch (e) { /* one bad event never stops the stream */ }
+  });
+  document.body.dataset.live = "1";
+  source.addEventListener("open", () => { document.body.dataset.live = "open"; });
 }
 
 const shown = new Set();  // ids added (or being added) by uploads: once each, however many callbacks fire
@@ -160,5 +152,5 @@ export function library() {
   });
   $("#more").addEventListener("click", () => loadPage(true).catch((e) => flash(e.message, false)));
   loadPage(false).catch((e) => flash(e.message, false));
-  setInterval(refresh, 2000);
+  follow();
 }
