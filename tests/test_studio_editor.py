@@ -26,7 +26,7 @@ async def test_library_rows_move_through_one_stream_and_stats_are_charts(client:
                          session, referrer, ended, 100 if ended else 25)
     page = await open_as(browser, client, "ed")
     streams: list[str] = []
-    page.on("request", lambda r: streams.append(r.url) if "/api/v1/asset-changes" in r.url else None)
+    page.on("request", lambda r: streams.append(r.url) if "/api/v1/catalog/events" in r.url else None)
     await page.reload()
     await page.wait_for_selector('tr[data-asset="moving00001"] .pct:text("10%")')
     await page.wait_for_function("() => document.body.dataset.live === 'open'")

@@ -85,4 +85,4 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/asset-changes", stream, name="assets-changes")
+    app.router.add_get("/api/v1/catalog/events", stream, name="assets-changes")

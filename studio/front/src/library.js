@@ -59,7 +59,7 @@ function applyChange(a) {
 }
 
 function follow() {
-  const source = new EventSource("/api/v1/asset-changes");
+  const source = new EventSource("/api/v1/catalog/events");
   source.addEventListener("asset", (ev) => {
     try { applyChange(JSON.parse(ev.data)); } catch (e) { /* one bad event never stops the stream */ }
   });
