@@ -377,7 +377,8 @@
       li = make('li', 'live', 'Live: watch the extra camera');
       list.insertBefore(li, list.firstChild);
       cfg.vod.unshift(cfg.live);
-      cfg.embed.unshift('');
+      /* the desktop preview plays it with the live embed player (hls.js), as it does clips */
+      cfg.embed.unshift(body.getAttribute('data-preview') ? '/embed/live/' + enc(ch) + '?autoplay=1' : '');
       if (st.panel === 'vod') { renderVod(); }
     });
   }
@@ -385,17 +386,13 @@
     var mpd = cfg.vod[st.vodSel], box = $('vodbox'), player, live = !!cfg.live && mpd === cfg.live;
     if (!mpd) { return; }
     stopBroadcast();
-    if (live && body.getAttribute('data-preview')) {
-      setText($('vod-note'), 'Live plays on TVs; the desktop preview has no live player.');
-      return;
-    }
     if (body.getAttribute('data-preview') && cfg.embed[st.vodSel]) {
       /* desktop preview: browsers have no OIPF DASH object; the embed player (hls.js) plays the clip. Focus
          stays on this document, so BACK (Backspace) still returns to the overlay. */
       player = document.createElement('iframe');
       player.setAttribute('src', cfg.embed[st.vodSel]);
       player.setAttribute('allow', 'autoplay; fullscreen');
-      player.setAttribute('title', 'Clip');
+      player.setAttribute('title', live ? 'Live' : 'Clip');
       player.setAttribute('tabindex', '-1');
       player.play = function () { /* the embed page autoplays */ };
     } else if (cfg.variant === 'xhtml') {
