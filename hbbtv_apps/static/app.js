@@ -312,6 +312,20 @@
     });
   }
 
+  /* OK in the chat panel: unpair every phone paired with this TV (and drop its unused codes); a new code follows */
+  function unpairPhones() {
+    withDevice(function (device) {
+      if (!device) { return; }
+      request('POST', cfg.api + '/pairings/cancel', { device_id: device }, function (status, d) {
+        if (status !== 200 || !d) { return; }
+        setText($('pair-note'), d.unpaired ? 'Phones unpaired.' : 'No phone was paired.');
+        body.setAttribute('data-unpaired', String(d.unpaired));
+        st.pair = null;
+        pairPhone();
+      });
+    });
+  }
+
   /* ---- chat reader (long-poll) ---- */
   function startChat() {
     if (!cfg.room || st.chatOn) { return; }
@@ -487,7 +501,7 @@
         if (n) { st.vodSel = (st.vodSel + (k === VK.UP ? n - 1 : 1)) % n; renderVod(); }
       }
     } else if (k === VK.ENTER) {
-      if (st.panel === 'vote') { vote(); } else if (st.panel === 'vod') { playVod(); }
+      if (st.panel === 'vote') { vote(); } else if (st.panel === 'vod') { playVod(); } else if (st.panel === 'chat') { unpairPhones(); }
     } else {
       handled = false;
     }
