@@ -48,20 +48,26 @@ async def test_tv_and_phone_paired(server: TestClient, browser: Any, tmp_path: A
     assert await tv.visible("pair")
     await tv.shot("pair-1-tv-code")
 
+    # the household chatted before under a name (another phone, paired earlier): the phone takes it on
+    tv_device = await tv_page.evaluate("() => localStorage.getItem('onair.device')")
+    assert (await server.post("/api/v1/chat/newsroom/messages", json={
+        "device_id": tv_device, "nickname": "The Smiths", "text": "earlier"})).status == 201
+
     phone_context = await browser.new_context(**PHONE)
     phone = await phone_context.new_page()
     await phone.goto(url)
     await phone.wait_for_selector("#show[data-paired='1']")
     assert "pair=" not in phone.url  # the used code leaves the address bar
+    assert await phone.input_value("#chat-nick") == "The Smiths"
     await phone.screenshot(path=str(_artifacts(tmp_path) / "pair-2-phone-paired.png"))
 
-    await phone.fill("#chat-nick", "Household")
     await phone.fill("#chat-text", "Hello from the sofa")
     await phone.click("#chat-form button")
     line = phone.locator("#chat-log li", has_text="Hello from the sofa")
     await line.wait_for()
     message_id = int(await line.get_attribute("data-id"))
     await tv.until("(id) => !!document.getElementById('msg-' + id)", message_id)
+    assert "The Smiths" in await tv_page.text_content(f"#msg-{message_id}")  # the household's name on the TV
 
     await phone.tap("#poll button[data-option='2']")
     await phone.wait_for_function(
@@ -80,6 +86,14 @@ async def test_tv_and_phone_paired(server: TestClient, browser: Any, tmp_path: A
     await line.wait_for(state="detached", timeout=2000)
     await tv.until("(id) => !document.getElementById('msg-' + id)", message_id, wait_ms=2000)
     print(f"deletion gone on phone and TV after {time.monotonic() - started:.2f} s")
+
+    # unpair from the TV: OK in the chat panel; the phone notices and goes back to its own identity
+    await tv.key("ENTER")
+    await tv.until("() => document.body.getAttribute('data-unpaired') === '1'")
+    await phone.wait_for_selector("#show[data-paired='0']", timeout=15_000)
+    assert "unpaired" in await phone.text_content("#pair-state")
+    assert await phone.evaluate("() => localStorage.getItem('onair.device')") is None
+    await phone.screenshot(path=str(_artifacts(tmp_path) / "pair-4-phone-unpaired-by-tv.png"))
     assert not tv.errors, tv.errors
     await phone_context.close()
     await tv_context.close()

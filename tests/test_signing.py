@@ -22,6 +22,10 @@ def test_token_round_trip_and_failures() -> None:
     assert "/" not in token and "%" not in token
     assert signing.check_token(SECRET, token, "/media/abc/hls/x.m4s", 1999, "10.0.0.1") is TokenProblem.OK
     assert signing.check_token(SECRET, token, "/media/abc/hls/x.m4s", 2000, "10.0.0.1") is TokenProblem.EXPIRED
+    # clock skew between the signing and the checking host
+    assert signing.check_token(SECRET, token, "/media/abc/hls/x.m4s", 2029, "10.0.0.1", skew=30) is TokenProblem.OK
+    assert signing.check_token(SECRET, token, "/media/abc/hls/x.m4s", 2030, "10.0.0.1",
+                               skew=30) is TokenProblem.EXPIRED
     assert signing.check_token(SECRET, token, "/media/abd/hls/x.m4s", 1, "10.0.0.1") is TokenProblem.WRONG_PATH
     assert signing.check_token(SECRET, token, "/media/abc/x", 1, "10.0.0.2") is TokenProblem.WRONG_IP
     assert signing.check_token(b"other", token, "/media/abc/x", 1, "10.0.0.1") is TokenProblem.BAD_SIGNATURE

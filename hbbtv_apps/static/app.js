@@ -312,6 +312,20 @@
     });
   }
 
+  /* OK in the chat panel: unpair every phone paired with this TV (and drop its unused codes); a new code follows */
+  function unpairPhones() {
+    withDevice(function (device) {
+      if (!device) { return; }
+      request('POST', cfg.api + '/pairings/cancel', { device_id: device }, function (status, d) {
+        if (status !== 200 || !d) { return; }
+        setText($('pair-note'), d.unpaired ? 'Phones unpaired.' : 'No phone was paired.');
+        body.setAttribute('data-unpaired', String(d.unpaired));
+        st.pair = null;
+        pairPhone();
+      });
+    });
+  }
+
   /* ---- chat reader (long-poll) ---- */
   function startChat() {
     if (!cfg.room || st.chatOn) { return; }
@@ -377,7 +391,8 @@
       li = make('li', 'live', 'Live: watch the extra camera');
       list.insertBefore(li, list.firstChild);
       cfg.vod.unshift(cfg.live);
-      cfg.embed.unshift('');
+      /* the desktop preview plays it with the live embed player (hls.js), as it does clips */
+      cfg.embed.unshift(body.getAttribute('data-preview') ? '/embed/live/' + enc(ch) + '?autoplay=1' : '');
       if (st.panel === 'vod') { renderVod(); }
     });
   }
@@ -385,17 +400,13 @@
     var mpd = cfg.vod[st.vodSel], box = $('vodbox'), player, live = !!cfg.live && mpd === cfg.live;
     if (!mpd) { return; }
     stopBroadcast();
-    if (live && body.getAttribute('data-preview')) {
-      setText($('vod-note'), 'Live plays on TVs; the desktop preview has no live player.');
-      return;
-    }
     if (body.getAttribute('data-preview') && cfg.embed[st.vodSel]) {
       /* desktop preview: browsers have no OIPF DASH object; the embed player (hls.js) plays the clip. Focus
          stays on this document, so BACK (Backspace) still returns to the overlay. */
       player = document.createElement('iframe');
       player.setAttribute('src', cfg.embed[st.vodSel]);
       player.setAttribute('allow', 'autoplay; fullscreen');
-      player.setAttribute('title', 'Clip');
+      player.setAttribute('title', live ? 'Live' : 'Clip');
       player.setAttribute('tabindex', '-1');
       player.play = function () { /* the embed page autoplays */ };
     } else if (cfg.variant === 'xhtml') {
@@ -490,7 +501,7 @@
         if (n) { st.vodSel = (st.vodSel + (k === VK.UP ? n - 1 : 1)) % n; renderVod(); }
       }
     } else if (k === VK.ENTER) {
-      if (st.panel === 'vote') { vote(); } else if (st.panel === 'vod') { playVod(); }
+      if (st.panel === 'vote') { vote(); } else if (st.panel === 'vod') { playVod(); } else if (st.panel === 'chat') { unpairPhones(); }
     } else {
       handled = false;
     }

@@ -15,9 +15,9 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
+from onair.core import redis_client
 from onair.core.errors import Unavailable
 from onair.core.settings import Settings
 
@@ -128,8 +128,7 @@ class RedisBus:
     """One Redis pub/sub connection per process, fanned out locally to every subscriber."""
 
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=None,
-                                        health_check_interval=10)
+        self._redis = redis_client.connect(url, socket_timeout=None, health_check_interval=10)
         self._pubsub = self._redis.pubsub()
         self._fanout = _LocalFanout()
         # Set when Redis confirms a SUBSCRIBE, so a publish right after subscribe() is never missed.

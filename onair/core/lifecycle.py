@@ -9,6 +9,7 @@ for their full wait.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import weakref
@@ -33,11 +34,16 @@ async def unless_stopping(app: web.Application, awaitable: Awaitable[T]) -> T:
     """Await `awaitable`, or raise Stopping as soon as the app begins to shut down."""
     stopping = app[STOPPING]
     if stopping.is_set():
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()  # never started: closing it spares a "coroutine was never awaited" warning
         raise Stopping
     work = asyncio.ensure_future(awaitable)
     stop = asyncio.ensure_future(stopping.wait())
     try:
         await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        work.cancel()  # the client went away: the wait must not outlive its request
+        raise
     finally:
         stop.cancel()
     if work.done():

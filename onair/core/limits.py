@@ -12,10 +12,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from onair.core import redis_client
 from onair.core.bounded import Bounded
 from onair.core.errors import Unavailable
 from onair.core.settings import Settings
@@ -70,7 +70,7 @@ class LocalLimits:
 
 class RedisLimits:
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
-        self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self._redis = redis_client.connect(url, socket_timeout=2)
         self._clock = clock
 
     async def hit(self, key: str, window: float) -> tuple[int, float]:

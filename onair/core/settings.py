@@ -196,6 +196,9 @@ class Settings:
                                               check=_positive)
     media_token_ttl: int = _setting(21600, "Lifetime in seconds of signed playback URLs issued by onair.",
                                     check=_positive)
+    token_clock_skew_seconds: int = _setting(
+        30, "How long past its expiry a signed playback URL is still accepted, for clocks that differ between the "
+        "host that signs and the host that checks.", check=lambda v: None if v >= 0 else "must be zero or more")
     cloudfront_key_pair_id: str | None = _setting(
         None, "CloudFront key pair / public key id; set (with the key file) to issue CloudFront signed URLs.")
     cloudfront_private_key_file: Path | None = _setting(

@@ -53,8 +53,8 @@ _TOKEN_PROBLEMS = {
 
 
 def check_token(secret: bytes, token: str, asset_id: str, key: str, now: float,
-                client_ip: str | None) -> None:
-    problem = signing.check_token(secret, token, f"/media/{asset_id}/{key}", now, client_ip)
+                client_ip: str | None, skew: float = 0) -> None:
+    problem = signing.check_token(secret, token, f"/media/{asset_id}/{key}", now, client_ip, skew)
     if problem is signing.TokenProblem.OK:
         # Defence in depth: even a genuine token must be scoped to this one asset's folder, so an acl
         # like "/media/ab*" (which we never issue) cannot open "/media/abc/...".

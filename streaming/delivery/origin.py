@@ -181,7 +181,8 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
     store_key = object_key(asset_id, key)
     moment = clock_now(request.app)
     if token is not None:
-        check_token(config.secret, token, asset_id, key, moment.timestamp(), client_ip(request))
+        check_token(config.secret, token, asset_id, key, moment.timestamp(), client_ip(request),
+                    config.settings.token_clock_skew_seconds)
     asset = await _asset(request, config, asset_id)
     check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request))
     info, local, last_modified = await _object(request, config, asset_id, key, store_key)

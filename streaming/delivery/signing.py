@@ -77,11 +77,13 @@ def acl_covers(acl: str, path: str) -> bool:
     return path == acl
 
 
-def check_token(secret: bytes, token: str, path: str, now: float, client_ip: str | None = None) -> TokenProblem:
+def check_token(secret: bytes, token: str, path: str, now: float, client_ip: str | None = None,
+                skew: float = 0) -> TokenProblem:
+    """`skew`: seconds a token stays good past `exp`, since the signing host's clock may run ahead of ours."""
     fields = read_token(secret, token)
     if fields is None:
         return TokenProblem.BAD_SIGNATURE if token else TokenProblem.MALFORMED
-    if now >= fields.exp:
+    if now - skew >= fields.exp:
         return TokenProblem.EXPIRED
     if not acl_covers(fields.acl, path):
         return TokenProblem.WRONG_PATH

@@ -260,6 +260,12 @@ async def ban(db: asyncpg.Pool, room: str, kind: str, value: str, until: datetim
         room, kind, fold(value) if kind == "nickname" else value, until, reason)
 
 
+async def last_nickname(db: asyncpg.Pool, room: str, device_id: str) -> str | None:
+    """The nickname a device last chatted under in a room (a paired phone takes on its household's)."""
+    return await db.fetchval("SELECT nickname FROM chat_messages WHERE room = $1 AND device_id = $2 "
+                             "ORDER BY created_at DESC LIMIT 1", room, device_id)
+
+
 async def message_device(db: asyncpg.Pool, room: str, message_id: int) -> tuple[str, str] | None:
     row = await db.fetchrow("SELECT device_id, nickname FROM chat_messages WHERE room = $1 AND id = $2",
                             room, message_id)

@@ -19,6 +19,9 @@ import segno
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ2345679"   # no 0/O, 1/I, 8/B look-alikes: read off a TV across the room
 CODE_LEN = 6
 LIFETIME = timedelta(minutes=10)
+# A claimed code stays the record of the pairing until either screen unpairs (or a season passes): the phone asks
+# it whether it is still paired, so an unpair from the TV reaches it.
+PAIRED_LIFETIME = timedelta(days=120)
 MAX_LIVE_PER_DEVICE = 3
 
 
@@ -67,19 +70,43 @@ async def live(db: asyncpg.Pool, code: str, now: datetime) -> Pairing | None:
 async def claim(db: asyncpg.Pool, code: str, now: datetime) -> Pairing | None:
     """Use the code up; None when it is unknown, expired or already used."""
     row = await db.fetchrow(
-        """UPDATE pairings SET claimed_at = $2 WHERE code = $1 AND expires_at > $2 AND claimed_at IS NULL
-           RETURNING code, device_id, show_slug, expires_at""", code, now)
+        """UPDATE pairings SET claimed_at = $2, expires_at = $3
+           WHERE code = $1 AND expires_at > $2 AND claimed_at IS NULL
+           RETURNING code, device_id, show_slug, expires_at""", code, now, now + PAIRED_LIFETIME)
     return Pairing(**dict(row)) if row else None
 
 
-async def cancel(db: asyncpg.Pool, device_id: str, now: datetime) -> int:
-    """The TV unpairs: its unclaimed codes stop working."""
-    result = await db.execute("UPDATE pairings SET expires_at = $2 WHERE device_id = $1 AND claimed_at IS NULL "
-                              "AND expires_at > $2", device_id, now)
-    return int(result.split()[-1])
+async def cancel(db: asyncpg.Pool, device_id: str, now: datetime) -> tuple[int, int]:
+    """The TV unpairs: its unclaimed codes stop working and its paired phones are unpaired.
+    Returns (codes cancelled, phones unpaired)."""
+    rows = await db.fetch("UPDATE pairings SET expires_at = $2 WHERE device_id = $1 AND expires_at > $2 "
+                          "RETURNING claimed_at IS NOT NULL AS claimed", device_id, now)
+    phones = sum(1 for r in rows if r["claimed"])
+    return len(rows) - phones, phones
+
+
+async def unpair(db: asyncpg.Pool, code: str, now: datetime) -> bool:
+    """The phone unpairs itself (it holds the code it claimed)."""
+    result = await db.execute("UPDATE pairings SET expires_at = $2 WHERE code = $1 AND claimed_at IS NOT NULL "
+                              "AND expires_at > $2", code, now)
+    return result != "UPDATE 0"
+
+
+async def paired(db: asyncpg.Pool, code: str, now: datetime) -> bool:
+    """Whether the phone that claimed `code` is still paired (neither screen unpaired)."""
+    return bool(await db.fetchval("SELECT 1 FROM pairings WHERE code = $1 AND claimed_at IS NOT NULL "
+                                  "AND expires_at > $2", code, now))
 
 
 def qr_svg(url: str) -> bytes:
     out = io.BytesIO()
     segno.make(url, error="m").save(out, kind="svg", scale=6, border=2, dark="#000", light="#fff")
+    return out.getvalue()
+
+
+def qr_png(url: str) -> bytes:
+    """The same code as a PNG (segno writes it itself, no imaging library): for terminals whose browser shows
+    no SVG in an <img>, and for printing."""
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="png", scale=6, border=2, dark="#000", light="#fff")
     return out.getvalue()

@@ -1,8 +1,10 @@
 """The show page `/s/{slug}`: one public, mobile-first page per show (player, current poll, chat).
 
 Server-rendered with everything a first paint needs; one small script (no framework, no CDN) adds voting and
-chat. The player (embed iframe) loads lazily. `?embed=1` is the variant for a newsroom's live blog: no header
-chrome, and the page reports its height to the parent frame so the iframe fits its content.
+chat. The player (the embed page of the live channel or the latest clip, whose hls.js plays in every desktop and
+phone browser; a bare <video> of an HLS playlist plays only in Safari) loads lazily in an iframe. `?embed=1` is the
+variant for a newsroom's live blog: no header chrome, and the page reports its height to the parent frame so the
+iframe fits its content.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ async def show_page(request: web.Request) -> web.Response:
     html = request.app[PAGE_TEMPLATES].get_template("show.html").render(
         show=show, poll=config["poll"], clips=clips, embed=request.query.get("embed") == "1",
         static=f"{STATIC_PREFIX}/{bundle.version}", config=json.dumps(config),
-        page_url=f"{base}/s/{show.slug}", live_src=f"/live/{show.live_channel}/hls/master.m3u8")
+        page_url=f"{base}/s/{show.slug}")
     resp = web.Response(text=html, content_type="text/html", charset="utf-8", headers={
         "Content-Security-Policy": csp(request), "Cache-Control": "public, max-age=5",
         "Referrer-Policy": "strict-origin-when-cross-origin", "X-Content-Type-Options": "nosniff"})

@@ -231,22 +231,46 @@
       .then(function (r) {
         if (r.status !== 200) { $("chat-error").textContent = r.data.detail || "That code did not work"; return; }
         store.setItem("onair.device", r.data.device_id);
-        store.setItem("onair.paired", "1");
+        store.setItem("onair.paired", r.data.code);  // the claimed code stands for the pairing
+        if (r.data.nickname) {  // the household chats under one name, on the TV and on the phone
+          nick.value = r.data.nickname;
+          store.setItem("onair.nickname", r.data.nickname);
+        }
         devicePromise = null;
         paired(true);
       });
   }
-  pairForm.addEventListener("submit", function (e) { e.preventDefault(); pair($("pair-code").value); });
-  $("unpair").addEventListener("click", function () {
+  function forget(note) {
     store.removeItem("onair.device");  // a fresh device id of our own on the next vote or message
     store.removeItem("onair.paired");
+    devicePromise = null;
     paired(false);
+    main.setAttribute("data-paired", "0");
+    if (note) $("pair-state").textContent = note;
+  }
+  pairForm.addEventListener("submit", function (e) { e.preventDefault(); pair($("pair-code").value); });
+  $("unpair").addEventListener("click", function () {
+    var code = store.getItem("onair.paired");
+    if (code && code !== "1") api("POST", "/api/v1/pairings/" + encodeURIComponent(code) + "/unpair", {});
+    forget("");
   });
+  // the TV may unpair its phones: ask now and then whether this pairing still stands
+  function stillPaired() {
+    var code = store.getItem("onair.paired");
+    if (!code || code === "1") return;
+    api("GET", "/api/v1/pairings/" + encodeURIComponent(code)).then(function (r) {
+      if (r.status === 200 && !r.data.paired && store.getItem("onair.paired") === code) {
+        forget("Your TV unpaired this phone. Enter a new code to pair again:");
+      }
+    }, function () { /* offline: ask again later */ });
+  }
   paired(!!store.getItem("onair.paired"));
+  stillPaired();
+  setInterval(stillPaired, 5000);
   var fromQr = new URLSearchParams(location.search).get("pair");
   if (fromQr) {
     history.replaceState(null, "", location.pathname + location.search.replace(/[?&]pair=[^&]*/, "").replace(/^&/, "?"));
-    pair(fromQr).then(function () { main.setAttribute("data-paired", store.getItem("onair.paired") || "0"); });
+    pair(fromQr).then(function () { main.setAttribute("data-paired", store.getItem("onair.paired") ? "1" : "0"); });
   }
 
   // --- embedded in a live blog: tell the parent page our height -----------------------------------
