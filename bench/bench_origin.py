@@ -38,6 +38,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import origin_profile  # noqa: E402
 from tests.nginx_cdn import nginx_binary, running_nginx  # noqa: E402
 from tests.origin_media import OUTPUTS, make_media  # noqa: E402
 from tests.tools import free_port, port_open  # noqa: E402
@@ -299,6 +300,8 @@ def run(results_dir: Path) -> dict:
             asyncio.run(_create_db(server_url, dbname, drop=True))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    # where a direct-mode request's time goes (cProfile, in-process): bench/origin_profile.py
+    result["a_profile"] = origin_profile.profile(300 if DURATION == 1 else 3000)
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "origin.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
