@@ -76,7 +76,7 @@ async def _insert_asset(dsn: str) -> None:
         await conn.close()
 
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not port_open("127.0.0.1", port):
         if proc.poll() is not None:
