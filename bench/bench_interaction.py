@@ -10,6 +10,9 @@ Chat: BENCH_WS_CLIENTS WebSocket clients (default 1,000: 5,000 does not fit a sh
 the server) in one room, BENCH_CHAT_RATE messages/s posted for BENCH_CHAT_SECONDS; reference: a bare
 aiohttp app that broadcasts each POSTed message to its sockets in a loop.
 
+Vote profile: bench/vote_profile.py's breakdown of one vote (HTTP parse, JSON decode + validation, device-id
+HMAC, handler and middleware, batching, commit, response), BENCH_PROFILE_VOTES votes (default 3,000).
+
 Environment: BENCH_DATABASE_URL (a PostgreSQL server URL; a fresh database is created on it), else an
 embedded PostgreSQL in a temporary folder.
 """
@@ -36,6 +39,10 @@ import psutil
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import vote_profile  # noqa: E402
+
 KEY = "bench-signing-key"
 _STAMP = re.compile(r'"text":\s*"t=([0-9.]+) #')
 TOKEN = "bench-admin-token"
@@ -365,6 +372,8 @@ def run(results_dir: Path) -> dict[str, Any]:
         for side in result.get(section, {}).values():
             if isinstance(side, dict):
                 side.pop("lat", None)
+    # Where one vote's time goes (cProfile, in-process, real PostgreSQL): bench/vote_profile.py
+    result["vote_profile"] = vote_profile.profile(int(os.environ.get("BENCH_PROFILE_VOTES", "3000")))
     result["p50_p99_summary"] = {
         "votes_ms": [result["votes"]["onair"]["p50_ms"], result["votes"]["onair"]["p99_ms"]],
         "chat_ms": [result["chat"]["onair"]["p50_ms"], result["chat"]["onair"]["p99_ms"]]}

@@ -1,15 +1,19 @@
 """CDN origin benchmark -> bench/results/origin.json.
 
-(a) segment GETs/s served by `onair serve --workers 2` directly, vs
+(a) segment GETs/s served by `onair serve --workers 2` directly,
+(o) the same through deploy/nginx/onair-offload.conf in front of a second `onair serve --workers 2` with
+    ONAIR_ORIGIN_OFFLOAD=nginx (onair decides, nginx sends the file), vs
 (b) nginx serving the very same file from disk (`location /files/ { alias ... }`),
-    same client (wrk when installed, else an aiohttp client), same concurrency and duration;
+    same client (wrk when installed, else an aiohttp client), same concurrency, duration and nginx workers;
+    `/healthz` of the direct onair as the framework's ceiling (a handler doing nothing);
 (c) show-start storm: 2,000 concurrent players through the deploy/nginx cache (cold) each fetching
     master, media playlist, init and the first two segments; cache-hit fraction (X-Cache-Status) and
     origin hits per object (from nginx's upstream log: every request nginx sent to onair).
 
 Needs PostgreSQL (ONAIR_BENCH_DATABASE_URL, else ONAIR_TEST_DATABASE_URL, else
 postgresql://postgres@127.0.0.1:5432/postgres; a scratch database is created and dropped), redis-server
-and nginx on PATH (or /usr/sbin/nginx).
+and nginx on PATH (or /usr/sbin/nginx). `ONAIR_BENCH_QUICK=1`: 1 s per measurement, one round, a small storm
+(checks that it runs; the figures mean little).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import origin_profile  # noqa: E402
 from tests.nginx_cdn import nginx_binary, running_nginx  # noqa: E402
 from tests.origin_media import OUTPUTS, make_media  # noqa: E402
 from tests.tools import free_port, port_open  # noqa: E402
@@ -71,7 +76,7 @@ async def _insert_asset(dsn: str) -> None:
         await conn.close()
 
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not port_open("127.0.0.1", port):
         if proc.poll() is not None:
@@ -136,6 +141,19 @@ def _rate(url: str) -> tuple[float, str]:
     return asyncio.run(_aiohttp_rate(url)), "aiohttp"
 
 
+async def _same_bytes(*urls: str) -> None:
+    """The three columns serve the same object (else the comparison means nothing)."""
+    async with aiohttp.ClientSession() as s:
+        bodies = []
+        for url in urls:
+            async with s.get(url) as r:
+                if r.status != 200:
+                    raise RuntimeError(f"{url}: {r.status}")
+                bodies.append(await r.read())
+    if len(set(bodies)) != 1:
+        raise RuntimeError("direct, offload and static answers differ")
+
+
 async def _storm(cdn: str) -> dict:
     statuses: Counter = Counter()
     errors = 0
@@ -168,7 +186,23 @@ async def _storm(cdn: str) -> dict:
             "cache_status": dict(statuses), "hit_fraction": round(statuses["HIT"] / total, 5) if total else 0}
 
 
+def _serve(env: dict[str, str], port: int, workers: int, procs: list[subprocess.Popen]) -> str:
+    procs.append(subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--workers", str(workers),
+                                   "--no-worker", "--no-sample"], cwd=ROOT, env={**env, "ONAIR_PORT": str(port)},
+                                  stdout=subprocess.DEVNULL))
+    _wait_port(port, procs[-1])
+    asyncio.run(_wait_ready(f"http://127.0.0.1:{port}/readyz", procs[-1]))
+    return f"http://127.0.0.1:{port}"
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
 def run(results_dir: Path) -> dict:
+    global DURATION, ROUNDS, STORM_CLIENTS
+    if os.environ.get("ONAIR_BENCH_QUICK", "") not in ("", "0"):
+        DURATION, ROUNDS, STORM_CLIENTS = 1, 1, 100
     nginx = nginx_binary()
     redis = shutil.which("redis-server")
     if nginx is None or redis is None:
@@ -192,18 +226,15 @@ def run(results_dir: Path) -> dict:
         for key, path in media.items():
             (objects / key).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, objects / key)
-        port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "ONAIR_DATA_DIR": str(data), "ONAIR_DATABASE_URL": dsn,
-               "ONAIR_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "ONAIR_PORT": str(port),
+               "ONAIR_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
                "ONAIR_HOST": "127.0.0.1", "ONAIR_LOG_LEVEL": "WARNING", "ONAIR_LOG_FORMAT": "text"}
         workers = 2
-        procs.append(subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--workers", str(workers),
-                                       "--no-worker", "--no-sample"], cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL))
-        _wait_port(port, procs[-1])
-        asyncio.run(_wait_ready(f"http://127.0.0.1:{port}/readyz", procs[-1]))
+        origin = _serve(env, free_port(), workers, procs)
+        # the same files and database, offload on: idle while the others are measured
+        offload_origin = _serve({**env, "ONAIR_ORIGIN_OFFLOAD": "nginx"}, free_port(), workers, procs)
+        port = int(origin.rsplit(":", 1)[1])
         asyncio.run(_insert_asset(dsn))
-        origin = f"http://127.0.0.1:{port}"
         segment_key = "hls/seg_0.m4s"
         seg_size = media[segment_key].stat().st_size
 
@@ -216,17 +247,23 @@ def run(results_dir: Path) -> dict:
                  + "\n    log_format upstream '$uri $upstream_status';"
                  + f"\n    access_log {upstream_log} upstream if=$upstream_addr;")
 
-        with running_nginx(nginx, tmp / "nginx", f"127.0.0.1:{port}", workers=workers, extra=extra) as cdn:
+        with running_nginx(nginx, tmp / "nginx", f"127.0.0.1:{port}", workers=workers, extra=extra) as cdn, \
+                running_nginx(nginx, tmp / "nginx-offload", offload_origin.removeprefix("http://"), workers=workers,
+                              site="onair-offload.conf", objects=data / "objects") as edge:
             static_url = f"http://127.0.0.1:{files_port}/files/assets/{ASSET}/{segment_key}"
+            offload_url = f"{edge}/media/{ASSET}/{segment_key}"
+            asyncio.run(_same_bytes(direct_url, offload_url, static_url))
             # Interleaved rounds, medians: the dev machine is shared, so load drifts during a run.
-            direct, healthz, static = [], [], []
+            direct, offload, healthz, static = [], [], [], []
             client = "wrk"
             for _ in range(ROUNDS):
                 rate, client = _rate(direct_url)
                 direct.append(rate)
+                offload.append(_rate(offload_url)[0])
                 static.append(_rate(static_url)[0])
-                healthz.append(_rate(f"{origin}/healthz")[0])  # the framework's floor: a handler doing nothing
-            direct_rate, static_rate, healthz_rate = (statistics.median(x) for x in (direct, static, healthz))
+                healthz.append(_rate(f"{origin}/healthz")[0])  # the framework's ceiling: a handler doing nothing
+            direct_rate, offload_rate, static_rate, healthz_rate = (
+                statistics.median(x) for x in (direct, offload, static, healthz))
             storm = asyncio.run(_storm(cdn))
         origin_hits: Counter = Counter()
         if upstream_log.exists():
@@ -239,10 +276,16 @@ def run(results_dir: Path) -> dict:
             "segment_bytes": seg_size,
             "client": client, "concurrency": CONCURRENCY, "duration_s": DURATION,
             "rounds": ROUNDS, "a_rounds_rps": [round(x) for x in direct], "b_rounds_rps": [round(x) for x in static],
+            "o_rounds_rps": [round(x) for x in offload], "healthz_rounds_rps": [round(x) for x in healthz],
             "a_onair_direct_rps": round(direct_rate, 1), "onair_workers": workers,
+            "o_onair_nginx_offload_rps": round(offload_rate, 1),
             "onair_healthz_rps_reference": round(healthz_rate, 1),
             "b_nginx_static_rps": round(static_rate, 1), "nginx_workers": workers,
-            "ratio_a_over_b": round(direct_rate / static_rate, 3) if static_rate else None,
+            "ratio_a_over_b": _ratio(direct_rate, static_rate),                # target >= 0.30
+            "ratio_o_over_b": _ratio(offload_rate, static_rate),               # target >= 0.85
+            "ratio_healthz_over_b": _ratio(healthz_rate, static_rate),         # the ceiling for (a)
+            "ratio_a_over_healthz": _ratio(direct_rate, healthz_rate),
+            "ratio_o_over_healthz": _ratio(offload_rate, healthz_rate),
             "c_storm": {"clients": STORM_CLIENTS, "objects_per_client": len(STORM_OBJECTS), **storm,
                         "origin_hits_per_object": {k: origin_hits.get(k, 0) for k in STORM_OBJECTS}},
         }
@@ -257,6 +300,8 @@ def run(results_dir: Path) -> dict:
             asyncio.run(_create_db(server_url, dbname, drop=True))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    # where a direct-mode request's time goes (cProfile, in-process): bench/origin_profile.py
+    result["a_profile"] = origin_profile.profile(300 if DURATION == 1 else 3000)
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "origin.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -1,6 +1,6 @@
 """Run Debian's nginx with deploy/nginx/ (templated into a temp folder) in front of an onair origin.
 
-Shared by tests/test_nginx_cache.py and bench/bench_origin.py.
+Shared by tests/test_nginx_cache.py, tests/test_origin_offload.py and bench/bench_origin.py.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or (NGINX if Path(NGINX).exists() else None)
 
 
-def render(prefix: Path, origin: str, listen: str, *, workers: int = 1, extra: str = "") -> Path:
+def render(prefix: Path, origin: str, listen: str, *, workers: int = 1, extra: str = "",
+           site: str = "onair-cdn.conf", objects: Path | None = None) -> Path:
     values = {"PREFIX": str(prefix), "CACHE_DIR": str(prefix / "cache"), "ORIGIN": origin, "LISTEN": listen,
-              "WORKERS": str(workers), "EXTRA": extra,
+              "WORKERS": str(workers), "EXTRA": extra, "SITE": site,
+              "OBJECTS": f"{objects}/" if objects is not None else "",
               # as root, workers would drop to 'nobody' and lose access to pytest's private temp dirs
               "USER": "user root;" if os.geteuid() == 0 else ""}
-    for name in ("nginx.conf", "onair-cdn.conf"):
+    for name in ("nginx.conf", site):
         text = (DEPLOY / name).read_text()
         for key, value in values.items():
             text = text.replace(f"@@{key}@@", value)
@@ -37,11 +39,13 @@ def render(prefix: Path, origin: str, listen: str, *, workers: int = 1, extra: s
 
 
 @contextmanager
-def running_nginx(binary: str, prefix: Path, origin: str, *, workers: int = 1, extra: str = "") -> Iterator[str]:
-    """Start nginx on a free loopback port; yield its base URL."""
+def running_nginx(binary: str, prefix: Path, origin: str, *, workers: int = 1, extra: str = "",
+                  site: str = "onair-cdn.conf", objects: Path | None = None) -> Iterator[str]:
+    """Start nginx on a free loopback port; yield its base URL. `site` is the deploy/nginx file to serve
+    (the caching CDN, or onair-offload.conf with `objects` = the data dir's objects/ folder)."""
     prefix.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    conf = render(prefix, origin, f"127.0.0.1:{port}", workers=workers, extra=extra)
+    conf = render(prefix, origin, f"127.0.0.1:{port}", workers=workers, extra=extra, site=site, objects=objects)
     check = subprocess.run([binary, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"nginx -t failed: {check.stderr}")

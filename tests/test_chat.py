@@ -101,6 +101,14 @@ async def test_websocket_and_long_poll_see_the_same_messages_in_order(chatty: Te
     await ws.close()
 
 
+async def test_websocket_declines_permessage_deflate(chatty: TestClient) -> None:
+    """Browsers offer it; accepting would deflate every frame once per client (measured ~10-20 us and ~88 KB of
+    zlib state per socket), the cost a fan-out to thousands cannot pay."""
+    ws = await chatty.ws_connect("/api/v1/chat/room9/ws", compress=15)
+    assert ws.compress == 0
+    await ws.close()
+
+
 async def test_bad_input_is_problem_json(chatty: TestClient) -> None:
     dev = await device(chatty)
     cases = [({"device_id": "d1.fake.fake", "nickname": "x", "text": "hi"}, 403),

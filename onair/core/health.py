@@ -59,10 +59,8 @@ async def metrics_middleware(request: web.Request,
         metrics.in_flight.dec()
         route = route_name(request)
         method = request.method if request.method in METHODS else "other"  # any token is a valid method
-        metrics.requests.labels(method, route, str(status)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - start)
-        if route.startswith(ORIGIN_PREFIXES):
-            metrics.origin.labels(str(status)).inc()
+        metrics.http_done(method, route, status, time.perf_counter() - start,
+                          origin=route.startswith(ORIGIN_PREFIXES))
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 from prometheus_client.metrics_core import Metric
@@ -33,8 +34,24 @@ class Metrics:
     def __init__(self) -> None:
         self.build()
 
+    def http_done(self, method: str, route: str, status: int, seconds: float, *, origin: bool) -> None:
+        """Count one answered request. The labelled children are looked up once per (method, route, status):
+        prometheus_client's labels() validates and locks on every call, measurable per vote."""
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.requests.labels(method, route, str(status)), self.latency.labels(route),
+                self.origin.labels(str(status)) if origin else None)
+        children[0].inc()
+        children[1].observe(seconds)
+        if children[2] is not None:
+            children[2].inc()
+
     def build(self) -> None:
         r = self.registry = CollectorRegistry()
+        # children of the metrics below, per label values (bounded: routes x methods x statuses)
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         # HTTP, per route template (never the raw path: one series per asset would explode).
         self.requests = Counter("onair_http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
         self.latency = Histogram("onair_http_request_seconds", "HTTP request latency", ["route"], registry=r,

@@ -8,9 +8,9 @@ travels with the jobs the request enqueues (onair.core.jobs) into webhook delive
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -27,7 +27,7 @@ log = logging.getLogger("onair.access")
 
 def request_id_for(request: web.Request) -> str:
     given = request.headers.get(HEADER, "")
-    return given if _ACCEPTABLE.fullmatch(given) else uuid.uuid4().hex
+    return given if _ACCEPTABLE.fullmatch(given) else os.urandom(16).hex()  # uuid4().hex's form, a third of its cost
 
 
 @web.middleware

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import cached_property
@@ -139,6 +140,10 @@ class Settings:
                                          check=_positive)
     s3_read_timeout: float = _setting(5.0, "S3 read timeout (s) per attempt.", check=_positive)
     s3_max_attempts: int = _setting(2, "S3 attempts per call (first try included).", check=_positive)
+    origin_offload: str = _setting("off", "`nginx`: onair decides, nginx sends the bytes (X-Accel-Redirect; "
+                                   "deploy/nginx/onair-offload.conf).", choices=("off", "nginx"))
+    origin_offload_prefix: str = _setting("/_onair_internal/", "nginx internal location aliasing objects/.",
+                                          check=lambda v: None if re.fullmatch(r"/[\w/-]+/", v) else "like /x/")
     origin_storage_timeout: float = _setting(
         4.0, "Longest the origin waits for storage before answering 503 (a CDN's origin timeout is longer).",
         check=_positive)

@@ -50,6 +50,8 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def _is_trusted(address: str | None, settings: Settings) -> bool:
+    if not settings.trusted_proxy_networks:
+        return False  # the default: no address parsing on every request
     ip = _address(address) if address else None
     return ip is not None and any(ip in net for net in settings.trusted_proxy_networks)
 

@@ -42,6 +42,7 @@ from streaming.delivery.conditional import (
     parse_range,
     precondition_failed,
 )
+from streaming.delivery.offload import offload_response, offloadable
 
 log = logging.getLogger("onair.origin")
 
@@ -265,6 +266,8 @@ async def _send(request: web.Request, settings: Settings, store_key: str, local:
     start, end, size = span
     store = request.app[STORE]
     if local is not None:
+        if settings.origin_offload == "nginx" and offloadable(request, store_key, status):
+            return offload_response(settings.origin_offload_prefix, store_key, status, headers)
         count = end - start + 1
         # Segments and playlists are small: one read and one write beat the sendfile dance (measured:
         # about 4x the requests/s for a 40 KB segment). Tiny reads are page-cache hits and cheaper

@@ -139,7 +139,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise BadRequest("after must be a cursor from an earlier response", code="invalid-cursor") from None
     await app[BUS].check()
     hub = await app[CHAT].hubs.get(room)  # before the upgrade: a 503 is still possible here
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=app[CHAT].rules.max_bytes * 6 + 1024)
+    # No permessage-deflate (browsers offer it): it would deflate every frame once per client, with per-socket
+    # context, the one per-client cost a fan-out to thousands cannot afford; chat frames are small anyway.
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=app[CHAT].rules.max_bytes * 6 + 1024, compress=False)
     await ws.prepare(request)
     moderator = await has_permission(request, "chat:moderate")
 
