@@ -4,7 +4,9 @@ every new part, for LOADTEST_DURATION seconds after the window.
 
 A player: the media playlist once (join), its init segment, the last complete segment (the buffer behind the edge a
 player starts from), then forever: a blocking reload for the part the PRELOAD-HINT names, and each part the answer
-lists that it has not fetched yet. It follows one rendition (LOADTEST_TRACK, v0), as a player on one rung does.
+lists that it has not fetched yet (when more than LOADTEST_CATCH_UP are new, it has fallen behind and skips to the last
+ones, counted in catch_ups / parts_skipped_to_catch_up). It follows one rendition (LOADTEST_TRACK, v0), as a player on
+one rung does.
 
 Held requests are cheap here: a FastHttpUser is a greenlet on a geventhttpclient socket, so 2,000 players blocked on
 reloads cost locust memory, not CPU; what locust spends its core on is parsing playlists and the parts' bytes.
@@ -37,6 +39,7 @@ JOIN_WINDOW = env_float("JOIN_WINDOW", 10.0)
 END = JOIN_WINDOW + DURATION          # every player follows the edge for at least DURATION seconds
 PROBES = env_int("PROBES", 3)
 ORIGIN = env_str("ORIGIN")
+CATCH_UP = env_int("CATCH_UP", 3)   # more new parts than this in one answer: the player skips to the last ones
 
 PART = re.compile(r'#EXT-X-PART:[^\n]*URI="([^"]+?(\d{6})\.(\d+)\.m4s)"')
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="[^"]+?(\d{6})\.(\d+)\.m4s"')
@@ -71,10 +74,17 @@ class Player(FastHttpUser):
             return resp.text if kind in ("playlist", "blocking reload") else ""
 
     def _fetch_new_parts(self, playlist: str, since: tuple[int, int]) -> None:
-        for uri, seq, idx in PART.findall(playlist):
-            if (int(seq), int(idx)) >= since and uri not in self.fetched:
-                self.fetched.add(uri)
-                self._get(urljoin(self.base, uri), "part")
+        new = [uri for uri, seq, idx in PART.findall(playlist)
+               if (int(seq), int(idx)) >= since and uri not in self.fetched]
+        if len(new) > CATCH_UP:
+            # Fallen behind the edge (locust short of CPU): jump back to it as a live player does, rather than
+            # fetching a backlog of cache hits while the origin holds nothing.
+            COUNTERS["parts_skipped_to_catch_up"] += len(new) - CATCH_UP
+            COUNTERS["catch_ups"] += 1
+            new = new[-CATCH_UP:]
+        for uri in new:
+            self.fetched.add(uri)
+            self._get(urljoin(self.base, uri), "part")
 
     def _join(self) -> None:
         wait = self.join_at - elapsed()
