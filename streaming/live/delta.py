@@ -54,10 +54,8 @@ def skip(text: str) -> str:
     if skipped == 0:
         return text
     first, last = segments[0][0], segments[skipped - 1][1]
-    kept = lines[last + 1:segments[skipped][1]] if skipped < len(segments) else lines[last + 1:]
-    maps = [line for line in lines[first:last + 1] if line.startswith("#EXT-X-MAP")]
-    # The first kept segment needs its initialisation section even when the tag that declared it was skipped.
-    carry = [maps[-1]] if maps and not any(x.startswith("#EXT-X-MAP") for x in kept) else []
+    # Nothing of the skipped segments is repeated, EXT-X-MAP included: the player applies the tags it already has
+    # (hls.js 1.6 takes a re-declared EXT-X-MAP after EXT-X-SKIP as a new segment and misdates the ones after it).
     header = [f"#EXT-X-VERSION:{SKIP_VERSION}" if line.startswith("#EXT-X-VERSION:") else line
               for line in lines[:first]]
-    return "\n".join([*header, f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}", *carry, *lines[last + 1:]]) + "\n"
+    return "\n".join([*header, f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}", *lines[last + 1:]]) + "\n"
