@@ -89,3 +89,23 @@ def test_skip_values() -> None:
     with pytest.raises(BadRequest) as err:
         delta.wants_skip({"_HLS_skip": "NO"})
     assert err.value.extra["field"] == "_HLS_skip"
+
+
+async def test_requests_woken_by_one_announcement_share_one_playlist_read() -> None:
+    import asyncio
+
+    shared, reads, gate = blocking.SharedReads(), [], asyncio.Event()
+
+    async def read() -> bytes:
+        reads.append(1)
+        await gate.wait()
+        return b"#EXTM3U\n"
+
+    crowd = [asyncio.create_task(shared.read(("k", 5, 1, False), read)) for _ in range(200)]
+    await asyncio.sleep(0)
+    crowd[0].cancel()                  # one viewer gives up: the others still get the read
+    gate.set()
+    answers = await asyncio.gather(*crowd[1:])
+    assert answers == [b"#EXTM3U\n"] * 199 and len(reads) == 1
+    # The next announcement (or a late waker after the read finished) reads again: never an older playlist.
+    assert await shared.read(("k", 5, 2, False), read) == b"#EXTM3U\n" and len(reads) == 2

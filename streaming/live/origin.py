@@ -123,7 +123,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
                 data = await read()
         else:
             track = key.rsplit("/", 1)[-1].removesuffix(".m3u8")
-            data = await blocking.hold(request.app[BUS], channel_id, track, want, read)
+            data = await blocking.hold(request.app[BUS], channel_id, track, want, read, shared_key=store_key)
         if delta_update:
             data = delta.skip(data.decode()).encode()
     except AppError as err:
