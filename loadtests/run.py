@@ -34,10 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtests import _breaking_news_report as edge_report
+from loadtests._live_channel import live_channel, live_env
+
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "loadtests"
 RESULTS = HERE / "results"
-SCENARIOS = ("vote_now", "redbutton_storm", "show_start", "chat_storm")  # the live events (`all`)
+SCENARIOS = ("vote_now", "redbutton_storm", "show_start", "chat_storm", "breaking_news")  # the live events (`all`)
+THROUGH_CACHE = ("show_start", "breaking_news")   # loaded through deploy/nginx unless --target says otherwise
 EXTRA = ("baseline",)  # reference: health probes only
 
 
@@ -95,6 +99,8 @@ class Server:
     base: str
     admin_token: str
     pid: int
+    data_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     def request(self, method: str, path: str, body: Any = None, *, admin: bool = True,
                 data: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any]:
@@ -117,7 +123,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def onair_server(workers: int, log_path: Path) -> Iterator[Server]:
+def onair_server(workers: int, log_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     """`python -m onair.cli serve --workers N` on a free loopback port, with its own Redis and data dir."""
     token = secrets.token_urlsafe(24)
     port = free_port()
@@ -132,12 +138,13 @@ def onair_server(workers: int, log_path: Path) -> Iterator[Server]:
                    ONAIR_DEVICE_MINT_PER_IP="0", ONAIR_DEVICE_MINT_PER_SUBNET="0", ONAIR_CHAT_IP_MESSAGES="0")
         if os.environ.get("ONAIR_DATABASE_URL"):
             env["ONAIR_DATABASE_URL"] = os.environ["ONAIR_DATABASE_URL"]
+        env.update(extra_env or {})
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as log:
             proc = subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--workers", str(workers),
                                      "--no-sample"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
             try:
-                server = Server(f"http://127.0.0.1:{port}", token, proc.pid)
+                server = Server(f"http://127.0.0.1:{port}", token, proc.pid, Path(data), env)
                 deadline = time.monotonic() + 180  # the embedded PostgreSQL initialises on first start
                 while True:
                     if proc.poll() is not None:
@@ -234,9 +241,12 @@ class RunConfig:
     target: str | None = None     # e.g. the nginx cache for show_start; default: the origin
     out: Path = RESULTS
     extra_env: dict[str, str] = field(default_factory=dict)
+    lead: float = 0.0             # seconds the scenario runs before DURATION starts (breaking_news: the join window)
+    playlist_lock: bool = False   # breaking_news: nginx's cache lock on blocking reloads too (deploy/nginx: off)
 
 
-def run_locust(cfg: RunConfig, host: str, seeded: dict[str, str], admin_token: str) -> tuple[Path, Counter[str]]:
+def run_locust(cfg: RunConfig, host: str, seeded: dict[str, str],
+               admin_token: str) -> tuple[Path, Counter[str], list[tuple]]:
     cfg.out.mkdir(parents=True, exist_ok=True)
     prefix = cfg.out / cfg.scenario
     counters_dir = Path(tempfile.mkdtemp(prefix="locust-counters-"))
@@ -247,18 +257,19 @@ def run_locust(cfg: RunConfig, host: str, seeded: dict[str, str], admin_token: s
                LOADTEST_COUNTERS_DIR=str(counters_dir), **cfg.extra_env)
     argv = [sys.executable, "-m", "locust", "-f", str(HERE / f"{cfg.scenario}.py"), "--headless",
             "--host", host, "--csv", str(prefix), "--csv-full-history", "--html", f"{prefix}.html",
-            "--only-summary", "--run-time", f"{int(cfg.duration) + 15}s", "--stop-timeout", "5",
+            "--only-summary", "--run-time", f"{int(cfg.duration + cfg.lead) + 15}s", "--stop-timeout", "5",
             "--exit-code-on-error", "0", "--loglevel", "WARNING"]
     if cfg.processes:
         argv += ["--processes", str(cfg.processes)]
     with (cfg.out / f"{cfg.scenario}_locust.log").open("w") as log:
         subprocess.run(argv, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
-                       timeout=cfg.duration + 180)
+                       timeout=cfg.duration + cfg.lead + 180)
     counters: Counter[str] = Counter()
     for path in counters_dir.glob("counters-*.json"):
         counters.update(json.loads(path.read_text()))
+    held = edge_report.read_held(counters_dir)
     shutil.rmtree(counters_dir, ignore_errors=True)
-    return prefix, counters
+    return prefix, counters, held
 
 
 def _num(value: str) -> float | None:
@@ -328,32 +339,71 @@ def summarise(cfg: RunConfig, server: Server, prefix: Path, counters: Counter[st
 
 
 @contextlib.contextmanager
-def _cache_in_front(cfg: RunConfig, origin: str) -> Iterator[str | None]:
-    """The show-start storm goes through the deploy/nginx CDN config (Debian nginx) unless a target is given."""
+def _cache_in_front(cfg: RunConfig, origin: str, log: Path) -> Iterator[str | None]:
+    """The show-start and breaking-news crowds go through the deploy/nginx CDN config (Debian nginx) unless a target
+    is given; nginx also writes one line per request with its cache status to `log`."""
     from tests.nginx_cdn import nginx_binary, running_nginx
 
     binary = nginx_binary()
-    if cfg.scenario != "show_start" or cfg.target or binary is None:
+    if cfg.scenario not in THROUGH_CACHE or cfg.target or binary is None:
         yield cfg.target
         return
+    edit = None
+    if cfg.playlist_lock:
+        def edit(name: str, text: str) -> str:
+            return text.replace("proxy_cache_lock off;", "proxy_cache_lock on;") if name == "onair-cdn.conf" else text
     with tempfile.TemporaryDirectory(prefix="loadtest-nginx-") as tmp, \
-            running_nginx(binary, Path(tmp), origin.removeprefix("http://"), workers=2) as cache:
+            running_nginx(binary, Path(tmp), origin.removeprefix("http://"), workers=2,
+                          extra=edge_report.nginx_extra(log), edit=edit) as cache:
         yield cache
+
+
+def _seeded(cfg: RunConfig, server: Server, stack: contextlib.ExitStack) -> dict[str, str]:
+    if cfg.scenario == "breaking_news":   # published until the run is over
+        return stack.enter_context(live_channel(server, cfg.lead + cfg.duration + 120))
+    return SEEDERS[cfg.scenario](server)
+
+
+def _server_env(cfg: RunConfig) -> dict[str, str]:
+    if cfg.scenario != "breaking_news":
+        return {}
+    # Every simulated player sits on 127.0.0.1: no access log line per held request either (log volume, not a
+    # limit); nginx's log counts the origin's requests.
+    return {**live_env(free_port(), free_port()), "ONAIR_ACCESS_LOG": "errors"}
 
 
 def run_scenario(cfg: RunConfig) -> dict[str, Any]:
     """Start onair, seed, load, summarise; writes <out>/<scenario>_summary.json and returns it."""
     cfg.out.mkdir(parents=True, exist_ok=True)
-    with onair_server(cfg.workers, cfg.out / f"{cfg.scenario}_server.log") as server:
+    if cfg.scenario == "breaking_news":
+        cfg.lead = float(cfg.extra_env.setdefault("LOADTEST_JOIN_WINDOW", "10"))
+    edge_log = cfg.out / f"{cfg.scenario}_edge.log"
+    edge_log.unlink(missing_ok=True)
+    with onair_server(cfg.workers, cfg.out / f"{cfg.scenario}_server.log", _server_env(cfg)) as server, \
+            contextlib.ExitStack() as stack:
         try:
-            seeded = SEEDERS[cfg.scenario](server)
+            seeded = _seeded(cfg, server, stack)
         except ScenarioUnavailable as exc:
             summary: dict[str, Any] = {"scenario": cfg.scenario, "status": "unavailable", "reason": str(exc)}
         else:
-            with _cache_in_front(cfg, server.base) as target:
+            with _cache_in_front(cfg, server.base, edge_log) as target:
                 cfg.target = target
-                prefix, counters = run_locust(cfg, target or server.base, seeded, server.admin_token)
-                summary = {"status": "ran", **summarise(cfg, server, prefix, counters, seeded)}
+                sampler = edge_report.RssSampler(server.pid)
+                baseline_rss = sampler.rss()
+                sampler.start()
+                try:
+                    prefix, counters, held = run_locust(cfg, target or server.base, seeded, server.admin_token)
+                finally:
+                    sampler.stop()
+            summary = {"status": "ran", **summarise(cfg, server, prefix, counters, seeded)}
+            if cfg.scenario == "breaking_news":
+                summary["edge"] = edge_report.report(
+                    edge_report.read_edge_log(edge_log), held,
+                    edge_report.parts_written(server.data_dir, seeded["CHANNEL_ID"]), seeded["TRACK"],
+                    baseline_rss, sampler.samples)
+                summary["edge"].update(failures=summary["endpoints"].get("ALL", {}).get("failures"),
+                                       join_window_s=cfg.lead, playlist_cache_lock=cfg.playlist_lock,
+                                       note=edge_report.NOTE)
     (cfg.out / f"{cfg.scenario}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -373,6 +423,14 @@ def _print(summary: dict[str, Any]) -> None:
               f"peak {v['peak_acknowledged_per_s']}/s")
     if "cache" in summary:
         print(f"    cache hits: {summary['cache']['hit_ratio']}")
+    if "edge" in summary:
+        e = summary["edge"]
+        print(f"    parts+segments cache hits: {e['parts_and_segments_hit_ratio']}; origin requests per object: "
+              + ", ".join(f"{k} max {v['max_per_object']}" for k, v in e["origin_requests_per_object"].items()))
+        for where, p in e["blocking_reload_answered_after_part"].items():
+            print(f"    blocking reload answered after the part, {where}: n={p['n']} p50={p.get('p50_ms')} "
+                  f"p99={p.get('p99_ms')} ms")
+        print(f"    memory: {e['memory']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -387,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="base URL to load instead of the origin (the nginx cache for show_start); "
                              "must be on 127.0.0.1")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--join-window", type=float, default=10.0,
+                        help="breaking_news: seconds within which every player joins (DURATION follows)")
+    parser.add_argument("--probes", type=int, default=3,
+                        help="breaking_news: players that go straight to the origin (its own answer times)")
+    parser.add_argument("--playlist-lock", action="store_true",
+                        help="breaking_news: turn nginx's cache lock on for blocking reloads too (to measure it)")
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 600 or not 0 < args.users <= 100_000:
         parser.error("--duration must be in (0, 600] and --users in (0, 100000]")
@@ -397,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in scenarios:
         cfg = RunConfig(scenario, users=args.users, duration=args.duration, workers=args.workers,
                         max_requests=args.max_requests, processes=args.processes,
-                        target=args.target if scenario == "show_start" else None, out=args.out)
+                        target=args.target if scenario in THROUGH_CACHE else None, out=args.out,
+                        playlist_lock=args.playlist_lock)
+        if scenario == "breaking_news":
+            cfg.extra_env.update(LOADTEST_JOIN_WINDOW=str(args.join_window), LOADTEST_PROBES=str(args.probes))
         summary = run_scenario(cfg)
         summaries.append(summary)
         _print(summary)

@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +24,9 @@ def nginx_binary() -> str | None:
 
 
 def render(prefix: Path, origin: str, listen: str, *, workers: int = 1, extra: str = "",
-           site: str = "onair-cdn.conf", objects: Path | None = None) -> Path:
+           site: str = "onair-cdn.conf", objects: Path | None = None,
+           edit: Callable[[str, str], str] | None = None) -> Path:
+    """The config files with placeholders filled; `edit(name, text)` may change a file (e.g. a variant measured)."""
     values = {"PREFIX": str(prefix), "CACHE_DIR": str(prefix / "cache"), "ORIGIN": origin, "LISTEN": listen,
               "WORKERS": str(workers), "EXTRA": extra, "SITE": site,
               "OBJECTS": f"{objects}/" if objects is not None else "",
@@ -34,18 +36,20 @@ def render(prefix: Path, origin: str, listen: str, *, workers: int = 1, extra: s
         text = (DEPLOY / name).read_text()
         for key, value in values.items():
             text = text.replace(f"@@{key}@@", value)
-        (prefix / name).write_text(text)
+        (prefix / name).write_text(edit(name, text) if edit else text)
     return prefix / "nginx.conf"
 
 
 @contextmanager
 def running_nginx(binary: str, prefix: Path, origin: str, *, workers: int = 1, extra: str = "",
-                  site: str = "onair-cdn.conf", objects: Path | None = None) -> Iterator[str]:
+                  site: str = "onair-cdn.conf", objects: Path | None = None,
+                  edit: Callable[[str, str], str] | None = None) -> Iterator[str]:
     """Start nginx on a free loopback port; yield its base URL. `site` is the deploy/nginx file to serve
     (the caching CDN, or onair-offload.conf with `objects` = the data dir's objects/ folder)."""
     prefix.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    conf = render(prefix, origin, f"127.0.0.1:{port}", workers=workers, extra=extra, site=site, objects=objects)
+    conf = render(prefix, origin, f"127.0.0.1:{port}", workers=workers, extra=extra, site=site, objects=objects,
+                  edit=edit)
     check = subprocess.run([binary, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"nginx -t failed: {check.stderr}")

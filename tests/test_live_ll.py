@@ -220,3 +220,26 @@ async def test_through_nginx_a_crowd_shares_each_blocking_reload_and_part(logged
         assert 1 <= len(at_origin) <= crowd and [p for p, _ in seen].count(f"/live/{cid}/{uri[3:]}") == 1
     finally:
         await asyncio.to_thread(pub.wait, 30)
+
+
+async def test_delta_updates_answer_plain_and_blocking_reloads(live: TestClient):
+    """`_HLS_skip=YES` on a playlist the publisher wrote (no encoder needed): the older segments become EXT-X-SKIP,
+    alone or with a blocking reload; a value other than YES/v2 is a 400 naming the field."""
+    from onair.core.storage import STORE
+    from streaming.live.channels import live_prefix
+    from tests.test_live_ll_playlists import timeline
+    from transcode import live_manifests
+
+    cid = (await create(live, dvr_seconds=60))["id"]
+    full = live_manifests.media_playlist(timeline(20, 2), "v0", low=True)
+    await live.app[STORE].put_bytes(live_prefix(cid) + "hls/v0.m3u8", full.encode())
+    url = f"/live/{cid}/hls/v0.m3u8"
+    assert await (await live.get(url)).text() == full
+    plain = await live.get(url, params={"_HLS_skip": "YES"})
+    assert plain.status == 200 and plain.headers["Cache-Control"] == "public, max-age=1"
+    assert "#EXT-X-SKIP:SKIPPED-SEGMENTS=14" in await plain.text()
+    held = await live.get(url, params={"_HLS_msn": 21, "_HLS_part": 1, "_HLS_skip": "YES"})
+    text = await held.text()
+    assert held.status == 200 and "#EXT-X-SKIP:SKIPPED-SEGMENTS=14" in text and "000021.1.m4s" in text
+    bad = await live.get(url, params={"_HLS_skip": "NO"})
+    assert bad.status == 400 and (await bad.json())["field"] == "_HLS_skip"

@@ -80,15 +80,17 @@ async def test_hlsjs_plays_a_low_latency_channel_with_parts_and_blocking_reloads
     during = seen[mark:]
     blocking = [(p, st) for p, st in during if "_HLS_msn=" in p and "_HLS_part=" in p]
     parts = [(p, st) for p, st in during if re.search(r"/cmaf/v0/\d{6}\.\d+\.m4s$", p)]
+    deltas = [(p, st) for p, st in during if "_HLS_skip=" in p]   # delta updates (CAN-SKIP-UNTIL), when hls.js asks
     latencies = sorted(x for x in samples if x is not None)
     print(f"LL-HLS in Chromium: start {started:.2f} s after page load, played {state['t'] - first:.1f} s in "
           f"{WATCH_SECONDS:.0f} s, stalls {state['stalls']}, {len(blocking)} blocking reloads, "
-          f"{len(parts)} video parts,"
+          f"{len(parts)} video parts, {len(deltas)} delta updates,"
           f" latency behind the encoder clock p50 {latencies[len(latencies) // 2] if latencies else None} s;"
           f" overlay: {state['overlay']}")
     assert state["low"] is True and not state["errors"], state
     assert len(blocking) >= WATCH_SECONDS and all(st == 200 for _, st in blocking), blocking[:5]
     assert len(parts) >= WATCH_SECONDS and all(st == 200 for _, st in parts), parts[:5]
+    assert all(st == 200 for _, st in deltas), deltas[:5]
     assert state["t"] - first > WATCH_SECONDS * 0.7
     assert "LL" in state["overlay"] and "latency" in state["overlay"]
     assert latencies and latencies[len(latencies) // 2] < 5.0, latencies

@@ -74,7 +74,9 @@ def media_playlist(state: dict[str, Any], tid: str, *, vod: bool = False, ended:
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}"]
     if part_target:
         # PART-HOLD-BACK at least 3 part targets (the spec's floor is 2; 3 rides out one late part).
-        lines += [f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target:.3f}",
+        # CAN-SKIP-UNTIL: delta updates (streaming/live/delta.py) keep the last 6 target durations, the spec's floor.
+        lines += [f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target:.3f},"
+                  f"CAN-SKIP-UNTIL={6 * target:.1f}",
                   f"#EXT-X-PART-INF:PART-TARGET={part_target:.5f}"]
     first_seq = segs[0][SEQ] if segs else (opened or [0])[SEQ]
     lines += [f"#EXT-X-MEDIA-SEQUENCE:{first_seq}", f"#EXT-X-DISCONTINUITY-SEQUENCE:{disc_seq}",

@@ -100,9 +100,38 @@ def too_far(have: Edge, want: Wanted) -> bool:
     return not have.ended and want.msn > have.last_msn + 2
 
 
+class SharedReads:
+    """Held requests woken by the same announcement share one read of their playlist (per process): a crowd of N held
+    requests costs one store read per part instead of N (N thread-pool reads on the local store, N GETs on S3).
+
+    Keyed by the announcement itself: the publisher writes the playlist before announcing the part, and the read is
+    started by the first request to see that announcement, so everyone sharing it sees at least that part. A request
+    that wakes after the shared read has finished starts a fresh one."""
+
+    def __init__(self) -> None:
+        self._reads: dict[tuple, asyncio.Future[bytes]] = {}
+
+    async def read(self, key: tuple, read: Callable[[], Awaitable[bytes]]) -> bytes:
+        found = self._reads.get(key)
+        if found is None:
+            found = asyncio.ensure_future(read())
+            self._reads[key] = found
+            found.add_done_callback(lambda done: self._done(key, done))
+        return await asyncio.shield(found)   # one waiter giving up does not cancel the others' read
+
+    def _done(self, key: tuple, done: asyncio.Future[bytes]) -> None:
+        self._reads.pop(key, None)
+        if not done.cancelled():
+            done.exception()   # retrieved here too, in case every waiter gave up
+
+
+SHARED = SharedReads()
+
+
 async def hold(bus: Bus, channel_id: str, track: str, want: Wanted,
-               read: Callable[[], Awaitable[bytes]]) -> bytes:
-    """The playlist once it satisfies `want`; 400 when it asks too far ahead, 503 after HOLD_TARGETS targets."""
+               read: Callable[[], Awaitable[bytes]], shared_key: str | None = None) -> bytes:
+    """The playlist once it satisfies `want`; 400 when it asks too far ahead, 503 after HOLD_TARGETS targets.
+    With `shared_key` (the playlist's store key), requests woken by one announcement share one read (SharedReads)."""
     # Subscribe before the first read, so a part announced in between is never missed.
     async with bus.subscribe(live_parts_channel(channel_id), maxsize=QUEUE) as sub:
         data = await read()
@@ -121,7 +150,11 @@ async def hold(bus: Bus, channel_id: str, track: str, want: Wanted,
             except TimeoutError:
                 raise PartNotYetAvailable(f"segment {want.msn} part {want.part} did not appear within "
                                           f"{HOLD_TARGETS} target durations") from None
-            data = await read()
+            if shared_key is None:
+                data = await read()
+            else:
+                announced = (shared_key, message.get("msn"), message.get("part"), message.get("complete"))
+                data = await SHARED.read(announced, read)
             have = edge(data.decode())
         return data
 

@@ -8,7 +8,8 @@ streaming/live/viewer_rights.py.
 Low latency: a plain playlist changes with every part -> one second; a blocking reload (`_HLS_msn`/`_HLS_part`,
 streaming/live/blocking.py) answers one fixed question -> cacheable for the time a request may be held, so a CDN
 whose cache key includes the query collapses a crowd asking for the same part onto one origin request; parts, like
-segments, are written once -> immutable.
+segments, are written once -> immutable. `_HLS_skip=YES` answers a delta update (streaming/live/delta.py), another
+question with its own cache key.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from onair.core.errors import AppError, NotFound, problem_response
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE, ObjectNotFound
 from streaming.delivery import access, caching, origin
-from streaming.live import blocking
+from streaming.live import blocking, delta
 from streaming.live.channels import ON_AIR, Channel, get_channel, live_prefix
 from streaming.live.viewer_rights import check_rights, rights_caching
 
@@ -102,7 +103,9 @@ async def serve(request: web.Request) -> web.StreamResponse:
         if key == STATUS_KEY:
             return web.json_response({"status": PUBLIC_STATUS.get(ch.status, "idle"), "event": ch.event_no},
                                      headers={**cors, "Cache-Control": "public, max-age=1"})
-        want = blocking.wanted(request.query) if key.endswith(".m3u8") and ch.latency == "low" else None
+        low_playlist = key.endswith(".m3u8") and ch.latency == "low"
+        want = blocking.wanted(request.query) if low_playlist else None
+        delta_update = low_playlist and delta.wants_skip(request.query)
 
         async def read() -> bytes:
             try:
@@ -120,7 +123,9 @@ async def serve(request: web.Request) -> web.StreamResponse:
                 data = await read()
         else:
             track = key.rsplit("/", 1)[-1].removesuffix(".m3u8")
-            data = await blocking.hold(request.app[BUS], channel_id, track, want, read)
+            data = await blocking.hold(request.app[BUS], channel_id, track, want, read, shared_key=store_key)
+        if delta_update:
+            data = delta.skip(data.decode()).encode()
     except AppError as err:
         headers = {**cors, **err.headers, "Cache-Control": "public, max-age=1" if err.status == 404 else "no-store"}
         return problem_response(err.status, err.code, err.title, err.detail, headers=headers, instance=request.path,
