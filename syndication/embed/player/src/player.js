@@ -158,13 +158,14 @@ function liveClock(video, state) {
     const r = video.seekable;
     return r && r.length ? { start: r.start(0), end: r.end(r.length - 1) } : null;
   };
-  // hls.js knows its target distance from the end (liveSyncPosition); dash.js how far it is behind real time and
-  // how far it should be; natively, three seconds short of the end.
+  // hls.js knows its target distance from the end (liveSyncPosition); dash.js's seekable range ends at the live
+  // edge by the MPD's clock, and it plays its target latency behind that; natively, three seconds short of the end.
   const edge = () => {
     if (state.hls && state.hls.liveSyncPosition != null) return state.hls.liveSyncPosition;
     if (state.dash && state.dash.isDynamic()) {
-      const late = state.dash.getCurrentLiveLatency() - state.dash.getTargetLiveDelay();
-      if (isFinite(late)) return video.currentTime + Math.max(0, late);
+      const r = range();
+      const target = state.dash.getTargetLiveDelay();
+      if (r && isFinite(target)) return Math.max(r.start, r.end - target);
     }
     const r = range();
     return r ? Math.max(r.start, r.end - 3) : null;
@@ -373,7 +374,8 @@ function setup(root, cfg) {
   };
   const goLive = () => {
     const e = live.edge();
-    if (e != null) video.currentTime = e;
+    if (state.dash && state.dash.isDynamic()) state.dash.seekToOriginalLive();  // its own live point and catch-up
+    else if (e != null) video.currentTime = e;
     if (video.paused) video.play().catch(() => {});
   };
   seek.addEventListener("input", () => {
