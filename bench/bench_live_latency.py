@@ -1,5 +1,6 @@
-"""Glass-to-glass latency of a live channel in Chromium: LL-HLS (hls.js lowLatencyMode) and, from the same
-channel, standard HLS (hls.js without LL), each over BENCH_SECONDS of playback.
+"""Glass-to-glass latency of a live channel in Chromium: LL-HLS (hls.js lowLatencyMode), from the same channel
+standard HLS (hls.js without LL) and LL-DASH (dash.js low-latency mode with live catch-up), and from a second,
+standard-latency channel DASH (dash.js), each over BENCH_SECONDS of playback (ONAIR_BENCH_LIVE_MODES picks some).
 
 The publisher (ffmpeg -re, testsrc2 640x360 at 25 fps over RTMP) burns its frame number into the picture as a
 16-bit barcode; frame N is captured at t0 + N/25, t0 being taken just before ffmpeg starts (so ffmpeg's own start
@@ -44,7 +45,8 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet
 <div class="op-player" tabindex="0"><video playsinline muted></video><div class="op-status" hidden></div>
 <div class="op-thumb" hidden></div><div class="op-bar"><button class="op-play"></button>
 <input class="op-seek" type="range" min="0" max="1000"><span class="op-time"></span><button class="op-mute"></button>
-<button class="op-fs"></button></div></div>
+<button class="op-fs"></button><span class="op-badge"></span><button class="op-golive"></button>
+<div class="op-slate" hidden><p></p></div></div></div>
 <script type="application/json" id="onair-config">{config}</script></body></html>"""
 # Reads the barcode of every presented frame; latency against the publisher's clock (t0 from the page URL).
 PROBE = """(t0) => { const v = window.onairPlayer.video, c = document.createElement('canvas'), out = window.g2g = [];
@@ -59,6 +61,14 @@ PROBE = """(t0) => { const v = window.onairPlayer.video, c = document.createElem
     v.requestVideoFrameCallback(tick); };
   v.requestVideoFrameCallback(tick); }""".replace("BITS", str(BITS)).replace("HALF", str(BAR // 2)).replace(
     "BAR", str(BAR))
+
+
+# mode -> (channel latency, player engine, player low-latency settings, label)
+MODES = {"ll-hls": ("low", "hlsjs", True, "LL-HLS (hls.js lowLatencyMode)"),
+         "hls": ("low", "hlsjs", False, "standard HLS (hls.js)"),
+         "ll-dash": ("low", "dashjs", True, "LL-DASH (dash.js low-latency mode, live catch-up)"),
+         "dash": ("standard", "dashjs", False, "DASH (dash.js, standard-latency channel)")}
+WANTED = [m for m in os.environ.get("ONAIR_BENCH_LIVE_MODES", ",".join(MODES)).split(",") if m in MODES]
 
 
 def _publisher(url: str, seconds: float) -> subprocess.Popen:
@@ -81,11 +91,12 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
-async def _watch(browser: Any, base: str, cid: str, low: bool, t0: float) -> dict[str, Any]:
+async def _watch(browser: Any, base: str, cid: str, mode: str, t0: float) -> dict[str, Any]:
+    _, engine, low, label = MODES[mode]
     page = await browser.new_page()
     try:
         loaded = time.monotonic()
-        await page.goto(f"{base}/bench-page/{cid}?low={int(low)}")
+        await page.goto(f"{base}/bench-page/{cid}?low={int(low)}&engine={engine}")
         await page.wait_for_function("window.onairPlayer && window.onairPlayer.video.currentTime > 0",
                                      timeout=30000)
         start = time.monotonic() - loaded
@@ -95,7 +106,7 @@ async def _watch(browser: Any, base: str, cid: str, low: bool, t0: float) -> dic
         stalls = await page.evaluate("window.stalls")
     finally:
         await page.close()
-    return {"mode": "LL-HLS (hls.js lowLatencyMode)" if low else "standard HLS (hls.js)",
+    return {"mode": label,
             "p50_s": _percentile(samples, 0.5), "p95_s": _percentile(samples, 0.95), "frames": len(samples),
             "seconds": BENCH_SECONDS, "stalls": stalls, "start_after_page_load_s": round(start, 2)}
 
@@ -106,14 +117,38 @@ def _app(settings: Settings, url: str) -> web.Application:
     async def page(request: web.Request) -> web.Response:
         bundle = json.loads(MANIFEST.read_text())
         low = request.query.get("low") == "1"
-        config = {"asset_id": None, "src": f"/live/{request.match_info['cid']}/hls/master.m3u8", "title": "bench",
-                  "autoplay": True, "start": 0, "loop": False, "engine": "hlsjs", "low_latency": low,
-                  "events_url": None}
+        cid = request.match_info["cid"]
+        config = {"asset_id": None, "src": f"/live/{cid}/hls/master.m3u8", "dash": f"/live/{cid}/dash/manifest.mpd",
+                  "live": True, "title": "bench", "autoplay": True, "start": 0, "loop": False,
+                  "engine": request.query.get("engine", "hlsjs"), "low_latency": low, "events_url": None}
         return web.Response(text=PAGE.format(css=bundle["player.css"], js=bundle["player.js"],
                                              config=json.dumps(config)), content_type="text/html")
 
     app.router.add_get("/bench-page/{cid}", page)
     return app
+
+
+async def _channel_runs(browser: Any, base: str, headers: dict[str, str], latency: str,
+                        modes: list[str]) -> list[dict[str, Any]]:
+    pub = None
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{base}/api/v1/live/channels", headers=headers,
+                              json={"title": "bench", "latency": latency, "dvr_seconds": 300}) as resp:
+                ch = await resp.json()
+            t0 = time.time()
+            pub = _publisher(ch["ingest"]["rtmp"], len(modes) * BENCH_SECONDS + 60)
+            for key in ("hls/master.m3u8", "dash/manifest.mpd"):
+                while True:
+                    async with s.get(f"{base}/live/{ch['id']}/{key}") as resp:
+                        if resp.status == 200:
+                            break
+                    await asyncio.sleep(0.2)
+        return [await _watch(browser, base, ch["id"], mode, t0) for mode in modes]
+    finally:
+        if pub is not None:
+            pub.kill()
+            pub.wait(10)
 
 
 async def run(results_dir: Path) -> dict[str, Any]:
@@ -131,28 +166,18 @@ async def run(results_dir: Path) -> dict[str, Any]:
             await web.TCPSite(runner, "127.0.0.1", port).start()
             base = f"http://127.0.0.1:{port}"
             headers = {"Authorization": f"Bearer {TOKEN}"}
-            pub = None
+            runs = []
             try:
-                async with aiohttp.ClientSession() as s:
-                    async with s.post(f"{base}/api/v1/live/channels", headers=headers,
-                                      json={"title": "bench", "latency": "low", "dvr_seconds": 300}) as resp:
-                        ch = await resp.json()
-                    t0 = time.time()
-                    pub = _publisher(ch["ingest"]["rtmp"], 2 * BENCH_SECONDS + 60)
-                    while True:
-                        async with s.get(f"{base}/live/{ch['id']}/hls/master.m3u8") as resp:
-                            if resp.status == 200:
-                                break
-                        await asyncio.sleep(0.2)
                 async with async_playwright() as p:
                     browser = await p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS,
                                                       headless=True)
-                    runs = [await _watch(browser, base, ch["id"], low, t0) for low in (True, False)]
+                    # One channel (and one publisher) at a time: two encoders would measure each other on 2 cores.
+                    for latency in ("low", "standard"):
+                        modes = [m for m in WANTED if MODES[m][0] == latency]
+                        if modes:
+                            runs += await _channel_runs(browser, base, headers, latency, modes)
                     await browser.close()
             finally:
-                if pub is not None:
-                    pub.kill()
-                    pub.wait(10)
                 await runner.cleanup()
     figures = {"method": __doc__.split("\n\n")[1].replace("\n", " "), "cpus": os.cpu_count(),
                "segment_s": 2.0, "part_s": 0.4, "runs": runs}

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import aiohttp
@@ -131,6 +132,7 @@ async def test_private_asset_gets_a_short_lived_signed_path(
                        now.timestamp()) is TokenProblem.WRONG_PATH
     assert check_token(SIGNING_KEY, token, segment, now.timestamp() + 3601) is TokenProblem.EXPIRED
     assert cfg["storyboard"].startswith(f"/media/{asset_id}/tok/{token}/")
+    assert cfg["dash"] == f"/media/{asset_id}/tok/{token}/dash/manifest.mpd"   # dash.js plays under the same token
     # the public watch page does not exist for private videos
     assert (await client.get(f"/watch/{asset_id}")).status == 404
 
@@ -156,6 +158,30 @@ def test_start_option_parsing_never_fails() -> None:
     for bad in ("abc", "-5", "nan", "inf", "1:x", "5q"):
         assert _seconds(bad) == 0
     assert PlayerOptions.from_query({"autoplay": "0"}).autoplay is False
+
+
+def test_engine_option_names_a_player_engine_or_none() -> None:
+    engine = lambda q: PlayerOptions.from_query({"engine": q}).engine  # noqa: E731
+    assert (engine("dash"), engine("dashjs"), engine("hlsjs"), engine("native")) == ("dashjs", "dashjs", "hlsjs",
+                                                                                     "native")
+    assert engine("flash") is None and engine("") is None
+
+
+def test_live_page_names_the_mpd_and_the_channel_latency() -> None:
+    from datetime import UTC, datetime
+
+    from streaming.live import Channel
+    from syndication.embed.live_pages import live_page
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    channel = Channel("ch1", "News", "key", False, 60, "public", "low", "live", None, 1, "rtmp", None, None, None,
+                      [], None, now, None, now, now)
+    page = live_page(channel, "ch1", now, PlayerOptions.from_query({"engine": "dash", "debug": "1"}))
+    assert page.config is not None
+    assert (page.config["dash"], page.config["engine"], page.config["low_latency"], page.config["debug"]) == (
+        "/live/ch1/dash/manifest.mpd", "dashjs", True, True)
+    standard = live_page(replace(channel, latency="standard"), "ch1", now, PlayerOptions())
+    assert standard.config is not None and standard.config["low_latency"] is False
 
 
 async def test_watch_page_has_discovery_and_copyable_snippet(client: TestClient, db: asyncpg.Pool) -> None:
@@ -234,8 +260,9 @@ async def test_player_events_are_counted_per_asset_and_referrer(client: TestClie
 
 
 def test_committed_bundle_matches_manifest_and_lockfile() -> None:
-    """The served bundle is what the lockfile builds: hashed names, pinned hls.js, and (when the npm
-    dependencies are installed here) a byte-identical rebuild."""
+    """The served bundle is what the lockfile builds: hashed names, pinned hls.js and dash.js (its own chunk, named
+    inside the player script that loads it), and (when the npm dependencies are installed here) a byte-identical
+    rebuild of every file."""
     import shutil
     import subprocess
     import tempfile
@@ -244,12 +271,18 @@ def test_committed_bundle_matches_manifest_and_lockfile() -> None:
     root = Path(__file__).resolve().parent.parent
     static = root / "syndication" / "embed" / "static" / "player"
     manifest = json.loads((static / "manifest.json").read_text())
-    assert set(manifest) == {"player.js", "player.css"}
+    assert set(manifest) == {"player.js", "player.css", "player-dash.js"}
     assert sorted(p.name for p in static.iterdir()) == sorted([*manifest.values(), "manifest.json"])
     lock = json.loads((root / "syndication" / "embed" / "player" / "package-lock.json").read_text())
     package = json.loads((root / "syndication" / "embed" / "player" / "package.json").read_text())
-    pinned = package["dependencies"]["hls.js"]
-    assert re.fullmatch(r"\d+\.\d+\.\d+", pinned) and lock["packages"]["node_modules/hls.js"]["version"] == pinned
+    for dependency in ("hls.js", "dashjs"):
+        pinned = package["dependencies"][dependency]
+        assert re.fullmatch(r"\d+\.\d+\.\d+", pinned), (dependency, pinned)
+        assert lock["packages"][f"node_modules/{dependency}"]["version"] == pinned
+    # the player fetches the dash.js chunk by the name it was built with; the page itself never names it
+    assert manifest["player-dash.js"] in (static / manifest["player.js"]).read_text()
+    assert "liveCatchupModeLoLP" in (static / manifest["player-dash.js"]).read_text()
+    assert "liveCatchupModeLoLP" not in (static / manifest["player.js"]).read_text()   # dash.js stays out
     player = root / "syndication" / "embed" / "player"
     node = shutil.which("node")
     if node and (player / "node_modules" / "esbuild").exists():

@@ -2,8 +2,8 @@
 with its clock advancing, the seek bar reaches back into the DVR window and "Go live" returns to the edge; when the
 publisher drops, the last picture stays under a "we'll be right back" slate, then the "ended" one.
 
-The player plays HLS only (hls.js light; native HLS on Apple devices); the channel's DASH MPD is for other players
-(HbbTV) and is checked against the schema in test_live.py, not played here.
+hls.js plays here (native HLS on Apple devices); dash.js plays the channel's DASH MPD (`?engine=dash`) in
+test_dashjs_browser.py, and the MPD is checked against the schema in test_live.py.
 """
 
 from __future__ import annotations

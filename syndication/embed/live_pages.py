@@ -1,7 +1,7 @@
 """What /embed/live/{id} and /watch/live/{id} show for a live channel: a pure decision, like pages.player_page.
 
 A channel on air (starting, live, or waiting for its encoder to come back) gets the player in live mode: the
-live HLS master (the player plays HLS only; the DASH MPD is named in the config for players that want it), a
+live HLS master (hls.js; dash.js plays the DASH MPD with `?engine=dash`, in low-latency mode on an LL channel), a
 LIVE badge, seeking inside the DVR window and a "go live" button. Off air, a message page that reloads itself,
 so a page opened before the show starts begins playing without the viewer doing anything.
 """
@@ -47,6 +47,7 @@ def live_page(channel: Channel | None, channel_id: str, now: datetime, options: 
     config = {"asset_id": None, "channel_id": channel.id, "live": True, "src": hls, "dash": dash, "title": title,
               "duration": 0, "dvr_seconds": channel.dvr_seconds,
               "status_url": f"/live/{channel.id}/status.json", "storyboard": None, "autoplay": options.autoplay,
-              "start": 0, "loop": False, "engine": options.engine, "events_url": None}
+              "start": 0, "loop": False, "engine": options.engine, "debug": options.debug,
+              "low_latency": channel.latency == "low", "events_url": None}
     return PlayerPage(200, channel.id, title, poster=f"/live/{channel.id}/images/poster.jpg", config=config,
                       discoverable=False, robots="noindex")

@@ -25,6 +25,10 @@ DEFAULT_WIDTH = 640
 _HOST_SOURCE = re.compile(r"(https?://)?(\*\.)?[A-Za-z0-9.-]+(:(\d{1,5}|\*))?")
 
 
+# `?engine=` values -> the player's engine names (anything else: the player chooses).
+ENGINES = {"native": "native", "hlsjs": "hlsjs", "hls": "hlsjs", "dash": "dashjs", "dashjs": "dashjs"}
+
+
 @dataclass(frozen=True)
 class PlayerOptions:
     """Query options of /embed/{id}: `autoplay` (always muted: browsers block sound), `start=` seconds, `loop`."""
@@ -32,14 +36,14 @@ class PlayerOptions:
     autoplay: bool = False
     start: float = 0.0
     loop: bool = False
-    engine: str | None = None   # "native" | "hlsjs": force a playback engine (support, tests)
+    engine: str | None = None   # "native" | "hlsjs" | "dashjs" (`?engine=dash`): force a playback engine
     debug: bool = False         # ?debug=1: the player shows its engine and latency behind real time
 
     @classmethod
     def from_query(cls, query: dict[str, str]) -> PlayerOptions:
-        engine = query.get("engine")
+        engine = ENGINES.get(query.get("engine") or "")
         return cls(autoplay=_flag(query.get("autoplay")), start=_seconds(query.get("start") or query.get("t")),
-                   loop=_flag(query.get("loop")), engine=engine if engine in ("native", "hlsjs") else None,
+                   loop=_flag(query.get("loop")), engine=engine,
                    debug=_flag(query.get("debug")))
 
 
@@ -159,6 +163,7 @@ def player_page(asset: Asset | None, asset_id: str, now: datetime, options: Play
 
     outputs = asset.outputs or {}
     hls_key = outputs.get("hls") or "hls/master.m3u8"
+    dash_key = outputs.get("dash") or "dash/manifest.mpd"
     private = asset.visibility == "private"
     if private:
         # Short-lived and bound to this asset's prefix; the token sits in the path so relative segment
@@ -172,7 +177,8 @@ def player_page(asset: Asset | None, asset_id: str, now: datetime, options: Play
     poster = base + outputs["poster"] if outputs.get("poster") else None
     storyboard = (outputs.get("storyboard") or {}).get("vtt")
     captions = [_caption(base, c) for c in outputs.get("captions") or [] if c.get("vtt") or c.get("key")]
-    config = {"asset_id": asset.id, "src": src, "title": title, "duration": asset.duration or 0,
+    config = {"asset_id": asset.id, "src": src, "dash": base + dash_key, "title": title,
+              "duration": asset.duration or 0,
               "storyboard": base + storyboard if storyboard else None,
               "autoplay": options.autoplay, "start": options.start, "loop": options.loop, "engine": options.engine,
               "debug": options.debug, "events_url": "/api/v1/player/events"}

@@ -1,5 +1,7 @@
 // Bundles src/ into ../static/player/ with content-hashed names and writes manifest.json
 // (logical name -> hashed file) for the server. Output depends only on the sources and the lockfile.
+// Two builds: dash.js first, as a chunk of its own that the player loads only when it plays DASH; then the
+// player itself, which is told the chunk's hashed name at build time (so no page has to pass it along).
 import { build } from "esbuild";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -11,8 +13,7 @@ const outdir = process.env.ONAIR_PLAYER_OUTDIR || join(here, "..", "static", "pl
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
 
-const result = await build({
-  entryPoints: { player: join(here, "src", "player.js"), "player-style": join(here, "src", "player.css") },
+const common = {
   bundle: true,
   minify: true,
   format: "iife",
@@ -22,13 +23,20 @@ const result = await build({
   outdir,
   metafile: true,
   logLevel: "warning",
+};
+
+const entryOutputs = (result) =>
+  Object.entries(result.metafile.outputs).filter(([, info]) => info.entryPoint).map(([file]) => basename(file));
+
+const [dashName] = entryOutputs(await build({ ...common, entryPoints: { "player-dash": join(here, "src", "dash.js") } }));
+const result = await build({
+  ...common,
+  entryPoints: { player: join(here, "src", "player.js"), "player-style": join(here, "src", "player.css") },
+  define: { __DASH_CHUNK__: JSON.stringify(dashName) },
 });
 
 const manifest = {};
-for (const [file, info] of Object.entries(result.metafile.outputs)) {
-  if (!info.entryPoint) continue;
-  const name = basename(file);
-  manifest[name.endsWith(".css") ? "player.css" : "player.js"] = name;
-}
+for (const name of entryOutputs(result)) manifest[name.endsWith(".css") ? "player.css" : "player.js"] = name;
+manifest["player-dash.js"] = dashName;
 writeFileSync(join(outdir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
 console.log("player bundle:", readdirSync(outdir).join(", "));

@@ -4,7 +4,38 @@
 // Configuration comes from a JSON block the server renders (no inline script, so a strict CSP holds).
 // Live channels (cfg.live) play the same way; the seek bar then spans the DVR window (video.seekable), a LIVE
 // badge says whether we are at the live edge, and "Go live" jumps back to it.
+// DASH (`?engine=dash`: what HbbTV terminals play, tried in a browser) goes through dash.js, a separate chunk
+// (player-dash.*.js) fetched only then: the hls.js page does not carry its weight.
 import Hls from "hls.js/dist/hls.mjs";
+
+// The dash.js chunk sits next to this script; its hashed name is fixed at build time (build.mjs).
+const SCRIPT_URL = (document.currentScript && document.currentScript.src) || location.href;
+let dashChunk = null;
+
+function loadDash() {
+  if (!dashChunk) {
+    dashChunk = new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = new URL(__DASH_CHUNK__, SCRIPT_URL).href;
+      script.onload = () => (window.onairDash ? resolve(window.onairDash) : reject(new Error("no dash.js")));
+      script.onerror = () => reject(new Error("the dash.js chunk did not load"));
+      document.head.appendChild(script);
+    });
+  }
+  return dashChunk;
+}
+
+// A DASH audio track's name for the menu: its Label, else the language's own name ("Deutsch", not "de").
+function trackName(track) {
+  const label = (track.labels || []).find((l) => l && l.text);
+  if (label) return label.text;
+  const lang = track.lang;
+  try {
+    const name = lang && new Intl.DisplayNames([lang], { type: "language" }).of(lang);
+    if (name && name !== lang) return name.charAt(0).toUpperCase() + name.slice(1);
+  } catch (_e) { /* not a language tag Intl knows */ }
+  return lang || "Audio";
+}
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -93,7 +124,8 @@ async function loadStoryboard(url) {
   return cues;
 }
 
-// --- ?debug=1: how far behind real time the picture is (from EXT-X-PROGRAM-DATE-TIME), for support ----------
+// --- ?debug=1: how far behind real time the picture is, for support: from EXT-X-PROGRAM-DATE-TIME (hls.js), or
+// what dash.js measures against the MPD's clock (availabilityStartTime + UTCTiming) ----------------------------
 function debugOverlay(root, state) {
   const box = document.createElement("div");
   box.className = "op-debug";
@@ -101,11 +133,18 @@ function debugOverlay(root, state) {
   root.appendChild(box);
   setInterval(() => {
     const hls = state.hls;
+    const dash = state.dash;
     const date = hls && hls.playingDate;
+    let target = hls ? hls.targetLatency : null;
     state.latency = date ? (Date.now() - date.getTime()) / 1000 : null;
+    if (dash && dash.isDynamic()) {
+      const measured = dash.getCurrentLiveLatency();
+      state.latency = isFinite(measured) && measured > 0 ? measured : null;
+      target = dash.getTargetLiveDelay();
+    }
     const parts = [state.engine + (state.lowLatency ? " LL" : ""),
       "latency " + (state.latency === null ? "?" : state.latency.toFixed(2) + " s")];
-    if (hls && isFinite(hls.targetLatency)) parts.push("target " + hls.targetLatency.toFixed(2) + " s");
+    if (target != null && isFinite(target)) parts.push("target " + target.toFixed(2) + " s");
     parts.push("rate " + state.video.playbackRate.toFixed(2));
     box.textContent = parts.join(" · ");
   }, 500);
@@ -119,9 +158,15 @@ function liveClock(video, state) {
     const r = video.seekable;
     return r && r.length ? { start: r.start(0), end: r.end(r.length - 1) } : null;
   };
-  // hls.js knows its target distance from the end (liveSyncPosition); natively, three seconds short of the end.
+  // hls.js knows its target distance from the end (liveSyncPosition); dash.js's seekable range ends at the live
+  // edge by the MPD's clock, and it plays its target latency behind that; natively, three seconds short of the end.
   const edge = () => {
     if (state.hls && state.hls.liveSyncPosition != null) return state.hls.liveSyncPosition;
+    if (state.dash && state.dash.isDynamic()) {
+      const r = range();
+      const target = state.dash.getTargetLiveDelay();
+      if (r && isFinite(target)) return Math.max(r.start, r.end - target);
+    }
     const r = range();
     return r ? Math.max(r.start, r.end - 3) : null;
   };
@@ -187,12 +232,14 @@ function setup(root, cfg) {
 
   // Engine: Apple's native HLS where it exists (Safari, iOS: AirPlay, power), hls.js wherever MSE works
   // (Chromium now also answers canPlayType "maybe", but hls.js gives us ABR capping and error recovery),
-  // native HLS as the last resort. `?engine=native|hlsjs` forces one (support and testing).
+  // native HLS as the last resort. `?engine=native|hlsjs|dash` forces one (support and testing; dash.js plays
+  // the DASH manifest where the page names one and the browser has Media Source Extensions).
   const nativeOk = !!video.canPlayType("application/vnd.apple.mpegurl");
   const apple = /Apple/.test(navigator.vendor || "");
   let engine = cfg.engine;
   if (engine === "native" && !nativeOk) engine = null;
   if (engine === "hlsjs" && !Hls.isSupported()) engine = null;
+  if (engine === "dashjs" && !(cfg.dash && (window.MediaSource || window.ManagedMediaSource))) engine = null;
   if (!engine) engine = nativeOk && apple ? "native" : Hls.isSupported() ? "hlsjs" : nativeOk ? "native" : null;
   state.engine = engine;
 
@@ -242,6 +289,37 @@ function setup(root, cfg) {
     });
     hls.loadSource(cfg.src);
     hls.attachMedia(video);
+  } else if (engine === "dashjs") {
+    // A low-latency channel: dash.js's low-latency mode follows the chunked CMAF (availabilityTimeOffset) and its
+    // live catch-up holds the ServiceDescription's target latency, at most 10 % faster or slower than real time.
+    // A standard channel stays three segments behind the edge, as hls.js does. Subtitles: the page's <track>s,
+    // as for hls.js (dash.js's own text tracks stay off so there is one set).
+    const low = !!cfg.low_latency;
+    state.lowLatency = low;
+    loadDash().then(({ MediaPlayer }) => {
+      const dash = MediaPlayer().create();
+      state.dash = dash;
+      dash.updateSettings({ streaming: Object.assign({ text: { defaultEnabled: false } },
+        live ? { liveCatchup: { enabled: low, playbackRate: { min: -0.1, max: 0.1 } } } : {},
+        live && !low ? { delay: { liveDelayFragmentCount: 3 } } : {}) });
+      const events = MediaPlayer.events;
+      const audioTracks = () => dash.getTracksFor("audio");
+      dash.on(events.STREAM_INITIALIZED, () => {
+        state.levels = dash.getRepresentationsByType("video").length;
+        const tracks = audioTracks();
+        const current = dash.getCurrentTrackFor("audio");
+        fillAudio(tracks.map(trackName), Math.max(0, tracks.findIndex((t) => current && t.id === current.id)),
+          (i) => dash.setCurrentTrack(audioTracks()[i]));
+      });
+      dash.on(events.ERROR, (e) => {
+        const err = (e && e.error) || {};
+        state.dashErrors = (state.dashErrors || []).concat([String(err.code) + " " + String(err.message || "")]);
+        reporter.send("error", { detail: "dash-" + String(err.code || "error") });
+        // A manifest that cannot be loaded or read, or a browser without MSE: nothing will play.
+        if ([10, 11, 16, 24, 25].includes(err.code)) showError("This video cannot be played right now.");
+      });
+      dash.initialize(video, cfg.dash, !!cfg.autoplay, start || undefined);
+    }).catch(() => showError("This video cannot be played right now."));
   } else {
     showError("This browser cannot play this video.");
   }
@@ -296,7 +374,8 @@ function setup(root, cfg) {
   };
   const goLive = () => {
     const e = live.edge();
-    if (e != null) video.currentTime = e;
+    if (state.dash && state.dash.isDynamic()) state.dash.seekToOriginalLive();  // its own live point and catch-up
+    else if (e != null) video.currentTime = e;
     if (video.paused) video.play().catch(() => {});
   };
   seek.addEventListener("input", () => {
