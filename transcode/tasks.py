@@ -11,6 +11,7 @@ import asyncio
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +151,12 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
 
         poster_frames = tuple(sorted({int(t * float(the_plan.fps)) for t in images.poster_times(facts.duration)}))
         poster = (poster_frames, *images.fit_within(facts.display_width, facts.display_height, 1280, 720), scratch)
-        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster)
+        target = ctx.payload.get("loudness_target") or settings.loudness_target
         measuring = asyncio.create_task(_loudness(ffmpeg, source, the_plan, facts.duration))
+        if target in loudness.TARGETS and the_plan.audio_tracks:
+            # normalising needs the figures before the encode: the gain is part of its filter graph
+            the_plan = _normalised(the_plan, await measuring, target)
+        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster)
         await _encode(ctx, argv, facts.duration, scratch)
         await ctx.report({"stage": "packaging", "percent": TRANSCODE_SPAN[1]}, force=True)
         objects, order, outputs = _package(out, the_plan, scratch, settings)
@@ -166,8 +171,9 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         published = True
         await _publish(store, prefix, objects, order, first_manifest + len(image_objects))
         outputs.update(image_doc)
-        for track, measured in zip(outputs["audio_tracks"], await measuring, strict=False):
-            track["loudness"] = measured
+        results = await _loudness_report(ffmpeg, out, the_plan, await measuring, target, facts.duration)
+        for track, report in zip(outputs["audio_tracks"], results, strict=False):
+            track["loudness"] = report
         await ctx.report({"stage": "packaging", "percent": 100.0}, force=True)
         return {"facts": facts.to_json(), "outputs": outputs, "duration": facts.duration}
     except PermanentJobError:
@@ -189,6 +195,44 @@ async def _loudness(binary: str, source: Path, the_plan: Plan, duration: float) 
     except (FFmpegError, TimeoutError, OSError) as exc:
         log.warning("loudness measurement failed: %s", exc)
         return [None] * len(tracks)
+
+
+def _normalised(the_plan: Plan, measured: list[dict[str, Any] | None], target: str) -> Plan:
+    tracks = tuple(replace(t, filters=loudness.normalisation(m, target))
+                   for t, m in zip(the_plan.audio_tracks, measured, strict=False))
+    return replace(the_plan, audio_tracks=tracks)
+
+
+def _whole_track(out: Path, rep: int) -> Path:
+    """A representation's init and media segments joined: one playable fragmented MP4."""
+    whole = out.parent / f"loudness-{rep}.mp4"
+    with whole.open("wb") as f:
+        for part in [out / f"init-{rep}.m4s", *sorted(out.glob(f"seg-{rep}-*.m4s"))]:
+            f.write(part.read_bytes())
+    return whole
+
+
+async def _loudness_report(binary: str, out: Path, the_plan: Plan, measured: list[dict[str, Any] | None],
+                           target: str, duration: float) -> list[dict[str, Any] | None]:
+    """Per output track: the source's figures, the target and how it was reached, and (when normalised) the
+    loudness of the encoded track itself, measured from its published segments."""
+    normalised = [t.filters for t in the_plan.audio_tracks]
+    after: list[dict[str, Any] | None] = [None] * len(normalised)
+    if any(normalised):
+        reps = [len(the_plan.rungs) + j for j in range(len(normalised))]  # the DASH muxer numbers audio last
+        files = await asyncio.to_thread(lambda: [str(_whole_track(out, rep)) for rep in reps])
+        try:
+            after = await loudness.measure(binary, files, [0] * len(files), timeout_for(duration))
+        except (FFmpegError, TimeoutError, OSError) as exc:
+            log.warning("loudness measurement of the outputs failed: %s", exc)
+    reports: list[dict[str, Any] | None] = []
+    for m, filters, result in zip(measured, normalised, after, strict=False):
+        if m is None:
+            reports.append(None)
+            continue
+        reports.append({**m, "target": target, "target_lufs": loudness.TARGETS.get(target),
+                        "method": loudness.method(filters), "output": result if filters else None})
+    return reports
 
 
 async def _encode(ctx: JobContext, argv: list[str], duration: float, scratch: Path) -> None:
