@@ -19,7 +19,7 @@ from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError, TransientJobError
 from onair.core.metrics import METRICS
 from onair.core.settings import Settings
-from transcode import commands, images, loudness, manifest_tracks, packaging, verify
+from transcode import commands, dash_thumbnails, images, loudness, manifest_tracks, packaging, verify
 from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
@@ -28,6 +28,8 @@ log = logging.getLogger("onair.transcode")
 
 KIND = job_kinds.TRANSCODE_ASSET
 PUBLISH_CONCURRENCY = 8
+
+MPD_KEY = "dash/manifest.mpd"
 
 # Overall percent: probing 0-2, transcoding 2-90, packaging/publishing 90-100.
 TRANSCODE_SPAN = (2.0, 90.0)
@@ -124,6 +126,15 @@ async def _images(facts: Facts, work: Path, frames: tuple[int, ...], tiles: Path
     return objects, doc
 
 
+def _add_images(objects: dict[str, Path | bytes], image_objects: dict[str, Path | bytes],
+                spec: images.StoryboardSpec) -> None:
+    """The images join the outputs; the storyboard sprite is also listed in the MPD (DASH thumbnails)."""
+    objects.update(image_objects)
+    sprite, mpd = image_objects.get("images/storyboard.jpg"), objects.get(MPD_KEY)
+    if isinstance(sprite, Path) and isinstance(mpd, bytes):
+        objects[MPD_KEY] = dash_thumbnails.add_image_set(mpd, spec, "images/storyboard.jpg", sprite.stat().st_size)
+
+
 async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
     settings, store = ctx.resources.settings, ctx.resources.store
     source_key, prefix = ctx.payload["source_key"], ctx.payload["prefix"]
@@ -163,7 +174,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         image_objects, image_doc = await _images(facts, scratch, poster_frames, tiles, spec)
         first_manifest = next(i for i, k in enumerate(order) if not k.startswith(packaging.SEGMENTS_DIR + "/"))
         order = order[:first_manifest] + list(image_objects) + order[first_manifest:]
-        objects.update(image_objects)
+        _add_images(objects, image_objects, spec)
         try:  # nothing is published unless every output reads back whole (a full disk truncates silently)
             await asyncio.to_thread(verify.verify, objects, facts.duration, float(the_plan.fps))
         except verify.OutputInvalid as exc:
