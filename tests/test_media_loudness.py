@@ -55,11 +55,15 @@ async def _upload(client, data: bytes, **fields: str):
 
 
 async def test_web_target_is_reached_by_gain_and_by_gain_and_limiter(client, tmp_path):
-    resp = await _upload(client, _clip(tmp_path / "tones.mp4"), title="Quiet", loudness_target="web")
+    resp = await _upload(client, _clip(tmp_path / "tones.mp4"), title="Quiet", loudness_target="web",
+                         ladder="per_title")
     assert resp.status == 202, await resp.text()
     body = await wait_for(client, (await resp.json())["id"], within=180)
     assert body["status"] == "ready", body["error"]
     assert body["loudness_target"] == "web"
+    # the asset's other media choice travels the same way: the ladder was planned per title
+    assert body["ladder"] == "per_title" and body["ladder_applied"]["kind"] == "per_title"
+    assert 0 < body["ladder_applied"]["factor"] <= 1.0
     plain, peaky = (t["loudness"] for t in body["audio_tracks"])
     assert plain["integrated_lufs"] == pytest.approx(-30.0, abs=0.5)   # the source, as measured
     assert (plain["method"], peaky["method"]) == ("gain", "gain+limiter")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import time
 from dataclasses import replace
@@ -19,8 +20,8 @@ from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError, TransientJobError
 from onair.core.metrics import METRICS
 from onair.core.settings import Settings
-from transcode import commands, dash_thumbnails, images, loudness, manifest_tracks, packaging, verify
-from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
+from transcode import commands, dash_thumbnails, images, loudness, manifest_tracks, packaging, per_title, verify
+from transcode.ffmpeg import FFmpegError, die_with_parent, ffmpeg_binary, run_ffmpeg, within
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
 
@@ -152,6 +153,8 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
             the_plan = plan(facts, LadderConfig())
         except (ProbeError, PlanError) as exc:
             raise PermanentJobError(str(exc)) from None
+        if (ctx.payload.get("ladder") or settings.ladder) == "per_title":
+            the_plan = await _per_title(ffmpeg, source, facts, the_plan)
         await ctx.report({"stage": "transcoding", "percent": TRANSCODE_SPAN[0], "facts": facts.to_json()},
                          force=True)
         out = scratch / "out"
@@ -181,7 +184,8 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
             raise (_not_the_media("outputs failed verification", exc, scratch, settings) or exc) from None
         published = True
         await _publish(store, prefix, objects, order, first_manifest + len(image_objects))
-        outputs.update(image_doc)
+        outputs.update(image_doc, ladder={"kind": the_plan.extra.get("ladder", "fixed"),
+                                          "factor": the_plan.extra.get("per_title_factor", 1.0)})
         results = await _loudness_report(ffmpeg, out, the_plan, await measuring, target, facts.duration)
         for track, report in zip(outputs["audio_tracks"], results, strict=False):
             track["loudness"] = report
@@ -195,6 +199,28 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         if measuring is not None and not measuring.done():
             measuring.cancel()
         await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+
+async def _per_title(binary: str, source: Path, facts: Facts, the_plan: Plan) -> Plan:
+    """The fixed plan scaled by the complexity probe; a failed probe keeps the fixed ladder (it costs bits,
+    never the asset)."""
+    argv = per_title.probe_argv(binary, str(source), facts.duration, facts.display_width, facts.display_height,
+                                float(the_plan.fps))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent if os.name == "posix" else None)
+        coded, _ = await within(proc, proc.communicate(), timeout_for(per_title.PROBE_WINDOWS *
+                                                                      per_title.PROBE_WINDOW_SECONDS))
+    except (TimeoutError, OSError) as exc:
+        log.warning("per-title probe failed, fixed ladder kept: %s", exc)
+        return the_plan
+    if proc.returncode != 0 or not coded:
+        log.warning("per-title probe exited with %s, fixed ladder kept", proc.returncode)
+        return the_plan
+    bpp = per_title.bits_per_pixel(len(coded), facts.duration, facts.display_width, facts.display_height,
+                                   float(the_plan.fps))
+    return per_title.scaled(the_plan, per_title.factor(bpp))
 
 
 async def _loudness(binary: str, source: Path, the_plan: Plan, duration: float) -> list[dict[str, Any] | None]:
