@@ -148,13 +148,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
     try:
         await ctx.report({"stage": "probing", "percent": 0.0}, force=True)
         source = await _source(ctx, source_key, scratch)
-        try:
-            facts = await asyncio.to_thread(probe, source)
-            the_plan = plan(facts, LadderConfig())
-        except (ProbeError, PlanError) as exc:
-            raise PermanentJobError(str(exc)) from None
-        if (ctx.payload.get("ladder") or settings.ladder) == "per_title":
-            the_plan = await _per_title(ffmpeg, source, facts, the_plan)
+        facts, the_plan = await _planned(ffmpeg, source, ctx.payload.get("ladder") or settings.ladder)
         await ctx.report({"stage": "transcoding", "percent": TRANSCODE_SPAN[0], "facts": facts.to_json()},
                          force=True)
         out = scratch / "out"
@@ -199,6 +193,17 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         if measuring is not None and not measuring.done():
             measuring.cancel()
         await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+
+async def _planned(binary: str, source: Path, ladder: str) -> tuple[Facts, Plan]:
+    try:
+        facts = await asyncio.to_thread(probe, source)
+        the_plan = plan(facts, LadderConfig())
+    except (ProbeError, PlanError) as exc:
+        raise PermanentJobError(str(exc)) from None
+    if ladder == "per_title":
+        the_plan = await _per_title(binary, source, facts, the_plan)
+    return facts, the_plan
 
 
 async def _per_title(binary: str, source: Path, facts: Facts, the_plan: Plan) -> Plan:
