@@ -106,10 +106,17 @@ def encoder_options(plan: Plan) -> dict[str, Any]:
 
 
 def audio_inputs(src: Stream, plan: Plan) -> list[Stream]:
-    """Every source audio track the plan keeps, in plan order (they follow the rungs in the output)."""
+    """Every source audio track the plan keeps, in plan order (they follow the rungs in the output), through
+    its loudness normalisation filters when it has any."""
     if not plan.audio:
         return []
-    return [src[f"a:{t.source_index}"] for t in plan.audio_tracks] or [src["a:0"]]
+    streams = []
+    for t in plan.audio_tracks:
+        stream = src[f"a:{t.source_index}"]
+        for name, options in t.filters:
+            stream = stream.filter(name, **dict(options))
+        streams.append(stream)
+    return streams or [src["a:0"]]
 
 
 def adaptation_sets(plan: Plan) -> str:

@@ -91,6 +91,7 @@ class AudioRendition:
     channels: int          # output channels
     codec: str = "aac"     # aac (stereo, every device) | eac3 (5.1, see SURROUND)
     bitrate: int = 0       # 0: the ladder's audio bitrate
+    filters: tuple = ()    # loudness normalisation (loudness.normalisation), applied before the encoder
 
 
 def track_name(language: str, title: str = "") -> str:

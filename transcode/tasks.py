@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,8 @@ from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError, TransientJobError
 from onair.core.metrics import METRICS
 from onair.core.settings import Settings
-from transcode import commands, images, loudness, manifest_tracks, packaging, verify
-from transcode.ffmpeg import FFmpegError, ffmpeg_binary, run_ffmpeg
+from transcode import commands, dash_thumbnails, images, loudness, manifest_tracks, packaging, per_title, verify
+from transcode.ffmpeg import FFmpegError, die_with_parent, ffmpeg_binary, run_ffmpeg, within
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
 
@@ -27,6 +29,8 @@ log = logging.getLogger("onair.transcode")
 
 KIND = job_kinds.TRANSCODE_ASSET
 PUBLISH_CONCURRENCY = 8
+
+MPD_KEY = "dash/manifest.mpd"
 
 # Overall percent: probing 0-2, transcoding 2-90, packaging/publishing 90-100.
 TRANSCODE_SPAN = (2.0, 90.0)
@@ -123,6 +127,15 @@ async def _images(facts: Facts, work: Path, frames: tuple[int, ...], tiles: Path
     return objects, doc
 
 
+def _add_images(objects: dict[str, Path | bytes], image_objects: dict[str, Path | bytes],
+                spec: images.StoryboardSpec) -> None:
+    """The images join the outputs; the storyboard sprite is also listed in the MPD (DASH thumbnails)."""
+    objects.update(image_objects)
+    sprite, mpd = image_objects.get("images/storyboard.jpg"), objects.get(MPD_KEY)
+    if isinstance(sprite, Path) and isinstance(mpd, bytes):
+        objects[MPD_KEY] = dash_thumbnails.add_image_set(mpd, spec, "images/storyboard.jpg", sprite.stat().st_size)
+
+
 async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
     settings, store = ctx.resources.settings, ctx.resources.store
     source_key, prefix = ctx.payload["source_key"], ctx.payload["prefix"]
@@ -135,11 +148,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
     try:
         await ctx.report({"stage": "probing", "percent": 0.0}, force=True)
         source = await _source(ctx, source_key, scratch)
-        try:
-            facts = await asyncio.to_thread(probe, source)
-            the_plan = plan(facts, LadderConfig())
-        except (ProbeError, PlanError) as exc:
-            raise PermanentJobError(str(exc)) from None
+        facts, the_plan = await _planned(ffmpeg, source, ctx.payload.get("ladder") or settings.ladder)
         await ctx.report({"stage": "transcoding", "percent": TRANSCODE_SPAN[0], "facts": facts.to_json()},
                          force=True)
         out = scratch / "out"
@@ -150,24 +159,30 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
 
         poster_frames = tuple(sorted({int(t * float(the_plan.fps)) for t in images.poster_times(facts.duration)}))
         poster = (poster_frames, *images.fit_within(facts.display_width, facts.display_height, 1280, 720), scratch)
-        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster)
+        target = ctx.payload.get("loudness_target") or settings.loudness_target
         measuring = asyncio.create_task(_loudness(ffmpeg, source, the_plan, facts.duration))
+        if target in loudness.TARGETS and the_plan.audio_tracks:
+            # normalising needs the figures before the encode: the gain is part of its filter graph
+            the_plan = _normalised(the_plan, await measuring, target)
+        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster)
         await _encode(ctx, argv, facts.duration, scratch)
         await ctx.report({"stage": "packaging", "percent": TRANSCODE_SPAN[1]}, force=True)
         objects, order, outputs = _package(out, the_plan, scratch, settings)
         image_objects, image_doc = await _images(facts, scratch, poster_frames, tiles, spec)
         first_manifest = next(i for i, k in enumerate(order) if not k.startswith(packaging.SEGMENTS_DIR + "/"))
         order = order[:first_manifest] + list(image_objects) + order[first_manifest:]
-        objects.update(image_objects)
+        _add_images(objects, image_objects, spec)
         try:  # nothing is published unless every output reads back whole (a full disk truncates silently)
             await asyncio.to_thread(verify.verify, objects, facts.duration, float(the_plan.fps))
         except verify.OutputInvalid as exc:
             raise (_not_the_media("outputs failed verification", exc, scratch, settings) or exc) from None
         published = True
         await _publish(store, prefix, objects, order, first_manifest + len(image_objects))
-        outputs.update(image_doc)
-        for track, measured in zip(outputs["audio_tracks"], await measuring, strict=False):
-            track["loudness"] = measured
+        outputs.update(image_doc, ladder={"kind": the_plan.extra.get("ladder", "fixed"),
+                                          "factor": the_plan.extra.get("per_title_factor", 1.0)})
+        results = await _loudness_report(ffmpeg, out, the_plan, await measuring, target, facts.duration)
+        for track, report in zip(outputs["audio_tracks"], results, strict=False):
+            track["loudness"] = report
         await ctx.report({"stage": "packaging", "percent": 100.0}, force=True)
         return {"facts": facts.to_json(), "outputs": outputs, "duration": facts.duration}
     except PermanentJobError:
@@ -180,6 +195,39 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
 
 
+async def _planned(binary: str, source: Path, ladder: str) -> tuple[Facts, Plan]:
+    try:
+        facts = await asyncio.to_thread(probe, source)
+        the_plan = plan(facts, LadderConfig())
+    except (ProbeError, PlanError) as exc:
+        raise PermanentJobError(str(exc)) from None
+    if ladder == "per_title":
+        the_plan = await _per_title(binary, source, facts, the_plan)
+    return facts, the_plan
+
+
+async def _per_title(binary: str, source: Path, facts: Facts, the_plan: Plan) -> Plan:
+    """The fixed plan scaled by the complexity probe; a failed probe keeps the fixed ladder (it costs bits,
+    never the asset)."""
+    argv = per_title.probe_argv(binary, str(source), facts.duration, facts.display_width, facts.display_height,
+                                float(the_plan.fps))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent if os.name == "posix" else None)
+        coded, _ = await within(proc, proc.communicate(), timeout_for(per_title.PROBE_WINDOWS *
+                                                                      per_title.PROBE_WINDOW_SECONDS))
+    except (TimeoutError, OSError) as exc:
+        log.warning("per-title probe failed, fixed ladder kept: %s", exc)
+        return the_plan
+    if proc.returncode != 0 or not coded:
+        log.warning("per-title probe exited with %s, fixed ladder kept", proc.returncode)
+        return the_plan
+    bpp = per_title.bits_per_pixel(len(coded), facts.duration, facts.display_width, facts.display_height,
+                                   float(the_plan.fps))
+    return per_title.scaled(the_plan, per_title.factor(bpp))
+
+
 async def _loudness(binary: str, source: Path, the_plan: Plan, duration: float) -> list[dict[str, Any] | None]:
     """EBU R128 figures per output audio track, beside the encode; a failed measurement costs the figures
     (None), never the asset."""
@@ -189,6 +237,44 @@ async def _loudness(binary: str, source: Path, the_plan: Plan, duration: float) 
     except (FFmpegError, TimeoutError, OSError) as exc:
         log.warning("loudness measurement failed: %s", exc)
         return [None] * len(tracks)
+
+
+def _normalised(the_plan: Plan, measured: list[dict[str, Any] | None], target: str) -> Plan:
+    tracks = tuple(replace(t, filters=loudness.normalisation(m, target))
+                   for t, m in zip(the_plan.audio_tracks, measured, strict=False))
+    return replace(the_plan, audio_tracks=tracks)
+
+
+def _whole_track(out: Path, rep: int) -> Path:
+    """A representation's init and media segments joined: one playable fragmented MP4."""
+    whole = out.parent / f"loudness-{rep}.mp4"
+    with whole.open("wb") as f:
+        for part in [out / f"init-{rep}.m4s", *sorted(out.glob(f"seg-{rep}-*.m4s"))]:
+            f.write(part.read_bytes())
+    return whole
+
+
+async def _loudness_report(binary: str, out: Path, the_plan: Plan, measured: list[dict[str, Any] | None],
+                           target: str, duration: float) -> list[dict[str, Any] | None]:
+    """Per output track: the source's figures, the target and how it was reached, and (when normalised) the
+    loudness of the encoded track itself, measured from its published segments."""
+    normalised = [t.filters for t in the_plan.audio_tracks]
+    after: list[dict[str, Any] | None] = [None] * len(normalised)
+    if any(normalised):
+        reps = [len(the_plan.rungs) + j for j in range(len(normalised))]  # the DASH muxer numbers audio last
+        files = await asyncio.to_thread(lambda: [str(_whole_track(out, rep)) for rep in reps])
+        try:
+            after = await loudness.measure(binary, files, [0] * len(files), timeout_for(duration))
+        except (FFmpegError, TimeoutError, OSError) as exc:
+            log.warning("loudness measurement of the outputs failed: %s", exc)
+    reports: list[dict[str, Any] | None] = []
+    for m, filters, result in zip(measured, normalised, after, strict=False):
+        if m is None:
+            reports.append(None)
+            continue
+        reports.append({**m, "target": target, "target_lufs": loudness.TARGETS.get(target),
+                        "method": loudness.method(filters), "output": result if filters else None})
+    return reports
 
 
 async def _encode(ctx: JobContext, argv: list[str], duration: float, scratch: Path) -> None:

@@ -162,6 +162,10 @@ class Settings:
     signing_key: str | None = _setting(
         None, "Secret for device ids and signed URLs; unset generates one in the data dir.", secret=True)
     ffmpeg: str | None = _setting(None, "Path to the ffmpeg binary; unset uses the one bundled by imageio-ffmpeg.")
+    loudness_target: str = _setting("off", "Loudness of assets that choose none: broadcast (-23 LUFS), web (-16 LUFS), "
+                                    "off (as the source).", choices=("broadcast", "web", "off"))
+    ladder: str = _setting("fixed", "Rung bitrates of assets that choose none: fixed table, or per_title (a "
+                           "complexity probe scales them).", choices=("fixed", "per_title"))
     job_concurrency: int = _setting(2, "Jobs (transcodes) one worker process runs at once.", check=_positive)
     job_lease_seconds: float = _setting(30.0, "Job lease; a crashed worker's job is retried after it.",
                                         check=_positive)

@@ -28,6 +28,9 @@ def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
                    "geo_allow": list(asset.rights.geo_allow), "geo_deny": list(asset.rights.geo_deny)},
         "credit": asset.credit, "copyright": asset.copyright, "rating": asset.rating,
         "embed_origins": list(asset.embed_origins),
+        # the asset's choices (null: the deployment's setting), applied by the next transcode (POST .../retry)
+        "loudness_target": asset.loudness_target, "ladder": asset.ladder,
+        "ladder_applied": outputs.get("ladder"),   # {"kind": "fixed" | "per_title", "factor"} of the last transcode
         "created_at": _iso(asset.created_at), "updated_at": _iso(asset.updated_at), "ready_at": _iso(asset.ready_at),
     }
 

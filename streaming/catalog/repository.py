@@ -49,6 +49,8 @@ class Asset:
     ready_at: datetime | None
     job_id: int | None = None
     source_key: str | None = None
+    loudness_target: str | None = None   # None: the deployment's setting
+    ladder: str | None = None            # None: the deployment's setting
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Asset:
@@ -60,7 +62,8 @@ class Asset:
                           tuple(row["geo_deny"])),
             credit=row["credit"], copyright=row["copyright"], rating=row["rating"],
             embed_origins=tuple(row["embed_origins"]), created_at=row["created_at"], updated_at=row["updated_at"],
-            ready_at=row["ready_at"], job_id=row["job_id"], source_key=row["source_key"])
+            ready_at=row["ready_at"], job_id=row["job_id"], source_key=row["source_key"],
+            loudness_target=row["loudness_target"], ladder=row["ladder"])
 
     @property
     def ready(self) -> bool:
@@ -88,7 +91,7 @@ def source_key(asset_id: str) -> str:
 
 
 CREATABLE = ("show", "visibility", "available_from", "available_until", "geo_allow", "geo_deny", "credit",
-             "copyright", "partner_id")
+             "copyright", "partner_id", "loudness_target", "ladder")
 
 
 async def create_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, *, title: str, description: str = "",
@@ -109,8 +112,11 @@ async def start_transcode(conn: asyncpg.Connection, asset_id: str, key: str, siz
     """Point the asset at its stored original and queue the transcode (call inside a transaction)."""
     # Short clips first: a long master should not hold up a newsroom's 30-second clip.
     priority = 100 + min(50, size // (100 * 1024 * 1024))
+    # the asset's media choices as they are now (None: the worker's deployment settings decide)
+    choices = await conn.fetchrow("SELECT loudness_target, ladder FROM assets WHERE id = $1", asset_id)
     job_id = await enqueue(conn, job_kinds.TRANSCODE_ASSET, {"asset_id": asset_id, "source_key": key,
-                                                 "prefix": media_prefix(asset_id)},
+                                                 "prefix": media_prefix(asset_id),
+                                                 **(dict(choices) if choices else {})},
                            priority=priority, on_done=job_kinds.CATALOG_TRANSCODED)
     await conn.execute(
         """UPDATE assets SET source_key = $2, source_bytes = $3, job_id = $4, status = 'queued', progress = 0,
@@ -216,7 +222,7 @@ async def changed_since(db: asyncpg.Pool | asyncpg.Connection, since: datetime, 
 
 
 PATCHABLE = ("title", "description", "tags", "show", "visibility", "available_from", "available_until",
-             "geo_allow", "geo_deny", "credit", "copyright", "rating", "embed_origins")
+             "geo_allow", "geo_deny", "credit", "copyright", "rating", "embed_origins", "loudness_target", "ladder")
 
 
 async def update_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, changes: dict[str, Any]) -> bool:

@@ -40,6 +40,9 @@ class AssetPatch(BaseModel):
     rating: Annotated[str, Field(max_length=50)] | None = None
     embed_origins: list[Annotated[str, Field(max_length=300)]] | None = None
     audio_tracks: list[AudioTrackEdit] | None = None   # corrections of published tracks (language, role, name)
+    # applied by the next transcode (POST /api/v1/assets/{id}/retry); null returns to the deployment's setting
+    loudness_target: Literal["broadcast", "web", "off"] | None = None
+    ladder: Literal["fixed", "per_title"] | None = None
 
     @field_validator("geo_allow", "geo_deny")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,25 @@ class UrlIngest(BaseModel):
     title: Annotated[str, Field(max_length=500)] = ""
     description: Annotated[str, Field(max_length=10_000)] = ""
     tags: list[str] = []
+    loudness_target: Literal["broadcast", "web", "off"] | None = None   # None: the deployment's setting
+    ladder: Literal["fixed", "per_title"] | None = None
+
+
+# Media choices a multipart upload may carry as form fields, with what each accepts (as UrlIngest's).
+CHOICES = {"loudness_target": ("broadcast", "web", "off"), "ladder": ("fixed", "per_title")}
+
+
+def _choices(fields: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for name, allowed in CHOICES.items():
+        value = fields.get(name)
+        if value is None or value == "":
+            continue
+        if value not in allowed:
+            raise BadRequest(f"{name}: must be one of {', '.join(allowed)} (got {value[:50]!r})",
+                             code="invalid-body", field=name)
+        out[name] = value
+    return out
 
 
 @requires("assets:write")
@@ -45,7 +64,8 @@ async def create(request: web.Request) -> web.Response:
             f = received.fields
             await catalog.create_asset(pool, asset_id, title=f.get("title", "")[:500] or (received.filename or ""),
                                        description=f.get("description", "")[:10_000],
-                                       tags=originals.parse_tags(f.get("tags")), source_name=received.filename)
+                                       tags=originals.parse_tags(f.get("tags")), source_name=received.filename,
+                                       **_choices(f))
             await originals.store_and_queue(pool, store, asset_id, received.path, received.size)
         finally:
             with contextlib.suppress(OSError):
@@ -58,7 +78,8 @@ async def create(request: web.Request) -> web.Response:
             raise BadRequest(str(exc), code="invalid-source-url") from None
         async with pool.acquire() as conn, conn.transaction():
             await catalog.create_asset(conn, asset_id, title=body.title, description=body.description,
-                                       tags=originals.parse_tags(body.tags), source_url=url)
+                                       tags=originals.parse_tags(body.tags), source_url=url,
+                                       **body.model_dump(include=set(CHOICES), exclude_none=True))
             await catalog.start_url_pull(conn, asset_id, url)
     else:
         raise UnsupportedMediaType(f"Send multipart/form-data with a 'file' part, or JSON with 'source_url' "
