@@ -232,7 +232,7 @@ class _Encoder:
                 self.run.proc.stdin.close()  # type: ignore[union-attr]
 
     async def _switch(self) -> None:
-        step, self.pending = self.pending, None
+        step = self.pending
         assert step is not None and self.run is not None and self.run.proc.stdin is not None
         self.run.proc.stdin.close()
         rc, tail = await self.finish()
@@ -242,6 +242,9 @@ class _Encoder:
         self.dropped += 1 if step.dropped else 0
         self.ladder = live_adapt.ladder_after(self.ladder, step)
         await self.start()
+        self.pending = None   # judged again once the new run has a window of its own
+        if self.degraded is not None:
+            self.degraded["applied"] = True
         log.warning("live %s: %s", self.p["channel_id"], (self.degraded or {}).get("reason"))
         await self.ctx.report({"ladder": self.ladder, "degraded": self.degraded}, force=True)
 
@@ -263,7 +266,8 @@ class _Encoder:
             self.pending = step
             steps = [*steps, step.description]
             reason = f"{why}: {step.description}"
-        self.degraded = {"reason": reason, "speed": round(speed, 3), "steps": steps,
+        # applied: the step waits for the next input keyframe (at once when nothing is left to drop)
+        self.degraded = {"reason": reason, "speed": round(speed, 3), "steps": steps, "applied": step is None,
                          "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     async def watch(self) -> None:
