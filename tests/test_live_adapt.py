@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from lxml import etree
 
 from onair.app import create_app
 from tests.live_helpers import channel, create, live_settings, publish, wait_status
 from transcode import live_adapt
 from transcode.ladder import LadderConfig, plan
 from transcode.probe import Facts
+
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "DASH-MPD.xsd"
 
 
 @pytest.fixture
@@ -49,7 +53,13 @@ async def test_a_slow_encoder_drops_its_top_rung_and_says_so(live: TestClient) -
                     break
                 await asyncio.sleep(0.5)
         assert "init-2.mp4" in after[1], v0
-        assert (await live.get(f"/live/{cid}/dash/manifest.mpd")).status == 200
+        # DASH: a Period per run, the second one with v0 and v1 both carrying 270p; still a valid MPD
+        mpd = etree.fromstring(await (await live.get(f"/live/{cid}/dash/manifest.mpd")).read())
+        etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(mpd)
+        periods = mpd.findall("{urn:mpeg:dash:schema:mpd:2011}Period")
+        assert len(periods) == 2
+        reps = periods[1].findall(".//{urn:mpeg:dash:schema:mpd:2011}Representation[@height]")
+        assert {r.get("id"): r.get("height") for r in reps} == {"v0": "270", "v1": "270"}
         assert (await channel(live, cid))["status"] == "live"
     finally:
         pub.kill()
