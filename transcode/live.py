@@ -216,7 +216,7 @@ class _Encoder:
                 received.inc(len(data))
                 stdin = self.run.proc.stdin
                 assert stdin is not None
-                for unit in self.meter.feed(data):
+                for unit in self.meter.feed(data):   # one unit per input keyframe
                     if unit.keyframe and self.pending is not None:
                         await self._switch()
                         stdin = self.run.proc.stdin
@@ -271,13 +271,18 @@ class _Encoder:
                          "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     async def watch(self) -> None:
-        """Once a second: judge the speed, and refresh the input facts and warnings the channel shows."""
+        """Once a second: judge the speed; every other second, refresh the input facts, warnings and `degraded`
+        the channel shows."""
         settings = self.ctx.resources.settings
         min_speed, window = settings.live_min_speed, settings.live_speed_window_seconds
+        tick = 0
         while True:
             await asyncio.sleep(1.0)
+            tick += 1
             try:
                 self._judge(min_speed, window)
+                if tick % 2:
+                    continue   # the facts every 2 s (a step is reported when it is applied)
                 assert self.run is not None
                 measured = self.run.pub.measured
                 input_speed = self.meter.speed(window)

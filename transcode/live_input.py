@@ -49,8 +49,21 @@ class InputMeter:
         while self.arrivals and now - self.arrivals[0][0] > BITRATE_WINDOW:
             self.arrivals.popleft()
         self.buf += data
-        units = self._flv() if self.fmt == "flv" else self._ts()
+        pieces = self._flv() if self.fmt == "flv" else self._ts()
         self.progress.append((now, self.last_media))
+        # one unit per keyframe (and one for what comes before the first): few writes to the encoder's stdin
+        units: list[Unit] = []
+        run = bytearray()
+        starts_at_key = False
+        for piece in pieces:
+            if piece.keyframe and run:
+                units.append(Unit(bytes(run), starts_at_key))
+                run = bytearray()
+            if not run:
+                starts_at_key = piece.keyframe
+            run += piece.data
+        if run:
+            units.append(Unit(bytes(run), starts_at_key))
         return units
 
     def speed(self, window: float) -> float | None:
@@ -108,16 +121,18 @@ class InputMeter:
     # --- MPEG-TS ---
     def _ts(self) -> list[Unit]:
         units: list[Unit] = []
-        while len(self.buf) >= TS_PACKET:
-            if self.buf[0] != 0x47:
-                sync = self.buf.find(b"\x47", 1)
-                skip = sync if sync > 0 else len(self.buf)
+        buf, i = self.buf, 0
+        while len(buf) - i >= TS_PACKET:
+            if buf[i] != 0x47:
+                sync = buf.find(b"\x47", i + 1)
+                skip = (sync if sync > 0 else len(buf)) - i
                 self.garbage += skip
-                del self.buf[:skip]
+                i += skip
                 continue
-            pkt = bytes(self.buf[:TS_PACKET])
-            del self.buf[:TS_PACKET]
+            pkt = bytes(buf[i:i + TS_PACKET])
+            i += TS_PACKET
             units.append(Unit(pkt, self._ts_packet(pkt)))
+        del buf[:i]
         return units
 
     def _ts_packet(self, pkt: bytes) -> bool:
