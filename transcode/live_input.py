@@ -51,6 +51,8 @@ class InputMeter:
         self.buf += data
         pieces = self._flv() if self.fmt == "flv" else self._ts()
         self.progress.append((now, self.last_media))
+        while len(self.progress) > 2 and now - self.progress[1][0] >= 120:   # speed() trims to its window
+            self.progress.popleft()
         # one unit per keyframe (and one for what comes before the first): few writes to the encoder's stdin
         units: list[Unit] = []
         run = bytearray()
@@ -109,11 +111,13 @@ class InputMeter:
         elif kind == 9 and body:
             enhanced = bool(body[0] & 0x80)     # enhanced RTMP (HEVC, AV1...): FourCC instead of a codec id
             frame_type = (body[0] >> 4) & 0x07 if enhanced else body[0] >> 4
-            packet = body[0] & 0x0F if enhanced else (body[1] if len(body) > 1 and body[0] & 0x0F == 7 else 1)
-            if packet == 0:                     # sequence start / AVC decoder configuration
+            # AVC-style codecs carry a packet type: 0 configuration, 1 frames, 2 end of sequence (flagged key)
+            avc_style = not enhanced and body[0] & 0x0F in (7, 12, 13) and len(body) > 1
+            packet = body[0] & 0x0F if enhanced else (body[1] if avc_style else 1)
+            if packet == 0:                     # sequence start / decoder configuration
                 self.saved["video_config"] = tag
                 return False
-            if enhanced and packet not in (1, 3):
+            if packet not in ((1, 3) if enhanced else (1,)):
                 return False
             return self._frame(ts, frame_type == 1)
         return False
