@@ -30,10 +30,12 @@ async def live(settings) -> AsyncIterator[TestClient]:
         yield c
 
 
-async def test_a_slow_encoder_drops_its_top_rung_and_says_so(live: TestClient) -> None:
+@pytest.mark.parametrize("protocol", ["rtmp", "srt"])   # restarts after FLV sequence headers / TS PAT+PMT
+async def test_a_slow_encoder_drops_its_top_rung_and_says_so(live: TestClient, protocol: str) -> None:
     body = await create(live)
     cid = body["id"]
-    pub = publish(body["ingest"]["rtmp"], 40)   # 640x360: rungs 360p and 270p
+    # 640x360: rungs 360p and 270p
+    pub = publish(body["ingest"][protocol], 40, fmt="flv" if protocol == "rtmp" else "mpegts")
     try:
         on = await wait_status(live, cid, "live")
         assert [r["name"] for r in on["ladder"]["rungs"]] == ["360p", "270p"], on["ladder"]
