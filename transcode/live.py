@@ -31,7 +31,7 @@ from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError
 from onair.core.metrics import METRICS
 from onair.core.storage import ObjectNotFound
-from transcode import commands, fmp4_stream, live_manifests, live_storage
+from transcode import commands, fmp4_stream, live_adapt, live_input, live_manifests, live_storage
 from transcode.ffmpeg import die_with_parent, ffmpeg_binary
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.live_publisher import Publisher, load_state
@@ -57,7 +57,8 @@ def live_plan(facts: Facts, segment_seconds: float, max_height: int, preset: str
         facts.display_width, facts.display_height)]
     ladder = {"rungs": [{"name": r.name, "width": r.width, "height": r.height, "bitrate": r.video_bitrate}
                         for r in p.rungs],
-              "capped": capped, "max_height": max_height, "preset": preset, "gop": gop}
+              "capped": capped, "max_height": max_height, "preset": preset, "gop": gop,
+              "fps": round(float(p.fps), 3), "segment_seconds": round(p.segment_seconds, 3)}
     return p, ladder
 
 
@@ -128,34 +129,172 @@ async def _read_head(reader: asyncio.StreamReader, path: Path) -> bytes:
     return bytes(head)
 
 
-async def _pump(reader: asyncio.StreamReader, head: bytes, stdin: asyncio.StreamWriter, channel_id: str) -> None:
-    received = METRICS.live_input.labels(channel_id)
-    try:
-        stdin.write(head)
-        received.inc(len(head))
-        while chunk := await reader.read(65536):
-            received.inc(len(chunk))
-            stdin.write(chunk)
-            await stdin.drain()
-    except (ConnectionError, BrokenPipeError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            stdin.close()
-
-
-async def _output(fd: int, tid: str, meta: dict[str, Any], pub: Publisher) -> None:
+async def _output(fd: int, tids: list[str], meta: dict[str, Any], pub: Publisher) -> None:
+    """One encoder pipe, published as each of `tids` (after a dropped rung, the next rung also feeds its URL)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**24)
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb"))
     try:
         async for kind, item in fmp4_stream.read_stream(reader):
-            if kind == "init":
-                await pub.init(tid, item, meta)
-            else:
-                await pub.fragment(tid, item)
+            for tid in tids:
+                if kind == "init":
+                    await pub.init(tid, item, meta)
+                else:
+                    await pub.fragment(tid, item)
     finally:
         transport.close()
+
+
+@dataclasses.dataclass
+class _Run:
+    """One ffmpeg over one ladder; a ladder change starts the next run (a new init, an HLS discontinuity)."""
+    proc: asyncio.subprocess.Process
+    pub: Publisher
+    work: asyncio.Future[list[Any]]   # stderr, then each output pipe
+
+
+class _Encoder:
+    """The encoder of one publish: the current run, the input meter, and the step down when it falls behind."""
+
+    def __init__(self, ctx: JobContext, the_plan: Plan, ladder: dict[str, Any], state: dict[str, Any],
+                 parts: Parts | None, input_doc: dict[str, Any]) -> None:
+        self.ctx, self.plan, self.ladder, self.state, self.parts = ctx, the_plan, ladder, state, parts
+        self.p = ctx.payload
+        self.input_doc = input_doc
+        self.meter = live_input.InputMeter(self.p["format"])
+        self.pending: live_adapt.Step | None = None
+        self.degraded: dict[str, Any] | None = None
+        self.exhausted = False
+        self.dropped = 0
+        self.run: _Run | None = None
+
+    async def start(self) -> None:
+        self.state["runs"] = run = self.state.get("runs", 0) + 1
+        pub = Publisher(self.ctx, self.state, run)
+        pl = self.plan
+        pipes = [os.pipe() for _ in range(len(pl.rungs) + (1 if pl.audio else 0))]
+        video_w = [w for _, w in pipes[:len(pl.rungs)]]
+        audio_w = pipes[-1][1] if pl.audio else None
+        argv = encoder_argv(ffmpeg_binary(self.ctx.resources.settings.ffmpeg), self.p["format"], pl, video_w,
+                            audio_w, self.parts)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE, pass_fds=[w for _, w in pipes], preexec_fn=die_with_parent)
+        for _, w in pipes:
+            os.close(w)
+        outputs = []
+        for i, rung in enumerate(pl.rungs):
+            meta = {"kind": "video", "name": rung.name, "width": rung.width, "height": rung.height,
+                    "bandwidth": rung.video_bitrate, "frame_rate": round(float(pl.fps), 3)}
+            tids = [f"v{i + self.dropped}", *([f"v{j}" for j in range(self.dropped)] if i == 0 else [])]
+            outputs.append(_output(pipes[i][0], tids, meta, pub))
+        if pl.audio:
+            outputs.append(_output(pipes[-1][0], ["a"], {"kind": "audio", "name": "audio",
+                                                         "bandwidth": pl.audio_bitrate}, pub))
+        assert proc.stderr is not None
+        self.run = _Run(proc, pub, asyncio.gather(proc.stderr.read(), *outputs, return_exceptions=True))
+
+    async def finish(self) -> tuple[int, str]:
+        """Wait for the current run to drain; its open segments become (short) segments."""
+        assert self.run is not None
+        results = await self.run.work
+        rc = await self.run.proc.wait()
+        await self.run.pub.flush()
+        problems = [r for r in results[1:] if isinstance(r, BaseException)]
+        if problems:
+            log.warning("live %s: output error %r", self.p["channel_id"], problems[0])
+        tail = results[0][-300:].decode(errors="replace").strip() if isinstance(results[0], bytes) else ""
+        return rc, tail
+
+    async def pump(self, reader: asyncio.StreamReader, head: bytes) -> None:
+        """Relay to ffmpeg unit by unit; a pending step restarts the encoder on the next input keyframe."""
+        received = METRICS.live_input.labels(self.p["channel_id"])
+        assert self.run is not None
+        data = head
+        try:
+            while data:
+                received.inc(len(data))
+                stdin = self.run.proc.stdin
+                assert stdin is not None
+                for unit in self.meter.feed(data):   # one unit per input keyframe
+                    if unit.keyframe and self.pending is not None:
+                        await self._switch()
+                        stdin = self.run.proc.stdin
+                        assert stdin is not None
+                        stdin.write(self.meter.prelude())
+                    stdin.write(unit.data)
+                await stdin.drain()
+                data = await reader.read(65536)
+        except (ConnectionError, BrokenPipeError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                self.run.proc.stdin.close()  # type: ignore[union-attr]
+
+    async def _switch(self) -> None:
+        step = self.pending
+        assert step is not None and self.run is not None and self.run.proc.stdin is not None
+        self.run.proc.stdin.close()
+        rc, tail = await self.finish()
+        if rc != 0:
+            log.warning("live %s: encoder stopped for a ladder change: %s", self.p["channel_id"], tail or rc)
+        self.plan = step.plan
+        self.dropped += 1 if step.dropped else 0
+        self.ladder = live_adapt.ladder_after(self.ladder, step)
+        await self.start()
+        self.pending = None   # judged again once the new run has a window of its own
+        if self.degraded is not None:
+            self.degraded["applied"] = True
+        log.warning("live %s: %s", self.p["channel_id"], (self.degraded or {}).get("reason"))
+        await self.ctx.report({"ladder": self.ladder, "degraded": self.degraded}, force=True)
+
+    def _judge(self, min_speed: float, window: float) -> None:
+        assert self.run is not None
+        measured = self.run.pub.measured
+        if self.pending is not None or self.exhausted or measured is None or measured[1] < 0.9 * window:
+            return
+        speed, span = measured
+        if not live_adapt.behind(speed, self.meter.speed(window), min_speed):
+            return
+        why = f"the encoder ran at {speed:.2f}x realtime over {span:.0f} s (below {min_speed:g}x the input's pace)"
+        step = live_adapt.next_step(self.plan)
+        steps = (self.degraded or {}).get("steps", [])
+        if step is None:
+            self.exhausted = True
+            reason = f"{why}; nothing left to drop, viewers fall behind the live edge"
+        else:
+            self.pending = step
+            steps = [*steps, step.description]
+            reason = f"{why}: {step.description}"
+        # applied: the step waits for the next input keyframe (at once when nothing is left to drop)
+        self.degraded = {"reason": reason, "speed": round(speed, 3), "steps": steps, "applied": step is None,
+                         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    async def watch(self) -> None:
+        """Once a second: judge the speed; every other second, refresh the input facts, warnings and `degraded`
+        the channel shows."""
+        settings = self.ctx.resources.settings
+        min_speed, window = settings.live_min_speed, settings.live_speed_window_seconds
+        tick = 0
+        while True:
+            await asyncio.sleep(1.0)
+            tick += 1
+            try:
+                self._judge(min_speed, window)
+                if tick % 2:
+                    continue   # the facts every 2 s (a step is reported when it is applied)
+                assert self.run is not None
+                measured = self.run.pub.measured
+                input_speed = self.meter.speed(window)
+                facts = {**self.input_doc, **self.meter.facts(),
+                         "encoder_speed": round(measured[0], 3) if measured else None,
+                         "input_speed": round(input_speed, 3) if input_speed else None}
+                facts["warnings"] = live_input.warnings(self.input_doc, facts, self.ladder)
+                await self.ctx.report({"input": facts, **({"degraded": self.degraded} if self.degraded else {})})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("live %s: could not refresh the input facts", self.p["channel_id"], exc_info=True)
 
 
 async def encode_live(ctx: JobContext) -> dict[str, Any]:
@@ -170,7 +309,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
     except (OSError, TimeoutError):
         raise PermanentJobError("the ingest relay is gone (publisher left before the encoder started)") from None
     writer.write(p.get("relay_token", "").encode() + b"\n")   # the relay hands the stream only to this job
-    proc = None
+    enc: _Encoder | None = None
     chores: list[asyncio.Task[None]] = []   # live_storage: DVR pruning and the poster, beside the encode
     try:
         head = await _read_head(reader, scratch / "head")
@@ -181,44 +320,22 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
             raise PermanentJobError(f"unusable input: {exc}") from None
         input_doc = {k: getattr(facts, k) for k in ("video_codec", "audio_codec", "width", "height", "fps",
                                                     "pix_fmt", "audio_channels", "audio_sample_rate")}
+        input_doc["warnings"] = live_input.warnings(input_doc, {}, ladder)
         await ctx.report({"stage": "starting", "input": input_doc, "ladder": ladder}, force=True)
         state = await load_state(ctx.resources.store, p["state_key"], p)
-        state["runs"] = run = state.get("runs", 0) + 1
         parts = low_latency_parts(the_plan, p["part_seconds"]) if p.get("latency") == "low" else None
         state["part_target"] = round(parts.target, 5) if parts else None
-        pub = Publisher(ctx, state, run)
+        enc = _Encoder(ctx, the_plan, ladder, state, parts, input_doc)
         chores.append(asyncio.create_task(live_storage.poster_loop(
             ctx.resources.store, state, p, ffmpeg_binary(settings.ffmpeg), scratch)))
         if not p.get("asset_id"):   # a recording keeps every segment
             chores.append(asyncio.create_task(live_storage.prune_loop(ctx.resources.store, state, p)))
-        pipes = [os.pipe() for _ in range(len(the_plan.rungs) + (1 if the_plan.audio else 0))]
-        video_w = [w for _, w in pipes[:len(the_plan.rungs)]]
-        audio_w = pipes[-1][1] if the_plan.audio else None
-        argv = encoder_argv(ffmpeg_binary(settings.ffmpeg), p["format"], the_plan, video_w, audio_w, parts)
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, pass_fds=[w for _, w in pipes], preexec_fn=die_with_parent)
-        for _, w in pipes:
-            os.close(w)
-        outputs = []
-        for i, rung in enumerate(the_plan.rungs):
-            meta = {"kind": "video", "name": rung.name, "width": rung.width, "height": rung.height,
-                    "bandwidth": rung.video_bitrate, "frame_rate": round(float(the_plan.fps), 3)}
-            outputs.append(_output(pipes[i][0], f"v{i}", meta, pub))
-        if the_plan.audio:
-            outputs.append(_output(pipes[-1][0], "a", {"kind": "audio", "name": "audio",
-                                                      "bandwidth": the_plan.audio_bitrate}, pub))
-        assert proc.stdin is not None and proc.stderr is not None
-        results = await asyncio.gather(_pump(reader, head, proc.stdin, p["channel_id"]), proc.stderr.read(), *outputs,
-                                       return_exceptions=True)
-        rc = await proc.wait()
-        await pub.flush()
-        problems = [r for r in results[2:] if isinstance(r, BaseException)]
-        if problems:
-            log.warning("live %s: output error %r", p["channel_id"], problems[0])
-        tail = results[1][-300:].decode(errors="replace").strip() if isinstance(results[1], bytes) else ""
+        await enc.start()
+        chores.append(asyncio.create_task(enc.watch()))
+        await enc.pump(reader, head)
+        rc, tail = await enc.finish()
         reason = "publisher disconnected" if rc == 0 else f"encoder stopped ({tail or rc})"
-        return {"channel_id": p["channel_id"], "event": p["event"], "run": run, "reason": reason,
+        return {"channel_id": p["channel_id"], "event": p["event"], "run": state["runs"], "reason": reason,
                 "segments": {t: len(v["segments"]) for t, v in state["tracks"].items()}}
     finally:
         for chore in chores:
@@ -226,6 +343,7 @@ async def encode_live(ctx: JobContext) -> dict[str, Any]:
         await asyncio.gather(*chores, return_exceptions=True)
         METRICS.encoder_speed.labels(p["channel_id"]).set(0)  # off air: the alert ignores 0
         writer.close()
+        proc = enc.run.proc if enc is not None and enc.run is not None else None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

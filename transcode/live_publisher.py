@@ -56,6 +56,9 @@ class Publisher:
         self.live_reported = False
         self.recent: collections.deque[tuple[float, float]] = collections.deque()  # (wall, media end) of v0
         self.speed = METRICS.encoder_speed.labels(self.p["channel_id"])
+        settings = getattr(ctx.resources, "settings", None)
+        self.window = float(getattr(settings, "live_speed_window_seconds", SPEED_WINDOW))
+        self.measured: tuple[float, float] | None = None   # (speed, wall seconds it was measured over)
 
     async def init(self, tid: str, data: bytes, meta: dict[str, Any]) -> None:
         key = f"cmaf/{tid}/init-{self.run}.mp4"
@@ -93,11 +96,12 @@ class Publisher:
             return
         wall = time.monotonic()
         self.recent.append((wall, media_end))
-        while len(self.recent) > 2 and wall - self.recent[1][0] >= SPEED_WINDOW:
+        while len(self.recent) > 2 and wall - self.recent[1][0] >= self.window:
             self.recent.popleft()
         first_wall, first_media = self.recent[0]
         if wall - first_wall > 0.5:
-            self.speed.set((media_end - first_media) / (wall - first_wall))
+            self.measured = ((media_end - first_media) / (wall - first_wall), wall - first_wall)
+            self.speed.set(self.measured[0])
 
     async def fragment(self, tid: str, frag: fmp4_stream.Fragment) -> None:
         track = self.state["tracks"][tid]

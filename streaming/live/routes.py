@@ -82,6 +82,8 @@ def channel_json(ch: channels.Channel, job: tuple[str | None, dict[str, Any]], s
                    "geo_allow": list(ch.rights.geo_allow), "geo_deny": list(ch.rights.geo_deny)},
         "input": progress.get("input") if ch.status in channels.ON_AIR else ch.input,
         "ladder": progress.get("ladder") if ch.status in channels.ON_AIR else ch.ladder,
+        # the encoder fell behind and stepped down (dropped the top rung / a faster preset), while on air
+        "degraded": progress.get("degraded") if ch.status in channels.ON_AIR else None,
         "ingest": {"rtmp": f"rtmp://{host}:{settings.live_rtmp_port}/live/{ch.stream_key}",
                    "srt": f"srt://{host}:{settings.live_srt_port}?streamid=publish:{ch.stream_key}"},
         "playback": {"hls": f"{base}/live/{ch.id}/hls/master.m3u8", "dash": f"{base}/live/{ch.id}/dash/manifest.mpd",

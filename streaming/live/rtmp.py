@@ -25,6 +25,8 @@ HANDSHAKE = 1536
 STALL_SECONDS = 10.0     # default: a publisher that sends nothing this long (socket open) is dropped
 ACK_WINDOW = 2_500_000
 OUT_CHUNK = 4096
+# control (1-6), audio, video, AMF3/AMF0 data, shared objects and commands (15-20), aggregate (22)
+MESSAGE_TYPES = frozenset({1, 2, 3, 4, 5, 6, 8, 9, 15, 16, 17, 18, 19, 20, 22})
 
 
 class Sink(Protocol):
@@ -147,7 +149,9 @@ class RtmpConnection:
             if starting:
                 st.timestamp += st.delta
         if st.length > 16 * 1024 * 1024:
-            raise RtmpError("message too large")
+            raise RtmpError("publisher sent invalid RTMP data (a message of more than 16 MiB)")
+        if st.type_id not in MESSAGE_TYPES:   # garbage in the chunk stream: refuse it rather than forward it
+            raise RtmpError(f"publisher sent invalid RTMP data (message type {st.type_id})")
         take = min(self.chunk_size, st.length - len(st.body))
         st.body += await self._read(take)
         if len(st.body) < st.length:
