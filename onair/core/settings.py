@@ -238,9 +238,9 @@ class Settings:
     live_preset: str = _setting("veryfast", "x264 preset of the live encoder.",
                                 choices=("ultrafast", "superfast", "veryfast", "faster", "fast"))
     live_min_speed: float = _setting(0.9, "A live encoder slower than this times its input's pace drops its top "
-                                     "rung, then speeds its preset, at the next input keyframe.", check=_positive)
+                                     "rung, then speeds its preset, at the next input keyframe.", check=checks.positive)
     live_speed_window_seconds: float = _setting(10.0, "Window the live encoder's speed is judged over (s).",
-                                                check=_positive)
+                                                check=checks.positive)
     log_level: str = _setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = _setting("auto", "Log format: json, text, or auto (json when not a terminal).",
                                choices=("auto", "json", "text"))
