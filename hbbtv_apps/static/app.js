@@ -23,6 +23,7 @@
     room: meta.room || '',
     interval: parseInt(meta.interval, 10) || 2000,
     accent: meta.accent || '#ffd100',
+    liveMpd: meta.livempd || 'dash/standard.mpd', /* LL-DASH only where the terminal is HbbTV 2.0.3+ (server's pick) */
     vod: meta.vod,
     embed: meta.embed
   };
@@ -379,7 +380,7 @@
     request('GET', cfg.api + '/shows?hbbtv_app=' + enc(cfg.slug), null, function (status, d) {
       var ch = status === 200 && d && d.shows && d.shows.length ? d.shows[0].live_channel : null, list, li, empty;
       if (!ch || cfg.live) { return; }
-      cfg.live = '/live/' + enc(ch) + '/dash/manifest.mpd';
+      cfg.live = '/live/' + enc(ch) + '/' + cfg.liveMpd;
       list = $('vod-list');
       if (!list) {
         list = make('ul');
