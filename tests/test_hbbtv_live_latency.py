@@ -56,7 +56,9 @@ def test_key_names_agree() -> None:
 
 async def test_origin_serves_a_standard_mpd_for_low_and_standard_channels(live: TestClient) -> None:  # noqa: F811
     store = live.app[STORE]
-    low = (await create(live, latency="low"))["id"]
+    body = await create(live, latency="low")
+    low = body["id"]
+    assert body["playback"]["dash_standard"].endswith(f"/live/{low}/dash/standard.mpd")
     await store.put_bytes(live_prefix(low) + "dash/manifest.mpd", b"<ll/>")
     await store.put_bytes(live_prefix(low) + "dash/standard.mpd", b"<standard/>")
     resp = await live.get(f"/live/{low}/dash/standard.mpd")
