@@ -16,6 +16,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hbbtv_apps import ait
+from hbbtv_apps.subtitles import Subtitle, offered
 from onair.core.errors import BadRequest, Conflict, NotFound
 from streaming.catalog import get_asset
 from streaming.catalog.rights import in_window
@@ -160,6 +161,7 @@ class VodItem:
     asset_id: str
     title: str
     mpd: str
+    subtitles: tuple[Subtitle, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,8 @@ async def playlist(db: asyncpg.Pool, app: HbbtvApp, now: datetime) -> list[VodIt
         if asset is None or not asset.ready or asset.visibility == "private" or not in_window(asset.rights, now):
             continue
         dash = (asset.outputs or {}).get("dash", "dash/manifest.mpd")
-        items.append(VodItem(asset.id, asset.title or asset.id, f"/media/{asset.id}/{dash}"))
+        items.append(VodItem(asset.id, asset.title or asset.id, f"/media/{asset.id}/{dash}",
+                             offered(asset.outputs or {})))
     return items
 
 

@@ -160,7 +160,8 @@ async def document(request: web.Request) -> web.Response:
     template = "app.xhtml" if variant.is_xhtml else "app.html"
     html = request.app[TEMPLATES].get_template(template).render(
         app=app, playlist=playlist, variant=variant.markup.value, static=static_base(request.app[ASSETS]),
-        interval_ms=POLL_INTERVAL_MS, preview=variant.reason == "desktop-preview")
+        interval_ms=POLL_INTERVAL_MS, preview=variant.reason == "desktop-preview",
+        live_mpd=useragent.live_mpd(variant.hbbtv_version))
     return web.Response(body=html.encode(), headers={"Content-Type": variant.content_type,
                                                      "Cache-Control": DOCUMENT_CACHE, "Vary": "User-Agent",
                                                      "Content-Security-Policy": DOCUMENT_CSP,

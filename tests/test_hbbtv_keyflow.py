@@ -41,6 +41,13 @@ OIPF_SHIM = """
   };
   P.bindToCurrentChannel = function () { log.calls.push('bind:' + this.type); };
   P.stop = function () { log.calls.push('stop:' + this.type); this.playState = 0; };
+  /* subtitle components of the A/V object (type 2), as a DASH clip with English and German EBU-TT-D lists them */
+  P.getComponents = function (type) {
+    return type === 2 ? [{type: 2, language: 'eng'}, {type: 2, language: 'ger'}] : [];
+  };
+  P.getCurrentActiveComponents = function () { return this.__active || []; };
+  P.selectComponent = function (c) { log.calls.push('select:' + c.language); this.__active = [c]; };
+  P.unselectComponent = function (c) { log.calls.push('unselect:' + c.language); this.__active = []; };
   P.play = function (speed) {
     log.calls.push('play:' + this.type + ':' + this.getAttribute('data'));
     this.playState = 1; window.__vod = this;

@@ -116,7 +116,8 @@ async def test_tv_switches_to_the_shows_live_channel_and_back(browser: Any, clie
     await tv.key("ENTER")
     await tv.until("() => document.body.getAttribute('data-playing') === 'live'")
     calls = await tv.page.evaluate("() => __oipf.calls")
-    assert "stop:video/broadcast" in calls and "play:application/dash+xml:/live/cam2/dash/manifest.mpd" in calls
+    # an HbbTV 1.5 terminal: the standard MPD, not LL-DASH
+    assert "stop:video/broadcast" in calls and "play:application/dash+xml:/live/cam2/dash/standard.mpd" in calls
     assert await tv.visible("overlay")  # the overlay stays on top of the extra camera
     await tv.shot("live-extra-camera")
     await tv.key("BACK")

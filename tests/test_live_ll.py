@@ -109,6 +109,11 @@ async def test_low_latency_channel_blocks_reloads_until_the_part_exists(live: Te
         for aset in mpd.iterfind(".//m:AdaptationSet", ns):
             assert aset.find("m:ProducerReferenceTime", ns).get("wallClockTime")
             assert float(aset.find("m:SegmentTemplate", ns).get("availabilityTimeOffset")) > 1.0
+        # the same channel for DASH players without low latency (HbbTV before 2.0.3): complete segments only
+        standard = etree.fromstring(await (await live.get(f"/live/{cid}/dash/standard.mpd")).read())
+        etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(standard)
+        assert standard.find(".//m:SegmentTemplate[@availabilityTimeOffset]", ns) is None
+        assert standard.find("m:ServiceDescription", ns) is None and standard.get("type") == "dynamic"
     finally:
         await asyncio.to_thread(pub.wait, 30)
 

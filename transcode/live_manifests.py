@@ -31,6 +31,8 @@ PROFILES = "urn:dvb:dash:profile:dvb-dash:2014,urn:mpeg:dash:profile:isoff-live:
 LL_PROFILE = "http://www.dashif.org/guidelines/low-latency-live-v5"
 UTC_SCHEME = "urn:mpeg:dash:utc:http-iso:2014"
 SEQ, RUN, T, D, WALL = range(5)
+MPD_KEY = "dash/manifest.mpd"          # LL-DASH on a low-latency channel
+STANDARD_MPD_KEY = "dash/standard.mpd"   # low-latency channels only: the same segments for players without LL
 
 
 def segment_key(track: str, seq: int) -> str:

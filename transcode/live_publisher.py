@@ -146,9 +146,12 @@ class Publisher:
                 text = live_manifests.media_playlist(self.state, t, ended=ended, low=self.low and not ended)
                 await self.store.put_bytes(f"{prefix}hls/{t}.m3u8", text.encode())
             if segment_done and all(t["segments"] for t in self.state["tracks"].values()):
-                await self.store.put_bytes(f"{prefix}dash/manifest.mpd",
+                await self.store.put_bytes(f"{prefix}{live_manifests.MPD_KEY}",
                                            live_manifests.mpd(self.state, now=time.time(), ended=ended,
                                                               low=self.low and not ended))
+                if self.low:   # one more write a segment: the MPD for DASH players without low latency
+                    await self.store.put_bytes(f"{prefix}{live_manifests.STANDARD_MPD_KEY}",
+                                               live_manifests.mpd(self.state, now=time.time(), ended=ended))
                 await self.store.put_bytes(f"{prefix}hls/master.m3u8",
                                            live_manifests.master_playlist(self.state).encode())
                 await self.store.put_bytes(self.p["state_key"], json.dumps(self.state).encode())

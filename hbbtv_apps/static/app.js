@@ -6,15 +6,27 @@
   var body = document.body;
   /* settings come as <meta name="onair:..."> (valid XHTML 1.0, unlike data-* attributes) */
   var meta = (function () {
-    var out = { vod: [], embed: [] }, els = document.getElementsByTagName('meta'), i, name;
+    var out = { vod: [], embed: [], sub: [] }, els = document.getElementsByTagName('meta'), i, name;
     for (i = 0; i < els.length; i++) {
       name = els[i].getAttribute('name') || '';
       if (name.indexOf('onair:') !== 0) { continue; }
       name = name.substring(6);
-      if (name === 'vod') { out.vod.push(els[i].getAttribute('content')); } else if (name === 'embed') { out.embed.push(els[i].getAttribute('content')); } else { out[name] = els[i].getAttribute('content'); }
+      if (name === 'vod' || name === 'sub') { out[name].push(els[i].getAttribute('content')); } else if (name === 'embed') { out.embed.push(els[i].getAttribute('content')); } else { out[name] = els[i].getAttribute('content'); }
     }
     return out;
   }());
+  /* per clip, its subtitle languages: "clip|language|names a terminal may report|label" */
+  function subtitleLists(count, entries) {
+    var lists = [], i, f;
+    for (i = 0; i < count; i++) { lists.push([]); }
+    for (i = 0; i < entries.length; i++) {
+      f = entries[i].split('|');
+      if (f.length >= 4 && lists[parseInt(f[0], 10)]) {
+        lists[parseInt(f[0], 10)].push({ lang: f[1], codes: ' ' + f[2] + ' ', label: f.slice(3).join('|') });
+      }
+    }
+    return lists;
+  }
   var cfg = {
     slug: meta.slug,
     api: meta.api || '/api/v1',
@@ -23,8 +35,10 @@
     room: meta.room || '',
     interval: parseInt(meta.interval, 10) || 2000,
     accent: meta.accent || '#ffd100',
+    liveMpd: meta.livempd || 'dash/standard.mpd', /* LL-DASH only where the terminal is HbbTV 2.0.3+ (server's pick) */
     vod: meta.vod,
-    embed: meta.embed
+    embed: meta.embed,
+    subs: subtitleLists(meta.vod.length, meta.sub)
   };
   if (meta.preview) { body.setAttribute('data-preview', meta.preview); }
   var KE = window.KeyEvent || {};
@@ -33,14 +47,15 @@
     LEFT: KE.VK_LEFT || 37, UP: KE.VK_UP || 38, RIGHT: KE.VK_RIGHT || 39, DOWN: KE.VK_DOWN || 40,
     ENTER: KE.VK_ENTER || 13, BACK: KE.VK_BACK || 461
   };
-  var MASK_RED = 0x1, MASK_COLOURS = 0xF, MASK_NAV = 0x10;
+  var MASK_RED = 0x1, MASK_YELLOW = 0x4, MASK_COLOURS = 0xF, MASK_NAV = 0x10;
+  var SUBTITLE_COMPONENT = 2; /* AVComponent.COMPONENT_TYPE_SUBTITLE (OIPF DAE) */
   var PANELS = ['vote', 'chat', 'vod'];
 
   var st = {
     open: false, panel: 'vote', sel: 0, vodSel: 0, vod: null, banner: null, bannerSeen: {}, target: false,
     poll: null, pollTimer: null, resultsBusy: false, resultsInterval: cfg.interval,
     chatOn: false, chatBusy: false, cursor: '', device: null, openedAt: 0,
-    pair: null, pairBusy: false, votedElsewhere: false, checked: ''
+    pair: null, pairBusy: false, votedElsewhere: false, checked: '', subs: [], subIdx: 0
   };
 
   function $(id) { return document.getElementById(id); }
@@ -379,7 +394,7 @@
     request('GET', cfg.api + '/shows?hbbtv_app=' + enc(cfg.slug), null, function (status, d) {
       var ch = status === 200 && d && d.shows && d.shows.length ? d.shows[0].live_channel : null, list, li, empty;
       if (!ch || cfg.live) { return; }
-      cfg.live = '/live/' + enc(ch) + '/dash/manifest.mpd';
+      cfg.live = '/live/' + enc(ch) + '/' + cfg.liveMpd;
       list = $('vod-list');
       if (!list) {
         list = make('ul');
@@ -391,6 +406,7 @@
       li = make('li', 'live', 'Live: watch the extra camera');
       list.insertBefore(li, list.firstChild);
       cfg.vod.unshift(cfg.live);
+      cfg.subs.unshift([]);
       /* the desktop preview plays it with the live embed player (hls.js), as it does clips */
       cfg.embed.unshift(body.getAttribute('data-preview') ? '/embed/live/' + enc(ch) + '?autoplay=1' : '');
       if (st.panel === 'vod') { renderVod(); }
@@ -409,18 +425,21 @@
       player.setAttribute('title', live ? 'Live' : 'Clip');
       player.setAttribute('tabindex', '-1');
       player.play = function () { /* the embed page autoplays */ };
+      player.onload = function () { watchTracks(frameVideo(player)); };
     } else if (cfg.variant === 'xhtml') {
       player = document.createElement('object');
       player.setAttribute('type', 'application/dash+xml');
       player.setAttribute('data', mpd);
       player.onPlayStateChange = function () {
         if (player.playState === 5 || player.playState === 6) { endVod(); }
+        if (player.playState === 1) { applySubs(); } /* components are known once it plays */
       };
     } else {
       player = document.createElement('video');
       player.setAttribute('src', mpd);
       player.onended = endVod;
       player.onerror = endVod;
+      watchTracks(player);
     }
     player.id = 'vod';
     player.className = 'fullscreen';
@@ -428,18 +447,80 @@
     st.vod = player;
     body.setAttribute('data-playing', live ? 'live' : 'vod');
     if (!live) { show($('overlay'), false); } /* live: the overlay stays on top of the extra camera */
-    setKeyset(MASK_RED | MASK_NAV);
+    startSubs(cfg.subs[st.vodSel] || []);
+    setKeyset(MASK_RED | MASK_NAV | (st.subs.length ? MASK_YELLOW : 0));
     try { player.play(1); } catch (e) { endVod(); }
   }
   function endVod() {
     var player = st.vod;
     if (!player) { return; }
     st.vod = null;
+    st.subs = [];
+    show($('subs'), false);
     try { player.stop(); } catch (e) { try { player.pause(); } catch (e2) { /* ignore */ } }
     if (player.parentNode) { player.parentNode.removeChild(player); }
     bindBroadcast();
     body.setAttribute('data-playing', 'broadcast');
     if (st.open) { show($('overlay'), true); setKeyset(MASK_RED | MASK_COLOURS | MASK_NAV); } else { idleKeyset(); }
+  }
+
+  /* ---- subtitles: the clip's MPD carries EBU-TT-D per language; the terminal's DASH player decodes it. An HTML5
+     video element lists those as textTracks (HbbTV 2.x); the A/V control object as subtitle components (OIPF
+     DAE). YELLOW while a clip plays steps Off -> each language; the choice carries over to the next clip. ---- */
+  function startSubs(list) {
+    var saved = store.get('onair.subs') || '', i;
+    st.subs = list;
+    st.subIdx = 0;
+    for (i = 0; saved && i < list.length; i++) { if (list[i].lang === saved) { st.subIdx = i + 1; break; } }
+    show($('subs'), list.length > 0);
+    applySubs();
+  }
+  function nextSubs() {
+    st.subIdx = (st.subIdx + 1) % (st.subs.length + 1);
+    store.set('onair.subs', st.subIdx ? st.subs[st.subIdx - 1].lang : '');
+    applySubs();
+  }
+  function names(want, language) {
+    var l = String(language || '').toLowerCase();
+    return !!want && !!l && (want.codes.indexOf(' ' + l + ' ') >= 0 || want.codes.indexOf(' ' + l.split('-')[0] + ' ') >= 0);
+  }
+  function frameVideo(frame) {
+    try { return frame.contentWindow.document.getElementsByTagName('video')[0] || null; } catch (e) { return null; }
+  }
+  /* a DASH player lists its text tracks once it has read the MPD: choose again as they come */
+  function watchTracks(video) {
+    if (!video) { return; }
+    try { video.addEventListener('loadedmetadata', applySubs, false); } catch (e) { /* ignore */ }
+    try { video.textTracks.addEventListener('addtrack', applySubs, false); } catch (e2) { /* no event */ }
+    applySubs();
+  }
+  function applySubs() {
+    var p = st.vod, want = st.subIdx ? st.subs[st.subIdx - 1] : null, video, tracks, t, comps, on, i, hit = false;
+    if (!p) { return; }
+    setText($('subs-label'), 'Subtitles: ' + (want ? want.label : 'Off'));
+    body.setAttribute('data-subtitles', want ? want.lang : 'off');
+    video = p.tagName && p.tagName.toLowerCase() === 'iframe' ? frameVideo(p) : (p.textTracks ? p : null);
+    if (video && video.textTracks) {
+      tracks = video.textTracks;
+      for (i = 0; i < tracks.length; i++) {
+        t = tracks[i];
+        if (t.kind !== 'subtitles' && t.kind !== 'captions') { continue; }
+        on = !hit && names(want, t.language);
+        hit = hit || on;
+        if (t.mode !== (on ? 'showing' : 'disabled')) { t.mode = on ? 'showing' : 'disabled'; }
+      }
+    } else if (p.getComponents) {
+      try {
+        comps = p.getComponents(SUBTITLE_COMPONENT) || [];
+        for (i = 0; i < comps.length && want; i++) {
+          if (names(want, comps[i].language)) { p.selectComponent(comps[i]); hit = true; break; }
+        }
+        if (!hit) {
+          on = p.getCurrentActiveComponents(SUBTITLE_COMPONENT) || [];
+          for (i = 0; i < on.length; i++) { p.unselectComponent(on[i]); }
+        }
+      } catch (e) { /* the terminal has no subtitle components */ }
+    }
   }
 
   /* ---- banner over an ad spot, picked up by the regular state poll ---- */
@@ -483,7 +564,7 @@
     var k = e.keyCode, handled = true, n;
     if (body.getAttribute('data-preview') && PREVIEW_KEYS[k]) { k = PREVIEW_KEYS[k]; }
     if (st.vod) {
-      if (k === VK.BACK || k === VK.RED) { endVod(); } else { handled = false; }
+      if (k === VK.BACK || k === VK.RED) { endVod(); } else if (k === VK.YELLOW && st.subs.length) { nextSubs(); } else { handled = false; }
     } else if (!st.open) {
       if (k === VK.RED) { openOverlay('vote'); } else if (k === VK.ENTER && st.banner) { clickBanner(); } else { handled = false; }
     } else if (k === VK.RED || k === VK.BACK) {

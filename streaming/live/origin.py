@@ -10,6 +10,9 @@ streaming/live/blocking.py) answers one fixed question -> cacheable for the time
 whose cache key includes the query collapses a crowd asking for the same part onto one origin request; parts, like
 segments, are written once -> immutable. `_HLS_skip=YES` answers a delta update (streaming/live/delta.py), another
 question with its own cache key.
+Two MPDs per channel: `dash/manifest.mpd` (LL-DASH on a low-latency channel) and `dash/standard.mpd`, the same
+segments announced only when complete, for DASH players without low-latency support (HbbTV terminals before
+2.0.3). A low-latency channel's publisher writes both; for a standard channel the second is the first.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from streaming.live.channels import ON_AIR, Channel, get_channel, live_prefix
 from streaming.live.viewer_rights import check_rights, rights_caching
 
 POSTER_KEY = "images/poster.jpg"
+LL_MPD = "dash/manifest.mpd"
+STANDARD_MPD = "dash/standard.mpd"   # transcode.live_manifests.STANDARD_MPD_KEY (a URL contract, kept in sync)
 STATUS_KEY = "status.json"    # what players show over the picture: the slate while the encoder is away
 PUBLIC_STATUS = {"idle": "idle", "starting": "starting", "live": "live", "reconnecting": "reconnecting",
                  "ended": "ended"}
@@ -42,7 +47,7 @@ def live_cache_control(key: str, ch: Channel, segment_seconds: float, poster_sec
             return "public, max-age=60"
         if held:
             return f"public, max-age={int(blocking.HOLD_TARGETS * segment_seconds)}"
-        if ch.latency == "low":
+        if ch.latency == "low" and key != STANDARD_MPD:   # the standard MPD changes once a segment
             return "public, max-age=1"
         return f"public, max-age={max(1, int(segment_seconds / 2))}"
     return caching.IMMUTABLE if kind in caching.IMMUTABLE_KINDS else "public, max-age=2"
@@ -99,6 +104,8 @@ async def serve(request: web.Request) -> web.StreamResponse:
         ch = await get_channel(request.app[POOL], channel_id)
         if ch is None:
             raise NotFound(f"No live channel {channel_id}", code="channel-not-found")
+        if key == STANDARD_MPD and ch.latency != "low":
+            store_key = live_prefix(channel_id) + LL_MPD   # a standard channel's one MPD is standard already
         check_rights(ch, request)
         if key == STATUS_KEY:
             return web.json_response({"status": PUBLIC_STATUS.get(ch.status, "idle"), "event": ch.event_no},

@@ -87,6 +87,7 @@ def channel_json(ch: channels.Channel, job: tuple[str | None, dict[str, Any]], s
         "ingest": {"rtmp": f"rtmp://{host}:{settings.live_rtmp_port}/live/{ch.stream_key}",
                    "srt": f"srt://{host}:{settings.live_srt_port}?streamid=publish:{ch.stream_key}"},
         "playback": {"hls": f"{base}/live/{ch.id}/hls/master.m3u8", "dash": f"{base}/live/{ch.id}/dash/manifest.mpd",
+                     "dash_standard": f"{base}/live/{ch.id}/dash/standard.mpd",   # for DASH players without LL
                      "embed": f"{base}/embed/live/{ch.id}", "poster": f"{base}/live/{ch.id}/images/poster.jpg"},
         "recordings": ch.recordings, "recording_asset": ch.recording_asset,
         "started_at": _iso(ch.started_at), "ended_at": _iso(ch.ended_at),
