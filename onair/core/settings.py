@@ -3,6 +3,8 @@
 Each field of `Settings` is a setting: its env var is ``ONAIR_<NAME>``, its help and
 validation live in the field metadata. The CLI help, the README test and the parser
 all read this table, so a setting cannot exist without being documented.
+
+long: the table is one on purpose (one place to read every setting); it grows with each setting.
 """
 
 from __future__ import annotations
@@ -222,6 +224,22 @@ class Settings:
                                       check=_positive)
     vote_ip_ceiling: int = _setting(
         0, "Most first votes per poll from one client IP in one process (abuse ceiling); 0 turns it off.")
+    vote_flag_per_ip: int = _setting(
+        50, "Votes of one poll from one client IP beyond this many are flagged in the integrity report (counted, "
+        "not refused); 0 turns the flag off.", check=_not_negative)
+    vote_flag_per_subnet: int = _setting(
+        500, "Votes of one poll from one /24 (IPv4) or /48 (IPv6) beyond this many are flagged; 0 turns it off.",
+        check=_not_negative)
+    vote_burst_votes: int = _setting(
+        20, "A subnet casting more than this many votes from young devices within ONAIR_VOTE_BURST_SECONDS is a "
+        "burst: those votes are flagged; 0 turns it off.", check=_not_negative)
+    vote_burst_seconds: float = _setting(10.0, "Window of the vote burst flag (s).", check=_positive)
+    vote_young_device_seconds: float = _setting(
+        600.0, "A device issued less than this long before it votes is young (burst flag, device age report) (s).",
+        check=_positive)
+    privacy_retention_days: float = _setting(
+        30.0, "Days client IPs, device ids and vote integrity data are kept before the periodic job deletes them.",
+        check=_positive)
     device_pow_bits: int = _setting(
         12, "Proof-of-work to mint a device id: leading zero bits of SHA-256(challenge:nonce); each bit doubles "
         "the work (12: ~4,000 hashes, well under a second on a TV).", check=_pow_bits)
