@@ -42,6 +42,8 @@ DOMAINS: tuple[Domain, ...] = (
     studio.domain.DOMAIN,
     accounts.domain.DOMAIN,
 )
+# the domains' periodic clean-ups (privacy retention), run by the janitor of each job worker
+SWEEPS = tuple(s for d in DOMAINS for s in d.sweeps)
 
 
 def _job_handlers() -> dict[str, jobs.Handler]:
@@ -120,7 +122,7 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
         if domain.setup is not None:
             domain.setup(app)
     if run_worker:
-        app.cleanup_ctx.append(janitor_context(settings))  # before the worker: leftovers go before jobs run
+        app.cleanup_ctx.append(janitor_context(settings, SWEEPS))  # before the worker: leftovers go before jobs run
         app.cleanup_ctx.append(jobs.worker_context(_worker_factory(settings, dsn)))
         app.cleanup_ctx.append(jobs.worker_context(_live_worker_factory(settings, dsn)))
     return app
@@ -135,7 +137,7 @@ def worker_resources_context(settings: Settings, dsn: str, concurrency: int):
     app.cleanup_ctx.append(pool_context(settings, dsn))
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings))
-    app.cleanup_ctx.append(janitor_context(settings))
+    app.cleanup_ctx.append(janitor_context(settings, SWEEPS))
     return app, (_worker_factory(settings.with_(job_concurrency=concurrency), dsn),
                  _live_worker_factory(settings, dsn))
 

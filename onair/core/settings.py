@@ -111,6 +111,10 @@ def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True)
 class Settings:
     host: str = _setting("127.0.0.1", "Address the web server binds to.")
+    allowed_hosts: str = _setting(
+        "localhost,127.0.0.1,::1", "Host names (any port) absolute links may take from a request when "
+        "ONAIR_PUBLIC_URL is unset (its Host, or X-Forwarded-Host from a trusted proxy), comma-separated; any other "
+        "Host gets links to http://ONAIR_HOST:ONAIR_PORT.")
     port: int = _setting(8080, "TCP port the web server listens on.", check=_port)
     data_dir: Path = _setting(Path(".onair"), "Directory for local objects, the embedded database and secrets.")
     public_url: str | None = _setting(
@@ -345,6 +349,10 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    @cached_property
+    def allowed_host_set(self) -> frozenset[str]:
+        return frozenset(h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip())
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:

@@ -72,10 +72,15 @@ async def add_to_tallies(conn: asyncpg.Connection, deltas: dict[tuple[str, int],
 
 
 async def forget_before(conn: asyncpg.Connection, cutoff: datetime) -> int:
-    """Privacy retention: clear the client IP and device age of votes cast before `cutoff`; returns how many.
-    The vote (and so the tally and the one-vote-per-device rule) stays; only the personal data goes."""
-    done = await conn.fetchval(
+    """Privacy retention: votes cast before `cutoff` lose their client IP and device age, and those of polls
+    closed before it go altogether (their device ids with them). Tallies live in poll_tallies and stay exact.
+    Returns how many vote rows were cleared or deleted."""
+    deleted = await conn.fetchval(
+        """WITH d AS (DELETE FROM votes v USING polls p
+                      WHERE v.poll_id = p.id AND v.created_at < $1 AND p.status = 'closed' AND p.closed_at < $1
+                      RETURNING 1) SELECT count(*) FROM d""", cutoff)
+    cleared = await conn.fetchval(
         """WITH u AS (UPDATE votes SET client_ip = NULL, device_issued_at = NULL
                       WHERE created_at < $1 AND (client_ip IS NOT NULL OR device_issued_at IS NOT NULL)
                       RETURNING 1) SELECT count(*) FROM u""", cutoff)
-    return int(done)
+    return int(deleted) + int(cleared)
