@@ -1,7 +1,8 @@
 """URL pulls: the `ingest.fetch` job downloads an original from a partner's or editor's URL.
 
 The request-time checks (shape, no literal private target) are `onair.core.safe_urls`; here every redirect hop
-is resolved and re-checked before it is fetched.
+is checked again, and names are resolved by the session's pinned resolver, so the checked address is the one
+connected to.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import urljoin
 import aiohttp
 
 from onair.core.jobs import JobContext, PermanentJobError
-from onair.core.safe_urls import UrlRejected, check_destination, check_url_shape
+from onair.core.safe_urls import UrlRejected, check_url, pinned_session
 from onair.core.settings import Settings
 from streaming import catalog
 from streaming.ingest.originals import CHUNK, staging_dir, store_and_queue
@@ -32,10 +33,9 @@ async def pull(url: str, dest: Path, settings: Settings) -> int:
     """Download with redirects followed by hand (each hop re-checked), a size cap and a time limit."""
     limit = settings.max_upload_bytes
     timeout = aiohttp.ClientTimeout(total=URL_PULL_SECONDS, sock_connect=15, sock_read=60)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with pinned_session(settings.allow_private_urls, timeout=timeout) as session:
         for _hop in range(MAX_REDIRECTS + 1):
-            check_url_shape(url)
-            await check_destination(url, settings.allow_private_urls)
+            check_url(url, settings.allow_private_urls)  # a literal address; names are checked as they connect
             async with session.get(url, allow_redirects=False) as resp:
                 if resp.status in (301, 302, 303, 307, 308):
                     location = resp.headers.get("Location")
