@@ -164,6 +164,14 @@ class Settings:
         None, "Secret for device ids and signed URLs; unset generates one in the data dir.", secret=True)
     ffmpeg: str | None = _setting(None, "Path to the ffmpeg binary; unset uses the one bundled by imageio-ffmpeg.")
     job_concurrency: int = _setting(2, "Jobs (transcodes) one worker process runs at once.", check=_positive)
+    url_pull_concurrency: int = _setting(
+        4, "URL pulls one worker process runs at once, in their own pool (never in the transcode slots).",
+        check=_positive)
+    url_pull_min_bytes_per_second: int = _setting(
+        8192, "A URL pull slower than this over ONAIR_URL_PULL_RATE_WINDOW_SECONDS fails (a dripping source must "
+        "not hold a slot); 0 turns it off.", check=_not_negative)
+    url_pull_rate_window_seconds: float = _setting(30.0, "Window over which the URL pull rate is measured (s).",
+                                                   check=_positive)
     job_lease_seconds: float = _setting(30.0, "Job lease; a crashed worker's job is retried after it.",
                                         check=_positive)
     job_retry_base_seconds: float = _setting(

@@ -121,7 +121,8 @@ async def start_transcode(conn: asyncpg.Connection, asset_id: str, key: str, siz
 async def start_url_pull(conn: asyncpg.Connection, asset_id: str, url: str) -> int:
     """Queue the pull of the asset's original from `url` (call inside a transaction); the pull then starts
     the transcode itself."""
-    job_id = await enqueue(conn, job_kinds.INGEST_FETCH, {"asset_id": asset_id, "url": url}, max_attempts=1)
+    job_id = await enqueue(conn, job_kinds.INGEST_FETCH, {"asset_id": asset_id, "url": url}, max_attempts=1,
+                           queue=job_kinds.PULL_QUEUE)
     await conn.execute("""UPDATE assets SET source_url = $2, job_id = $3, status = 'queued', error = NULL,
                                  progress = 0, updated_at = now() WHERE id = $1""", asset_id, url, job_id)
     return job_id

@@ -21,7 +21,7 @@ from onair.core.jobs import JobContext, PermanentJobError
 from onair.core.safe_urls import UrlRejected, check_url, pinned_session
 from onair.core.settings import Settings
 from streaming import catalog
-from streaming.ingest.originals import CHUNK, staging_dir, store_and_queue
+from streaming.ingest.originals import staging_dir, store_and_queue
 
 log = logging.getLogger("onair.ingest")
 
@@ -47,16 +47,39 @@ async def pull(url: str, dest: Path, settings: Settings) -> int:
                     raise UrlRejected(f"the server answered HTTP {resp.status}")
                 if resp.content_length is not None and resp.content_length > limit:
                     raise UrlRejected(f"the file is {resp.content_length} bytes; the limit is {limit} bytes")
-                size = 0
-                f = await asyncio.to_thread(open, dest, "wb")
-                with f:
-                    async for chunk in resp.content.iter_chunked(CHUNK):
-                        size += len(chunk)
-                        if size > limit:
-                            raise UrlRejected(f"the file is larger than the limit of {limit} bytes")
-                        await asyncio.to_thread(f.write, chunk)
-                return size
+                return await _save(resp, dest, settings)
         raise UrlRejected(f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _save(resp: aiohttp.ClientResponse, dest: Path, settings: Settings) -> int:
+    """Write the body to `dest`: within the size limit, and never slower than the minimum rate over a window
+    (sock_read alone lets a source send one byte a minute for ever)."""
+    limit, floor = settings.max_upload_bytes, settings.url_pull_min_bytes_per_second
+    window = settings.url_pull_rate_window_seconds
+    loop = asyncio.get_running_loop()
+    size, since, got = 0, loop.time(), 0
+    f = await asyncio.to_thread(open, dest, "wb")
+    with f:
+        while True:
+            left = since + window - loop.time()
+            try:
+                chunk = await (asyncio.wait_for(resp.content.readany(), max(left, 0.01)) if floor
+                               else resp.content.readany())
+            except TimeoutError:
+                chunk = None
+            if chunk == b"":
+                return size
+            if chunk:
+                size += len(chunk)
+                got += len(chunk)
+                if size > limit:
+                    raise UrlRejected(f"the file is larger than the limit of {limit} bytes")
+                await asyncio.to_thread(f.write, chunk)
+            if floor and loop.time() >= since + window:
+                if got < floor * window:
+                    raise UrlRejected(f"the source sent {got / window:.0f} bytes/s over {window:g} s; at least "
+                                      f"{floor} bytes/s is needed (ONAIR_URL_PULL_MIN_BYTES_PER_SECOND)")
+                since, got = loop.time(), 0
 
 
 async def fetch_handler(ctx: JobContext) -> dict[str, Any]:
