@@ -57,3 +57,14 @@ async def test_dripping_pulls_do_not_delay_an_upload(settings: Settings, drippin
         for pid in pulls:  # and the drip itself ends: below the minimum rate, the pull fails with a reason
             body = await wait_for(c, pid, ("failed",), within=60)
             assert "bytes/s" in (body.get("error") or ""), body
+
+
+async def test_one_caller_cannot_fill_the_pull_pool(settings: Settings, dripping: str) -> None:
+    s = settings.with_(allow_private_urls=True, url_pull_per_caller=2, url_pull_min_bytes_per_second=0)
+    async with TestClient(TestServer(create_app(s, s.database_url or "", run_worker=False))) as c:
+        for i in range(2):
+            resp = await c.post("/api/v1/assets", json={"title": f"slow {i}", "source_url": dripping}, headers=ADMIN)
+            assert resp.status == 202, await resp.text()
+        resp = await c.post("/api/v1/assets", json={"title": "one more", "source_url": dripping}, headers=ADMIN)
+        assert resp.status == 429 and resp.content_type == "application/problem+json"
+        assert (await resp.json())["type"] == "/problems/url-pulls-busy" and resp.headers["Retry-After"]

@@ -167,6 +167,9 @@ class Settings:
     url_pull_concurrency: int = _setting(
         4, "URL pulls one worker process runs at once, in their own pool (never in the transcode slots).",
         check=_positive)
+    url_pull_per_caller: int = _setting(
+        4, "URL pulls one caller (partner key, user, token) may have queued or running; more get 429. 0: no limit.",
+        check=_not_negative)
     url_pull_min_bytes_per_second: int = _setting(
         8192, "A URL pull slower than this over ONAIR_URL_PULL_RATE_WINDOW_SECONDS fails (a dripping source must "
         "not hold a slot); 0 turns it off.", check=_not_negative)
