@@ -343,6 +343,7 @@ def run(results_dir: Path) -> dict[str, Any]:
             bare_chat = _start(_bare_chat_process, bare_chat_port)
             _wait_port(bare_chat_port)
             chat_devices = [devices.issue(KEY.encode()) for _ in range(64)]
+            asyncio.run(_admin(base, "POST", "/api/v1/chat/rooms", {"room": "bench"}))  # rooms are made by staff
             onair_chat = _run_chat(f"ws://127.0.0.1:{port}/api/v1/chat/bench/ws",
                                    f"{base}/api/v1/chat/bench/messages", ws_clients, chat_rate, chat_seconds,
                                    chat_devices, children)

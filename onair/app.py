@@ -17,7 +17,7 @@ import studio.domain
 import syndication.domain
 import syndication.webhooks.domain
 import transcode.domain
-from onair.core import health, jobs, lifecycle, limits, openapi, request_log
+from onair.core import health, job_kinds, jobs, lifecycle, limits, openapi, request_log
 from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, permission_of, signing_key
 from onair.core.bus import BUS, Bus, bus_context
 from onair.core.db.pool import POOL, pool_context
@@ -42,6 +42,8 @@ DOMAINS: tuple[Domain, ...] = (
     studio.domain.DOMAIN,
     accounts.domain.DOMAIN,
 )
+# the domains' periodic clean-ups (privacy retention), run by the janitor of each job worker
+SWEEPS = tuple(s for d in DOMAINS for s in d.sweeps)
 
 
 def _job_handlers() -> dict[str, jobs.Handler]:
@@ -98,6 +100,16 @@ def _live_worker_factory(settings: Settings, dsn: str):
     return make
 
 
+def _pull_worker_factory(settings: Settings, dsn: str):
+    def make(app: web.Application) -> jobs.Worker:
+        resources = jobs.Resources(settings=settings, pool=app[POOL], store=app[STORE], bus=app[BUS])
+        return jobs.Worker(app[POOL], dsn, JOB_HANDLERS, resources, queues=(job_kinds.PULL_QUEUE,),
+                           concurrency=settings.url_pull_concurrency, lease_seconds=settings.job_lease_seconds,
+                           retry=jobs.RetryPolicy.from_settings(settings), progress_hooks=PROGRESS_HOOKS)
+
+    return make
+
+
 def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bus | None = None) -> web.Application:
     """Build the web application. `dsn` is the resolved database URL (embedded or external)."""
     app = web.Application(middlewares=[request_log.request_log_middleware, health.metrics_middleware,
@@ -120,9 +132,10 @@ def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bu
         if domain.setup is not None:
             domain.setup(app)
     if run_worker:
-        app.cleanup_ctx.append(janitor_context(settings))  # before the worker: leftovers go before jobs run
+        app.cleanup_ctx.append(janitor_context(settings, SWEEPS))  # before the worker: leftovers go before jobs run
         app.cleanup_ctx.append(jobs.worker_context(_worker_factory(settings, dsn)))
         app.cleanup_ctx.append(jobs.worker_context(_live_worker_factory(settings, dsn)))
+        app.cleanup_ctx.append(jobs.worker_context(_pull_worker_factory(settings, dsn)))
     return app
 
 
@@ -135,9 +148,9 @@ def worker_resources_context(settings: Settings, dsn: str, concurrency: int):
     app.cleanup_ctx.append(pool_context(settings, dsn))
     app.cleanup_ctx.append(store_context(settings))
     app.cleanup_ctx.append(bus_context(settings))
-    app.cleanup_ctx.append(janitor_context(settings))
+    app.cleanup_ctx.append(janitor_context(settings, SWEEPS))
     return app, (_worker_factory(settings.with_(job_concurrency=concurrency), dsn),
-                 _live_worker_factory(settings, dsn))
+                 _live_worker_factory(settings, dsn), _pull_worker_factory(settings, dsn))
 
 
 @dataclass(frozen=True, order=True)

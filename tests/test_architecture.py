@@ -54,6 +54,7 @@ OWNERS: dict[str, str] = {
     "uploads": "streaming.ingest.tus_store",
     "polls": "streaming.interaction.polls",
     "poll_audit": "streaming.interaction.polls",
+    "poll_exclusions": "streaming.interaction.polls",
     "votes": "streaming.interaction.ballots",
     "poll_tallies": "streaming.interaction.ballots",
     "chat_rooms": "streaming.interaction.chat",

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from onair.app import create_app
 from onair.core.settings import Settings
 from streaming.interaction.chat_hub import Client, Frame, RoomHub
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN
 from tests.device_helpers import mint_device
 
@@ -23,6 +24,8 @@ async def chatty(settings: Settings) -> AsyncIterator[TestClient]:
     """The app with a rate limit loose enough for tests that post a lot from one device."""
     app = create_app(settings.with_(chat_rate_messages=1000), settings.database_url or "", run_worker=False)
     async with TestClient(TestServer(app)) as c:
+        for room in ("show1", "room2", "r3", "r5", "tv1"):
+            await open_room(c, room)
         yield c
 
 
@@ -126,6 +129,7 @@ async def test_bad_input_is_problem_json(chatty: TestClient) -> None:
 
 
 async def test_rate_limit_cooling_off_duplicates_and_flood(client: TestClient) -> None:
+    await open_room(client, "r4")
     dev = await device(client)
     for i in range(3):
         await say(client, "r4", dev, f"msg {i}")
@@ -253,3 +257,28 @@ async def test_long_poll_readers_learn_of_deletions_within_one_poll(chatty: Test
         first = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
         assert first["deleted"] == [doomed["id"]] and first["messages"] == []
     assert (await chatty.delete(f"/api/v1/chat/tv1/messages/{doomed['id']}", headers=ADMIN)).status == 404
+
+
+async def test_rooms_are_created_by_staff_only(client: TestClient) -> None:
+    dev = await device(client)
+    msg = {"device_id": dev, "nickname": "ann", "text": "hello"}
+    resp = await client.post("/api/v1/chat/nowhere/messages", json=msg)
+    assert resp.status == 404 and resp.content_type == "application/problem+json"
+    assert (await resp.json())["type"] == "/problems/room-not-found"
+    again = await client.post("/api/v1/chat/nowhere/messages", json={**msg, "text": "anyone?"})
+    assert again.status == 404  # the first message did not create it
+
+    assert (await client.post("/api/v1/chat/rooms", json={"room": "lobby"})).status == 401
+    made = await client.post("/api/v1/chat/rooms", json={"room": "lobby", "name": "The lobby"}, headers=ADMIN)
+    assert made.status == 201 and (await made.json())["name"] == "The lobby"
+    again = await client.post("/api/v1/chat/rooms", json={"room": "lobby"}, headers=ADMIN)
+    assert again.status == 409 and again.content_type == "application/problem+json"
+    for bad in ({"room": "rooms"}, {"room": "bad room!"}, {"name": "x"}):
+        resp = await client.post("/api/v1/chat/rooms", json=bad, headers=ADMIN)
+        assert resp.status == 400 and resp.content_type == "application/problem+json", bad
+    assert (await client.post("/api/v1/chat/lobby/messages", json=msg)).status == 201
+
+    # a show comes with its room
+    show = await client.post("/api/v1/shows", json={"slug": "quiz", "title": "Quiz night"}, headers=ADMIN)
+    assert show.status == 201, await show.text()
+    assert (await client.post("/api/v1/chat/show-quiz/messages", json={**msg, "text": "hi quiz"})).status == 201

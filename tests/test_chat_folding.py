@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient
 
 from streaming.interaction.textfold import flood_key, fold, mask_words
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN
 from tests.test_chat import device, say
 
@@ -25,6 +26,7 @@ def test_fold() -> None:
 
 
 async def test_bans_and_word_filter_see_through_lookalikes(client: TestClient) -> None:
+    await open_room(client, "fold")
     dev = await device(client)
     await say(client, "fold", dev, "hello", nick="troll")
     resp = await client.post("/api/v1/chat/fold/bans", json={"nickname": "Troll", "minutes": 5}, headers=ADMIN)
@@ -41,6 +43,7 @@ async def test_bans_and_word_filter_see_through_lookalikes(client: TestClient) -
 
 async def test_flood_survives_trivial_variations(client: TestClient) -> None:
     texts = ["BUY NOW", "BUY NOW.", "buy now!!", "\uff22\uff35\uff39 NOW"]
+    await open_room(client, "flood")
     for text in texts[:3]:  # three devices may say it (flood_devices = 3) ...
         await say(client, "flood", await device(client), text)
     body = await say(client, "flood", await device(client), texts[3], status=409)  # ... the fourth is a flood

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from streaming.interaction import devices
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN
 from tests.test_polls_durability import KEY, live_server
 
@@ -21,6 +22,7 @@ async def test_two_processes_share_rooms_and_tallies(tmp_path: Path, database_ur
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
             await asyncio.gather(a.ready(), b.ready())
+            await open_room(s, "duo", a.url)
             ws = await s.ws_connect(f"{a.url}/api/v1/chat/duo/ws")
             first = json.loads((await ws.receive(timeout=5)).data)
             assert first["messages"] == []

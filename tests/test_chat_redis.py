@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
 from onair.core.settings import Settings
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN, _redis_server_binary
 from tests.device_helpers import mint_device
 from tests.tools import free_port, missing, port_open
@@ -65,6 +66,7 @@ async def test_redis_outage_gives_503_and_the_room_recovers(settings: Settings, 
     async with TestClient(TestServer(app)) as c:
         dev = await mint_device(c)
         msg = {"device_id": dev, "nickname": "ann", "text": "before"}
+        await open_room(c, "live")
         assert (await c.post("/api/v1/chat/live/messages", json=msg)).status == 201
         ws = await c.ws_connect("/api/v1/chat/live/ws")
         first = json.loads((await ws.receive(timeout=5)).data)

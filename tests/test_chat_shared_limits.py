@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
 from onair.core.settings import Settings
+from tests.chat_helpers import open_room
 from tests.device_helpers import mint_device
 
 
@@ -20,6 +21,7 @@ async def test_device_rate_and_ip_ceiling_are_shared(settings: Settings, redis_u
     b_app = create_app(shared, shared.database_url or "", run_worker=False)
     async with TestClient(TestServer(a_app)) as a, TestClient(TestServer(b_app)) as b:
         dev = await mint_device(a)
+        await open_room(a, room)
 
         async def say(client: TestClient, device: str, text: str) -> int:
             resp = await client.post(f"/api/v1/chat/{room}/messages",

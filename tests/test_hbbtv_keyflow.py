@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN
 from tests.device_helpers import mint_device
 from tests.helpers import make_asset
@@ -287,6 +288,7 @@ async def test_vote_flow_with_live_results(browser: Any, client: TestClient, tmp
 async def test_chat_reader_shows_markup_as_text(browser: Any, client: TestClient, tmp_path: Path) -> None:
     await _require_api(client, "/api/v1/chat/{room}/messages", "chat")
     device = await mint_device(client)
+    await open_room(client, "studio")
 
     async def say(text: str) -> None:
         resp = await client.post("/api/v1/chat/studio/messages", json={"device_id": device, "nickname": "Ann <3",

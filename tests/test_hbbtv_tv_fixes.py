@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN
 from tests.device_helpers import mint_device
 from tests.test_embed_browser import _ready_clip, server  # noqa: F401 (fixture)
@@ -33,6 +34,7 @@ async def test_deletion_reaches_a_long_polling_tv_and_banner_spares_the_prompt(
     resp = await client.post("/api/v1/hbbtv/apps", headers=ADMIN, json={
         "slug": "news", "name": name, "org_id": 4660, "app_id": 2, "chat_room": "tvroom"})
     assert resp.status == 201, await resp.text()
+    await open_room(client, "tvroom")
     resp = await client.post("/api/v1/hbbtv/apps/news/banners", headers=ADMIN, json={
         "image_url": "/hbbtv/static/x/blank.gif", "target_url": "/hbbtv/static/x/blank.html",
         "label": "Press OK for the offer", "duration_s": 60})

@@ -73,3 +73,45 @@ async def test_names_resolving_to_loopback_are_refused_when_pulled() -> None:
     with pytest.raises(safe_urls.UrlRejected, match="private or loopback"):
         await safe_urls.check_destination("http://localhost:9/x.mp4", allow_private=False)
     await safe_urls.check_destination("http://localhost:9/x.mp4", allow_private=True)  # the test-only setting
+
+
+async def test_the_connection_goes_to_the_checked_address(tmp_path) -> None:
+    """The pinned session resolves, checks and connects to one answer: a name that resolves to loopback is refused
+    at connect time (no second lookup), also on a redirect hop to it, and allowed only with the test setting."""
+    import ipaddress
+
+    from onair.core import safe_urls
+
+    async def hop(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://localhost:{request.url.port}/ok")
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="inside")
+
+    app = web.Application()
+    app.router.add_get("/ok", ok)
+    app.router.add_get("/go", hop)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with safe_urls.pinned_session(allow_private=False) as s:
+            with pytest.raises(safe_urls.UrlRejected, match="private or loopback"):
+                await s.get(f"http://localhost:{server.port}/ok")
+        async with safe_urls.pinned_session(allow_private=False) as s:
+            # a literal address never reaches a resolver (check_url judges it, per hop); the redirect it answers,
+            # to a name resolving inside, is refused as the connection is made
+            with pytest.raises(safe_urls.UrlRejected, match="private or loopback"):
+                await s.get(f"http://127.0.0.1:{server.port}/go")
+        async with safe_urls.pinned_session(allow_private=True) as s, s.get(f"http://localhost:{server.port}/ok") as r:
+            assert await r.text() == "inside"
+    finally:
+        await server.close()
+
+    # IPv6 forms that carry an IPv4 address are never public, whatever they embed
+    for text in ("64:ff9b::7f00:1", "64:ff9b::808:808", "2002:c0a8:101::1", "2002:808:808::1", "::ffff:127.0.0.1",
+                 "::ffff:8.8.8.8", "::127.0.0.1", "2001:0:4136:e378:8000:63bf:3fff:fdd2"):
+        assert not safe_urls.is_public(ipaddress.ip_address(text)), text
+        with pytest.raises(safe_urls.UrlRejected):
+            safe_urls.check_url(f"http://[{text}]/x.mp4", allow_private=False)
+    assert safe_urls.is_public(ipaddress.ip_address("2606:4700::1111"))
+    assert safe_urls.is_public(ipaddress.ip_address("8.8.8.8"))

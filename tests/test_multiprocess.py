@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from onair.core.lifecycle import PROCESS_HEADER
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN_TOKEN
 from tests.device_helpers import mint_device
 from tests.helpers import OnairServer, spawn_server
@@ -215,6 +216,7 @@ async def test_chat_crosses_processes_and_sigterm_sends_going_away(two_workers) 
             await ws.close()
 
         dev = {"device_id": await mint_device(http, base)}
+        await open_room(http, room, base)
         poster, status, _msg = await _fresh(http, "POST", f"{base}/api/v1/chat/{room}/messages",
                                             json={"device_id": dev["device_id"], "nickname": "ann", "text": "hi all"})
         assert status == 201

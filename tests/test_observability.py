@@ -12,6 +12,7 @@ import yaml
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN
 from tests.device_helpers import mint_device
 from tests.ingest_tools import make_clip, upload, wait_for
@@ -96,6 +97,7 @@ async def _workload(client: TestClient, tmp_path: Path) -> None:
     assert (await client.post(f"/api/v1/polls/{poll['id']}/open", headers=ADMIN)).status == 200
     accepted = await client.post(f"/api/v1/polls/{poll['id']}/votes", json={"device_id": device, "option_id": 1})
     assert accepted.status == 201
+    await open_room(client, "show")
     sent = await client.post("/api/v1/chat/show/messages", json={"device_id": device, "nickname": "ann",
                                                                  "text": "hello"})
     assert sent.status == 201, await sent.text()

@@ -169,7 +169,9 @@ async def test_publish_by_url_creates_asset_and_ingest_job(app_client: TestClien
     assert row["title"] == "Flood footage" and row["source_url"] == body["source_url"]
     assert row["geo_deny"] == ["US"] and row["partner_id"] is not None
     assert row["kind"] == job_kinds.INGEST_FETCH  # the same URL pull the assets API uses
-    assert row["payload"] == {"asset_id": created["id"], "url": body["source_url"]}
+    # `by` counts the key's pulls in flight (ONAIR_URL_PULL_PER_CALLER)
+    assert row["payload"] == {"asset_id": created["id"], "url": body["source_url"],
+                              "by": f"partner:{row['partner_id']}"}
 
     for bad in ({"source_url": "ftp://x/y"}, {"source_url": "http://127.0.0.1/x.mp4"},
                 {"source_url": "https://e.com/x", "geo_allow": ["GBR"]},

@@ -45,7 +45,7 @@ async def untrusted() -> AsyncIterator[TestClient]:
 
 @pytest.fixture
 async def trusted() -> AsyncIterator[TestClient]:
-    client = await _policy_client(Settings(trusted_proxies=f"10.0.0.0/8, {LOOPBACK}"))
+    client = await _policy_client(Settings(trusted_proxies=f"10.0.0.0/8, {LOOPBACK}", allowed_hosts="tv.example"))
     yield client
     await client.close()
 
@@ -100,12 +100,16 @@ def test_cap_ttl_never_outlives_the_rights_end() -> None:
     (None, "", {}, "http://127.0.0.1:{port}"),
     (None, "", {"X-Forwarded-Host": "tv.example", "X-Forwarded-Proto": "https"}, "http://127.0.0.1:{port}"),
     (None, LOOPBACK, {"X-Forwarded-Host": "tv.example", "X-Forwarded-Proto": "https"}, "https://tv.example"),
+    # a host outside ONAIR_ALLOWED_HOSTS never reaches a link, even through a trusted proxy or as the Host itself
+    (None, LOOPBACK, {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}, "http://127.0.0.1:1"),
+    (None, "", {"Host": "evil.example"}, "http://127.0.0.1:1"),
     ("https://video.example.org/", "", {}, "https://video.example.org"),
 ])
 async def test_assets_api_and_oembed_agree_on_the_host(settings: Settings, db: asyncpg.Pool, public_url: str | None,
                                                      proxies: str, headers: dict[str, str], expected: str) -> None:
     """The same video gets the same absolute URLs from the assets API and oEmbed, whatever the set-up."""
-    settings = settings.with_(public_url=public_url, trusted_proxies=proxies, port=1)   # port: not what we listen on
+    settings = settings.with_(public_url=public_url, trusted_proxies=proxies, port=1,   # port: not what we listen on
+                              allowed_hosts="127.0.0.1,tv.example")
     asset_id = await make_asset(db)
     async with TestClient(TestServer(create_app(settings, settings.database_url or "", run_worker=False))) as c:
         base = expected.format(port=c.port)

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
 from onair.core.settings import Settings
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN
 from tests.device_helpers import mint_device
 from tests.ingest_tools import make_clip, upload, wait_for
@@ -185,6 +186,7 @@ async def test_held_chat_message_and_partner_usage_threshold_arrive(settings: Se
     async with TestClient(TestServer(create_app(fast, fast.database_url or ""))) as client:
         await subscribe(client, url, ["chat.message.held", "partner.usage.threshold"])
         device = await mint_device(client)
+        await open_room(client, "newsroom")
         await client.post("/api/v1/chat/newsroom/messages", json={"device_id": device, "nickname": "a", "text": "hi"})
         resp = await client.patch("/api/v1/chat/newsroom", json={"premoderation": True}, headers=ADMIN)
         assert resp.status == 200, await resp.text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -18,6 +19,8 @@ from onair.core.jobs import Handler, ProgressHook
 Setup = Callable[[web.Application], None]
 Commands = Callable[[argparse._SubParsersAction], None]
 Hook = Callable[[web.Application], Awaitable[None]]
+# A periodic clean-up the janitor runs on each round with (pool, settings); returns how many rows it touched.
+Sweep = Callable[[Any, Any], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -29,3 +32,4 @@ class Domain:
     progress_hooks: Mapping[str, ProgressHook] = field(default_factory=dict)
     commands: Commands | None = None
     first_start: Hook | None = None
+    sweeps: tuple[Sweep, ...] = ()

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -54,6 +54,20 @@ async def sweep_scratch(pool: asyncpg.Pool, root: Path) -> int:
     return len(dead)
 
 
+Sweep = Callable[[asyncpg.Pool, Settings], Awaitable[int]]
+
+
+async def run_sweeps(settings: Settings, pool: asyncpg.Pool, sweeps: Sequence[Sweep]) -> int:
+    """The domains' periodic clean-ups (privacy retention); one failing does not stop the others."""
+    done = 0
+    for extra in sweeps:
+        try:
+            done += await extra(pool, settings)
+        except Exception as exc:  # a database blip: the next round tries again
+            log.warning("periodic clean-up %s failed: %s", getattr(extra, "__qualname__", extra), exc)
+    return done
+
+
 async def sweep(settings: Settings, pool: asyncpg.Pool, store: object) -> tuple[int, int]:
     temp = 0
     if (sweep_temp := getattr(store, "sweep_temp", None)) is not None:  # the local store; S3 has lifecycle rules
@@ -64,8 +78,9 @@ async def sweep(settings: Settings, pool: asyncpg.Pool, store: object) -> tuple[
     return temp, scratch
 
 
-def janitor_context(settings: Settings):
-    """Sweep at start (before the worker takes jobs) and then periodically, for as long as the app runs."""
+def janitor_context(settings: Settings, sweeps: Sequence[Sweep] = ()):
+    """Sweep at start (before the worker takes jobs) and then periodically, for as long as the app runs;
+    `sweeps` are the domains' own clean-ups (Domain.sweeps), run on the same rounds."""
 
     async def loop(app: web.Application) -> None:
         while True:
@@ -74,12 +89,14 @@ def janitor_context(settings: Settings):
                 await sweep(settings, app[POOL], app[STORE])
             except Exception as exc:  # a database or disk blip: the next round tries again
                 log.warning("sweeping leftovers failed: %s", exc)
+            await run_sweeps(settings, app[POOL], sweeps)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         try:
             await sweep(settings, app[POOL], app[STORE])
         except Exception as exc:
             log.warning("sweeping leftovers at start failed: %s", exc)
+        await run_sweeps(settings, app[POOL], sweeps)
         task = asyncio.create_task(loop(app), name="janitor")
         yield
         task.cancel()

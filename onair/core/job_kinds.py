@@ -5,7 +5,10 @@ The owner of a kind registers its handler (through its `Domain`); everyone else 
 
 TRANSCODE_ASSET = "transcode.asset"        # transcode/tasks.py: probe, ladder, package an original
 CATALOG_TRANSCODED = "catalog.transcoded"  # streaming/catalog/tasks.py: on_done of a transcode, publishes it
-INGEST_FETCH = "ingest.fetch"              # streaming/ingest/url_pull.py: pull an original from a URL
+INGEST_FETCH = "ingest.fetch"              # streaming/ingest/url_pull.py: pull an original from a URL (queue "pull")
+# URL pulls wait on someone else's server: their own pool (ONAIR_URL_PULL_CONCURRENCY), so slow sources never hold
+# the slots transcodes run in.
+PULL_QUEUE = "pull"
 EVENT_PUBLISHED = "events.published"       # syndication/webhooks/tasks.py: fan an event out to subscribers
 WEBHOOK_DELIVER = "webhooks.deliver"       # syndication/webhooks/tasks.py: send one delivery (and reschedule)
 TRANSCODE_LIVE = "transcode.live"          # transcode/live.py: one live encoder run (queue "live")

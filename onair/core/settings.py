@@ -3,6 +3,8 @@
 Each field of `Settings` is a setting: its env var is ``ONAIR_<NAME>``, its help and
 validation live in the field metadata. The CLI help, the README test and the parser
 all read this table, so a setting cannot exist without being documented.
+
+long: the table is one on purpose (one place to read every setting); it grows with each setting.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def _setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
 class Settings:
     host: str = _setting("127.0.0.1", "Address the web server binds to.")
     port: int = _setting(8080, "TCP port the web server listens on.", check=checks.port)
+    allowed_hosts: str = _setting(
+        "localhost,127.0.0.1,::1", "Host names (any port) absolute links may take from a request when "
+        "ONAIR_PUBLIC_URL is unset (its Host, or X-Forwarded-Host from a trusted proxy), comma-separated; any other "
+        "Host gets links to http://ONAIR_HOST:ONAIR_PORT.")
     data_dir: Path = _setting(Path(".onair"), "Directory for local objects, the embedded database and secrets.")
     public_url: str | None = _setting(
         None, "Base URL for absolute links in APIs, feeds, oEmbed and AIT (default: the request's host).",
@@ -102,6 +108,17 @@ class Settings:
     ladder: str = _setting("fixed", "Rung bitrates of assets that choose none: fixed table, or per_title (a "
                            "complexity probe scales them).", choices=("fixed", "per_title"))
     job_concurrency: int = _setting(2, "Jobs (transcodes) one worker process runs at once.", check=checks.positive)
+    url_pull_concurrency: int = _setting(
+        4, "URL pulls one worker process runs at once, in their own pool (never in the transcode slots).",
+        check=checks.positive)
+    url_pull_per_caller: int = _setting(
+        4, "URL pulls one caller (partner key, user, token) may have queued or running; more get 429. 0: no limit.",
+        check=checks.not_negative)
+    url_pull_min_bytes_per_second: int = _setting(
+        8192, "A URL pull slower than this over ONAIR_URL_PULL_RATE_WINDOW_SECONDS fails (a dripping source must "
+        "not hold a slot); 0 turns it off.", check=checks.not_negative)
+    url_pull_rate_window_seconds: float = _setting(30.0, "Window over which the URL pull rate is measured (s).",
+                                                   check=checks.positive)
     job_lease_seconds: float = _setting(30.0, "Job lease; a crashed worker's job is retried after it.",
                                         check=checks.positive)
     job_retry_base_seconds: float = _setting(
@@ -169,6 +186,22 @@ class Settings:
                                       check=checks.positive)
     vote_ip_ceiling: int = _setting(
         0, "Most first votes per poll from one client IP in one process (abuse ceiling); 0 turns it off.")
+    vote_flag_per_ip: int = _setting(
+        50, "Votes of one poll from one client IP beyond this many are flagged in the integrity report (counted, "
+        "not refused); 0 turns the flag off.", check=checks.not_negative)
+    vote_flag_per_subnet: int = _setting(
+        500, "Votes of one poll from one /24 (IPv4) or /48 (IPv6) beyond this many are flagged; 0 turns it off.",
+        check=checks.not_negative)
+    vote_burst_votes: int = _setting(
+        20, "A subnet casting more than this many votes from young devices within ONAIR_VOTE_BURST_SECONDS is a "
+        "burst: those votes are flagged; 0 turns it off.", check=checks.not_negative)
+    vote_burst_seconds: float = _setting(10.0, "Window of the vote burst flag (s).", check=checks.positive)
+    vote_young_device_seconds: float = _setting(
+        600.0, "A device issued less than this long before it votes is young (burst flag, device age report) (s).",
+        check=checks.positive)
+    privacy_retention_days: float = _setting(
+        30.0, "Days client IPs, device ids and vote integrity data are kept before the periodic job deletes them.",
+        check=checks.positive)
     device_pow_bits: int = _setting(
         12, "Proof-of-work to mint a device id: leading zero bits of SHA-256(challenge:nonce); each bit doubles "
         "the work (12: ~4,000 hashes, well under a second on a TV).", check=checks.pow_bits)
@@ -278,6 +311,10 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    @cached_property
+    def allowed_host_set(self) -> frozenset[str]:
+        return frozenset(h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip())
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """HTTP policies every domain shares, each written once.
 
 * `base_url`: the scheme and host of absolute links (assets API, oEmbed, feeds, embed, AIT, partner API).
-  ONAIR_PUBLIC_URL when set; else X-Forwarded-Proto/-Host, but only from a trusted proxy; else the request's own.
+  ONAIR_PUBLIC_URL when set; else X-Forwarded-Proto/-Host, but only from a trusted proxy; else the request's own;
+  a host taken from a request must be in ONAIR_ALLOWED_HOSTS, or links use ONAIR_HOST:ONAIR_PORT.
 * `client_ip` and `viewer_country`: X-Forwarded-For and the CDN's country headers are believed only when
   the peer is in ONAIR_TRUSTED_PROXIES (default: nobody), so a client cannot pick its own IP or country.
 * `cap_ttl`: a cache lifetime never outlives the rights window of what it caches.
@@ -109,9 +110,16 @@ def base_url(request: web.Request) -> str:
         proto = _first(request.headers.get("X-Forwarded-Proto")).lower()
         scheme = proto if proto in ("http", "https") else scheme
         host = _first(request.headers.get("X-Forwarded-Host")) or host
-    if not _HOST.fullmatch(host or ""):
-        return settings.base_url
+    if not _HOST.fullmatch(host or "") or _hostname(host) not in settings.allowed_host_set:
+        return settings.base_url  # an arbitrary Host must not reach links a CDN caches for everyone
     return f"{scheme}://{host}"
+
+
+def _hostname(host: str) -> str:
+    """`host` without its port or IPv6 brackets, lower case."""
+    if host.startswith("["):
+        return host[1:host.index("]")].lower()
+    return host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
 
 
 def cap_ttl(seconds: int, until: datetime | None, now: datetime) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from onair.core import events, job_kinds
+from onair.core.errors import TooManyRequests
 from onair.core.jobs import enqueue, request_cancel
 from streaming.catalog.rights import Rights
 
@@ -124,13 +125,26 @@ async def start_transcode(conn: asyncpg.Connection, asset_id: str, key: str, siz
     return job_id
 
 
-async def start_url_pull(conn: asyncpg.Connection, asset_id: str, url: str) -> int:
+async def start_url_pull(conn: asyncpg.Connection, asset_id: str, url: str, by: str = "", limit: int = 0) -> int:
     """Queue the pull of the asset's original from `url` (call inside a transaction); the pull then starts
-    the transcode itself."""
-    job_id = await enqueue(conn, job_kinds.INGEST_FETCH, {"asset_id": asset_id, "url": url}, max_attempts=1)
+    the transcode itself. `by` names the caller: with `limit`, 429 once it has that many pulls in flight (the
+    transaction, and so the new asset, rolls back)."""
+    await check_pull_capacity(conn, by, limit)
+    job_id = await enqueue(conn, job_kinds.INGEST_FETCH, {"asset_id": asset_id, "url": url, "by": by},
+                           max_attempts=1, queue=job_kinds.PULL_QUEUE)
     await conn.execute("""UPDATE assets SET source_url = $2, job_id = $3, status = 'queued', error = NULL,
                                  progress = 0, updated_at = now() WHERE id = $1""", asset_id, url, job_id)
     return job_id
+
+
+async def check_pull_capacity(db: asyncpg.Pool | asyncpg.Connection, by: str, limit: int) -> None:
+    """429 when caller `by` (a partner, a user) already has `limit` URL pulls queued or running: one caller may
+    not fill the pull pool for everyone else (0: no limit)."""
+    if limit and await db.fetchval(
+            "SELECT count(*) FROM jobs WHERE kind = $1 AND status IN ('queued', 'running') AND payload->>'by' = $2",
+            job_kinds.INGEST_FETCH, by) >= limit:
+        raise TooManyRequests(f"{limit} URL pulls of yours are still running; retry when one has finished",
+                              code="url-pulls-busy", headers={"Retry-After": "30"})
 
 
 async def source_url(db: asyncpg.Pool | asyncpg.Connection, asset_id: str) -> str | None:

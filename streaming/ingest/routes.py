@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from onair.core.auth import requires
+from onair.core.auth import principal, requires
 from onair.core.db.pool import POOL
 from onair.core.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType, read_json
 from onair.core.openapi import described
@@ -76,11 +76,13 @@ async def create(request: web.Request) -> web.Response:
             url = check_url(body.source_url, _settings(request).allow_private_urls)
         except UrlRejected as exc:
             raise BadRequest(str(exc), code="invalid-source-url") from None
+        who = await principal(request)
+        by = f"{who.role}:{who.name}" if who else ""
         async with pool.acquire() as conn, conn.transaction():
             await catalog.create_asset(conn, asset_id, title=body.title, description=body.description,
                                        tags=originals.parse_tags(body.tags), source_url=url,
                                        **body.model_dump(include=set(CHOICES), exclude_none=True))
-            await catalog.start_url_pull(conn, asset_id, url)
+            await catalog.start_url_pull(conn, asset_id, url, by, settings.url_pull_per_caller)
     else:
         raise UnsupportedMediaType(f"Send multipart/form-data with a 'file' part, or JSON with 'source_url' "
                                    f"(got {ctype or 'no content type'})")

@@ -1,7 +1,8 @@
 """URL pulls: the `ingest.fetch` job downloads an original from a partner's or editor's URL.
 
 The request-time checks (shape, no literal private target) are `onair.core.safe_urls`; here every redirect hop
-is resolved and re-checked before it is fetched.
+is checked again, and names are resolved by the session's pinned resolver, so the checked address is the one
+connected to.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from urllib.parse import urljoin
 import aiohttp
 
 from onair.core.jobs import JobContext, PermanentJobError
-from onair.core.safe_urls import UrlRejected, check_destination, check_url_shape
+from onair.core.safe_urls import UrlRejected, check_url, pinned_session
 from onair.core.settings import Settings
 from streaming import catalog
-from streaming.ingest.originals import CHUNK, staging_dir, store_and_queue
+from streaming.ingest.originals import staging_dir, store_and_queue
 
 log = logging.getLogger("onair.ingest")
 
@@ -32,10 +33,9 @@ async def pull(url: str, dest: Path, settings: Settings) -> int:
     """Download with redirects followed by hand (each hop re-checked), a size cap and a time limit."""
     limit = settings.max_upload_bytes
     timeout = aiohttp.ClientTimeout(total=URL_PULL_SECONDS, sock_connect=15, sock_read=60)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with pinned_session(settings.allow_private_urls, timeout=timeout) as session:
         for _hop in range(MAX_REDIRECTS + 1):
-            check_url_shape(url)
-            await check_destination(url, settings.allow_private_urls)
+            check_url(url, settings.allow_private_urls)  # a literal address; names are checked as they connect
             async with session.get(url, allow_redirects=False) as resp:
                 if resp.status in (301, 302, 303, 307, 308):
                     location = resp.headers.get("Location")
@@ -47,16 +47,39 @@ async def pull(url: str, dest: Path, settings: Settings) -> int:
                     raise UrlRejected(f"the server answered HTTP {resp.status}")
                 if resp.content_length is not None and resp.content_length > limit:
                     raise UrlRejected(f"the file is {resp.content_length} bytes; the limit is {limit} bytes")
-                size = 0
-                f = await asyncio.to_thread(open, dest, "wb")
-                with f:
-                    async for chunk in resp.content.iter_chunked(CHUNK):
-                        size += len(chunk)
-                        if size > limit:
-                            raise UrlRejected(f"the file is larger than the limit of {limit} bytes")
-                        await asyncio.to_thread(f.write, chunk)
-                return size
+                return await _save(resp, dest, settings)
         raise UrlRejected(f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _save(resp: aiohttp.ClientResponse, dest: Path, settings: Settings) -> int:
+    """Write the body to `dest`: within the size limit, and never slower than the minimum rate over a window
+    (sock_read alone lets a source send one byte a minute for ever)."""
+    limit, floor = settings.max_upload_bytes, settings.url_pull_min_bytes_per_second
+    window = settings.url_pull_rate_window_seconds
+    loop = asyncio.get_running_loop()
+    size, since, got = 0, loop.time(), 0
+    f = await asyncio.to_thread(open, dest, "wb")
+    with f:
+        while True:
+            left = since + window - loop.time()
+            try:
+                chunk = await (asyncio.wait_for(resp.content.readany(), max(left, 0.01)) if floor
+                               else resp.content.readany())
+            except TimeoutError:
+                chunk = None
+            if chunk == b"":
+                return size
+            if chunk:
+                size += len(chunk)
+                got += len(chunk)
+                if size > limit:
+                    raise UrlRejected(f"the file is larger than the limit of {limit} bytes")
+                await asyncio.to_thread(f.write, chunk)
+            if floor and loop.time() >= since + window:
+                if got < floor * window:
+                    raise UrlRejected(f"the source sent {got / window:.0f} bytes/s over {window:g} s; at least "
+                                      f"{floor} bytes/s is needed (ONAIR_URL_PULL_MIN_BYTES_PER_SECOND)")
+                since, got = loop.time(), 0
 
 
 async def fetch_handler(ctx: JobContext) -> dict[str, Any]:

@@ -27,14 +27,18 @@ async def clear(conn: asyncpg.Connection, poll_id: str) -> int:
     return int(removed)
 
 
-async def insert_new(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int]], now: datetime
+async def insert_new(conn: asyncpg.Connection,
+                     rows: Sequence[tuple[str, str, int, str | None, datetime | None]], now: datetime
                      ) -> set[tuple[str, str]]:
-    """Insert (poll, device, option) rows; returns the (poll, device) pairs that were new."""
+    """Insert (poll, device, option, client IP, device issued at) rows; returns the (poll, device) pairs that
+    were new."""
     inserted = await conn.fetch(
-        """INSERT INTO votes (poll_id, device_id, option_id, created_at)
-           SELECT p, d, o, $4 FROM unnest($1::text[], $2::text[], $3::int[]) AS u(p, d, o)
+        """INSERT INTO votes (poll_id, device_id, option_id, created_at, client_ip, device_issued_at)
+           SELECT p, d, o, $4, ip, iss
+           FROM unnest($1::text[], $2::text[], $3::int[], $5::inet[], $6::timestamptz[]) AS u(p, d, o, ip, iss)
            ON CONFLICT DO NOTHING RETURNING poll_id, device_id""",
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], now)
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], now, [r[3] for r in rows],
+        [r[4] for r in rows])
     return {(r["poll_id"], r["device_id"]) for r in inserted}
 
 
@@ -65,3 +69,18 @@ async def add_to_tallies(conn: asyncpg.Connection, deltas: dict[tuple[str, int],
             """INSERT INTO poll_tallies (poll_id, option_id, shard, votes) VALUES ($1, $2, $3, $4)
                ON CONFLICT (poll_id, option_id, shard) DO UPDATE SET votes = poll_tallies.votes + $4""",
             updates)
+
+
+async def forget_before(conn: asyncpg.Connection, cutoff: datetime) -> int:
+    """Privacy retention: votes cast before `cutoff` lose their client IP and device age, and those of polls
+    closed before it go altogether (their device ids with them). Tallies live in poll_tallies and stay exact.
+    Returns how many vote rows were cleared or deleted."""
+    deleted = await conn.fetchval(
+        """WITH d AS (DELETE FROM votes v USING polls p
+                      WHERE v.poll_id = p.id AND v.created_at < $1 AND p.status = 'closed' AND p.closed_at < $1
+                      RETURNING 1) SELECT count(*) FROM d""", cutoff)
+    cleared = await conn.fetchval(
+        """WITH u AS (UPDATE votes SET client_ip = NULL, device_issued_at = NULL
+                      WHERE created_at < $1 AND (client_ip IS NOT NULL OR device_issued_at IS NOT NULL)
+                      RETURNING 1) SELECT count(*) FROM u""", cutoff)
+    return int(deleted) + int(cleared)

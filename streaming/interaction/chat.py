@@ -18,10 +18,11 @@ import asyncpg
 
 from onair.core import events
 from onair.core.bounded import Bounded
-from onair.core.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests
+from onair.core.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
 from streaming.interaction.textfold import flood_key, fold, mask_words
 
 ROOM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RESERVED_ROOMS = frozenset({"rooms"})  # path segments of the chat API itself (POST /api/v1/chat/rooms)
 NICK_MAX = 32
 
 
@@ -134,14 +135,16 @@ class Room:
     paused: bool
     premoderation: bool
     words: tuple[str, ...]
+    name: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Room:
         return cls(row["room"], row["seq"], row["slow_mode_seconds"], row["paused"], row["premoderation"],
-                   tuple(row["words"]))
+                   tuple(row["words"]), row["name"])
 
     def to_json(self) -> dict[str, Any]:
-        return {"room": self.room, "cursor": str(self.seq), "slow_mode_seconds": self.slow_mode_seconds,
+        return {"room": self.room, "name": self.name or self.room, "cursor": str(self.seq),
+                "slow_mode_seconds": self.slow_mode_seconds,
                 "paused": self.paused, "premoderation": self.premoderation, "words": list(self.words)}
 
 
@@ -156,13 +159,20 @@ def message_json(row: asyncpg.Record | dict[str, Any], *, admin: bool = False) -
     return out
 
 
-_ROOM = "room, seq, slow_mode_seconds, paused, premoderation, words"
+_ROOM = "room, seq, slow_mode_seconds, paused, premoderation, words, name"
 _MSG = "id, seq, device_id, nickname, text, status, created_at"
 
 
 async def ensure_room(db: asyncpg.Pool | asyncpg.Connection, room: str) -> Room:
     await db.execute("INSERT INTO chat_rooms (room) VALUES ($1) ON CONFLICT DO NOTHING", room)
     return Room.from_row(await db.fetchrow(f"SELECT {_ROOM} FROM chat_rooms WHERE room = $1", room))
+
+
+async def create_room(db: asyncpg.Pool | asyncpg.Connection, room: str, name: str | None = None) -> Room | None:
+    """A new room (staff, or a show being created); None when the name is taken."""
+    row = await db.fetchrow(f"INSERT INTO chat_rooms (room, name) VALUES ($1, $2) ON CONFLICT DO NOTHING "
+                            f"RETURNING {_ROOM}", room, name)
+    return Room.from_row(row) if row else None
 
 
 async def get_room(db: asyncpg.Pool, room: str) -> Room | None:
@@ -184,8 +194,12 @@ async def post(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text:
                now: datetime) -> dict[str, Any]:
     """Store a message that passed the Guard; room-level rules (pause, bans, slow mode) are checked here."""
     async with db.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO chat_rooms (room) VALUES ($1) ON CONFLICT DO NOTHING", room)
-        r = Room.from_row(await conn.fetchrow(f"SELECT {_ROOM} FROM chat_rooms WHERE room = $1 FOR UPDATE", room))
+        # Rooms exist only once staff made them: a viewer's message never creates one (that let anyone fill
+        # the table with rooms).
+        found = await conn.fetchrow(f"SELECT {_ROOM} FROM chat_rooms WHERE room = $1 FOR UPDATE", room)
+        if found is None:
+            raise NotFound(f"No chat room {room!r}; rooms are created by staff", code="room-not-found")
+        r = Room.from_row(found)
         if r.paused:
             raise RoomPaused("The room is paused by the moderators")
         ban = await conn.fetchrow(
@@ -293,3 +307,14 @@ async def pending(db: asyncpg.Pool, room: str, limit: int = 200) -> list[dict[st
 
 async def current_seq(db: asyncpg.Pool, room: str) -> int:
     return int(await db.fetchval("SELECT seq FROM chat_rooms WHERE room = $1", room) or 0)
+
+
+async def forget_before(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:
+    """Privacy retention: messages older than `cutoff` lose their device id (the text stays for the room's
+    history); bans that have run out go. Returns how many rows changed."""
+    cleared = await conn.fetchval(
+        """WITH u AS (UPDATE chat_messages SET device_id = '' WHERE created_at < $1 AND device_id <> ''
+                      RETURNING 1) SELECT count(*) FROM u""", cutoff)
+    expired = await conn.fetchval(
+        "WITH d AS (DELETE FROM chat_bans WHERE until < $1 RETURNING 1) SELECT count(*) FROM d", now)
+    return int(cleared) + int(expired)

@@ -16,7 +16,16 @@ from onair.core.auth import audit, has_permission, label, requires
 from onair.core.bus import BUS, BusUnavailable
 from onair.core.clock import now
 from onair.core.db.pool import POOL
-from onair.core.errors import AppError, BadRequest, NotFound, Unavailable, parse_query, pydantic_detail, read_json
+from onair.core.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    Unavailable,
+    parse_query,
+    pydantic_detail,
+    read_json,
+)
 from onair.core.lifecycle import Stopping, unless_stopping
 from onair.core.metrics import METRICS, ROOMS
 from onair.core.openapi import described
@@ -205,12 +214,39 @@ class RoomPatch(BaseModel):
     words: list[str] | None = Field(default=None, max_length=1000)
 
 
+class RoomIn(BaseModel):
+    room: str = Field(min_length=1, max_length=64)
+    name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("room")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not chat.ROOM_RE.match(value):
+            raise ValueError("room names are 1-64 letters, digits, '.', '_' or '-'")
+        if value in chat.RESERVED_ROOMS:
+            raise ValueError(f"{value!r} is reserved")
+        return value
+
+
 class BanIn(BaseModel):
     message_id: int | None = None
     device_id: str | None = Field(default=None, max_length=200)
     nickname: str | None = Field(default=None, max_length=200)
     minutes: float = Field(default=60, gt=0, le=60 * 24 * 365)
     reason: str = Field(default="", max_length=500)
+
+
+@requires("chat:moderate")
+@described(body=RoomIn, status=201)
+async def create_room(request: web.Request) -> web.Response:
+    """Open a chat room (viewers' messages never create one)."""
+    body = await read_json(request, RoomIn, max_bytes=4096)
+    room = await chat.create_room(request.app[POOL], body.room, body.name)
+    if room is None:
+        raise Conflict(f"A chat room named {body.room!r} exists", code="room-exists", field="room")
+    await audit(request, "chat.room.create", object_type="chat_room", object_id=room.room)
+    return web.json_response(room.to_json(), status=201, headers={"Location": f"/api/v1/chat/{room.room}",
+                                                                  "Cache-Control": "no-store"})
 
 
 @requires("chat:moderate")
@@ -305,6 +341,7 @@ def chat_context():
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(chat_context())
     r = app.router
+    r.add_post("/api/v1/chat/rooms", create_room, name="chat.rooms.create")
     r.add_post("/api/v1/chat/{room}/messages", post_message, name="chat.post")
     r.add_get("/api/v1/chat/{room}/messages", list_messages, name="chat.messages")
     r.add_get("/api/v1/chat/{room}/ws", websocket, name="chat.ws")

@@ -101,14 +101,20 @@ def verify(key: bytes, device_id: object) -> bool:
 
 def require(request: web.Request, device_id: object) -> str:
     """The device id if the server signed it, else 403 (a forged, mistyped or pre-proof-of-work id)."""
+    return require_device(request, device_id).id
+
+
+def require_device(request: web.Request, device_id: object) -> Device:
+    """`require`, returning what the signed id says (its issue time feeds the vote integrity report)."""
     if isinstance(device_id, str) and device_id.startswith(LEGACY + "."):
         raise Forbidden("device_id has the old d1 format, minted without proof-of-work; mint a new one "
                         "(GET /api/v1/devices/challenge, then POST /api/v1/devices)", code="device-outdated")
-    if not verify(request.app[SIGNING_KEY], device_id):
+    device = parse(request.app[SIGNING_KEY], device_id)
+    if device is None:
         raise Forbidden("device_id was not issued by this server; get one from POST /api/v1/devices",
                         code="invalid-device")
-    logs.annotate(device=device_id)
-    return device_id  # type: ignore[return-value]
+    logs.annotate(device=device.id)
+    return device
 
 
 class DeviceIn(BaseModel):

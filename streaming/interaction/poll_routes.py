@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Literal
 
 import asyncpg
 from aiohttp import web
@@ -16,8 +18,8 @@ from onair.core.db.pool import POOL
 from onair.core.errors import AppError, BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, read_json
 from onair.core.metrics import METRICS
 from onair.core.openapi import described
-from onair.core.web import client_ip
-from streaming.interaction import ballots, devices, polls, tallies
+from onair.core.web import client_ip, settings_of
+from streaming.interaction import ballots, devices, integrity, polls, tallies
 from streaming.interaction.live_state import LIVE
 from streaming.interaction.vote_batcher import Vote
 
@@ -112,19 +114,30 @@ async def vote(request: web.Request) -> web.Response:
         raise
 
 
+def _inet(ip: str | None) -> str | None:
+    """The address as PostgreSQL inet takes it (a unix-socket peer or garbage is stored as unknown)."""
+    try:
+        return str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        return None
+
+
 async def _vote(request: web.Request) -> web.Response:
     poll = await _poll(request)
     body = await read_json(request, VoteIn, max_bytes=4096)
-    device_id = devices.require(request, body.device_id)
+    device = devices.require_device(request, body.device_id)
+    device_id = device.id
     if body.option_id not in poll.option_ids():
         raise BadRequest(f"option_id {body.option_id} is not an option of this poll", code="invalid-option")
     live = request.app[LIVE]
-    ip_key = (poll.id, client_ip(request) or "")
+    ip = client_ip(request)
+    ip_key = (poll.id, ip or "")
     if live.ip_ceiling and live.ip_votes.get(ip_key, 0) >= live.ip_ceiling:
         raise TooManyRequests("Too many votes from this network for this poll", code="ip-ceiling",
                               headers={"Retry-After": "60"})
     try:
-        outcome = await live.batcher.submit(Vote(poll.id, device_id, body.option_id))
+        outcome = await live.batcher.submit(Vote(poll.id, device_id, body.option_id, client_ip=_inet(ip),
+                                                 device_issued_at=datetime.fromtimestamp(device.issued_at, UTC)))
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise Unavailable("Votes cannot be stored right now; retry shortly (the vote was not counted)",
                           code="votes-unavailable", headers={"Retry-After": "1"}) from exc
@@ -191,6 +204,37 @@ async def export(request: web.Request) -> web.Response:
         "Content-Disposition": f'attachment; filename="poll-{poll.id}.csv"', "Cache-Control": "no-store"})
 
 
+@requires("polls:read")
+async def integrity_report(request: web.Request) -> web.Response:
+    """Votes per IP and subnet, device age at vote time, bursts, and how many votes each flag marks."""
+    poll = await _poll(request)
+    body = await integrity.report(request.app[POOL], poll.id, integrity.Thresholds.of(settings_of(request)))
+    fresh = await polls.get(request.app[POOL], poll.id) or poll
+    body["results"] = await polls.results(request.app[POOL], fresh, now(request.app))
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+class ExclusionsIn(BaseModel):
+    flags: list[Literal["ip", "subnet", "burst"]] = Field(max_length=3)
+
+
+@requires("polls:write")
+@described(body=ExclusionsIn)
+async def set_exclusions(request: web.Request) -> web.Response:
+    """Exclude flagged votes from a closed poll's second tally; the tally of all accepted votes stays."""
+    poll = await _poll(request)
+    body = await read_json(request, ExclusionsIn, max_bytes=4096)
+    flags = sorted(set(body.flags))
+    data = await polls.exclude(request.app[POOL], poll.id, flags,
+                               integrity.Thresholds.of(settings_of(request)), now(request.app))
+    if data is None:
+        raise Conflict("Exclusions apply to a closed poll (its votes must be final); close it first",
+                       code="poll-not-closed", poll_id=poll.id)
+    await audit(request, "poll.exclude", object_type="poll", object_id=poll.id)
+    request.app[LIVE].ticker.mark({poll.id})
+    return web.json_response(data, headers={"Cache-Control": "no-store"})
+
+
 def setup(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/v1/polls", create_poll, name="polls.create")
@@ -203,3 +247,5 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/v1/polls/{poll_id}/results", results, name="polls.results")
     r.add_get("/api/v1/polls/{poll_id}/events", events, name="polls.events")
     r.add_get("/api/v1/polls/{poll_id}/export.csv", export, name="polls.export")
+    r.add_get("/api/v1/polls/{poll_id}/integrity", integrity_report, name="polls.integrity")
+    r.add_post("/api/v1/polls/{poll_id}/exclusions", set_exclusions, name="polls.exclusions")

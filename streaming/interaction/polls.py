@@ -13,7 +13,7 @@ import asyncpg
 
 from onair.core import events, job_kinds
 from onair.core.jobs import JobContext, enqueue
-from streaming.interaction import ballots
+from streaming.interaction import ballots, integrity
 
 _ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"
 # How often a TV without SSE should poll /results (ms); the response is cacheable for 1 s anyway.
@@ -149,6 +149,7 @@ async def transition(db: asyncpg.Pool, poll_id: str, action: str, now: datetime)
             await conn.execute("UPDATE polls SET status = 'closed', closed_at = $2 WHERE id = $1", poll_id, now)
         elif action == "reset":
             removed = await ballots.clear(conn, poll_id)
+            await conn.execute("DELETE FROM poll_exclusions WHERE poll_id = $1", poll_id)
             await conn.execute("INSERT INTO poll_audit (poll_id, action, detail, at) VALUES ($1, $2, $3, $4)",
                                poll_id, "reset", {"votes_removed": removed}, now)
         else:
@@ -169,13 +170,47 @@ async def transition(db: asyncpg.Pool, poll_id: str, action: str, now: datetime)
 
 
 async def results(db: asyncpg.Pool | asyncpg.Connection, poll: Poll, now: datetime) -> dict[str, Any]:
+    """`options`/`total`: every accepted vote (the acknowledged tally, never changed); `after_exclusions`, when
+    the producer excluded flagged votes, the same counts without them."""
     rows = await db.fetch("SELECT option_id, sum(votes) AS votes FROM poll_tallies WHERE poll_id = $1 "
                           "GROUP BY option_id", poll.id)
     counts = {r["option_id"]: int(r["votes"]) for r in rows}
     options = [{"id": i, "label": label, "votes": counts.get(i, 0)} for i, label in poll.options]
-    return {"poll_id": poll.id, "question": poll.question, "status": effective_status(poll, now),
-            "total": sum(o["votes"] for o in options), "options": options,
-            "poll_interval_ms": POLL_INTERVAL_MS}
+    out = {"poll_id": poll.id, "question": poll.question, "status": effective_status(poll, now),
+           "total": sum(o["votes"] for o in options), "options": options,
+           "poll_interval_ms": POLL_INTERVAL_MS}
+    excl = await db.fetchrow("SELECT flags, removed, at FROM poll_exclusions WHERE poll_id = $1", poll.id)
+    if excl is not None:
+        removed = {int(k): int(v) for k, v in excl["removed"].items()}
+        kept = [{"id": o["id"], "label": o["label"], "votes": o["votes"] - removed.get(o["id"], 0)} for o in options]
+        out["after_exclusions"] = {"flags": list(excl["flags"]), "excluded": sum(removed.values()),
+                                   "total": sum(o["votes"] for o in kept), "options": kept,
+                                   "at": excl["at"].isoformat()}
+    return out
+
+
+async def exclude(db: asyncpg.Pool, poll_id: str, flags: list[str], thresholds: integrity.Thresholds,
+                  now: datetime) -> dict[str, Any] | None:
+    """Exclude votes carrying any of `flags` from a closed poll's second tally (an empty list clears it).
+    None when the poll is not closed: the set of votes must be final for the counts to mean anything."""
+    async with db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM polls WHERE id = $1 FOR UPDATE", poll_id)
+        if row is None or effective_status(Poll.from_row(row), now) != "closed":
+            return None
+        removed = await integrity.removed_by(conn, poll_id, flags, thresholds)
+        if flags:
+            await conn.execute(
+                """INSERT INTO poll_exclusions (poll_id, flags, removed, at) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (poll_id) DO UPDATE SET flags = $2, removed = $3, at = $4""",
+                poll_id, flags, {str(k): v for k, v in removed.items()}, now)
+        else:
+            await conn.execute("DELETE FROM poll_exclusions WHERE poll_id = $1", poll_id)
+        # The audit trail (and so the CSV export) says who excluded what, with the thresholds it was judged by.
+        await conn.execute(
+            "INSERT INTO poll_audit (poll_id, action, detail, at) VALUES ($1, $2, $3, $4)", poll_id,
+            "excluded" if flags else "exclusions-cleared",
+            {"flags": flags, "removed": sum(removed.values()), "thresholds": thresholds.to_json()}, now)
+        return await results(conn, Poll.from_row(row), now)
 
 
 def _cell(value: object) -> object:

@@ -60,6 +60,7 @@ async def create_show(request: web.Request) -> web.Response:
     show = await shows.create(request.app[POOL], **body.model_dump())
     if show is None:
         raise Conflict(f"A show named {body.slug!r} exists", code="show-exists")
+    await chat.create_room(request.app[POOL], show.room, show.title)  # a show comes with its room
     await audit(request, "show.create", object_type="show", object_id=show.slug)
     return web.json_response(await show_json(request.app[POOL], show, request), status=201,
                              headers={"Location": f"/api/v1/shows/{show.slug}"})
@@ -96,6 +97,8 @@ async def patch_show(request: web.Request) -> web.Response:
     show = await shows.update(request.app[POOL], slug, changes)
     if show is None:
         raise NotFound(f"No show {slug!r}", code="show-not-found")
+    if "chat_room" in changes:
+        await chat.create_room(request.app[POOL], show.room, show.title)
     await audit(request, "show.update", object_type="show", object_id=slug)
     return web.json_response(await show_json(request.app[POOL], show, request))
 

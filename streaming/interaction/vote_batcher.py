@@ -28,6 +28,9 @@ class Vote:
     poll_id: str
     device_id: str
     option_id: int
+    # For the integrity report (integrity.py): stored with the vote, never checked on the way in.
+    client_ip: str | None = None
+    device_issued_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ class VoteBatcher:
     async def _write(conn: asyncpg.Connection, polls: dict[str, asyncpg.Record], todo: list[Vote], now: datetime
                      ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, str], tuple[str, int]]]:
         """Write one batch: new votes, allowed changes, and the tally deltas they make."""
-        written = await ballots.insert_new(conn, [(v.poll_id, v.device_id, v.option_id) for v in todo], now) \
+        written = await ballots.insert_new(
+            conn, [(v.poll_id, v.device_id, v.option_id, v.client_ip, v.device_issued_at) for v in todo], now) \
             if todo else set()
         deltas: dict[tuple[str, int], int] = {}
         recorded: dict[tuple[str, str], tuple[str, int]] = {}

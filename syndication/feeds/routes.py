@@ -311,7 +311,7 @@ async def api_publish(request: web.Request, partner: keys.Partner) -> web.Respon
     if body.available_from and body.available_until and body.available_until <= body.available_from:
         raise BadRequest("available_until must be after available_from", code="invalid-window")
     try:  # refuse literal loopback/private targets now; the pull resolves and re-checks every hop
-        check_url(body.source_url, request.app[SETTINGS_KEY].allow_private_urls)
+        check_url(body.source_url, (settings := request.app[SETTINGS_KEY]).allow_private_urls)
     except UrlRejected as exc:
         raise BadRequest(str(exc), code="private-url") from None
     if partner.allowed_shows and body.show not in partner.allowed_shows:
@@ -328,9 +328,9 @@ async def api_publish(request: web.Request, partner: keys.Partner) -> web.Respon
             show=body.show, available_from=body.available_from, available_until=body.available_until,
             geo_allow=body.geo_allow, geo_deny=body.geo_deny, credit=body.credit, copyright=body.copyright,
             partner_id=partner.id)
-        # Unlisted until an editor approves it (PATCH visibility): playable by link, never listed or syndicated.
-        await catalog.update_asset(conn, asset_id, {"visibility": "unlisted"})
-        await catalog.start_url_pull(conn, asset_id, body.source_url)
+        await catalog.update_asset(conn, asset_id, {"visibility": "unlisted"})  # until an editor approves it
+        await catalog.start_url_pull(conn, asset_id, body.source_url, f"partner:{partner.id}",
+                                     settings.url_pull_per_caller)
     return web.json_response({"id": asset_id, "status": "queued", "visibility": "unlisted"}, status=202,
                              headers={"Location": f"/api/v1/assets/{asset_id}"})
 

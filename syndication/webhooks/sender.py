@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
-from onair.core.safe_urls import UrlRejected, check_destination, check_url_shape
+from onair.core.safe_urls import UrlRejected, check_url, pinned_session
 
 USER_AGENT = "onair-webhooks/1"
 
@@ -45,18 +45,19 @@ async def send(url: str, secret: str, message: dict[str, Any], *, timeout_second
         return Outcome(ok, code, int((time.monotonic() - started) * 1000), error)
 
     try:
-        check_url_shape(url)
-        await check_destination(url, allow_private)  # resolved now: a DNS change cannot aim us inside later
+        check_url(url, allow_private)  # a literal address; a name is checked as it connects (pinned_session)
     except UrlRejected as exc:
         return done(False, None, f"refused: {exc}")
     body, headers = signed_request(secret, message)
     if request_id:
         headers["x-request-id"] = request_id
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_seconds)) as http, \
+        async with pinned_session(allow_private, timeout=aiohttp.ClientTimeout(total=timeout_seconds)) as http, \
                 http.post(url, data=body, headers=headers, allow_redirects=False) as resp:
             await resp.read()
             ok = 200 <= resp.status < 300
             return done(ok, resp.status, None if ok else f"HTTP {resp.status}")
+    except UrlRejected as exc:  # the name resolved to an address inside our network
+        return done(False, None, f"refused: {exc}")
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return done(False, None, f"{type(exc).__name__}: {exc}".strip()[:500])

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN, ADMIN_TOKEN, _redis_server_binary
 from tests.device_helpers import mint_device
 from tests.faults.params import REDIS_DOWN
@@ -87,6 +88,7 @@ async def test_tallies_and_chat_catch_up_after_redis_returns(tmp_path: Path, dat
             for _ in range(VOTERS + 1):
                 devices.append(await mint_device(s, a.url))
             room = "replay"
+            await open_room(s, room, a.url)
             async with s.post(f"{a.url}/api/v1/chat/{room}/messages",
                               json={"device_id": devices[-1], "nickname": "anchor", "text": "before"}) as resp:
                 assert resp.status == 201

@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 
 from onair.core import memory
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN_TOKEN
 from tests.device_helpers import mint_device
 from tests.faults.params import SILENT_CLIENTS, count
@@ -72,6 +73,7 @@ async def test_silent_websockets_are_dropped_and_memory_returned(tmp_path: Path,
         pid = server.proc.pid
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
             device = await mint_device(s, server.url)
+            await open_room(s, "quiet", server.url)
             worst = 0.0
 
             async def post(i: int) -> None:

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
 from onair.core.settings import Settings
+from tests.chat_helpers import open_room
 from tests.conftest import ADMIN
 from tests.device_helpers import mint_device
 
@@ -74,6 +75,7 @@ async def test_stalled_uploads_block_nothing_and_resume_cleanly(small_pool_clien
         pid = (await resp.json())["id"]
         assert (await c.post(f"/api/v1/polls/{pid}/open", headers=ADMIN)).status == 200
         worst = 0.0
+        await open_room(c, "stall")
         for i in range(20):
             device = await mint_device(c)
             worst = max(worst, await timed(statuses, c.post(f"/api/v1/polls/{pid}/votes",
