@@ -26,7 +26,9 @@ from transcode.captions import Cue
 
 KINDS = ("subtitle", "caption")
 TT = "http://www.w3.org/ns/ttml"
-NSMAP = {"tt": TT, "ttp": "http://www.w3.org/ns/ttml#parameter", "tts": "http://www.w3.org/ns/ttml#styling",
+# TTML is the default namespace (elements unprefixed): equivalent XML to a `tt:` prefix, but shaka-player's own
+# XML reader matches element names literally and finds no <tt> in `tt:tt` (Shaka Error 2005, no subtitles).
+NSMAP = {None: TT, "ttp": "http://www.w3.org/ns/ttml#parameter", "tts": "http://www.w3.org/ns/ttml#styling",
          "ebuttm": "urn:ebu:tt:metadata", "ebutts": "urn:ebu:tt:style"}
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
