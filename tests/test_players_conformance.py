@@ -119,10 +119,6 @@ window.harness = {
 DASHJS = """
 const p = dashjs.MediaPlayer().create();
 p.updateSettings({debug: {logLevel: dashjs.Debug.LOG_LEVEL_WARNING}});
-let rendered = null;
-p.on(dashjs.MediaPlayer.events.TRACK_CHANGE_RENDERED, e => {
-  if (e.mediaType === 'audio') rendered = e.newMediaInfo.lang;
-});
 p.on(dashjs.MediaPlayer.events.ERROR, e => { window.fatal = JSON.stringify(e.error); });
 // EBU-TT-D is drawn by dash.js (imsc) into a div over the video; without one it shows nothing
 const div = document.createElement('div');
@@ -136,7 +132,8 @@ window.harness = {
   version: p.getVersion(),
   ready: () => tracks('audio').length > 0 && tracks('text').length > 0,
   audio: () => tracks('audio').map(t => t.lang),
-  audioActive: () => (p.getCurrentTrackFor('audio') || {}).lang === rendered ? rendered : null,
+  // (TRACK_CHANGE_RENDERED waits for the clock to move; the test pauses, and checks the fetches instead)
+  audioActive: () => (p.getCurrentTrackFor('audio') || {}).lang,
   setAudio: lang => p.setCurrentTrack(tracks('audio').find(t => t.lang === lang)),
   subs: () => tracks('text').map(t => t.lang),
   setSub: lang => {
@@ -195,6 +192,34 @@ async def _serve(site: Path, player: str, manifest: str, seen: list[str]) -> Tes
     return server
 
 
+STATE = """() => { const v = document.querySelector('video');
+  return JSON.stringify({time: v.currentTime, paused: v.paused, seeking: v.seeking, fatal: window.fatal || null,
+                         shown: window.shown && window.shown(), tracks: [...v.textTracks].map(t => [t.language, t.mode,
+                         t.cues && t.cues.length, t.activeCues && [...t.activeCues].map(c => c.text)])}); }"""
+
+
+async def _until(page, condition: str, arg: Any = None, *, what: str, within: float = 30) -> None:
+    """Wait for a page condition (or a fatal player error); a timeout names what and the player's state."""
+    from playwright.async_api import TimeoutError as PageTimeout
+
+    try:
+        await page.wait_for_function(f"(arg) => window.fatal || ({condition})(arg)", arg=arg,
+                                     timeout=within * 1000)
+    except PageTimeout:
+        pytest.fail(f"{what}: not within {within:.0f} s; state {await page.evaluate(STATE)}")
+    assert await page.evaluate("() => window.fatal || null") is None, what
+
+
+async def _fetched(seen: list[str], pattern: str, since: int = 0, *, what: str, within: float = 30) -> None:
+    """Wait until the page has requested a path matching `pattern` (after the first `since` requests)."""
+    try:
+        async with asyncio.timeout(within):
+            while not any(re.fullmatch(pattern, path) for path in seen[since:]):
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"{what}: never fetched; requests {seen[since:]}")
+
+
 def _picture(png: bytes) -> Image.Image:
     return Image.open(io.BytesIO(png)).convert("RGB")
 
@@ -213,33 +238,33 @@ async def test_player_plays_and_switches_audio_and_subtitles(browser, asset, pla
     tag = f"{player}-{manifest.split('/')[0]}"
     try:
         await page.goto(str(server.make_url("/")))
-        await page.wait_for_function("() => window.fatal || (window.harness && harness.ready())", timeout=60000)
-        assert await page.evaluate("() => window.fatal || null") is None
+        await _until(page, "() => window.harness && harness.ready()", what="both track lists", within=60)
         package = BUILDS[PLAYERS[player][0]][0]
         assert await page.evaluate("() => harness.version") == _locked(package)
 
-        await page.wait_for_function("() => window.fatal || document.querySelector('video').currentTime > 0.5",
-                                     timeout=60000)   # playback advances
+        await _until(page, "() => document.querySelector('video').currentTime > 0.5", what="playback advancing",
+                     within=60)
         await page.evaluate("() => document.querySelector('video').pause()")
         assert sorted(await page.evaluate("() => harness.audio()")) == ["de", "en"]
         assert sorted(await page.evaluate("() => harness.subs()")) == ["de", "en"]
 
         german = next(t for t in outputs["audio_tracks"] if t["language"] == "de")
-        del seen[:]
+        mark = len(seen)
         await page.evaluate("() => harness.setAudio('de')")
-        await page.wait_for_function("() => window.fatal || harness.audioActive() === 'de'", timeout=30000)
-        async with asyncio.timeout(30):   # ... and it takes effect: the German rendition's segments are fetched
-            while not any(re.fullmatch(rf"/site/cmaf/seg-{german['rep_id']}-\d+\.m4s", p) for p in seen):
-                await asyncio.sleep(0.1)
+        await _until(page, "() => harness.audioActive() === 'de'", what="German audio reported")
+        # ... and it takes effect: the German rendition's segments are fetched
+        await _fetched(seen, rf"/site/cmaf/seg-{german['rep_id']}-\d+\.m4s", mark, what="German audio segments")
 
         box = {"x": 0, "y": 0, "width": 640, "height": 360}
         shots: dict[str, bytes] = {}
         for lang in (None, "en", "de"):
-            # a seek (to the same frame) after each choice: players draw cues as the clock moves, and it stands
-            await page.evaluate("(lang) => { harness.setSub(lang); document.querySelector('video').currentTime = 1; }",
-                                lang)
-            await page.wait_for_function("([text]) => window.fatal || (!document.querySelector('video').seeking"
-                                         " && window.shown() === text)", arg=[CUES.get(lang)], timeout=30000)
+            await page.evaluate("(lang) => harness.setSub(lang)", lang)
+            if lang:
+                await _fetched(seen, rf"/site/captions/{lang}-\w+-\w+/seg-00001\.(vtt|m4s)", what=f"{lang} subtitles")
+            # then a seek (to the same frame): players draw cues as the clock moves, and it stands still here
+            await page.evaluate("() => { document.querySelector('video').currentTime = 1; }")
+            await _until(page, "(text) => !document.querySelector('video').seeking && window.shown() === text",
+                         CUES.get(lang), what=f"subtitles {lang or 'off'} shown")
             shots[lang or "off"] = shot = await page.screenshot(clip=box)
             if lang:   # the cue is drawn: the picture differs from the one before, in its lower half
                 before = _picture(shots["off" if lang == "en" else "en"])
