@@ -6,8 +6,8 @@
     captions/<lang>-<kind>-<version>/init.m4s, seg-NNNNN.m4s   EBU-TT-D in fMP4 (`stpp`) for DVB-DASH
     hls/subs-<lang>-<kind>-<version>.m3u8            the HLS media playlist
 
-<version> is a hash of the cues: the origin serves segments as immutable, so a corrected upload must not
-reuse a URL a CDN or player may hold.
+<version> is a hash of the WebVTT and EBU-TT-D written: the origin serves segments as immutable, so a corrected
+upload (or a change in how the files are written) must not reuse a URL a CDN or player may hold.
 
 DASH carries fMP4 `stpp` rather than a sidecar TTML: DVB-DASH (TS 103 285 7.1) only defines EBU-TT-D in
 ISO BMFF segments, so HbbTV 2 terminals' DASH players look for that; a sidecar in an MPD is a dash.js extension.
@@ -35,7 +35,8 @@ XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 
 
 def track_name(cues: list[Cue], language: str, kind: str) -> str:
-    digest = hashlib.sha256(webvtt(cues)).hexdigest()[:10]
+    # both delivered forms in the hash: a change to how either is written must not reuse an immutable URL
+    digest = hashlib.sha256(webvtt(cues) + ebu_tt_d(cues, language)).hexdigest()[:10]
     return f"{language}-{kind}-{digest}"
 
 
