@@ -77,3 +77,9 @@ image:
 .PHONY: studio
 studio:
 	cd studio/front && npm ci --no-audit --no-fund && npm run build
+
+# The prebuilt players the conformance tests play onair's output with (shaka-player, dash.js, hls.js), copied
+# from their npm lockfile into tests/vendor/ (committed test fixtures, like axe.min.js); see tests/players/.
+.PHONY: test-players
+test-players:
+	cd tests/players && npm ci --no-audit --no-fund && npm run build

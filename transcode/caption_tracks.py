@@ -6,8 +6,8 @@
     captions/<lang>-<kind>-<version>/init.m4s, seg-NNNNN.m4s   EBU-TT-D in fMP4 (`stpp`) for DVB-DASH
     hls/subs-<lang>-<kind>-<version>.m3u8            the HLS media playlist
 
-<version> is a hash of the cues: the origin serves segments as immutable, so a corrected upload must not
-reuse a URL a CDN or player may hold.
+<version> is a hash of the WebVTT and EBU-TT-D written: the origin serves segments as immutable, so a corrected
+upload (or a change in how the files are written) must not reuse a URL a CDN or player may hold.
 
 DASH carries fMP4 `stpp` rather than a sidecar TTML: DVB-DASH (TS 103 285 7.1) only defines EBU-TT-D in
 ISO BMFF segments, so HbbTV 2 terminals' DASH players look for that; a sidecar in an MPD is a dash.js extension.
@@ -26,14 +26,17 @@ from transcode.captions import Cue
 
 KINDS = ("subtitle", "caption")
 TT = "http://www.w3.org/ns/ttml"
-NSMAP = {"tt": TT, "ttp": "http://www.w3.org/ns/ttml#parameter", "tts": "http://www.w3.org/ns/ttml#styling",
+# TTML is the default namespace (elements unprefixed): equivalent XML to a `tt:` prefix, but shaka-player's own
+# XML reader matches element names literally and finds no <tt> in `tt:tt` (Shaka Error 2005, no subtitles).
+NSMAP = {None: TT, "ttp": "http://www.w3.org/ns/ttml#parameter", "tts": "http://www.w3.org/ns/ttml#styling",
          "ebuttm": "urn:ebu:tt:metadata", "ebutts": "urn:ebu:tt:style"}
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 
 
 def track_name(cues: list[Cue], language: str, kind: str) -> str:
-    digest = hashlib.sha256(webvtt(cues)).hexdigest()[:10]
+    # both delivered forms in the hash: a change to how either is written must not reuse an immutable URL
+    digest = hashlib.sha256(webvtt(cues) + ebu_tt_d(cues, language)).hexdigest()[:10]
     return f"{language}-{kind}-{digest}"
 
 
