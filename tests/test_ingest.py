@@ -94,7 +94,8 @@ async def test_upload_becomes_hls_and_dash_from_one_set_of_segments(client, sett
     base_url = mpd.find("m:BaseURL", MPD_NS).text
     duration = 6.0
     dash_refs: set[str] = set()
-    for rep in mpd.iterfind(".//m:Representation", MPD_NS):
+    media_sets = [a for a in mpd.iterfind(".//m:AdaptationSet", MPD_NS) if a.get("contentType") != "image"]
+    for rep in (r for a in media_sets for r in a.iterfind("m:Representation", MPD_NS)):
         tmpl = rep.find("m:SegmentTemplate", MPD_NS)
         count = math.ceil(duration / (int(tmpl.get("duration")) / int(tmpl.get("timescale"))) - 1e-6)
         rid = rep.get("id")
@@ -104,6 +105,7 @@ async def test_upload_becomes_hls_and_dash_from_one_set_of_segments(client, sett
             name = tmpl.get("media").replace("$RepresentationID$", rid).replace("$Number%05d$", f"{n:05d}")
             dash_refs.add(resolve(prefix + "dash/manifest.mpd", base_url + name))
     segment_objects = {k for k in objects_of(settings, asset_id) if k.startswith(prefix + "cmaf/")}
+    # (the storyboard sprite DASH lists as thumbnails is an image, not a segment)
     assert hls_refs == dash_refs == segment_objects  # one set of segments, every one referenced, none missing
 
     # Keyframes of every rung at the same instants, one per 3.84 s segment
