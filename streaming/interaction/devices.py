@@ -93,10 +93,6 @@ def verify(key: bytes, device_id: object) -> bool:
         _VERIFIED.clear()
     _VERIFIED.add((key, device_id))  # type: ignore[arg-type]  (parse accepts only a str)
     return True
-    if parse(key, device_id) is None:
-        return False
-    _VERIFIED.set((key, device_id), True)  # type: ignore[arg-type]  (parse accepted only a str)
-    return True
 
 
 def require(request: web.Request, device_id: object) -> str:
