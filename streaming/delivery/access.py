@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 
 from onair.core.errors import BadRequest, Forbidden
-from streaming.catalog import Asset, media_prefix
+from streaming.catalog import Asset, generation_prefix, media_prefix
 from streaming.catalog.rights import Availability, availability
 from streaming.delivery import signing
 
@@ -32,14 +32,19 @@ def check_raw_path(raw_path: str) -> None:
 
 
 _ASSET_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_GENERATION = re.compile(r"g\d+/")
 
 
-def object_key(asset_id: str, key: str) -> str:
+def object_key(asset_id: str, key: str, generation: int = 0) -> str:
     """Store key of a media object; the same rules as onair.core.storage.check_key, without pathlib per
-    request (this is the hot path of a show start)."""
+    request (this is the hot path of a show start). A key naming its generation (g<N>/..., what the top
+    manifests of a replaced source reference) is that generation's object, as long as it is kept; any other
+    key is the published generation's."""
     if not _ASSET_ID.fullmatch(asset_id) or not key or key.startswith("/") or key.endswith("/") \
             or "\\" in key or "\x00" in key or any(p in ("", ".", "..") for p in key.split("/")):
         raise BadRequest("Invalid media path", code="invalid-path")
+    if generation and not _GENERATION.match(key):
+        return generation_prefix(asset_id, generation) + key
     return media_prefix(asset_id) + key
 
 
