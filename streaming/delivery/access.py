@@ -32,18 +32,22 @@ def check_raw_path(raw_path: str) -> None:
 
 
 _ASSET_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_GENERATION = re.compile(r"g\d+/")
+# What the API, feeds, pages and players reach by an unversioned URL: the top manifests, images and captions.
+# They follow the published generation. Every other unversioned key (variant playlists, segments) is
+# generation 0's own: only generation 0's manifests reference them, and players still on it keep working.
+_ENTRY_KEYS = ("hls/master.m3u8", "dash/manifest.mpd")
+_ENTRY_FOLDERS = ("images/", "captions/", "poster-")
 
 
 def object_key(asset_id: str, key: str, generation: int = 0) -> str:
     """Store key of a media object; the same rules as onair.core.storage.check_key, without pathlib per
     request (this is the hot path of a show start). A key naming its generation (g<N>/..., what the top
-    manifests of a replaced source reference) is that generation's object, as long as it is kept; any other
-    key is the published generation's."""
+    manifests of a replaced source reference) is that generation's object, as long as it is kept; an entry
+    key (manifests, images, captions) is the published generation's."""
     if not _ASSET_ID.fullmatch(asset_id) or not key or key.startswith("/") or key.endswith("/") \
             or "\\" in key or "\x00" in key or any(p in ("", ".", "..") for p in key.split("/")):
         raise BadRequest("Invalid media path", code="invalid-path")
-    if generation and not _GENERATION.match(key):
+    if generation and (key in _ENTRY_KEYS or key.startswith(_ENTRY_FOLDERS)):
         return generation_prefix(asset_id, generation) + key
     return media_prefix(asset_id) + key
 
