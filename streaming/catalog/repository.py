@@ -77,9 +77,10 @@ class Asset:
             credit=row["credit"], copyright=row["copyright"], rating=row["rating"],
             embed_origins=tuple(row["embed_origins"]), created_at=row["created_at"], updated_at=row["updated_at"],
             ready_at=row["ready_at"], job_id=row["job_id"], source_key=row["source_key"],
-            loudness_target=row["loudness_target"], ladder=row["ladder"],
-            media_generation=row["media_generation"], replace_job_id=row["replace_job_id"],
-            replacement=row["replacement"])
+            # columns added since: readers that select their own column list (feeds) may leave them out
+            loudness_target=row.get("loudness_target"), ladder=row.get("ladder"),
+            media_generation=row.get("media_generation") or 0, replace_job_id=row.get("replace_job_id"),
+            replacement=row.get("replacement"))
 
     @property
     def ready(self) -> bool:
