@@ -10,12 +10,14 @@ from pathlib import Path
 import asyncpg
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
+from lxml import etree
 from yarl import URL
 
 from onair.app import create_app
 from onair.core.settings import Settings
 from tests.conftest import ADMIN
 from tests.ingest_tools import make_clip, upload, wait_for
+from tests.test_ingest import SCHEMA
 
 
 async def _get(client: TestClient, path: str) -> bytes:
@@ -99,8 +101,10 @@ async def test_replaced_source_plays_at_the_same_urls_after_the_switch(settings:
         assert new_master != old_master and "../g1/hls/" in new_master.decode()
         new_segment, _ = await _first_segment(working, master_path)
         assert new_segment.startswith(f"/media/{asset_id}/g1/cmaf/")   # never an old segment's name
-        mpd = (await _get(working, f"/media/{asset_id}/dash/manifest.mpd")).decode()
-        assert "<BaseURL>../g1/cmaf/</BaseURL>" in mpd
+        mpd = await _get(working, f"/media/{asset_id}/dash/manifest.mpd")
+        assert b"<BaseURL>../g1/cmaf/</BaseURL>" in mpd
+        schema = etree.XMLSchema(etree.parse(str(SCHEMA)))
+        assert schema.validate(etree.fromstring(mpd)), schema.error_log
         await _get(working, f"/media/{asset_id}/images/poster.jpg")
 
         purged = await db.fetchval(
@@ -132,3 +136,18 @@ async def test_failed_replacement_keeps_the_old_renditions_playing(settings: Set
         assert await _first_segment(client, master_path) == segment
         assert not (settings.data_dir / "objects" / f"assets/{asset_id}/g1").exists()
         assert _stored(settings, f"sources/{asset_id}") == [f"sources/{asset_id}/original"]
+
+
+def test_pinning_names_the_generation_once_and_keeps_urls_relative() -> None:
+    from transcode.generations import pin_master, pin_mpd
+
+    master = ('#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",URI="audio.m3u8"\n'
+              '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",URI="../captions/ab12/en.m3u8"\n'
+              '#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=9,URI="360p-iframes.m3u8"\n#EXT-X-STREAM-INF:BANDWIDTH=9\n360p.m3u8\n')
+    pinned = pin_master(master, 3)
+    assert 'URI="../g3/hls/audio.m3u8"' in pinned and 'URI="../g3/captions/ab12/en.m3u8"' in pinned
+    assert 'URI="../g3/hls/360p-iframes.m3u8"' in pinned and "\n../g3/hls/360p.m3u8\n" in pinned
+    assert pin_master(pinned, 3) == pinned and pin_master(master, 0) == master
+    mpd = b'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"><BaseURL>../cmaf/</BaseURL><Period/></MPD>'
+    once = pin_mpd(mpd, 2)
+    assert b"<BaseURL>../g2/cmaf/</BaseURL>" in once and pin_mpd(once, 2) == once
