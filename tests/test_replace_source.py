@@ -71,7 +71,14 @@ async def test_replaced_source_plays_at_the_same_urls_after_the_switch(settings:
         asset_id = await upload(working, old_clip, title="First cut")
         first = await wait_for(working, asset_id)
         assert first["status"] == "ready", first["error"]
-    master_path = f"/media/{asset_id}/hls/master.m3u8"
+        vtt = b"WEBVTT\n\n00:00.000 --> 00:01.500\nFirst words\n"
+        added = await working.post(f"/api/v1/assets/{asset_id}/captions?language=en&kind=subtitle", data=vtt,
+                                   headers={**ADMIN, "Content-Type": "text/vtt"})
+        assert added.status == 201, await added.text()
+        master_path = f"/media/{asset_id}/hls/master.m3u8"
+        async with asyncio.timeout(60):   # the relabel job adds the track to the published master
+            while b"TYPE=SUBTITLES" not in await _get(working, master_path):
+                await asyncio.sleep(0.2)
 
     # No worker: the replacement waits in the queue while we look at what viewers get.
     async with TestClient(TestServer(create_app(fast, url, run_worker=False))) as idle:
@@ -97,8 +104,13 @@ async def test_replaced_source_plays_at_the_same_urls_after_the_switch(settings:
         assert (done["id"], done["playback"], done["media_generation"]) == (asset_id, first["playback"], 1)
         assert max(r["height"] for r in done["renditions"]) > max(r["height"] for r in first["renditions"])
         assert done["duration"] > first["duration"] + 1
-        new_master = await _get(working, master_path)
+        async with asyncio.timeout(60):   # uploaded captions follow the new source into its generation
+            while b'URI="../g1/hls/subs-' not in (new_master := await _get(working, master_path)):
+                await asyncio.sleep(0.2)
         assert new_master != old_master and "../g1/hls/" in new_master.decode()
+        subtitles = next(ln for ln in new_master.decode().splitlines() if "TYPE=SUBTITLES" in ln)
+        subs = URL(master_path).join(URL(subtitles.split('URI="')[1].split('"')[0]))
+        await _get(working, str(subs.join(URL(_refs(await _get(working, str(subs)))[0]))))  # a caption segment
         new_segment, _ = await _first_segment(working, master_path)
         assert new_segment.startswith(f"/media/{asset_id}/g1/cmaf/")   # never an old segment's name
         mpd = await _get(working, f"/media/{asset_id}/dash/manifest.mpd")

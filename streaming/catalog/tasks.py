@@ -108,8 +108,11 @@ async def _replaced(ctx: JobContext, asset: catalog.Asset) -> dict[str, Any]:
         return {"asset_id": asset.id, "replacement": "failed"}
     result = done["result"]
     captions = (asset.outputs or {}).get("captions") or []
-    for key in await res.store.list(asset.prefix + "captions/") if captions else []:
-        await res.store.put_bytes(prefix + key.removeprefix(asset.prefix), await res.store.get_bytes(key))
+    if captions:  # uploaded captions outlive the source: their files and HLS playlists join the new generation
+        keys = await res.store.list(asset.prefix + "captions/")
+        keys += [asset.prefix + c["playlist"] for c in captions if c.get("playlist")]
+        for key in keys:
+            await res.store.put_bytes(prefix + key.removeprefix(asset.prefix), await res.store.get_bytes(key))
     async with res.pool.acquire() as conn, conn.transaction():
         old = await catalog.finish_replacement(conn, asset.id, job, result["facts"], result["outputs"],
                                                result.get("duration"))
