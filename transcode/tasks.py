@@ -20,7 +20,17 @@ from onair.core import job_kinds
 from onair.core.jobs import Handler, JobContext, PermanentJobError, TransientJobError
 from onair.core.metrics import METRICS
 from onair.core.settings import Settings
-from transcode import commands, dash_thumbnails, images, loudness, manifest_tracks, packaging, per_title, verify
+from transcode import (
+    commands,
+    dash_thumbnails,
+    generations,
+    images,
+    loudness,
+    manifest_tracks,
+    packaging,
+    per_title,
+    verify,
+)
 from transcode.ffmpeg import FFmpegError, die_with_parent, ffmpeg_binary, run_ffmpeg, within
 from transcode.ladder import LadderConfig, Plan, PlanError, plan
 from transcode.probe import Facts, ProbeError, probe
@@ -31,6 +41,7 @@ KIND = job_kinds.TRANSCODE_ASSET
 PUBLISH_CONCURRENCY = 8
 
 MPD_KEY = "dash/manifest.mpd"
+MASTER_KEY = "hls/master.m3u8"
 
 # Overall percent: probing 0-2, transcoding 2-90, packaging/publishing 90-100.
 TRANSCODE_SPAN = (2.0, 90.0)
@@ -92,6 +103,15 @@ async def _publish(store: Any, prefix: str, objects: dict[str, Path | bytes], or
     await asyncio.gather(*(put(k) for k in order[:first_manifest]))
     for key in order[first_manifest:]:
         await put(key)
+
+
+def _pin(objects: dict[str, Path | bytes], generation: int) -> None:
+    """A replacement's top manifests are served at the public URLs: their references name the generation."""
+    for key, pin in ((MASTER_KEY, generations.pin_master), (MPD_KEY, generations.pin_mpd)):
+        value = objects.get(key)
+        if generation and value is not None:
+            raw = value if isinstance(value, bytes) else value.read_bytes()
+            objects[key] = pin(raw.decode(), generation).encode() if key == MASTER_KEY else pin(raw, generation)
 
 
 def _has_content(path: Path) -> bool:
@@ -176,6 +196,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
             await asyncio.to_thread(verify.verify, objects, facts.duration, float(the_plan.fps))
         except verify.OutputInvalid as exc:
             raise (_not_the_media("outputs failed verification", exc, scratch, settings) or exc) from None
+        _pin(objects, int(ctx.payload.get("generation") or 0))
         published = True
         await _publish(store, prefix, objects, order, first_manifest + len(image_objects))
         outputs.update(image_doc, ladder={"kind": the_plan.extra.get("ladder", "fixed"),
@@ -320,12 +341,13 @@ async def relabel(ctx: JobContext) -> dict[str, Any]:
     HLS master; segments are untouched (caption files are stored before the job is queued). The MPD goes
     first: both are whole-object writes, so a player sees the old or the new labels, never a mix in one."""
     store, prefix, tracks = ctx.resources.store, ctx.payload["prefix"], ctx.payload["audio_tracks"]
-    captions = ctx.payload.get("captions") or []
-    mpd = await store.get_bytes(prefix + "dash/manifest.mpd")
-    await store.put_bytes(prefix + "dash/manifest.mpd", manifest_tracks.relabel_mpd(mpd, tracks, captions))
-    master = (await store.get_bytes(prefix + "hls/master.m3u8")).decode()
-    await store.put_bytes(prefix + "hls/master.m3u8",
-                          manifest_tracks.relabel_master(master, tracks, captions).encode())
+    captions, generation = ctx.payload.get("captions") or [], int(ctx.payload.get("generation") or 0)
+    mpd = await store.get_bytes(prefix + MPD_KEY)
+    await store.put_bytes(prefix + MPD_KEY,
+                          generations.pin_mpd(manifest_tracks.relabel_mpd(mpd, tracks, captions), generation))
+    master = (await store.get_bytes(prefix + MASTER_KEY)).decode()
+    await store.put_bytes(prefix + MASTER_KEY, generations.pin_master(
+        manifest_tracks.relabel_master(master, tracks, captions), generation).encode())
     return {"audio_tracks": tracks, "captions": [c["language"] + "-" + c["kind"] for c in captions]}
 
 

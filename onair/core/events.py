@@ -41,13 +41,14 @@ def new_message_id() -> str:
 
 
 async def publish(db: asyncpg.Pool | asyncpg.Connection, event_type: str, data: Mapping[str, Any], *,
-                  at: datetime | None = None) -> str:
-    """Record an event for delivery; returns its message id (the `webhook-id` receivers deduplicate on)."""
+                  at: datetime | None = None, delay_seconds: float = 0.0) -> str:
+    """Record an event for delivery (after `delay_seconds`); returns its message id (the `webhook-id`
+    receivers deduplicate on)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     message_id = new_message_id()
     timestamp = (at or datetime.now(UTC)).isoformat()
     await enqueue(db, job_kinds.EVENT_PUBLISHED,
                   {"id": message_id, "type": event_type, "timestamp": timestamp, "data": dict(data)},
-                  queue="default", priority=50, max_attempts=10)
+                  queue="default", priority=50, max_attempts=10, delay_seconds=delay_seconds)
     return message_id

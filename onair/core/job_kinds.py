@@ -17,4 +17,5 @@ LIVE_ENCODER_DONE = "live.encoder_done"    # streaming/live/events.py: on_done o
 LIVE_END_IF_IDLE = "live.end_if_idle"      # streaming/live/events.py: the reconnect window ran out
 TRANSCODE_RELABEL = "transcode.relabel"    # transcode/tasks.py: rewrite the audio labels of published manifests
 CATALOG_RELABELLED = "catalog.relabelled"  # streaming/catalog/tasks.py: on_done of a relabel, purges the CDN
+CATALOG_RETIRE = "catalog.retire_generation"  # streaming/catalog/tasks.py: a replaced generation's objects go
 POLL_WINDOW_CLOSED = "polls.window_closed"  # streaming/interaction/polls.py: a scheduled end becomes an event

@@ -94,6 +94,9 @@ class Settings:
     origin_stale_metadata_seconds: float = _setting(
         60.0, "While the database is down, the origin serves ready media with asset metadata read at most this "
         "long ago (s); past it, 503. Short, so a takedown is never ignored for long.", check=checks.positive)
+    media_generation_grace_seconds: float = _setting(
+        86400.0, "After a source replacement goes live, how long the replaced renditions stay stored for players "
+        "still on them (s); a day, as long as a CDN may keep an old manifest.", check=checks.positive)
     min_free_bytes: int = _setting(
         256 * 1024**2, "Free bytes the data dir needs; below it /readyz is not ready and jobs back off.")
     redis_url: str | None = _setting(None, "Redis URL for cross-process pub/sub; unset uses an in-process bus.",

@@ -31,6 +31,8 @@ def asset_json(asset: Asset, base_url: str) -> dict[str, Any]:
         # the asset's choices (null: the deployment's setting), applied by the next transcode (POST .../retry)
         "loudness_target": asset.loudness_target, "ladder": asset.ladder,
         "ladder_applied": outputs.get("ladder"),   # {"kind": "fixed" | "per_title", "factor"} of the last transcode
+        # a replaced source transcoding beside what plays (or how the last replacement ended); null: none yet
+        "replacement": _replacement(asset.replacement), "media_generation": asset.media_generation,
         "created_at": _iso(asset.created_at), "updated_at": _iso(asset.updated_at), "ready_at": _iso(asset.ready_at),
     }
 
@@ -40,6 +42,13 @@ def _caption(c: dict[str, Any], media: str) -> dict[str, Any]:
     vtt, ttml = c.get("vtt") or c.get("key"), c.get("ebu_tt_d")
     return {"language": c.get("language") or c.get("lang") or "und", "kind": c.get("kind") or "subtitle",
             "cues": c.get("cues"), "url": media + vtt if vtt else None, "ebu_tt_d": media + ttml if ttml else None}
+
+
+def _replacement(r: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not r:
+        return None
+    return {"status": r.get("status"), "progress": round(float(r.get("progress") or 0.0), 1),
+            "error": r.get("error"), "generation": r.get("generation")}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -22,8 +22,14 @@ def new_asset_id() -> str:
 
 
 def media_prefix(asset_id: str) -> str:
-    """Object-store prefix of every object of an asset; served at /media/<id>/..."""
+    """Object-store prefix of every object of an asset, all generations; served at /media/<id>/..."""
     return f"assets/{asset_id}/"
+
+
+def generation_prefix(asset_id: str, generation: int) -> str:
+    """Where one transcode's outputs live. Generation 0 is the original layout (straight under the media
+    prefix); each replacement of the source writes a fresh g<N>/, so no published name is ever rewritten."""
+    return media_prefix(asset_id) + (f"g{generation}/" if generation else "")
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,14 @@ class Asset:
     source_key: str | None = None
     loudness_target: str | None = None   # None: the deployment's setting
     ladder: str | None = None            # None: the deployment's setting
+    media_generation: int = 0            # the generation the public URLs serve
+    replace_job_id: int | None = None    # a running replacement's transcode
+    replacement: dict[str, Any] | None = None  # the last replacement's status, progress, error
+
+    @property
+    def prefix(self) -> str:
+        """Object-store prefix of the published generation (what /media/<id>/<key> serves)."""
+        return generation_prefix(self.id, self.media_generation)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Asset:
@@ -64,7 +78,10 @@ class Asset:
             credit=row["credit"], copyright=row["copyright"], rating=row["rating"],
             embed_origins=tuple(row["embed_origins"]), created_at=row["created_at"], updated_at=row["updated_at"],
             ready_at=row["ready_at"], job_id=row["job_id"], source_key=row["source_key"],
-            loudness_target=row["loudness_target"], ladder=row["ladder"])
+            # columns added since: readers that select their own column list (feeds) may leave them out
+            loudness_target=row.get("loudness_target"), ladder=row.get("ladder"),
+            media_generation=row.get("media_generation") or 0, replace_job_id=row.get("replace_job_id"),
+            replacement=row.get("replacement"))
 
     @property
     def ready(self) -> bool:
@@ -114,10 +131,14 @@ async def start_transcode(conn: asyncpg.Connection, asset_id: str, key: str, siz
     # Short clips first: a long master should not hold up a newsroom's 30-second clip.
     priority = 100 + min(50, size // (100 * 1024 * 1024))
     # the asset's media choices as they are now (None: the worker's deployment settings decide)
-    choices = await conn.fetchrow("SELECT loudness_target, ladder FROM assets WHERE id = $1", asset_id)
+    choices = await conn.fetchrow("SELECT loudness_target, ladder, media_generation FROM assets WHERE id = $1",
+                                  asset_id)
+    generation = choices["media_generation"] if choices else 0
     job_id = await enqueue(conn, job_kinds.TRANSCODE_ASSET, {"asset_id": asset_id, "source_key": key,
-                                                 "prefix": media_prefix(asset_id),
-                                                 **(dict(choices) if choices else {})},
+                                                 "prefix": generation_prefix(asset_id, generation),
+                                                 "generation": generation,
+                                                 **({k: choices[k] for k in ("loudness_target", "ladder")}
+                                                    if choices else {})},
                            priority=priority, on_done=job_kinds.CATALOG_TRANSCODED)
     await conn.execute(
         """UPDATE assets SET source_key = $2, source_bytes = $3, job_id = $4, status = 'queued', progress = 0,
@@ -171,11 +192,12 @@ async def delete_objects(store: Any, asset_id: str) -> int:
 async def delete_asset(pool: asyncpg.Pool, store: Any, asset_id: str) -> bool:
     """Remove the asset's rows and every stored object. Returns False if there was no such asset."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("DELETE FROM assets WHERE id = $1 RETURNING job_id", asset_id)
+        row = await conn.fetchrow("DELETE FROM assets WHERE id = $1 RETURNING job_id, replace_job_id", asset_id)
         if row is None:
             return False
-        if row["job_id"] is not None:
-            await request_cancel(conn, row["job_id"])
+        for job in (row["job_id"], row["replace_job_id"]):
+            if job is not None:
+                await request_cancel(conn, job)
         await events.publish(conn, "asset.deleted", {"asset_id": asset_id})
     await delete_objects(store, asset_id)
     return True
@@ -192,12 +214,22 @@ async def record_progress(conn: asyncpg.Connection, asset_id: str, job_id: int, 
     it, and never out of a final state (a superseded or late job changes nothing). Returns whether it moved."""
     if stage not in ("queued", *ACTIVE_STAGES):
         return False
+    if percent is not None:
+        percent = min(max(float(percent), 0.0), 100.0)
+    # a replacement's transcode moves only its own status: the asset stays ready with the old renditions
+    replaced = await conn.execute(
+        """UPDATE assets SET replacement = replacement || jsonb_build_object('status', $3::text,
+                                                'progress', coalesce($4::float8, (replacement->>'progress')::float8)),
+                  updated_at = now()
+           WHERE id = $1 AND replace_job_id = $2 AND replacement->>'status' = ANY($5::text[])""",
+        asset_id, job_id, stage, percent, ["queued", *ACTIVE_STAGES])
+    if not replaced.endswith(" 0"):
+        return True
     done = await conn.execute(
         """UPDATE assets SET status = $3, progress = coalesce($4, progress), facts = coalesce($5::jsonb, facts),
                   updated_at = now()
            WHERE id = $1 AND job_id = $2 AND status = ANY($6::text[])""",
-        asset_id, job_id, stage, None if percent is None else min(max(float(percent), 0.0), 100.0), facts,
-        ["queued", *ACTIVE_STAGES])
+        asset_id, job_id, stage, percent, facts, ["queued", *ACTIVE_STAGES])
     return not done.endswith(" 0")
 
 
@@ -259,13 +291,15 @@ async def relabel_tracks(conn: asyncpg.Connection, asset_id: str, *,
     """Record an asset's corrected audio tracks and/or caption list (None: unchanged) and queue the rewrite of
     its published manifests from the whole, current lists. Call inside a transaction: the row is locked, so
     concurrent edits queue jobs in the order their lists were written."""
-    outputs = await conn.fetchval("SELECT outputs FROM assets WHERE id = $1 FOR UPDATE", asset_id) or {}
+    row = await conn.fetchrow("SELECT outputs, media_generation FROM assets WHERE id = $1 FOR UPDATE", asset_id)
+    outputs, generation = (row["outputs"] or {}, row["media_generation"]) if row else ({}, 0)
     if audio_tracks is not None:
         outputs["audio_tracks"] = audio_tracks
     if captions is not None:
         outputs["captions"] = captions
     job_id = await enqueue(conn, job_kinds.TRANSCODE_RELABEL, {
-        "asset_id": asset_id, "prefix": media_prefix(asset_id), "audio_tracks": outputs.get("audio_tracks") or [],
+        "asset_id": asset_id, "prefix": generation_prefix(asset_id, generation), "generation": generation,
+        "audio_tracks": outputs.get("audio_tracks") or [],
         "captions": outputs.get("captions") or []}, priority=50, on_done=job_kinds.CATALOG_RELABELLED)
     await conn.execute("UPDATE assets SET outputs = $2::jsonb, updated_at = now() WHERE id = $1", asset_id, outputs)
     changed = [k for k, v in (("audio_tracks", audio_tracks), ("captions", captions)) if v is not None]
@@ -301,3 +335,58 @@ async def start_packaging(conn: asyncpg.Connection, asset_id: str, kind: str, pa
     await conn.execute("UPDATE assets SET job_id = $2, status = 'queued', updated_at = now() WHERE id = $1",
                        asset_id, job_id)
     return job_id
+
+
+# --- replacing the source: a new generation transcodes while the published one keeps playing ----------------
+
+
+async def start_replacement(conn: asyncpg.Connection, asset_id: str, key: str, size: int) -> tuple[int, int]:
+    """Queue the transcode of a new original into a fresh generation (call inside a transaction). Returns
+    (job id, generation). The generation counts past every earlier attempt, so a late job of a failed one can
+    never write into the prefix of a later one."""
+    row = await conn.fetchrow(
+        """SELECT loudness_target, ladder, greatest(media_generation, coalesce((replacement->>'generation')::int, 0))
+                  AS last FROM assets WHERE id = $1 FOR UPDATE""", asset_id)
+    generation = row["last"] + 1
+    job_id = await enqueue(conn, job_kinds.TRANSCODE_ASSET, {
+        "asset_id": asset_id, "source_key": key, "prefix": generation_prefix(asset_id, generation),
+        "generation": generation, "replacement": True, "loudness_target": row["loudness_target"],
+        "ladder": row["ladder"]}, priority=100 + min(50, size // (100 * 1024 * 1024)),
+        on_done=job_kinds.CATALOG_TRANSCODED)
+    await conn.execute(
+        """UPDATE assets SET replace_job_id = $2, replacement = $3::jsonb, updated_at = now() WHERE id = $1""",
+        asset_id, job_id, {"status": "queued", "progress": 0.0, "error": None, "generation": generation,
+                           "source_key": key, "source_bytes": size})
+    await events.publish(conn, "asset.updated", {"asset_id": asset_id, "changed": ["replacement"]})
+    return job_id, generation
+
+
+def replacing(asset: Asset) -> bool:
+    return asset.replace_job_id is not None and (asset.replacement or {}).get("status") in ("queued",
+                                                                                           *ACTIVE_STAGES)
+
+
+async def finish_replacement(conn: asyncpg.Connection, asset_id: str, job_id: int, facts: dict[str, Any],
+                             outputs: dict[str, Any], duration: float | None) -> tuple[int, str | None] | None:
+    """The switch: one UPDATE makes the new generation the published one (the origin serves it from then on).
+    Returns (old generation, old original's key), or None when this job is no longer the asset's replacement."""
+    row = await conn.fetchrow(
+        """UPDATE assets a SET media_generation = (a.replacement->>'generation')::int, facts = $3::jsonb,
+                  outputs = $4::jsonb, duration = $5, source_key = a.replacement->>'source_key',
+                  source_bytes = (a.replacement->>'source_bytes')::bigint, replace_job_id = NULL,
+                  replacement = a.replacement || '{"status": "ready", "progress": 100, "error": null}'::jsonb,
+                  ready_at = now(), updated_at = now()
+           FROM (SELECT media_generation, source_key FROM assets WHERE id = $1 FOR UPDATE) old
+           WHERE a.id = $1 AND a.replace_job_id = $2
+           RETURNING old.media_generation AS generation, old.source_key""",
+        asset_id, job_id, facts, outputs, duration)
+    return (row["generation"], row["source_key"]) if row else None
+
+
+async def fail_replacement(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, job_id: int, reason: str) -> bool:
+    """The published generation stays; the replacement records why it did not make it."""
+    done = await db.execute(
+        """UPDATE assets SET replace_job_id = NULL, updated_at = now(),
+                  replacement = replacement || jsonb_build_object('status', 'failed', 'error', $3::text)
+           WHERE id = $1 AND replace_job_id = $2""", asset_id, job_id, reason[:2000])
+    return not done.endswith(" 0")

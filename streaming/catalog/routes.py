@@ -83,8 +83,8 @@ async def read(request: web.Request) -> web.Response:
     if asset is None or (hidden and not await has_permission(request, "assets:read")):
         raise NotFound(f"No asset {request.match_info['asset_id']!r}")
     body = catalog.asset_json(asset, base_url(request))
-    return web.json_response(body, headers={"Cache-Control": "no-store" if asset.status != "ready" else
-                                            "public, max-age=10"})
+    moving = asset.status != "ready" or catalog.replacing(asset)  # a replacement's progress is news too
+    return web.json_response(body, headers={"Cache-Control": "no-store" if moving else "public, max-age=10"})
 
 
 @requires("assets:read")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
 from onair.core import events, job_kinds
-from onair.core.jobs import Handler, Job, JobContext, ProgressHook
+from onair.core.jobs import Handler, Job, JobContext, ProgressHook, enqueue
 from streaming import catalog
 from streaming.delivery import purge
 
@@ -26,6 +27,8 @@ async def transcoded(ctx: JobContext) -> dict[str, Any]:
         # Deleted while transcoding: the job may have published objects after the delete removed the rest.
         await catalog.delete_objects(res.store, asset_id)
         return {"skipped": "asset deleted"}
+    if done["payload"].get("replacement"):
+        return await _replaced(ctx, asset)
     if asset.job_id != done["job_id"]:
         return {"skipped": "superseded by a newer job"}
     if done["status"] == "done":
@@ -83,9 +86,73 @@ async def relabelled(ctx: JobContext) -> dict[str, Any]:
     if done["status"] != "done":  # the manifests keep their old labels; the editor sees the job's error
         log.warning("relabelling asset %s failed: %s", asset_id, done.get("error"))
         return {"asset_id": asset_id, "status": done["status"]}
-    await purge.purge(res.settings, res.signing_key, asset_id, "relabelled")
+    await purge.purge(res.pool, asset_id, "relabelled")
     return {"asset_id": asset_id, "purged": True}
 
 
-HANDLERS: dict[str, Handler] = {job_kinds.CATALOG_TRANSCODED: transcoded, job_kinds.CATALOG_RELABELLED: relabelled}
+async def _replaced(ctx: JobContext, asset: catalog.Asset) -> dict[str, Any]:
+    """on_done of a replacement's transcode. Done: uploaded captions join the new generation, one UPDATE
+    switches the public URLs to it, the CDN drops the old manifests, and the old generation is retired after
+    the grace period (players mid-stream keep fetching its segments until then). Failed: the published
+    generation keeps playing and the replacement says why."""
+    res, done = ctx.resources, ctx.payload
+    job, prefix = done["job_id"], done["payload"]["prefix"]
+    if asset.replace_job_id != job:
+        return {"skipped": "superseded replacement"}
+    if done["status"] != "done":
+        reason = done.get("error") or f"transcode {done['status']}"
+        await res.store.delete_prefix(prefix)  # never the published generation: the job wrote only its own
+        if (key := done["payload"]["source_key"]) != asset.source_key:  # the editor still has the file
+            await res.store.delete(key)
+        await catalog.fail_replacement(res.pool, asset.id, job, reason)
+        return {"asset_id": asset.id, "replacement": "failed"}
+    result = done["result"]
+    captions = (asset.outputs or {}).get("captions") or []
+    if captions:  # uploaded captions outlive the source: their files and HLS playlists join the new generation
+        keys = await res.store.list(asset.prefix + "captions/")
+        keys += [asset.prefix + c["playlist"] for c in captions if c.get("playlist")]
+        for key in keys:
+            await res.store.put_bytes(prefix + key.removeprefix(asset.prefix), await res.store.get_bytes(key))
+    async with res.pool.acquire() as conn, conn.transaction():
+        old = await catalog.finish_replacement(conn, asset.id, job, result["facts"], result["outputs"],
+                                               result.get("duration"))
+        if old is None:
+            return {"skipped": "superseded replacement"}
+        await events.publish(conn, "asset.ready", {"asset_id": asset.id, "title": asset.title,
+                                                   "duration": result.get("duration"), "replaced": True})
+        await purge.purge(conn, asset.id, "source replaced", delay_seconds=purge.SETTLE_SECONDS)
+        if captions:
+            await catalog.relabel_tracks(conn, asset.id, captions=captions)
+        await enqueue(conn, job_kinds.CATALOG_RETIRE, {"asset_id": asset.id, "generation": old[0],
+                                                       "source_key": old[1]},
+                      delay_seconds=res.settings.media_generation_grace_seconds)
+    return {"asset_id": asset.id, "status": "ready", "generation": done["payload"]["generation"]}
+
+
+_GENERATION_DIR = re.compile(r"g\d+/")
+
+
+async def retire_generation(ctx: JobContext) -> dict[str, Any]:
+    """A replaced generation's objects (and its original) go once the grace period is over. Generation 0 is
+    the original layout: everything under the media prefix but the g<N>/ folders."""
+    res, p = ctx.resources, ctx.payload
+    asset = await catalog.get_asset(res.pool, p["asset_id"])
+    if asset is None or asset.media_generation == p["generation"]:
+        return {"skipped": "asset gone or generation published again"}
+    removed = 0
+    if p["generation"]:
+        removed = await res.store.delete_prefix(catalog.generation_prefix(asset.id, p["generation"]))
+    else:
+        root = catalog.media_prefix(asset.id)
+        for key in await res.store.list(root):
+            if not _GENERATION_DIR.match(key.removeprefix(root)):
+                await res.store.delete(key)
+                removed += 1
+    if p.get("source_key") and p["source_key"] != asset.source_key:
+        await res.store.delete(p["source_key"])
+    return {"asset_id": asset.id, "generation": p["generation"], "removed": removed}
+
+
+HANDLERS: dict[str, Handler] = {job_kinds.CATALOG_TRANSCODED: transcoded, job_kinds.CATALOG_RELABELLED: relabelled,
+                                job_kinds.CATALOG_RETIRE: retire_generation}
 PROGRESS_HOOKS: dict[str, ProgressHook] = {job_kinds.TRANSCODE_ASSET: transcode_progress}

@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 
 from onair.core.errors import BadRequest, Forbidden
-from streaming.catalog import Asset, media_prefix
+from streaming.catalog import Asset, generation_prefix, media_prefix
 from streaming.catalog.rights import Availability, availability
 from streaming.delivery import signing
 
@@ -32,14 +32,23 @@ def check_raw_path(raw_path: str) -> None:
 
 
 _ASSET_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# What the API, feeds, pages and players reach by an unversioned URL: the top manifests, images and captions.
+# They follow the published generation. Every other unversioned key (variant playlists, segments) is
+# generation 0's own: only generation 0's manifests reference them, and players still on it keep working.
+_ENTRY_KEYS = ("hls/master.m3u8", "dash/manifest.mpd")
+_ENTRY_FOLDERS = ("images/", "captions/", "poster-")
 
 
-def object_key(asset_id: str, key: str) -> str:
+def object_key(asset_id: str, key: str, generation: int = 0) -> str:
     """Store key of a media object; the same rules as onair.core.storage.check_key, without pathlib per
-    request (this is the hot path of a show start)."""
+    request (this is the hot path of a show start). A key naming its generation (g<N>/..., what the top
+    manifests of a replaced source reference) is that generation's object, as long as it is kept; an entry
+    key (manifests, images, captions) is the published generation's."""
     if not _ASSET_ID.fullmatch(asset_id) or not key or key.startswith("/") or key.endswith("/") \
             or "\\" in key or "\x00" in key or any(p in ("", ".", "..") for p in key.split("/")):
         raise BadRequest("Invalid media path", code="invalid-path")
+    if generation and (key in _ENTRY_KEYS or key.startswith(_ENTRY_FOLDERS)):
+        return generation_prefix(asset_id, generation) + key
     return media_prefix(asset_id) + key
 
 

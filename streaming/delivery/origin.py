@@ -186,6 +186,8 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
                     config.settings.token_clock_skew_seconds)
     asset = await _asset(request, config, asset_id)
     check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request))
+    if asset.media_generation:
+        store_key = object_key(asset_id, key, asset.media_generation)
     info, local, last_modified = await _object(request, config, asset_id, key, store_key)
     request.app[ORIGIN_HITS][(asset_id, key)] += 1
     cc, extra = effective_cache_control(cache_control(key, asset), asset, config.settings, moment,

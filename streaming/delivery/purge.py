@@ -24,6 +24,10 @@ from onair.core import events
 from onair.core.db.pool import POOL
 
 EVENT = "cdn.purge"
+# After a switch of what a URL serves (a replaced source), purge only once no origin process can still answer
+# from its one-second lookup cache (streaming.delivery.origin.LOOKUP_TTL): a CDN refetching in that second would
+# keep the old manifest for its whole max-age.
+SETTLE_SECONDS = 3.0
 
 
 def purge_payload(asset_id: str, reason: str) -> dict[str, Any]:
@@ -36,5 +40,6 @@ async def purge_asset(app: web.Application, asset_id: str, reason: str) -> str:
     return await purge(app[POOL], asset_id, reason)
 
 
-async def purge(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, reason: str) -> str:
-    return await events.publish(db, EVENT, purge_payload(asset_id, reason))
+async def purge(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, reason: str, *,
+                delay_seconds: float = 0.0) -> str:
+    return await events.publish(db, EVENT, purge_payload(asset_id, reason), delay_seconds=delay_seconds)

@@ -89,7 +89,7 @@ async def upload(request: web.Request) -> web.Response:
                          code="invalid-captions", errors=[p.to_json() for p in exc.problems]) from None
     objects, entry = await asyncio.to_thread(caption_tracks.build, cues, q.language, q.kind,
                                              float(outputs["segment_duration"]), asset.duration)
-    await _store_all(store, catalog.media_prefix(asset_id), objects)
+    await _store_all(store, asset.prefix, objects)  # the published generation's, as the manifests
     async with pool.acquire() as conn, conn.transaction():
         await catalog.put_caption_track(conn, asset_id, {**entry, "format": fmt})
     await audit(request, "asset.captions", object_type="asset", object_id=asset_id,

@@ -86,7 +86,7 @@ async def upload(request: web.Request) -> web.Response:
         raise UnsupportedMediaType("poster: send a JPEG, PNG or WebP image", field="poster")
     jpeg = await asyncio.to_thread(normalised, data, kind)
     key = f"poster-custom-{hashlib.sha256(jpeg).hexdigest()[:16]}.jpg"
-    await request.app[STORE].put_bytes(catalog.media_prefix(asset_id) + key, jpeg, "image/jpeg")
+    await request.app[STORE].put_bytes(asset.prefix + key, jpeg, "image/jpeg")
     if not await catalog.set_poster(pool, asset_id, key):
         raise NotFound(f"No asset {asset_id!r}")
     await audit(request, "asset.poster", object_type="asset", object_id=asset_id, detail={"poster": key})

@@ -17,7 +17,7 @@ from onair.core.safe_urls import UrlRejected, check_url
 from onair.core.settings import SETTINGS, Settings
 from onair.core.storage import STORE, ObjectNotFound
 from streaming import catalog
-from streaming.ingest import captions, multipart, originals, poster, tus
+from streaming.ingest import captions, multipart, originals, poster, replace, tus
 
 
 def _settings(request: web.Request) -> Settings:
@@ -97,13 +97,17 @@ async def retry(request: web.Request) -> web.Response:
     asset = await catalog.get_asset(pool, asset_id)
     if asset is None:
         raise NotFound(f"No asset {asset_id!r}")
-    if asset.status in ("queued", *catalog.ACTIVE_STAGES, "uploading"):
+    if asset.status in ("queued", *catalog.ACTIVE_STAGES, "uploading") or catalog.replacing(asset):
         raise Conflict("The asset is already being processed")
     try:
-        info = await store.stat(catalog.source_key(asset_id))
+        info = await store.stat(asset.source_key or catalog.source_key(asset_id))
     except ObjectNotFound:
         info = None
     async with pool.acquire() as conn, conn.transaction():
+        if info is not None and asset.ready:  # a new transcode of what plays (new choices): it stays playing
+            await catalog.start_replacement(conn, asset_id, info.key, info.size)
+            return web.json_response({"id": asset_id, "status": asset.status, "replacement": {"status": "queued"}},
+                                     status=202)
         if info is not None:
             await catalog.start_transcode(conn, asset_id, info.key, info.size)
         elif asset.source_key is None and (url := await catalog.source_url(conn, asset_id)):
@@ -117,5 +121,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/assets", create, name="assets-create")
     app.router.add_post("/api/v1/assets/{asset_id}/retry", retry, name="assets-retry")
     tus.setup(app)
+    replace.setup(app)
     captions.setup(app)
     poster.setup(app)

@@ -1,5 +1,5 @@
-// One asset: preview, details, visibility and rights (with a plain-language summary), embed code, stats,
-// retry and delete.
+// One asset: preview, details, visibility and rights (with a plain-language summary), embed code, replace the
+// source, stats, retry and delete.
 import { $, api, el, flash, confirmAction, copyText, csv, fmtDate, fmtDuration, BASE, CSRF, PERMS } from "./util.js";
 import { perDayChart, barChart } from "./charts.js";
 import { countryPicker, countryName } from "./countries.js";
@@ -50,7 +50,9 @@ function draw(a) {
   const ready = a.status === "ready";
   $("#embed-box").hidden = !ready;
   const preview = $("#preview");
-  if (ready && !preview.querySelector("iframe")) {
+  // a replaced source went live: the preview loads the new renditions
+  if (ready && preview.dataset.generation !== String(a.media_generation)) {
+    preview.dataset.generation = String(a.media_generation);
     preview.textContent = "";
     preview.append(el("iframe", { src: `/embed/${encodeURIComponent(a.id)}`, title: `Preview of ${a.title || a.id}`,
                                   allow: "autoplay; fullscreen", allowfullscreen: true }));
@@ -107,6 +109,54 @@ function setupPoster(id) {
   });
 }
 
+const REPLACING = new Set(["queued", "probing", "transcoding", "packaging"]);
+
+function replacing(a) { return Boolean(a.replacement && REPLACING.has(a.replacement.status)); }
+
+function drawReplacement(a) {
+  $("#source-box").hidden = !["ready", "failed"].includes(a.status) || !PERMS.has("assets:write");
+  const r = a.replacement, line = $("#source-status");
+  $("#source-form").querySelector("button").disabled = replacing(a);
+  if (!r || line.dataset.uploading) return;
+  line.textContent = "";
+  if (REPLACING.has(r.status)) {
+    line.append(el("span", { class: `badge s-${r.status}` }, r.status), ` ${Math.round(r.progress)}% · the current video plays until the new one is ready`);
+  } else if (r.status === "failed") {
+    line.append(el("span", { class: "reason", id: "replacement-failure" }, `The replacement failed: ${r.error || "unknown reason"}. The previous video is still playing.`));
+  } else if (r.status === "ready") {
+    line.append("The new source is live at the same links.");
+  }
+}
+
+function setupReplace(id, reload) {
+  const form = $("#source-form"), input = form.file, line = $("#source-status");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const file = input.files[0];
+    if (!file) return;
+    if (!await confirmAction(`Replace this video with “${file.name}”? Viewers get the new version at the same links once it is processed.`, "Replace source")) return;
+    const body = new FormData();
+    body.append("file", file);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/v1/assets/${encodeURIComponent(id)}/source`);
+    xhr.setRequestHeader("X-CSRF-Token", CSRF);
+    line.dataset.uploading = "1";
+    xhr.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable) line.textContent = `Uploading ${Math.round((100 * e.loaded) / e.total)}%`;
+    });
+    xhr.addEventListener("loadend", () => {
+      delete line.dataset.uploading;
+      let data = {};
+      try { data = JSON.parse(xhr.responseText || "{}"); } catch (e) { /* not JSON */ }
+      if (xhr.status !== 202) { line.textContent = data.detail || `The file was refused (HTTP ${xhr.status || "network error"})`; return; }
+      form.reset();
+      flash("New source uploaded: processing", true);
+      reload();
+    });
+    xhr.send(body);
+  });
+}
+
 function fillForm(a) {
   const f = $("#meta");
   f.title.value = a.title || ""; f.description.value = a.description || "";
@@ -152,12 +202,14 @@ export function assetPage() {
     draw(a);
     drawRenditions(a);
     drawPoster(a);
+    drawReplacement(a);
     if (first) fillForm(a);
-    if (BUSY.has(a.status)) setTimeout(() => load().catch(() => {}), 2000);
+    if (BUSY.has(a.status) || replacing(a)) setTimeout(() => load().catch(() => {}), 2000);
   };
   const summarise = () => { $("#rights-summary").textContent = rightsSummary(f); };
   for (const box of document.querySelectorAll(".countries")) pickers[box.dataset.field] = countryPicker(box, summarise);
   setupPoster(id);
+  setupReplace(id, () => load().catch(() => {}));
   f.addEventListener("input", summarise);
   f.addEventListener("submit", async (ev) => {
     ev.preventDefault();

@@ -6,7 +6,8 @@ export const PERMS = new Set((document.body.dataset.perms || "").split(" ").filt
 export const BASE = document.body.dataset.base || location.origin;
 
 export async function api(method, path, body) {
-  const opts = { method, credentials: "same-origin", headers: {} };
+  // the studio shows what is true now: never an answer a public API response left in the HTTP cache
+  const opts = { method, credentials: "same-origin", headers: {}, cache: "no-cache" };
   if (method !== "GET" && CSRF) opts.headers["X-CSRF-Token"] = CSRF;
   if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
   const resp = await fetch(path, opts);
