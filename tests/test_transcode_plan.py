@@ -100,7 +100,9 @@ def test_one_decode_split_to_all_rungs_with_closed_fixed_gop():
     assert argv == _transcode_argv()  # pure: the same plan compiles to the same argv
     assert argv.count("-i") == 1  # one decode feeds the rungs, the storyboard and the poster candidates
     graph = _value(argv, "-filter_complex")
-    assert graph.startswith("[0:v:0]fps=25/1[") and "split=7" in graph and graph.count("scale=") == 7
+    # the decode splits three ways: the rung cascade (commands.TUNED), the storyboard, the poster candidates
+    assert graph.startswith("[0:v:0]fps=25/1[") and "split=3" in graph and graph.count("scale=") == 7
+    assert graph.count("split=2") == 4  # each rung but the last also feeds the next smaller one
     # every rung: BT.709 conversion and tags in one scale pass, square pixels, 4:2:0
     assert graph.count("scale=1920:1080:flags=bicubic:in_color_matrix=bt709:out_color_matrix=bt709:out_range=tv[") == 1
     assert graph.count("setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv[") == 5
@@ -180,3 +182,40 @@ def test_storyboard_track_points_at_tiles():
 def test_ladder_config_is_data():
     cfg = LadderConfig(rungs=LadderConfig().rungs[1:2])
     assert [r.name for r in plan(BASE, cfg).rungs] == ["720p"]
+
+
+def test_cascaded_scaling_feeds_each_rung_from_the_next_larger_one():
+    p = replace(plan(BASE), source_matrix="bt470bg")
+    argv = commands.multi_output_argv("ffmpeg", Path("in.mp4"), Path("out"), p, commands.Tuning(cascade=True))
+    graph = _value(argv, "-filter_complex")
+    maps = [argv[i + 1] for i, a in enumerate(argv) if a == "-map" and argv[i + 1].startswith("[")]
+    for i in range(len(p.rungs)):
+        scales = [f.split(":flags")[0] for f in _chain(graph, maps[i]) if f.startswith("scale=")]
+        assert scales == [f"scale={q.width}:{q.height}" for q in reversed(p.rungs[:i + 1])]
+    # the source's matrix is converted once, by the largest rung's pass; the others scale BT.709 pictures
+    assert graph.count("in_color_matrix=bt470bg") == 1 and graph.count("in_color_matrix=bt709") == 4
+    assert graph.count("setparams=color_primaries=bt709") == 5 and graph.count("format=yuv420p[") == 5
+
+
+def test_tuning_reaches_x264_and_the_filter_threads_and_baseline_stays_bare():
+    p = plan(BASE)
+    tuned = commands.multi_output_argv("ffmpeg", Path("in.mp4"), Path("out"), p,
+                                       commands.Tuning(x264_threads=1, lookahead_threads=1, rc_lookahead=5,
+                                                       filter_threads=1))
+    params = [tuned[i + 1] for i, a in enumerate(tuned) if a == "-x264-params"]
+    assert len(params) == 5 and all(x.endswith(":threads=1:lookahead-threads=1:rc-lookahead=5") for x in params)
+    assert all("open_gop=0:scenecut=0:keyint=96:min-keyint=96" in x for x in params)
+    assert _value(tuned, "-filter_complex_threads") == "1"
+    assert tuned.index("-filter_complex_threads") < tuned.index("-i")  # a global option
+    bare = commands.multi_output_argv("ffmpeg", Path("in.mp4"), Path("out"), p)  # the benchmark's reference
+    assert "-filter_complex_threads" not in bare and "threads=" not in " ".join(bare)
+    assert "split=5" in _value(bare, "-filter_complex")
+
+
+def test_encoder_threads_share_the_cores_by_pixels():
+    p = plan(BASE)
+    assert commands.rung_threads(p, 2) == (1, 1, 1, 1, 1)  # a small machine: one thread per encoder
+    assert commands.rung_threads(p, 16) == (9, 4, 2, 1, 1)  # a large one: the big rungs get more
+    argv = commands.transcode_argv("ffmpeg", Path("in.mp4"), Path("out"), p, cores=16)
+    assert [_value(argv, f"-threads:v:{i}") for i in range(5)] == ["9", "4", "2", "1", "1"]
+    assert "threads=" not in _value(argv, "-x264-params")  # x264-params would override the per-rung count
