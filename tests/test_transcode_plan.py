@@ -100,9 +100,7 @@ def test_one_decode_split_to_all_rungs_with_closed_fixed_gop():
     assert argv == _transcode_argv()  # pure: the same plan compiles to the same argv
     assert argv.count("-i") == 1  # one decode feeds the rungs, the storyboard and the poster candidates
     graph = _value(argv, "-filter_complex")
-    # the decode splits three ways: the rung cascade (commands.TUNED), the storyboard, the poster candidates
-    assert graph.startswith("[0:v:0]fps=25/1[") and "split=3" in graph and graph.count("scale=") == 7
-    assert graph.count("split=2") == 4  # each rung but the last also feeds the next smaller one
+    assert graph.startswith("[0:v:0]fps=25/1[") and "split=7" in graph and graph.count("scale=") == 7
     # every rung: BT.709 conversion and tags in one scale pass, square pixels, 4:2:0
     assert graph.count("scale=1920:1080:flags=bicubic:in_color_matrix=bt709:out_color_matrix=bt709:out_range=tv[") == 1
     assert graph.count("setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv[") == 5
