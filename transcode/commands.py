@@ -45,7 +45,7 @@ class Tuning:
 
 BASELINE = Tuning()
 # Adopted (bench/results/transcode.json "tried"): x264's default gives each of five encoders 1.5 threads per
-# core, 15 frame threads on 2 cores, and their synchronisation costs ~11% of the CPU (VMAF within 0.1).
+# core, 15 frame threads on 2 cores, and their synchronisation costs 2-11% of the CPU (VMAF within 0.1).
 # Cascaded scaling saved ~2%, inside the run-to-run noise, and moved the 540p VMAF by -0.25: not adopted.
 TUNED = Tuning(share_cores=True)
 
