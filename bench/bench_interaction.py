@@ -6,9 +6,15 @@ devices (default 100,000) from BENCH_CLIENT_PROCS load-generator processes; refe
 POST handler (2 processes, SO_REUSEPORT) parsing the same JSON. Exactness: the final tally must equal
 the number of 2xx answers.
 
-Chat: BENCH_WS_CLIENTS WebSocket clients (default 1,000: 5,000 does not fit a shared 2-core box next to
-the server) in one room, BENCH_CHAT_RATE messages/s posted for BENCH_CHAT_SECONDS; reference: a bare
-aiohttp app that broadcasts each POSTed message to its sockets in a loop.
+Chat (the issue's show scale): BENCH_WS_CLIENTS WebSocket clients (default 5,000) and BENCH_LONGPOLL_TVS
+long-poll TVs (default 1,000; GET /messages?after=<cursor>&wait=20 in a loop) in one room, BENCH_CHAT_RATE
+messages/s (default 50) posted for BENCH_CHAT_SECONDS (default 20), from BENCH_CHAT_CLIENT_PROCS client
+processes; reference: a bare aiohttp app with the same clients in the same run, broadcasting each POSTed
+message to its sockets in a loop and waking its long-polls.
+
+Quick mode (`ONAIR_BENCH_QUICK=1` or `--quick`; writes interaction_quick.json, never the full file): 500 WebSocket
+clients, 100 TVs, 20 msg/s for 5 s, 5,000 votes, 500 profiled votes. `BENCH_ONLY=chat` (or `votes`) runs one
+part. The full setting needs a quiet machine: on a shared 2-core box the clients starve the server.
 
 Vote profile: bench/vote_profile.py's breakdown of one vote (HTTP parse, JSON decode + validation, device-id
 HMAC, handler and middleware, batching, commit, response), BENCH_PROFILE_VOTES votes (default 3,000).
@@ -20,10 +26,12 @@ embedded PostgreSQL in a temporary folder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -41,10 +49,11 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import vote_profile  # noqa: E402
+from bench import results_file, vote_profile  # noqa: E402
 
 KEY = "bench-signing-key"
 _STAMP = re.compile(r'"text":\s*"t=([0-9.]+) #')
+_CURSOR = re.compile(r'"cursor":\s*"([0-9]+)"')
 TOKEN = "bench-admin-token"
 
 
@@ -91,6 +100,8 @@ def _bare_vote_process(port: int) -> None:
 
 def _bare_chat_process(port: int) -> None:
     sockets: set[web.WebSocketResponse] = set()
+    history: list[dict[str, Any]] = []
+    posted = asyncio.Event()
 
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -106,13 +117,29 @@ def _bare_chat_process(port: int) -> None:
     async def post(request: web.Request) -> web.Response:
         data = await request.json()
         frame = json.dumps({"type": "messages", "messages": [data]})
+        history.append(data)
+        nonlocal posted
+        posted.set()  # the bare long-poll wake-up: every waiter reads the new messages past its cursor
+        posted = asyncio.Event()
         for ws in tuple(sockets):  # the bare broadcast loop
-            await ws.send_str(frame)
+            with contextlib.suppress(ConnectionError):  # a client that left at the end of the run
+                await ws.send_str(frame)
         return web.json_response(data, status=201)
+
+    async def long_poll(request: web.Request) -> web.Response:
+        after = request.query.get("after")
+        if after is None:
+            return web.json_response({"messages": [], "cursor": str(len(history))})
+        if len(history) <= int(after):
+            event = posted
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), float(request.query.get("wait", "20")))
+        return web.json_response({"messages": history[int(after):], "cursor": str(len(history))})
 
     app = web.Application()
     app.router.add_get("/ws", ws_handler)
     app.router.add_post("/messages", post)
+    app.router.add_get("/messages", long_poll)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -173,7 +200,14 @@ def _run_vote_load(base: str, pid: str, device_ids: list[str], procs: int, conns
             "p50_ms": round(_percentile(lat, 0.50) * 1000, 2), "p99_ms": round(_percentile(lat, 0.99) * 1000, 2)}
 
 
-def _chat_clients(url: str, count: int, seconds: float, out: Any, ready: Any) -> None:
+async def _until(stop: Any) -> None:
+    """Clients listen until the posting is over (a multiprocessing.Event), not for a fixed time: on a busy
+    machine connecting thousands of clients takes long and unevenly."""
+    while not stop.is_set():
+        await asyncio.sleep(0.2)
+
+
+def _chat_clients(url: str, count: int, stop: Any, out: Any, ready: Any) -> None:
     async def main() -> dict[str, Any]:
         lat: list[float] = []
         received = 0
@@ -195,59 +229,149 @@ def _chat_clients(url: str, count: int, seconds: float, out: Any, ready: Any) ->
                         lat.append(now - float(stamp))
 
             tasks = [asyncio.create_task(reader(ws)) for ws in sockets]
-            await asyncio.sleep(seconds)
+            await _until(stop)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for ws in sockets:
                 await ws.close()
-        return {"received": received, "lat": lat}
+        return {"kind": "ws", "received": received, "lat": lat}
 
     out.put(asyncio.run(main()))
 
 
-async def _post_chat(url: str, rate: float, seconds: float, body: dict[str, Any], devices: list[str]) -> int:
-    """Post at a fixed rate; each POST runs on its own so a slow answer does not slow the schedule."""
+def _tv_clients(url: str, count: int, stop: Any, out: Any, ready: Any) -> None:
+    """Long-poll TVs: each takes a cursor, then asks for what is past it (waiting up to 20 s), in a loop."""
+    async def main() -> dict[str, Any]:
+        lat: list[float] = []
+        received = 0
+        errors: dict[str, int] = {}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                         timeout=aiohttp.ClientTimeout(total=60)) as s:
+            async def cursor() -> str:  # the room's cursor, once per process: every TV starts from it
+                for _ in range(30):
+                    async with s.get(url) as r:
+                        body = await r.text()
+                        if r.status == 200 and (m := _CURSOR.search(body)):
+                            return m.group(1)
+                    errors[f"cursor {r.status}: {body[:200]}"] = errors.get(f"cursor {r.status}: {body[:200]}", 0) + 1
+                    await asyncio.sleep(1)
+                raise RuntimeError(f"no cursor from {url}: {errors}")
+
+            cursors = [await cursor()] * count
+            ready.put(count)
+
+            async def tv(i: int) -> None:
+                nonlocal received
+                while True:
+                    try:
+                        async with s.get(url, params={"after": cursors[i], "wait": "20"}) as r:
+                            text = await r.text()
+                            r.raise_for_status()
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                        await asyncio.sleep(1)
+                        continue
+                    now = time.time()
+                    for stamp in _STAMP.findall(text):
+                        received += 1
+                        lat.append(now - float(stamp))
+                    if m := _CURSOR.search(text):
+                        cursors[i] = m.group(1)
+
+            tasks = [asyncio.create_task(tv(i)) for i in range(count)]
+            await _until(stop)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return {"kind": "tv", "received": received, "lat": lat, "errors": errors}
+
+    out.put(asyncio.run(main()))
+
+
+async def _post_chat(url: str, rate: float, seconds: float, body: dict[str, Any],
+                     devices: list[str]) -> tuple[dict[int, int], dict[str, str]]:
+    """Post at a fixed rate; each POST runs on its own so a slow answer does not slow the schedule. Returns
+    the count of each answer's status (0: no answer)."""
+    refusals: dict[str, str] = {}
     async with aiohttp.ClientSession() as s:
-        async def one(i: int) -> bool:
+        async def one(i: int) -> int:
             payload = {**body, "device_id": devices[i % len(devices)], "text": f"t={time.time():.6f} #{i}"}
-            async with s.post(url, json=payload) as r:
-                await r.read()
-                return r.status == 201
+            try:
+                async with s.post(url, json=payload) as r:
+                    answer = await r.read()
+                    if r.status != 201:  # the first refusal of each status, for the result file
+                        refusals.setdefault(str(r.status), answer[:300].decode(errors="replace"))
+                    return r.status
+            except aiohttp.ClientError:
+                return 0
 
         start = time.perf_counter()
         tasks = []
         for i in range(int(rate * seconds)):
             await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
             tasks.append(asyncio.create_task(one(i)))
-        return sum(await asyncio.gather(*tasks))
+        statuses: dict[int, int] = {}
+        for status in await asyncio.gather(*tasks):
+            statuses[status] = statuses.get(status, 0) + 1
+        return statuses, refusals
 
 
-def _run_chat(ws_url: str, post_url: str, clients: int, rate: float, seconds: float, devices: list[str],
+def _run_chat(ws_url: str, poll_url: str, post_url: str, setting: dict[str, Any], devices: list[str],
               server_pids: list[int]) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
-    q, ready = ctx.Queue(), ctx.Queue()
-    procs = 2
+    q, ready, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs, seconds = setting["client_procs"], setting["seconds"]
+    ws_each, tv_each = setting["ws_clients"] // procs, setting["longpoll_tvs"] // procs
     rss_before = sum(psutil.Process(p).memory_info().rss for p in server_pids)
-    workers = [ctx.Process(target=_chat_clients, args=(ws_url, clients // procs, seconds + 8, q, ready))
-               for _ in range(procs)]
+    workers = [ctx.Process(target=_chat_clients, args=(ws_url, ws_each, stop, q, ready))
+               for _ in range(procs) if ws_each]
+    workers += [ctx.Process(target=_tv_clients, args=(poll_url, tv_each, stop, q, ready))
+                for _ in range(procs) if tv_each]
     for w in workers:
         w.start()
     for _ in workers:
-        ready.get(timeout=300)
+        ready.get(timeout=600)
     rss_after = sum(psutil.Process(p).memory_info().rss for p in server_pids)
     time.sleep(0.5)
-    sent = asyncio.run(_post_chat(post_url, rate, seconds, {"nickname": "bench"}, devices))
-    parts = [q.get(timeout=120) for _ in workers]
+    statuses, refusals = asyncio.run(_post_chat(post_url, setting["rate"], seconds, {"nickname": "bench"}, devices))
+    sent = statuses.get(201, 0)
+    time.sleep(float(os.environ.get("BENCH_CHAT_GRACE", "5")))  # deliveries still under way count, later ones not
+    stop.set()
+    parts = [q.get(timeout=300) for _ in workers]
     for w in workers:
         w.join()
     lat = [x for p in parts for x in p["lat"]]
+    by_kind = {kind: [p for p in parts if p["kind"] == kind] for kind in ("ws", "tv")}
     received = sum(p["received"] for p in parts)
-    return {"clients": clients, "messages_sent": sent, "deliveries": received,
-            "expected_deliveries": sent * (clients // procs) * procs,
+    connections = ws_each * procs + tv_each * procs
+    return {"ws_clients": ws_each * procs, "longpoll_tvs": tv_each * procs, "messages_sent": sent,
+            "post_statuses": {str(k): v for k, v in statuses.items()}, "post_refusals": refusals,
+            "deliveries": received, "expected_deliveries": sent * connections,
             "deliveries_per_second": round(received / seconds, 1),
             "p50_ms": round(_percentile(lat, 0.5) * 1000, 1), "p99_ms": round(_percentile(lat, 0.99) * 1000, 1),
-            "server_memory_per_connection_kib": round((rss_after - rss_before) / clients / 1024, 1)}
+            "server_memory_per_connection_kib": round((rss_after - rss_before) / max(1, connections) / 1024, 1),
+            **{f"{kind}_deliveries": sum(p["received"] for p in ps) for kind, ps in by_kind.items()},
+            **{f"{kind}_p99_ms": round(_percentile([x for p in ps for x in p["lat"]], 0.99) * 1000, 1)
+               for kind, ps in by_kind.items()},
+            "tv_errors": {k: v for p in by_kind["tv"] for k, v in p["errors"].items()}}
+
+
+def chat_setting(quick: bool) -> dict[str, Any]:
+    """The chat load: the issue's show scale by default, a small one in quick mode; each figure overridable."""
+    env = os.environ.get
+    return {"ws_clients": int(env("BENCH_WS_CLIENTS", "500" if quick else "5000")),
+            "longpoll_tvs": int(env("BENCH_LONGPOLL_TVS", "100" if quick else "1000")),
+            "rate": float(env("BENCH_CHAT_RATE", "20" if quick else "50")),
+            "seconds": float(env("BENCH_CHAT_SECONDS", "5" if quick else "20")),
+            "client_procs": int(env("BENCH_CHAT_CLIENT_PROCS", "2"))}
+
+
+def _raise_fd_limit() -> None:
+    """6,000 sockets on each side: the soft open-file limit (often 1,024) up to the hard one, inherited by the
+    server and the client processes."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # --- orchestration ------------------------------------------------------------------------------------
@@ -291,20 +415,72 @@ async def _admin(base: str, method: str, path: str, body: dict | None = None) ->
         return await r.json()
 
 
-def run(results_dir: Path) -> dict[str, Any]:
+def _votes(base: str, procs: int, conns: int, n_votes: int) -> dict[str, Any]:
     from streaming.interaction import devices
 
-    n_votes = int(os.environ.get("BENCH_VOTES", "100000"))
+    bare_port = _free_port()
+    bare = [_start(_bare_vote_process, bare_port) for _ in range(2)]
+    try:
+        _wait_port(bare_port)
+        ids = [devices.issue(KEY.encode()) for _ in range(n_votes)]
+        poll = asyncio.run(_admin(base, "POST", "/api/v1/polls", {"question": "Bench?", "options": ["a", "b", "c"]}))
+        asyncio.run(_admin(base, "POST", f"/api/v1/polls/{poll['id']}/open"))
+        # warm-up of both, then the measured runs
+        _run_vote_load(f"http://127.0.0.1:{bare_port}", "x", ids[:2000], procs, conns)
+        bare_run = _run_vote_load(f"http://127.0.0.1:{bare_port}", "x", ids, procs, conns)
+        onair_run = _run_vote_load(base, poll["id"], ids, procs, conns)
+        tally = asyncio.run(_admin(base, "GET", f"/api/v1/polls/{poll['id']}/results"))
+    finally:
+        for p in bare:
+            p.terminate()
+            p.join(5)
+    return {"distinct_devices": n_votes, "onair": onair_run, "bare_aiohttp": bare_run,
+            "ratio_to_bare": round(onair_run["per_second"] / bare_run["per_second"], 3),
+            "final_tally": tally["total"], "tally_equals_2xx": tally["total"] == onair_run["ok"],
+            "targets": {"votes_per_second": 20000, "ratio": 0.7, "p99_ms": 100}}
+
+
+def _chat(base: str, port: int, serve_pid: int, setting: dict[str, Any]) -> dict[str, Any]:
+    from streaming.interaction import devices
+
+    children = [c.pid for c in psutil.Process(serve_pid).children()]
+    bare_chat_port = _free_port()
+    bare_chat = _start(_bare_chat_process, bare_chat_port)
+    try:
+        _wait_port(bare_chat_port)
+        chat_devices = [devices.issue(KEY.encode()) for _ in range(64)]
+        asyncio.run(_admin(base, "POST", "/api/v1/chat/rooms", {"room": "bench"}))  # rooms are made by staff
+        room = f"{base}/api/v1/chat/bench"
+        onair_chat = _run_chat(f"ws://127.0.0.1:{port}/api/v1/chat/bench/ws", f"{room}/messages",
+                               f"{room}/messages", setting, chat_devices, children)
+        bare = f"127.0.0.1:{bare_chat_port}"
+        bare_run_chat = _run_chat(f"ws://{bare}/ws", f"http://{bare}/messages", f"http://{bare}/messages",
+                                  setting, chat_devices, [bare_chat.pid])
+    finally:
+        bare_chat.terminate()
+    return {"onair": onair_chat, "bare_aiohttp_broadcast": bare_run_chat,
+            "ratio_to_bare": round(onair_chat["deliveries_per_second"]
+                                   / max(1.0, bare_run_chat["deliveries_per_second"]), 3),
+            "setting": setting, "full_setting": chat_setting(False),
+            "targets": {"deliveries_per_second": 100000, "p99_ms": 1000, "ratio": 0.7}}
+
+
+def run(results_dir: Path, quick: bool | None = None) -> dict[str, Any]:
+    quick = os.environ.get("ONAIR_BENCH_QUICK", "") not in ("", "0") if quick is None else quick
+    only = os.environ.get("BENCH_ONLY", "")
+    n_votes = int(os.environ.get("BENCH_VOTES", "5000" if quick else "100000"))
     procs = int(os.environ.get("BENCH_CLIENT_PROCS", "2"))
     conns = int(os.environ.get("BENCH_CONNECTIONS", "64"))
-    ws_clients = int(os.environ.get("BENCH_WS_CLIENTS", "1000"))
-    chat_rate = float(os.environ.get("BENCH_CHAT_RATE", "50"))
-    chat_seconds = float(os.environ.get("BENCH_CHAT_SECONDS", "10"))
     redis_bin = shutil.which("redis-server")
     if not redis_bin:
         raise RuntimeError("redis-server is needed (apt-get install redis-server)")
-    result: dict[str, Any] = {"cpu_count": os.cpu_count(), "note": "load generator, server, PostgreSQL and "
-                              "Redis share one machine"}
+    _raise_fd_limit()
+    # a part left out (BENCH_ONLY) keeps its figures from the file's last run
+    name = "interaction_quick.json" if quick else "interaction.json"
+    previous = results_dir / name
+    result: dict[str, Any] = json.loads(previous.read_text()) if only and previous.exists() else {}
+    result.update({"cpu_count": os.cpu_count(), "quick": quick,
+                   "note": "load generator, server, PostgreSQL and Redis share one machine"})
     with tempfile.TemporaryDirectory(prefix="onair-bench-") as tmp_name:
         tmp = Path(tmp_name)
         os.chmod(tmp, 0o755)
@@ -315,52 +491,13 @@ def run(results_dir: Path) -> dict[str, Any]:
         port = _free_port()
         serve = _serve(tmp, port, f"redis://127.0.0.1:{redis_port}/0", database_url)
         base = f"http://127.0.0.1:{port}"
-        bare_port = _free_port()
-        bare = [_start(_bare_vote_process, bare_port) for _ in range(2)]
         try:
             _wait_port(port, serve)
-            _wait_port(bare_port)
-            ids = [devices.issue(KEY.encode()) for _ in range(n_votes)]
-            poll = asyncio.run(_admin(base, "POST", "/api/v1/polls",
-                                      {"question": "Bench?", "options": ["a", "b", "c"]}))
-            asyncio.run(_admin(base, "POST", f"/api/v1/polls/{poll['id']}/open"))
-            # warm-up of both, then the measured runs
-            _run_vote_load(f"http://127.0.0.1:{bare_port}", "x", ids[:2000], procs, conns)
-            bare_run = _run_vote_load(f"http://127.0.0.1:{bare_port}", "x", ids, procs, conns)
-            onair_run = _run_vote_load(base, poll["id"], ids, procs, conns)
-            tally = asyncio.run(_admin(base, "GET", f"/api/v1/polls/{poll['id']}/results"))
-            result["votes"] = {
-                "distinct_devices": n_votes, "onair": onair_run, "bare_aiohttp": bare_run,
-                "ratio_to_bare": round(onair_run["per_second"] / bare_run["per_second"], 3),
-                "final_tally": tally["total"], "tally_equals_2xx": tally["total"] == onair_run["ok"],
-                "targets": {"votes_per_second": 20000, "ratio": 0.7, "p99_ms": 100}}
-            for p in bare:
-                p.terminate()
-                p.join(5)
-
-            children = [c.pid for c in psutil.Process(serve.pid).children()]
-            bare_chat_port = _free_port()
-            bare_chat = _start(_bare_chat_process, bare_chat_port)
-            _wait_port(bare_chat_port)
-            chat_devices = [devices.issue(KEY.encode()) for _ in range(64)]
-            asyncio.run(_admin(base, "POST", "/api/v1/chat/rooms", {"room": "bench"}))  # rooms are made by staff
-            onair_chat = _run_chat(f"ws://127.0.0.1:{port}/api/v1/chat/bench/ws",
-                                   f"{base}/api/v1/chat/bench/messages", ws_clients, chat_rate, chat_seconds,
-                                   chat_devices, children)
-            bare_run_chat = _run_chat(f"ws://127.0.0.1:{bare_chat_port}/ws",
-                                      f"http://127.0.0.1:{bare_chat_port}/messages", ws_clients, chat_rate,
-                                      chat_seconds, chat_devices, [bare_chat.pid])
-            bare_chat.terminate()
-            result["chat"] = {
-                "onair": onair_chat, "bare_aiohttp_broadcast": bare_run_chat,
-                "ratio_to_bare": round(onair_chat["deliveries_per_second"]
-                                       / max(1.0, bare_run_chat["deliveries_per_second"]), 3),
-                "scaled_down_from": 5000, "rate_messages_per_second": chat_rate, "seconds": chat_seconds,
-                "targets": {"deliveries_per_second": 100000, "p99_ms": 1000}}
+            if only in ("", "votes"):
+                result["votes"] = _votes(base, procs, conns, n_votes)
+            if only in ("", "chat"):
+                result["chat"] = _chat(base, port, serve.pid, chat_setting(quick))
         finally:
-            for p in bare:
-                if p.is_alive():
-                    p.terminate()
             serve.terminate()
             try:
                 serve.wait(30)
@@ -373,14 +510,15 @@ def run(results_dir: Path) -> dict[str, Any]:
         for side in result.get(section, {}).values():
             if isinstance(side, dict):
                 side.pop("lat", None)
-    # Where one vote's time goes (cProfile, in-process, real PostgreSQL): bench/vote_profile.py
-    result["vote_profile"] = vote_profile.profile(int(os.environ.get("BENCH_PROFILE_VOTES", "3000")))
+    if only in ("", "votes"):
+        # Where one vote's time goes (cProfile, in-process, real PostgreSQL): bench/vote_profile.py
+        result["vote_profile"] = vote_profile.profile(
+            int(os.environ.get("BENCH_PROFILE_VOTES", "500" if quick else "3000")))
     result["p50_p99_summary"] = {
-        "votes_ms": [result["votes"]["onair"]["p50_ms"], result["votes"]["onair"]["p99_ms"]],
-        "chat_ms": [result["chat"]["onair"]["p50_ms"], result["chat"]["onair"]["p99_ms"]]}
-    (results_dir / "interaction.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
+        f"{section}_ms": [result[section]["onair"]["p50_ms"], result[section]["onair"]["p99_ms"]]
+        for section in ("votes", "chat") if section in result}
+    return results_file.save(results_dir, "interaction", result, quick=quick)
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(ROOT / "bench" / "results"), indent=2))
+    print(json.dumps(run(ROOT / "bench" / "results", quick="--quick" in sys.argv[1:] or None), indent=2))

@@ -96,7 +96,8 @@ def probe_factor(binary: str, source: Path) -> tuple[float, float, float]:
 def encode_and_score(binary: str, source: Path, the_plan: Plan, work: Path) -> tuple[list[dict[str, Any]], float]:
     work.mkdir(parents=True, exist_ok=True)
     before = _children_cpu()
-    subprocess.run(commands.multi_output_argv(binary, source, work, the_plan), check=True, timeout=900)
+    subprocess.run(commands.multi_output_argv(binary, source, work, the_plan, commands.TUNED), check=True,
+                   timeout=900)
     cpu = _children_cpu() - before
     facts = probe(source)
     rungs = []

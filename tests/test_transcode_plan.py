@@ -180,3 +180,40 @@ def test_storyboard_track_points_at_tiles():
 def test_ladder_config_is_data():
     cfg = LadderConfig(rungs=LadderConfig().rungs[1:2])
     assert [r.name for r in plan(BASE, cfg).rungs] == ["720p"]
+
+
+def test_cascaded_scaling_feeds_each_rung_from_the_next_larger_one():
+    p = replace(plan(BASE), source_matrix="bt470bg")
+    argv = commands.multi_output_argv("ffmpeg", Path("in.mp4"), Path("out"), p, commands.Tuning(cascade=True))
+    graph = _value(argv, "-filter_complex")
+    maps = [argv[i + 1] for i, a in enumerate(argv) if a == "-map" and argv[i + 1].startswith("[")]
+    for i in range(len(p.rungs)):
+        scales = [f.split(":flags")[0] for f in _chain(graph, maps[i]) if f.startswith("scale=")]
+        assert scales == [f"scale={q.width}:{q.height}" for q in reversed(p.rungs[:i + 1])]
+    # the source's matrix is converted once, by the largest rung's pass; the others scale BT.709 pictures
+    assert graph.count("in_color_matrix=bt470bg") == 1 and graph.count("in_color_matrix=bt709") == 4
+    assert graph.count("setparams=color_primaries=bt709") == 5 and graph.count("format=yuv420p[") == 5
+
+
+def test_tuning_reaches_x264_and_the_filter_threads_and_baseline_stays_bare():
+    p = plan(BASE)
+    tuned = commands.multi_output_argv("ffmpeg", Path("in.mp4"), Path("out"), p,
+                                       commands.Tuning(x264_threads=1, lookahead_threads=1, rc_lookahead=5,
+                                                       filter_threads=1))
+    params = [tuned[i + 1] for i, a in enumerate(tuned) if a == "-x264-params"]
+    assert len(params) == 5 and all(x.endswith(":threads=1:lookahead-threads=1:rc-lookahead=5") for x in params)
+    assert all("open_gop=0:scenecut=0:keyint=96:min-keyint=96" in x for x in params)
+    assert _value(tuned, "-filter_complex_threads") == "1"
+    assert tuned.index("-filter_complex_threads") < tuned.index("-i")  # a global option
+    bare = commands.multi_output_argv("ffmpeg", Path("in.mp4"), Path("out"), p)  # the benchmark's reference
+    assert "-filter_complex_threads" not in bare and "threads=" not in " ".join(bare)
+    assert "split=5" in _value(bare, "-filter_complex")
+
+
+def test_encoder_threads_share_the_cores_by_pixels():
+    p = plan(BASE)
+    assert commands.rung_threads(p, 2) == (1, 1, 1, 1, 1)  # a small machine: one thread per encoder
+    assert commands.rung_threads(p, 16) == (9, 4, 2, 1, 1)  # a large one: the big rungs get more
+    argv = commands.transcode_argv("ffmpeg", Path("in.mp4"), Path("out"), p, cores=16)
+    assert [_value(argv, f"-threads:v:{i}") for i in range(5)] == ["9", "4", "2", "1", "1"]
+    assert "threads=" not in _value(argv, "-x264-params")  # x264-params would override the per-rung count

@@ -184,7 +184,7 @@ async def transcode_asset(ctx: JobContext) -> dict[str, Any]:
         if target in loudness.TARGETS and the_plan.audio_tracks:
             # normalising needs the figures before the encode: the gain is part of its filter graph
             the_plan = _normalised(the_plan, await measuring, target)
-        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster)
+        argv = commands.transcode_argv(ffmpeg, source, out, the_plan, (spec, tiles), poster, os.cpu_count() or 1)
         await _encode(ctx, argv, facts.duration, scratch)
         await ctx.report({"stage": "packaging", "percent": TRANSCODE_SPAN[1]}, force=True)
         objects, order, outputs = _package(out, the_plan, scratch, settings)
