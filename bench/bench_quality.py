@@ -28,7 +28,7 @@ from typing import Any
 
 import av
 
-from bench import results_file
+from bench import results_file, vmaf
 from transcode import commands, per_title
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import LadderConfig, Plan, plan
@@ -73,15 +73,6 @@ def video_bps(path: Path) -> float:
     return total * 8 / last if last else 0.0
 
 
-def vmaf(binary: str, rung: Path, source: Path, width: int, height: int) -> float:
-    with tempfile.NamedTemporaryFile(suffix=".json") as log:
-        graph = (f"[0:v]scale={width}:{height}:flags=bicubic,setsar=1,setpts=PTS-STARTPTS[d];"
-                 f"[1:v]setsar=1,setpts=PTS-STARTPTS[r];[d][r]libvmaf=log_fmt=json:log_path={log.name}:n_threads=2")
-        subprocess.run([binary, "-v", "error", "-nostdin", "-i", str(rung), "-i", str(source), "-lavfi", graph,
-                        "-f", "null", "-"], check=True, timeout=600)
-        return round(json.loads(Path(log.name).read_text())["pooled_metrics"]["vmaf"]["mean"], 2)
-
-
 def probe_factor(binary: str, source: Path) -> tuple[float, float, float]:
     """(factor, probe bits per pixel, probe CPU seconds) for a source."""
     facts = probe(source)
@@ -105,7 +96,8 @@ def encode_and_score(binary: str, source: Path, the_plan: Plan, work: Path) -> t
         path = work / f"rung{i}.mp4"
         rungs.append({"rung": r.name, "size": f"{r.width}x{r.height}", "target_bps": r.video_bitrate,
                       "bps": round(video_bps(path)),
-                      "vmaf": vmaf(binary, path, source, facts.width, facts.height)})
+                      "vmaf": vmaf.score(binary, path, source, facts.width, facts.height, scale="rung",
+                                         options="n_threads=2", timeout=600)})
     return rungs, cpu
 
 

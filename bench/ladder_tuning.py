@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import results_file
+from bench import results_file, vmaf
 from transcode import commands
 from transcode.commands import BASELINE, TUNED, Tuning
 from transcode.ffmpeg import ffmpeg_binary
@@ -65,19 +65,11 @@ def cpu_of(argvs: list[list[str]]) -> float:
     return children_cpu() - before
 
 
-def vmaf(binary: str, rung: Path, source: Path, width: int, height: int) -> float:
-    with tempfile.NamedTemporaryFile(suffix=".json") as log:
-        graph = (f"[0:v]setsar=1,setpts=PTS-STARTPTS[d];[1:v]scale={width}:{height}:flags=bicubic,setsar=1,"
-                 f"setpts=PTS-STARTPTS[r];[d][r]libvmaf=log_fmt=json:log_path={log.name}:n_subsample=5")
-        subprocess.run([binary, "-v", "error", "-nostdin", "-i", str(rung), "-i", str(source), "-lavfi", graph,
-                        "-f", "null", "-"], check=True, timeout=900)
-        return round(json.loads(Path(log.name).read_text())["pooled_metrics"]["vmaf"]["mean"], 2)
-
-
 def multi_output(binary: str, source: Path, out: Path, the_plan: Plan, tuning: Tuning) -> tuple[float, list[float]]:
     out.mkdir()
     cpu = cpu_of([commands.multi_output_argv(binary, source, out, the_plan, tuning, os.cpu_count() or 1)])
-    scores = [vmaf(binary, out / f"rung{i}.mp4", source, r.width, r.height) for i, r in enumerate(the_plan.rungs)]
+    scores = [vmaf.score(binary, out / f"rung{i}.mp4", source, r.width, r.height, scale="source",
+                         options="n_subsample=5") for i, r in enumerate(the_plan.rungs)]
     return cpu, scores
 
 

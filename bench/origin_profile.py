@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import raw_http  # noqa: E402
 from bench.vote_profile import _database, _pg_url  # noqa: E402
 from onair.app import create_app  # noqa: E402
 from onair.core.db.migrate import migrate_url  # noqa: E402
@@ -36,7 +37,7 @@ ASSET = "profile21"
 KEY = "hls/seg_0.m4s"
 
 BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("client", ("origin_profile.py",)),
+    ("client", ("origin_profile.py", "raw_http.py")),
     ("origin_decisions", ("delivery/origin.py", "delivery/access.py", "delivery/caching.py",
                           "delivery/conditional.py", "delivery/signing.py", "catalog", "bounded.py", "clock.py")),
     ("read_file", ("'read' of '_io", "io.open", "'seek' of", "_io.open", "pathlib")),
@@ -59,25 +60,8 @@ def _bucket(key: tuple[str, int, str]) -> str:
 
 
 async def _get_all(port: int, path: str, count: int) -> dict[int, int]:
-    statuses: dict[int, int] = {}
-    left = [count]
     req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-
-    async def conn() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while left[0] > 0:
-                left[0] -= 1
-                writer.write(req)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-                await reader.readexactly(length)
-                statuses[int(head[9:12])] = statuses.get(int(head[9:12]), 0) + 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(conn() for _ in range(CONNECTIONS)))
-    return statuses
+    return await raw_http.send_all(port, [req] * count, CONNECTIONS)
 
 
 async def _profile(dsn: str, tmp: Path, count: int) -> dict[str, Any]:

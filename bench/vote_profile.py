@@ -30,6 +30,7 @@ from aiohttp.test_utils import TestServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import raw_http  # noqa: E402
 from onair.app import create_app  # noqa: E402
 from onair.core.db.migrate import migrate_url  # noqa: E402
 from onair.core.settings import Settings  # noqa: E402
@@ -41,7 +42,7 @@ CONNECTIONS = 32
 
 # (bucket, substrings of "file:function") -- first match wins; order matters.
 BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("client", ("vote_profile.py",)),
+    ("client", ("vote_profile.py", "raw_http.py")),
     ("device_hmac", ("interaction/devices.py", "hmac.py", "_hashlib", "base64", "binascii", "compare_digest")),
     ("json_decode_validation", ("pydantic", "validate_json", "read_json", "check_storable", "json/decoder",
                                 "json.decoder", "errors.py:read_json")),
@@ -81,28 +82,6 @@ def _requests(host: str, poll_id: str, ids: list[str]) -> list[bytes]:
     return out
 
 
-async def _send_all(port: int, requests: list[bytes], connections: int) -> dict[int, int]:
-    """Keep-alive connections, one vote in flight on each (like phones), answers read by Content-Length."""
-    statuses: dict[int, int] = {}
-    it = iter(requests)
-
-    async def conn() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            for req in it:
-                writer.write(req)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head[9:12])
-                length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-                await reader.readexactly(length)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(conn() for _ in range(connections)))
-    return statuses
-
-
 async def _profile(dsn: str, data_dir: Path, votes: int) -> dict[str, Any]:
     await migrate_url(dsn)
     settings = Settings(data_dir=data_dir, database_url=dsn, admin_token=TOKEN, signing_key=KEY,
@@ -118,11 +97,11 @@ async def _profile(dsn: str, data_dir: Path, votes: int) -> dict[str, Any]:
                 assert r.status < 300, await r.text()
         ids = [devices.issue(KEY.encode()) for _ in range(votes + 500)]
         host = f"127.0.0.1:{server.port}"
-        await _send_all(server.port, _requests(host, poll["id"], ids[:500]), CONNECTIONS)  # warm-up
+        await raw_http.send_all(server.port, _requests(host, poll["id"], ids[:500]), CONNECTIONS)  # warm-up
         measured = _requests(host, poll["id"], ids[500:])
         prof = cProfile.Profile()
         prof.enable()
-        statuses = await _send_all(server.port, measured, CONNECTIONS)
+        statuses = await raw_http.send_all(server.port, measured, CONNECTIONS)
         prof.disable()
         async with aiohttp.ClientSession(headers=auth) as s, \
                 s.get(f"{base}/api/v1/polls/{poll['id']}/results") as r:
