@@ -10,7 +10,6 @@ import asyncio
 import cProfile
 import json
 import os
-import pstats
 import sys
 import tempfile
 import uuid
@@ -22,7 +21,7 @@ from aiohttp.test_utils import TestServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import raw_http  # noqa: E402
+from bench import profile_buckets, raw_http  # noqa: E402
 from bench.vote_profile import _database, _pg_url  # noqa: E402
 from onair.app import create_app  # noqa: E402
 from onair.core.db.migrate import migrate_url  # noqa: E402
@@ -51,14 +50,6 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _bucket(key: tuple[str, int, str]) -> str:
-    name = f"{key[0]}:{key[2]}"
-    for bucket, needles in BUCKETS:
-        if any(n in name for n in needles):
-            return bucket
-    return "other"
-
-
 async def _get_all(port: int, path: str, count: int) -> dict[int, int]:
     req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     return await raw_http.send_all(port, [req] * count, CONNECTIONS)
@@ -80,25 +71,9 @@ async def _profile(dsn: str, tmp: Path, count: int) -> dict[str, Any]:
         prof.enable()
         statuses = await _get_all(server.port, path, count)
         prof.disable()
-    seconds: dict[str, float] = {}
-    calls: dict[str, int] = {}
-    top: list[tuple[float, str, int]] = []
-    for key, (_cc, ncalls, tottime, _ct, _callers) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
-        b = _bucket(key)
-        seconds[b] = seconds.get(b, 0.0) + tottime
-        calls[b] = calls.get(b, 0) + ncalls
-        if b not in ("client", "wait"):
-            top.append((tottime, f"{b}  {Path(key[0]).name}:{key[1]}:{key[2]}", ncalls))
-    total = sum(v for k, v in seconds.items() if k not in ("client", "wait"))
-    top.sort(reverse=True)
     return {
         "requests": count, "statuses": statuses,
-        "server_function_calls_per_request": round(sum(v for k, v in calls.items() if k != "client") / count, 1),
-        "function_calls_per_request": {k: round(v / count, 1) for k, v in sorted(calls.items())},
-        "server_self_time_share": {k: round(v / total, 3) for k, v in sorted(seconds.items())
-                                   if k not in ("client", "wait")},
-        "top_functions_self_time": [{"function": n, "calls_per_request": round(c / count, 2),
-                                     "share": round(t / total, 3)} for t, n, c in top[:25]],
+        **profile_buckets.breakdown(prof, BUCKETS, count, "request"),
         "method": "cProfile over the server's event loop (in-process, real TCP); shares of profiled server self "
                   "time, excluding the raw-socket client and epoll waits",
     }

@@ -16,7 +16,6 @@ import asyncio
 import cProfile
 import json
 import os
-import pstats
 import sys
 import tempfile
 import uuid
@@ -30,7 +29,7 @@ from aiohttp.test_utils import TestServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import raw_http  # noqa: E402
+from bench import profile_buckets, raw_http  # noqa: E402
 from onair.app import create_app  # noqa: E402
 from onair.core.db.migrate import migrate_url  # noqa: E402
 from onair.core.settings import Settings  # noqa: E402
@@ -63,14 +62,6 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
 def _pg_url() -> str:
     return (os.environ.get("ONAIR_BENCH_DATABASE_URL") or os.environ.get("ONAIR_TEST_DATABASE_URL")
             or "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _bucket(key: tuple[str, int, str]) -> str:
-    name = f"{key[0]}:{key[2]}"
-    for bucket, needles in BUCKETS:
-        if any(n in name for n in needles):
-            return bucket
-    return "other"
 
 
 def _requests(host: str, poll_id: str, ids: list[str]) -> list[bytes]:
@@ -106,28 +97,10 @@ async def _profile(dsn: str, data_dir: Path, votes: int) -> dict[str, Any]:
         async with aiohttp.ClientSession(headers=auth) as s, \
                 s.get(f"{base}/api/v1/polls/{poll['id']}/results") as r:
             tally = (await r.json())["total"]
-    stats = pstats.Stats(prof)
-    seconds: dict[str, float] = {}
-    calls: dict[str, int] = {}
-    top: list[tuple[float, str, int]] = []
-    for key, (_cc, ncalls, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        b = _bucket(key)
-        seconds[b] = seconds.get(b, 0.0) + tottime
-        calls[b] = calls.get(b, 0) + ncalls
-        if b not in ("client", "wait"):
-            top.append((tottime, f"{b}  {Path(key[0]).name}:{key[1]}:{key[2]}", ncalls))
-    server_total = sum(v for k, v in seconds.items() if k not in ("client", "wait"))
-    top.sort(reverse=True)
     return {
         "votes": votes, "connections": CONNECTIONS, "statuses": statuses, "tally_after": tally,
         "tally_exact": tally == votes + 500 and statuses.get(201, 0) == votes,
-        "server_function_calls_per_vote": round(sum(v for k, v in calls.items() if k != "client") / votes, 1),
-        "function_calls_per_vote": {k: round(v / votes, 1) for k, v in sorted(calls.items())},
-        "server_self_time_share": {k: round(v / server_total, 3) for k, v in sorted(seconds.items())
-                                   if k not in ("client", "wait")},
-        "server_cpu_us_per_vote_profiled": round(server_total / votes * 1e6, 1),
-        "top_functions_self_time": [{"function": name, "calls_per_vote": round(n / votes, 2),
-                                     "share": round(t / server_total, 3)} for t, name, n in top[:40]],
+        **profile_buckets.breakdown(prof, BUCKETS, votes, "vote", top=40),
         "method": "cProfile over the server's event loop (in-process, real TCP and PostgreSQL); shares are of "
                   "profiled server self time, excluding the raw-socket client and epoll waits",
     }
