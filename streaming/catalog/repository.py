@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from onair.core import events, job_kinds
-from onair.core.errors import TooManyRequests
+from onair.core.errors import NotFound, TooManyRequests
 from onair.core.jobs import enqueue, request_cancel
 from streaming.catalog.rights import Rights
 
@@ -91,6 +91,14 @@ class Asset:
 async def get_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str) -> Asset | None:
     row = await db.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
     return Asset.from_row(row) if row else None
+
+
+async def existing_asset(db: asyncpg.Pool | asyncpg.Connection, asset_id: str) -> Asset:
+    """The asset, or 404 problem+json naming it (what every handler on /api/v1/assets/{asset_id}/... says)."""
+    asset = await get_asset(db, asset_id)
+    if asset is None:
+        raise NotFound(f"No asset {asset_id!r}")
+    return asset
 
 
 # --- writing and presenting assets (ingest, admin API) ----------------------------------------------

@@ -115,9 +115,7 @@ async def patch(request: web.Request) -> web.Response:
         if key in changes and changes[key] is None:
             raise BadRequest(f"{key} cannot be null", code="invalid-body")
     pool = request.app[POOL]
-    current = await catalog.get_asset(pool, asset_id)
-    if current is None:
-        raise NotFound(f"No asset {asset_id!r}")
+    current = await catalog.existing_asset(pool, asset_id)
     start = changes.get("available_from", current.rights.available_from)
     end = changes.get("available_until", current.rights.available_until)
     if start and end and end <= start:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from onair.core.auth import audit, requires
 from onair.core.db.pool import POOL
-from onair.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, parse_query
+from onair.core.errors import BadRequest, Conflict, PayloadTooLarge, parse_query
 from onair.core.openapi import described
 from onair.core.storage import STORE, ObjectStore
 from onair.core.web import base_url
@@ -74,9 +74,7 @@ async def upload(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     q = parse_query(request, CaptionQuery)
     pool, store = request.app[POOL], request.app[STORE]
-    asset = await catalog.get_asset(pool, asset_id)
-    if asset is None:
-        raise NotFound(f"No asset {asset_id!r}")
+    asset = await catalog.existing_asset(pool, asset_id)
     outputs = asset.outputs or {}
     if not asset.ready or not asset.duration or not outputs.get("segment_duration"):
         raise Conflict("captions can be added once the asset is ready")

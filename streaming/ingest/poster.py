@@ -75,9 +75,7 @@ async def _body(request: web.Request) -> bytes:
 async def upload(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     pool = request.app[POOL]
-    asset = await catalog.get_asset(pool, asset_id)
-    if asset is None:
-        raise NotFound(f"No asset {asset_id!r}")
+    asset = await catalog.existing_asset(pool, asset_id)
     if not asset.ready:
         raise Conflict("poster: a custom poster can be set once the asset is ready", field="poster")
     data = await _body(request)

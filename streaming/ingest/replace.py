@@ -15,7 +15,7 @@ from aiohttp import web
 
 from onair.core.auth import requires
 from onair.core.db.pool import POOL
-from onair.core.errors import Conflict, NotFound, UnsupportedMediaType
+from onair.core.errors import Conflict, UnsupportedMediaType
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
 from streaming import catalog
@@ -33,18 +33,14 @@ def _refuse_busy(asset: catalog.Asset) -> None:
 async def replace_source(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     pool, store = request.app[POOL], request.app[STORE]
-    asset = await catalog.get_asset(pool, asset_id)
-    if asset is None:
-        raise NotFound(f"No asset {asset_id!r}")
+    asset = await catalog.existing_asset(pool, asset_id)
     _refuse_busy(asset)  # before the upload: no one should send gigabytes to hear 409
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType(f"Send multipart/form-data with a 'file' part "
                                    f"(got {request.content_type or 'no content type'})")
     received = await multipart.receive_multipart(request, request.app[SETTINGS])
     try:
-        asset = await catalog.get_asset(pool, asset_id)
-        if asset is None:
-            raise NotFound(f"No asset {asset_id!r}")
+        asset = await catalog.existing_asset(pool, asset_id)
         _refuse_busy(asset)
         if not asset.ready:
             await originals.store_and_queue(pool, store, asset_id, received.path, received.size)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from onair.core.auth import principal, requires
 from onair.core.db.pool import POOL
-from onair.core.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType, read_json
+from onair.core.errors import BadRequest, Conflict, UnsupportedMediaType, read_json
 from onair.core.openapi import described
 from onair.core.safe_urls import UrlRejected, check_url
 from onair.core.settings import SETTINGS, Settings
@@ -94,9 +94,7 @@ async def create(request: web.Request) -> web.Response:
 async def retry(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     pool, store = request.app[POOL], request.app[STORE]
-    asset = await catalog.get_asset(pool, asset_id)
-    if asset is None:
-        raise NotFound(f"No asset {asset_id!r}")
+    asset = await catalog.existing_asset(pool, asset_id)
     if asset.status in ("queued", *catalog.ACTIVE_STAGES, "uploading") or catalog.replacing(asset):
         raise Conflict("The asset is already being processed")
     try:
