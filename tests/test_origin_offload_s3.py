@@ -34,6 +34,7 @@ from tests.tools import missing
 IGNORED = {"date", "server", "connection", "keep-alive"}
 SEG = "hls/seg_0.m4s"
 BIG = "hls/seg_big.m4s"  # several of nginx's and botocore's buffers long
+ODD = "captions/en gb+1.vtt"  # percent-encoded in the signed path: offloaded all the same
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,7 @@ async def pair(s3_settings: Settings, media: dict[str, Path], tmp_path: Path
         await publish(direct_app[POOL], store, "s3priv21", media, visibility="private")
         await publish(direct_app[POOL], store, "s3geo21", media, geo_allow=("GB",))
         await store.put_bytes(object_key("s3pub21", BIG), os.urandom(3 * 1024 * 1024 + 17))
+        await store.put_bytes(object_key("s3pub21", ODD), media["captions/en.vtt"].read_bytes())
         origin = str(offload.make_url("")).rstrip("/").removeprefix("http://")
         s3 = urlsplit(settings.s3_endpoint or "").netloc
         with running_nginx(binary, tmp_path / "nginx", origin, site="onair-offload-s3.conf",
@@ -100,6 +102,8 @@ async def test_s3_offload_answers_like_direct(pair: tuple[TestClient, TestClient
         for key in ("hls/master.m3u8", SEG, "images/poster.jpg", "captions/en.vtt"):
             status, body, _ = await _same(s, direct, edge, f"/media/s3pub21/{key}", headers=cors)
             assert status == 200 and body == media[key].read_bytes()
+        status, body, _ = await _same(s, direct, edge, "/media/s3pub21/captions/en%20gb%2B1.vtt")
+        assert status == 200 and body == media["captions/en.vtt"].read_bytes()
         status, big, _ = await _same(s, direct, edge, f"/media/s3pub21/{BIG}")
         assert status == 200 and len(big) == 3 * 1024 * 1024 + 17
         status, body, _ = await _same(s, direct, edge, f"/media/s3pub21/{BIG}", headers={"Range": "bytes=1000000-"})
