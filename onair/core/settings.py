@@ -82,8 +82,10 @@ class Settings:
     s3_read_timeout: float = _setting(5.0, "S3 read timeout (s) per attempt.", check=checks.positive)
     s3_max_attempts: int = _setting(2, "S3 attempts per call (first try included).", check=checks.positive)
     origin_offload: str = _setting("off", "`nginx`: onair decides, nginx sends the bytes (X-Accel-Redirect; "
-                                   "deploy/nginx/onair-offload.conf).", choices=("off", "nginx"))
-    origin_offload_prefix: str = _setting("/_onair_internal/", "nginx internal location aliasing objects/.",
+                                   "deploy/nginx/onair-offload.conf, or onair-offload-s3.conf with S3 storage).",
+                                   choices=("off", "nginx"))
+    origin_offload_prefix: str = _setting("/_onair_internal/",
+                                          "nginx internal location (aliasing objects/, or proxying to S3).",
                                           check=lambda v: None if re.fullmatch(r"/[\w/-]+/", v) else "like /x/")
     origin_storage_timeout: float = _setting(
         4.0, "Longest the origin waits for storage before answering 503 (a CDN's origin timeout is longer).",

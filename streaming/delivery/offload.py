@@ -9,13 +9,22 @@ with its own validators. Where those could answer differently from onair they ar
 If-Match, If-Unmodified-Since or If-Range, or a Range onair chose to ignore (multi-range, invalid), is sent
 by onair itself. Keys outside a plain character set are too (nginx does not decode X-Accel-Redirect, and a
 `?` would start its query string).
+
+S3 storage (deploy/nginx/onair-offload-s3.conf): the redirect names the internal location only; the presigned
+GET URL's path and query, the Host it signs and the byte range onair chose travel in X-Onair-S3-* headers that
+nginx copies into variables and never to the client. nginx does not judge conditionals or ranges on a proxied
+answer (no not-modified filter without proxy_cache, no range filter without proxy_force_ranges), so every
+GET onair answers with a 200 or 206 can be offloaded, whatever its key or conditional headers.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from onair.core.bounded import Bounded
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9._~/-]+")
 _UNSAFE = ("If-Match", "If-Unmodified-Since", "If-Range")
@@ -37,4 +46,43 @@ def offload_response(prefix: str, store_key: str, status: int, headers: dict[str
         # nginx adds Accept-Ranges to a whole-object 200 only; on a 206 the copied upstream one is the one
         out["Accept-Ranges"] = "bytes"
     out["X-Accel-Redirect"] = prefix + store_key
+    return web.Response(status=200, headers=out)
+
+
+# A presigned URL lives PRESIGN_SECONDS and is reused while at least half of that is left: botocore takes
+# ~0.5 ms to sign one (more than the rest of a segment request), and nginx uses the URL at once.
+PRESIGN_SECONDS = 120
+PRESIGN_REUSE = PRESIGN_SECONDS / 2
+
+
+class Presigned:
+    """Presigned GET URLs per object key, per process, bounded like every other per-process map."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._urls: Bounded[str, str] = Bounded(max_entries, PRESIGN_REUSE)
+
+    async def url(self, store, key: str) -> str:
+        url = self._urls.get(key)
+        if url is None:
+            url = await store.presigned_url(key, expires=PRESIGN_SECONDS)
+            self._urls.set(key, url)
+        return url
+
+
+# nginx copies these of onair's answer onto whatever the internal location sends, its error pages included; under
+# other names they reach the client only with S3's object (add_header in onair-offload-s3.conf), so a failed
+# fetch is never a 502 marked cacheable for a day.
+_RENAMED = frozenset({"Cache-Control", "Accept-Ranges"})
+
+
+def s3_offload_response(prefix: str, url: str, span: tuple[int, int], status: int,
+                        headers: dict[str, str]) -> web.Response:
+    """The headers direct mode would send, minus Content-Range (S3 answers the range onair asks for)."""
+    out = {(f"X-Onair-{k}" if k in _RENAMED else k): v for k, v in headers.items() if k != "Content-Range"}
+    signed = urlsplit(url)
+    out["X-Accel-Redirect"] = prefix
+    out["X-Onair-S3-Uri"] = f"{signed.path}?{signed.query}"
+    out["X-Onair-S3-Host"] = signed.netloc  # what SigV4 signed: nginx must send exactly this Host
+    if status == 206:
+        out["X-Onair-S3-Range"] = f"bytes={span[0]}-{span[1]}"
     return web.Response(status=200, headers=out)

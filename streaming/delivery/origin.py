@@ -42,7 +42,7 @@ from streaming.delivery.conditional import (
     parse_range,
     precondition_failed,
 )
-from streaming.delivery.offload import offload_response, offloadable
+from streaming.delivery.offload import Presigned, offload_response, offloadable, s3_offload_response
 
 log = logging.getLogger("onair.origin")
 
@@ -62,6 +62,7 @@ class OriginConfig:
     # The last row read of each asset, kept origin_stale_metadata_seconds: used only while the database is down.
     known: Bounded[str, Asset] = field(init=False)
     stats: Bounded[str, tuple[ObjectInfo, Path | None, str]] = field(init=False)
+    presigned: Presigned = field(init=False)
     # parsed once: Settings' properties split strings on every access
     cors_origins: tuple[str, ...] = ()
 
@@ -70,6 +71,7 @@ class OriginConfig:
         object.__setattr__(self, "known", Bounded(self.settings.cache_entries,
                                                   self.settings.origin_stale_metadata_seconds))
         object.__setattr__(self, "stats", Bounded(self.settings.cache_entries, LOOKUP_TTL))
+        object.__setattr__(self, "presigned", Presigned(self.settings.cache_entries))
         object.__setattr__(self, "cors_origins", self.settings.cors_origin_list)
 
 
@@ -280,6 +282,10 @@ async def _send(request: web.Request, settings: Settings, store_key: str, local:
             body = await asyncio.to_thread(_read, local, start, count)
             return web.Response(status=status, headers=headers, body=body)
         return SendfileResponse(local, start, count, status=status, headers=headers)
+    if settings.origin_offload == "nginx" and request.method == "GET":
+        # HEAD stays here: onair has every header already, and S3 would only be asked for nothing
+        url = await request.app[ORIGIN_CONFIG].presigned.url(store, store_key)
+        return s3_offload_response(settings.origin_offload_prefix, url, (start, end), status, headers)
     if settings.s3_delivery == "redirect":
         url = await store.presigned_url(store_key, expires=300)
         redirect = {k: v for k, v in headers.items() if k not in ("Content-Type", "Content-Range", "Accept-Ranges",
