@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from onair.core.bounded import Bounded
+from onair.core.storage.common import ObjectStore
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9._~/-]+")
 _UNSAFE = ("If-Match", "If-Unmodified-Since", "If-Range")
@@ -61,10 +62,13 @@ class Presigned:
     def __init__(self, max_entries: int) -> None:
         self._urls: Bounded[str, str] = Bounded(max_entries, PRESIGN_REUSE)
 
-    async def url(self, store, key: str) -> str:
+    async def url(self, store: ObjectStore, key: str) -> str:
         url = self._urls.get(key)
         if url is None:
-            url = await store.presigned_url(key, expires=PRESIGN_SECONDS)
+            signed = await store.presigned_url(key, expires=PRESIGN_SECONDS)
+            if signed is None:  # only local storage has no presigned URLs, and it is offloaded by path
+                raise RuntimeError(f"storage gave no presigned URL for {key}")
+            url = signed
             self._urls.set(key, url)
         return url
 
