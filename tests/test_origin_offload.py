@@ -2,7 +2,8 @@
 
 The same requests go to onair in direct mode and to nginx in front of onair in offload mode (same database,
 same data dir); status, body and headers must be the same, except Date, Server and the hop-by-hop
-Connection/Keep-Alive, and header order (nginx writes its own first, then the ones its config copies).
+Connection/Keep-Alive, X-Onair-Decision (nginx's, on the files it sends) and header order (nginx writes its
+own first, then the ones its config copies).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -18,7 +19,9 @@ from onair.core.db.pool import POOL
 from onair.core.settings import Settings
 from onair.core.storage import STORE
 from streaming.catalog import update_asset
+from streaming.catalog.rights import Rights
 from streaming.delivery import signing
+from streaming.delivery.offload import reuse_seconds
 from streaming.delivery.origin import LOOKUP_TTL, ORIGIN_CONFIG
 from tests.nginx_cdn import nginx_binary, running_nginx
 from tests.origin_media import make_media, publish
@@ -155,3 +158,17 @@ async def test_unpublishing_reaches_viewers_within_the_decision_time(
         while (answer := await _get(s, f"{url}/media/pub22/{SEG}"))[0] == 200:
             assert time.monotonic() - changed < bound + 1, "still served after the decision time"
         assert answer[0] == 403
+
+
+def test_a_kept_decision_never_outlives_what_allowed_it() -> None:
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    token = signing.TokenFields(int(now.timestamp()) + 100, "/media/a/*")
+    assert reuse_seconds(2, Rights(), None, now) == 2
+    assert reuse_seconds(0, Rights(), None, now) == 0
+    assert reuse_seconds(30, Rights(), token, now) == 30
+    assert reuse_seconds(300, Rights(), token, now) == 100
+    assert reuse_seconds(2, Rights(), dataclasses.replace(token, exp=token.exp - 99), now) == 1
+    assert reuse_seconds(2, Rights(available_until=now + timedelta(seconds=1.5)), None, now) == 1
+    assert reuse_seconds(2, Rights(available_until=now + timedelta(seconds=0.9)), token, now) == 0
+    assert reuse_seconds(2, Rights(geo_deny=("FR",)), None, now) == 0
+    assert reuse_seconds(2, Rights(), dataclasses.replace(token, ip="192.0.2.1"), now) == 0

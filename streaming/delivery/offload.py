@@ -24,7 +24,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from streaming.catalog import Asset
+from streaming.catalog.rights import Rights
 from streaming.delivery.signing import TokenFields
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9._~/-]+")
@@ -40,9 +40,8 @@ def offloadable(request: web.Request, store_key: str, status: int) -> bool:
     return _PLAIN_KEY.fullmatch(store_key) is not None
 
 
-def reuse_seconds(limit: int, asset: Asset, token: TokenFields | None, now: datetime) -> int:
+def reuse_seconds(limit: int, rights: Rights, token: TokenFields | None, now: datetime) -> int:
     """How long nginx may reuse this allowed decision (0: not at all)."""
-    rights = asset.rights
     if limit <= 0 or rights.geo_allow or rights.geo_deny or (token is not None and token.ip):
         return 0
     seconds = float(limit)

@@ -220,7 +220,7 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         start, end = byte_range
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
-    reuse = reuse_seconds(config.settings.origin_offload_decision_seconds, asset, fields, moment)
+    reuse = reuse_seconds(config.settings.origin_offload_decision_seconds, asset.rights, fields, moment)
     return await _send(request, config.settings, store_key, local, (start, end, info.size), status, headers, reuse)
 
 
