@@ -5,7 +5,7 @@
     ONAIR_ORIGIN_OFFLOAD=nginx and ONAIR_ORIGIN_OFFLOAD_DECISION_SECONDS=0 (onair decides every request, nginx
     sends the file),
 (r) the same with decision reuse (a third `onair serve --workers 2`, ONAIR_ORIGIN_OFFLOAD_DECISION_SECONDS at
-    its default): nginx keeps onair's yes a couple of seconds and sends the file without asking, vs
+    its default): nginx keeps the answer onair allowed a couple of seconds and sends it again without asking, vs
 (b) nginx serving the very same file from disk (`location /files/ { alias ... }`),
     same client (wrk when installed, else an aiohttp client), same concurrency, duration and nginx workers;
     `/healthz` of the direct onair as the framework's ceiling (a handler doing nothing);
@@ -229,6 +229,7 @@ def run(results_dir: Path) -> dict:
     asyncio.run(_create_db(server_url, dbname))
     dsn = server_url.rpartition("/")[0] + "/" + dbname
     procs: list[subprocess.Popen] = []
+    load_before = os.getloadavg()[0]   # other work on the machine: the figures mean less when it is high
     try:
         redis_port = free_port()
         procs.append(subprocess.Popen([redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
@@ -297,7 +298,8 @@ def run(results_dir: Path) -> dict:
                 origin_hits[uri.removeprefix(f"/media/{ASSET}/")] += 1
         result = {
             "machine": {"cpus": os.cpu_count(), "note": "shared 2-core dev machine; client, onair and nginx "
-                                                        "compete for the same cores"},
+                                                        "compete for the same cores",
+                        "load_average_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
             "segment_bytes": seg_size,
             "client": client, "concurrency": CONCURRENCY, "duration_s": DURATION,
             "rounds": ROUNDS, "a_rounds_rps": [round(x) for x in direct], "b_rounds_rps": [round(x) for x in static],

@@ -28,6 +28,7 @@ def render(prefix: Path, origin: str, listen: str, *, workers: int = 1, extra: s
            edit: Callable[[str, str], str] | None = None) -> Path:
     """The config files with placeholders filled; `edit(name, text)` may change a file (e.g. a variant measured)."""
     values = {"PREFIX": str(prefix), "CACHE_DIR": str(prefix / "cache"), "DECISIONS": str(prefix / "decisions"),
+              "INNER": f"127.0.0.1:{free_port()}",
               "ORIGIN": origin, "LISTEN": listen,
               "WORKERS": str(workers), "EXTRA": extra, "SITE": site,
               "OBJECTS": f"{objects}/" if objects is not None else "",

@@ -10,8 +10,8 @@ If-Match, If-Unmodified-Since or If-Range, or a Range onair chose to ignore (mul
 by onair itself. Keys outside a plain character set are too (nginx does not decode X-Accel-Redirect, and a
 `?` would start its query string).
 
-Decision reuse: `X-Accel-Expires: N` lets deploy/nginx/onair-offload.conf keep an allowed decision N seconds for
-the same raw URL (token included) and Origin, and serve the file on a hit without asking onair. N is 0 (ask
+Decision reuse: `X-Accel-Expires: N` lets deploy/nginx/onair-offload.conf keep an allowed answer N seconds for
+the same raw URL (token included) and Origin, and send it again without asking onair. N is 0 (ask
 every time) where the decision depends on something outside that key: the country (geo-restricted assets: it
 counts only from a trusted proxy, which the key cannot say) and the client address (IP-bound tokens). It never
 outlives the token or the rights window.
