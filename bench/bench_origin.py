@@ -138,6 +138,25 @@ async def _aiohttp_rate(url: str) -> float:
     return done / (time.monotonic() - start)
 
 
+def _workers_cpu(prefix: Path) -> float:
+    """CPU seconds used so far by the nginx workers started with `prefix` (what a request costs nginx does not
+    depend on what else the shared machine runs, unlike requests/s)."""
+    master = (prefix / "nginx.pid").read_text().strip()
+    pids = subprocess.run(["pgrep", "-P", master, "-f", "worker process"], capture_output=True, text=True).stdout
+    ticks = 0
+    for pid in pids.split():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _rate_and_cpu(url: str, prefix: Path) -> tuple[float, float]:
+    """(requests/s, nginx worker CPU microseconds per request)."""
+    before = _workers_cpu(prefix)
+    rate = _rate(url)[0]
+    return rate, (_workers_cpu(prefix) - before) / (rate * DURATION) * 1e6
+
+
 def _rate(url: str) -> tuple[float, str]:
     rate = _wrk(url)
     if rate is not None:
@@ -278,13 +297,17 @@ def run(results_dir: Path) -> dict:
             asyncio.run(_same_bytes(direct_url, offload_url, reuse_url, static_url))
             # Interleaved rounds, medians: the dev machine is shared, so load drifts during a run.
             direct, offload, reuse, healthz, static = [], [], [], [], []
+            cpu: dict[str, list[float]] = {"static": [], "offload_reuse": []}
             client = "wrk"
             for _ in range(ROUNDS):
                 rate, client = _rate(direct_url)
                 direct.append(rate)
                 offload.append(_rate(offload_url)[0])
-                reuse.append(_rate(reuse_url)[0])
-                static.append(_rate(static_url)[0])
+                for column, url, prefix, rates in (("offload_reuse", reuse_url, tmp / "nginx-reuse", reuse),
+                                                   ("static", static_url, tmp / "nginx", static)):
+                    rate, us = _rate_and_cpu(url, prefix)
+                    rates.append(rate)
+                    cpu[column].append(us)
                 healthz.append(_rate(f"{origin}/healthz")[0])  # the framework's ceiling: a handler doing nothing
             direct_rate, offload_rate, reuse_rate, static_rate, healthz_rate = (
                 statistics.median(x) for x in (direct, offload, reuse, static, healthz))
@@ -315,6 +338,9 @@ def run(results_dir: Path) -> dict:
             "ratio_o_over_b": _ratio(offload_rate, static_rate),
             "ratio_r_over_b": _ratio(reuse_rate, static_rate),                 # target >= 0.85
             "ratio_r_over_o": _ratio(reuse_rate, offload_rate),
+            "nginx_worker_cpu_us_per_request": {k: round(statistics.median(v), 2) for k, v in cpu.items()},
+            "ratio_nginx_cpu_static_over_reuse": _ratio(statistics.median(cpu["static"]),
+                                                        statistics.median(cpu["offload_reuse"])),
             "ratio_healthz_over_b": _ratio(healthz_rate, static_rate),         # the ceiling for (a)
             "ratio_a_over_healthz": _ratio(direct_rate, healthz_rate),
             "ratio_o_over_healthz": _ratio(offload_rate, healthz_rate),
