@@ -2,7 +2,10 @@
 
 (a) segment GETs/s served by `onair serve --workers 2` directly,
 (o) the same through deploy/nginx/onair-offload.conf in front of a second `onair serve --workers 2` with
-    ONAIR_ORIGIN_OFFLOAD=nginx (onair decides, nginx sends the file), vs
+    ONAIR_ORIGIN_OFFLOAD=nginx and ONAIR_ORIGIN_OFFLOAD_DECISION_SECONDS=0 (onair decides every request, nginx
+    sends the file),
+(r) the same with decision reuse (a third `onair serve --workers 2`, ONAIR_ORIGIN_OFFLOAD_DECISION_SECONDS at
+    its default): nginx keeps the answer onair allowed a couple of seconds and sends it again without asking, vs
 (b) nginx serving the very same file from disk (`location /files/ { alias ... }`),
     same client (wrk when installed, else an aiohttp client), same concurrency, duration and nginx workers;
     `/healthz` of the direct onair as the framework's ceiling (a handler doing nothing);
@@ -39,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import origin_profile  # noqa: E402
+from onair.core.settings import Settings  # noqa: E402
 from tests.nginx_cdn import nginx_binary, running_nginx  # noqa: E402
 from tests.origin_media import OUTPUTS, make_media  # noqa: E402
 from tests.tools import free_port, port_open  # noqa: E402
@@ -134,6 +138,25 @@ async def _aiohttp_rate(url: str) -> float:
     return done / (time.monotonic() - start)
 
 
+def _workers_cpu(prefix: Path) -> float:
+    """CPU seconds used so far by the nginx workers started with `prefix` (what a request costs nginx does not
+    depend on what else the shared machine runs, unlike requests/s)."""
+    master = (prefix / "nginx.pid").read_text().strip()
+    pids = subprocess.run(["pgrep", "-P", master, "-f", "worker process"], capture_output=True, text=True).stdout
+    ticks = 0
+    for pid in pids.split():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _rate_and_cpu(url: str, prefix: Path) -> tuple[float, float]:
+    """(requests/s, nginx worker CPU microseconds per request)."""
+    before = _workers_cpu(prefix)
+    rate = _rate(url)[0]
+    return rate, (_workers_cpu(prefix) - before) / (rate * DURATION) * 1e6
+
+
 def _rate(url: str) -> tuple[float, str]:
     rate = _wrk(url)
     if rate is not None:
@@ -142,7 +165,7 @@ def _rate(url: str) -> tuple[float, str]:
 
 
 async def _same_bytes(*urls: str) -> None:
-    """The three columns serve the same object (else the comparison means nothing)."""
+    """The columns serve the same object (else the comparison means nothing)."""
     async with aiohttp.ClientSession() as s:
         bodies = []
         for url in urls:
@@ -152,6 +175,17 @@ async def _same_bytes(*urls: str) -> None:
                 bodies.append(await r.read())
     if len(set(bodies)) != 1:
         raise RuntimeError("direct, offload and static answers differ")
+
+
+async def _decisions(url: str, n: int = 50) -> dict[str, int]:
+    """How nginx answered (X-Onair-Decision): proves the reuse column measured kept decisions."""
+    seen: Counter = Counter()
+    async with aiohttp.ClientSession() as s:
+        for _ in range(n):
+            async with s.get(url) as r:
+                await r.read()
+                seen[r.headers.get("X-Onair-Decision", "NONE")] += 1
+    return dict(seen)
 
 
 async def _storm(cdn: str) -> dict:
@@ -214,6 +248,7 @@ def run(results_dir: Path) -> dict:
     asyncio.run(_create_db(server_url, dbname))
     dsn = server_url.rpartition("/")[0] + "/" + dbname
     procs: list[subprocess.Popen] = []
+    load_before = os.getloadavg()[0]   # other work on the machine: the figures mean less when it is high
     try:
         redis_port = free_port()
         procs.append(subprocess.Popen([redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
@@ -231,8 +266,12 @@ def run(results_dir: Path) -> dict:
                "ONAIR_HOST": "127.0.0.1", "ONAIR_LOG_LEVEL": "WARNING", "ONAIR_LOG_FORMAT": "text"}
         workers = 2
         origin = _serve(env, free_port(), workers, procs)
-        # the same files and database, offload on: idle while the others are measured
-        offload_origin = _serve({**env, "ONAIR_ORIGIN_OFFLOAD": "nginx"}, free_port(), workers, procs)
+        # the same files and database, offload on (every request asked; decisions kept): idle while the
+        # others are measured
+        offload_env = {**env, "ONAIR_ORIGIN_OFFLOAD": "nginx"}
+        offload_origin = _serve({**offload_env, "ONAIR_ORIGIN_OFFLOAD_DECISION_SECONDS": "0"}, free_port(), workers,
+                                procs)
+        reuse_origin = _serve(offload_env, free_port(), workers, procs)
         port = int(origin.rsplit(":", 1)[1])
         asyncio.run(_insert_asset(dsn))
         segment_key = "hls/seg_0.m4s"
@@ -249,21 +288,31 @@ def run(results_dir: Path) -> dict:
 
         with running_nginx(nginx, tmp / "nginx", f"127.0.0.1:{port}", workers=workers, extra=extra) as cdn, \
                 running_nginx(nginx, tmp / "nginx-offload", offload_origin.removeprefix("http://"), workers=workers,
-                              site="onair-offload.conf", objects=data / "objects") as edge:
+                              site="onair-offload.conf", objects=data / "objects") as edge, \
+                running_nginx(nginx, tmp / "nginx-reuse", reuse_origin.removeprefix("http://"), workers=workers,
+                              site="onair-offload.conf", objects=data / "objects") as reuse_edge:
             static_url = f"http://127.0.0.1:{files_port}/files/assets/{ASSET}/{segment_key}"
             offload_url = f"{edge}/media/{ASSET}/{segment_key}"
-            asyncio.run(_same_bytes(direct_url, offload_url, static_url))
+            reuse_url = f"{reuse_edge}/media/{ASSET}/{segment_key}"
+            asyncio.run(_same_bytes(direct_url, offload_url, reuse_url, static_url))
             # Interleaved rounds, medians: the dev machine is shared, so load drifts during a run.
-            direct, offload, healthz, static = [], [], [], []
+            direct, offload, reuse, healthz, static = [], [], [], [], []
+            cpu: dict[str, list[float]] = {"static": [], "offload_reuse": []}
             client = "wrk"
             for _ in range(ROUNDS):
                 rate, client = _rate(direct_url)
                 direct.append(rate)
                 offload.append(_rate(offload_url)[0])
-                static.append(_rate(static_url)[0])
+                for column, url, prefix, rates in (("offload_reuse", reuse_url, tmp / "nginx-reuse", reuse),
+                                                   ("static", static_url, tmp / "nginx", static)):
+                    rate, us = _rate_and_cpu(url, prefix)
+                    rates.append(rate)
+                    cpu[column].append(us)
                 healthz.append(_rate(f"{origin}/healthz")[0])  # the framework's ceiling: a handler doing nothing
-            direct_rate, offload_rate, static_rate, healthz_rate = (
-                statistics.median(x) for x in (direct, offload, static, healthz))
+            direct_rate, offload_rate, reuse_rate, static_rate, healthz_rate = (
+                statistics.median(x) for x in (direct, offload, reuse, static, healthz))
+            decisions = {"offload": asyncio.run(_decisions(offload_url)),
+                         "offload_reuse": asyncio.run(_decisions(reuse_url))}
             storm = asyncio.run(_storm(cdn))
         origin_hits: Counter = Counter()
         if upstream_log.exists():
@@ -272,17 +321,26 @@ def run(results_dir: Path) -> dict:
                 origin_hits[uri.removeprefix(f"/media/{ASSET}/")] += 1
         result = {
             "machine": {"cpus": os.cpu_count(), "note": "shared 2-core dev machine; client, onair and nginx "
-                                                        "compete for the same cores"},
+                                                        "compete for the same cores",
+                        "load_average_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
             "segment_bytes": seg_size,
             "client": client, "concurrency": CONCURRENCY, "duration_s": DURATION,
             "rounds": ROUNDS, "a_rounds_rps": [round(x) for x in direct], "b_rounds_rps": [round(x) for x in static],
-            "o_rounds_rps": [round(x) for x in offload], "healthz_rounds_rps": [round(x) for x in healthz],
+            "o_rounds_rps": [round(x) for x in offload], "r_rounds_rps": [round(x) for x in reuse],
+            "healthz_rounds_rps": [round(x) for x in healthz],
             "a_onair_direct_rps": round(direct_rate, 1), "onair_workers": workers,
             "o_onair_nginx_offload_rps": round(offload_rate, 1),
+            "r_onair_nginx_offload_reuse_rps": round(reuse_rate, 1),
+            "r_decision_seconds": Settings().origin_offload_decision_seconds, "x_onair_decision_of_50_gets": decisions,
             "onair_healthz_rps_reference": round(healthz_rate, 1),
             "b_nginx_static_rps": round(static_rate, 1), "nginx_workers": workers,
             "ratio_a_over_b": _ratio(direct_rate, static_rate),                # target >= 0.30
-            "ratio_o_over_b": _ratio(offload_rate, static_rate),               # target >= 0.85
+            "ratio_o_over_b": _ratio(offload_rate, static_rate),
+            "ratio_r_over_b": _ratio(reuse_rate, static_rate),                 # target >= 0.85
+            "ratio_r_over_o": _ratio(reuse_rate, offload_rate),
+            "nginx_worker_cpu_us_per_request": {k: round(statistics.median(v), 2) for k, v in cpu.items()},
+            "ratio_nginx_cpu_static_over_reuse": _ratio(statistics.median(cpu["static"]),
+                                                        statistics.median(cpu["offload_reuse"])),
             "ratio_healthz_over_b": _ratio(healthz_rate, static_rate),         # the ceiling for (a)
             "ratio_a_over_healthz": _ratio(direct_rate, healthz_rate),
             "ratio_o_over_healthz": _ratio(offload_rate, healthz_rate),

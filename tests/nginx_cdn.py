@@ -27,7 +27,9 @@ def render(prefix: Path, origin: str, listen: str, *, workers: int = 1, extra: s
            site: str = "onair-cdn.conf", objects: Path | None = None,
            edit: Callable[[str, str], str] | None = None) -> Path:
     """The config files with placeholders filled; `edit(name, text)` may change a file (e.g. a variant measured)."""
-    values = {"PREFIX": str(prefix), "CACHE_DIR": str(prefix / "cache"), "ORIGIN": origin, "LISTEN": listen,
+    values = {"PREFIX": str(prefix), "CACHE_DIR": str(prefix / "cache"), "DECISIONS": str(prefix / "decisions"),
+              "INNER": f"127.0.0.1:{free_port()}",
+              "ORIGIN": origin, "LISTEN": listen,
               "WORKERS": str(workers), "EXTRA": extra, "SITE": site,
               "OBJECTS": f"{objects}/" if objects is not None else "",
               # as root, workers would drop to 'nobody' and lose access to pytest's private temp dirs

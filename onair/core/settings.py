@@ -87,6 +87,11 @@ class Settings:
     origin_offload_prefix: str = _setting("/_onair_internal/",
                                           "nginx internal location (aliasing objects/, or proxying to S3).",
                                           check=lambda v: None if re.fullmatch(r"/[\w/-]+/", v) else "like /x/")
+    origin_offload_decision_seconds: int = _setting(
+        2, "With ONAIR_ORIGIN_OFFLOAD=nginx: how long nginx may reuse an allowed /media decision for the same URL and "
+        "Origin (X-Accel-Expires; never past a token's expiry or the rights window's end; never for geo-restricted "
+        "assets or IP-bound tokens). A change of rights, unpublishing or a purge reaches viewers this much later. "
+        "0: ask onair every time.", check=checks.not_negative)
     origin_storage_timeout: float = _setting(
         4.0, "Longest the origin waits for storage before answering 503 (a CDN's origin timeout is longer).",
         check=checks.positive)

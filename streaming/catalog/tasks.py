@@ -120,7 +120,7 @@ async def _replaced(ctx: JobContext, asset: catalog.Asset) -> dict[str, Any]:
             return {"skipped": "superseded replacement"}
         await events.publish(conn, "asset.ready", {"asset_id": asset.id, "title": asset.title,
                                                    "duration": result.get("duration"), "replaced": True})
-        await purge.purge(conn, asset.id, "source replaced", delay_seconds=purge.SETTLE_SECONDS)
+        await purge.purge(conn, asset.id, "source replaced", delay_seconds=purge.settle_seconds(res.settings))
         if captions:
             await catalog.relabel_tracks(conn, asset.id, captions=captions)
         await enqueue(conn, job_kinds.CATALOG_RETIRE, {"asset_id": asset.id, "generation": old[0],

@@ -75,11 +75,6 @@ def check_token(secret: bytes, token: str, asset_id: str, key: str, now: float,
         raise Forbidden(detail, code=code)
 
 
-def token_expiry(secret: bytes, token: str) -> int | None:
-    fields = signing.read_token(secret, token)
-    return fields.exp if fields else None
-
-
 _RIGHTS_PROBLEMS = {
     Availability.EMBARGOED: ("embargoed", "This programme is not available yet"),
     Availability.EXPIRED: ("rights-expired", "This programme is no longer available"),

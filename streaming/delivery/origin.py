@@ -25,7 +25,7 @@ from onair.core.storage import STORE, ObjectInfo, ObjectNotFound
 from onair.core.web import client_ip, viewer_country
 from streaming.catalog import Asset, get_asset
 from streaming.delivery import signing
-from streaming.delivery.access import check_access, check_raw_path, check_token, object_key, token_expiry
+from streaming.delivery.access import check_access, check_raw_path, check_token, object_key
 from streaming.delivery.caching import (
     ALLOW_HEADERS,
     METHODS,
@@ -42,7 +42,7 @@ from streaming.delivery.conditional import (
     parse_range,
     precondition_failed,
 )
-from streaming.delivery.offload import Presigned, offload_response, offloadable, s3_offload_response
+from streaming.delivery.offload import Presigned, offload_response, offloadable, reuse_seconds, s3_offload_response
 
 log = logging.getLogger("onair.origin")
 
@@ -192,8 +192,9 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         store_key = object_key(asset_id, key, asset.media_generation)
     info, local, last_modified = await _object(request, config, asset_id, key, store_key)
     request.app[ORIGIN_HITS][(asset_id, key)] += 1
+    fields = signing.read_token(config.secret, token) if token else None
     cc, extra = effective_cache_control(cache_control(key, asset), asset, config.settings, moment,
-                                        token_expiry(config.secret, token) if token else None)
+                                        fields.exp if fields else None)
     headers = {
         "Content-Type": content_type(key),
         "Cache-Control": cc,
@@ -221,7 +222,8 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         start, end = byte_range
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
-    return await _send(request, config.settings, store_key, local, (start, end, info.size), status, headers)
+    reuse = reuse_seconds(config.settings.origin_offload_decision_seconds, asset.rights, fields, moment)
+    return await _send(request, config.settings, store_key, local, (start, end, info.size), status, headers, reuse)
 
 
 async def _asset(request: web.Request, config: OriginConfig, asset_id: str) -> Asset:
@@ -266,12 +268,13 @@ async def _object(request: web.Request, config: OriginConfig, asset_id: str, key
 
 
 async def _send(request: web.Request, settings: Settings, store_key: str, local: Path | None,
-                span: tuple[int, int, int], status: int, headers: dict[str, str]) -> web.StreamResponse:
+                span: tuple[int, int, int], status: int, headers: dict[str, str], reuse: int = 0
+                ) -> web.StreamResponse:
     start, end, size = span
     store = request.app[STORE]
     if local is not None:
         if settings.origin_offload == "nginx" and offloadable(request, store_key, status):
-            return offload_response(settings.origin_offload_prefix, store_key, status, headers)
+            return offload_response(settings.origin_offload_prefix, store_key, status, headers, reuse)
         count = end - start + 1
         # Segments and playlists are small: one read and one write beat the sendfile dance (measured:
         # about 4x the requests/s for a 40 KB segment). Tiny reads are page-cache hits and cheaper

@@ -22,12 +22,20 @@ from aiohttp import web
 
 from onair.core import events
 from onair.core.db.pool import POOL
+from onair.core.settings import Settings
 
 EVENT = "cdn.purge"
 # After a switch of what a URL serves (a replaced source), purge only once no origin process can still answer
 # from its one-second lookup cache (streaming.delivery.origin.LOOKUP_TTL): a CDN refetching in that second would
 # keep the old manifest for its whole max-age.
 SETTLE_SECONDS = 3.0
+
+
+def settle_seconds(settings: Settings) -> float:
+    """SETTLE_SECONDS, plus the time the offload nginx may keep a decision (a whole second more: nginx counts
+    X-Accel-Expires to the end of a second), during which it still sends the old generation's file."""
+    kept = settings.origin_offload_decision_seconds if settings.origin_offload == "nginx" else 0
+    return SETTLE_SECONDS + (kept + 1 if kept else 0)
 
 
 def purge_payload(asset_id: str, reason: str) -> dict[str, Any]:
