@@ -129,3 +129,16 @@ async def test_offload_answers_like_direct(pair: tuple[TestClient, TestClient, s
         for asset in ("pub21", "priv21", "geo21"):
             async with s.get(f"{edge}/_onair_internal/assets/{asset}/{SEG}") as r:
                 assert r.status == 404 and await r.read() != seg
+
+
+async def test_a_file_gone_after_the_decision_is_a_404_no_cache_keeps(pair: tuple[TestClient, TestClient, str],
+                                                                      settings: Settings) -> None:
+    edge = pair[2]
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{edge}/media/pub21/{SEG}") as r:
+            assert r.status == 200 and "immutable" in r.headers["Cache-Control"]
+        # removed behind onair's back (a disk swap, an operator): onair's one-second lookup still says yes
+        (settings.data_dir / "objects" / "assets" / "pub21" / SEG).unlink()
+        async with s.get(f"{edge}/media/pub21/{SEG}", headers={"Range": "bytes=0-9"}) as r:
+            assert r.status == 404
+            assert r.headers.get("Cache-Control") in ("no-store", "public, max-age=5"), r.headers

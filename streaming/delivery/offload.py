@@ -64,7 +64,10 @@ def reuse_seconds(limit: int, rights: Rights, token: TokenFields | None, now: da
 def offload_response(prefix: str, store_key: str, status: int, headers: dict[str, str],
                      reuse: int = 0) -> web.Response:
     """The headers direct mode would send, minus what nginx writes itself from the file and the range."""
-    out = {k: v for k, v in headers.items() if k not in ("Content-Range", "Accept-Ranges")}
+    # Cache-Control travels renamed: nginx would copy it onto its own 404 page if the file went away after the
+    # decision (a CDN would keep that 404 for a segment's year); onair-offload.conf adds it back on success only.
+    out = {("X-Onair-Cache-Control" if k == "Cache-Control" else k): v for k, v in headers.items()
+           if k not in ("Content-Range", "Accept-Ranges")}
     if status == 206:
         # nginx adds Accept-Ranges to a whole-object 200 only; on a 206 the copied upstream one is the one
         out["Accept-Ranges"] = "bytes"
