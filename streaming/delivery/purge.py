@@ -22,7 +22,7 @@ from aiohttp import web
 
 from onair.core import events
 from onair.core.db.pool import POOL
-from onair.core.settings import Settings
+from onair.core.settings import SETTINGS, Settings
 
 EVENT = "cdn.purge"
 # After a switch of what a URL serves (a replaced source), purge only once no origin process can still answer
@@ -44,8 +44,16 @@ def purge_payload(asset_id: str, reason: str) -> dict[str, Any]:
 
 
 async def purge_asset(app: web.Application, asset_id: str, reason: str) -> str:
-    """Purge from a request handler; returns the event's message id (the deliveries' webhook-id)."""
-    return await purge(app[POOL], asset_id, reason)
+    """Purge from a request handler, now and once more after settle_seconds; returns the first event's message
+    id (the deliveries' webhook-id).
+
+    The first purge drops CDN copies at once. For about a second more an origin process answers from its lookup
+    cache (and the offload nginx from a kept decision for its seconds), so a CDN refetching in that gap would
+    keep the old answer for its whole max-age (a year for a segment); the second purge removes that copy."""
+    async with app[POOL].acquire() as conn, conn.transaction():
+        first = await purge(conn, asset_id, reason)
+        await purge(conn, asset_id, reason, delay_seconds=settle_seconds(app[SETTINGS]))
+    return first
 
 
 async def purge(db: asyncpg.Pool | asyncpg.Connection, asset_id: str, reason: str, *,
