@@ -195,8 +195,15 @@ def refuse_nul_in_url(request: web.Request) -> None:
 
 def _bad_value(value: Any, where: str) -> tuple[str, str] | None:
     """The first value a model accepted that the storage layer cannot hold: (field path, reason)."""
+    kind = type(value)  # the common leaves first, by exact type (every vote's body passes here)
+    if kind is str:
+        return (where, "contains a NUL byte") if "\x00" in value else None
+    if kind is int:
+        return None if INT64[0] <= value <= INT64[1] else (where, "is out of range (64-bit integers only)")
+    if kind is bool or value is None:
+        return None
     if isinstance(value, BaseModel):
-        value = {k: getattr(value, k) for k in type(value).model_fields}
+        value = value.__dict__  # the fields' values (pydantic keeps private attributes and extras apart)
     if isinstance(value, dict):
         for key, item in value.items():
             if (found := _bad_value(item, f"{where}.{key}" if where else str(key))) is not None:
