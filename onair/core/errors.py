@@ -241,7 +241,8 @@ def pydantic_detail(error: ValidationError) -> str:
 
 async def read_json(request: web.Request, model: type[M], *, max_bytes: int = 64 * 1024) -> M:
     """Parse and validate a JSON body into `model`, turning every failure into a 400/413/415."""
-    if request.content_length is not None and request.content_length > max_bytes:
+    length = request.content_length  # parsed from the header on every access
+    if length is not None and length > max_bytes:
         raise PayloadTooLarge(f"JSON body larger than {max_bytes} bytes")
     ctype = request.content_type
     if ctype not in ("application/json", "") and not ctype.endswith("+json"):

@@ -129,7 +129,7 @@ async def _vote(request: web.Request) -> web.Response:
     body = await read_json(request, VoteIn, max_bytes=4096)
     device = devices.require_device(request, body.device_id)
     device_id = device.id
-    if body.option_id not in poll.option_ids():
+    if body.option_id not in poll.option_ids:
         raise BadRequest(f"option_id {body.option_id} is not an option of this poll", code="invalid-option")
     live = request.app[LIVE]
     ip = client_ip(request)
