@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import profile_buckets, raw_http  # noqa: E402
 from onair.app import create_app  # noqa: E402
+from onair.core import memory  # noqa: E402
 from onair.core.db.migrate import migrate_url  # noqa: E402
 from onair.core.settings import Settings  # noqa: E402
 from streaming.interaction import devices  # noqa: E402
@@ -90,6 +91,7 @@ async def _profile(dsn: str, data_dir: Path, votes: int) -> dict[str, Any]:
         host = f"127.0.0.1:{server.port}"
         await raw_http.send_all(server.port, _requests(host, poll["id"], ids[:500]), CONNECTIONS)  # warm-up
         measured = _requests(host, poll["id"], ids[500:])
+        memory.settle_heap()  # as `onair serve` does once started
         prof = cProfile.Profile()
         prof.enable()
         statuses = await raw_http.send_all(server.port, measured, CONNECTIONS)

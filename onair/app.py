@@ -22,7 +22,7 @@ from onair.core.auth import ADMIN_TOKEN, SIGNING_KEY, admin_token, permission_of
 from onair.core.bus import BUS, Bus, bus_context
 from onair.core.db.pool import POOL, pool_context
 from onair.core.domain import Domain
-from onair.core.errors import problem_middleware
+from onair.core.edge import edge_middleware
 from onair.core.janitor import janitor_context
 from onair.core.memory import trim_context
 from onair.core.settings import SETTINGS, Settings
@@ -112,9 +112,7 @@ def _pull_worker_factory(settings: Settings, dsn: str):
 
 def create_app(settings: Settings, dsn: str, *, run_worker: bool = True, bus: Bus | None = None) -> web.Application:
     """Build the web application. `dsn` is the resolved database URL (embedded or external)."""
-    app = web.Application(middlewares=[request_log.request_log_middleware, health.metrics_middleware,
-                                       problem_middleware],
-                          client_max_size=2 * 1024 * 1024)
+    app = web.Application(middlewares=[edge_middleware], client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[DSN] = dsn
     app[ADMIN_TOKEN] = admin_token(settings)[0]

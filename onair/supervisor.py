@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
 from onair.app import create_app, on_first_start
-from onair.core import logs, metrics
+from onair.core import logs, memory, metrics
 from onair.core.settings import SettingError, Settings
 
 log = logging.getLogger("onair.supervisor")
@@ -74,6 +74,7 @@ async def serve_process(settings: Settings, dsn: str, sock: socket.socket, *, ru
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
+    memory.settle_heap()  # after start-up: its objects stay for good
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

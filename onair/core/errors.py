@@ -6,8 +6,7 @@ import errno
 import json
 import logging
 import math
-import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import asyncpg
@@ -15,8 +14,6 @@ from aiohttp import web
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError as BotoClientError
 from pydantic import BaseModel, ValidationError
-
-from onair.core import logs
 
 log = logging.getLogger("onair.core.errors")
 
@@ -146,60 +143,49 @@ _HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "
                416: "range-not-satisfiable", 429: "too-many-requests", 431: "headers-too-large"}
 
 
-@web.middleware
-async def problem_middleware(request: web.Request,
-                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    # The id onair.core.request_log chose for this request (it validates a client's X-Request-Id).
-    request_id = logs.REQUEST_ID.get() or secrets.token_hex(16)
-    request[REQUEST_ID] = request_id
-    response = await _handle(request, handler, request_id)
-    if not response.prepared:  # streamed responses (files, websockets) have sent their headers already
-        response.headers.setdefault("X-Request-Id", request_id)
-    return response
-
-
-async def _handle(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-                  request_id: str) -> web.StreamResponse:
-    try:
-        _refuse_nul_in_url(request)
-        return await handler(request)
-    except AppError as err:
-        return problem_response(err.status, err.code, err.title, err.detail, headers=err.headers,
-                                extra=err.extra, instance=request.path)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, "http-error")
-        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-        if exc.status == 404:
-            detail = f"No resource at {request.path}"
-        elif exc.status == 405:
-            detail = f"{request.method} is not allowed on {request.path}"
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "content-range")}
-        return problem_response(exc.status, code, exc.reason, detail, headers=headers, instance=request.path)
-    except TimeoutError:
+def problem_for(request: web.Request, exc: Exception, request_id: str) -> web.Response | None:
+    """The problem+json answer for what a handler raised, or None for what is not an error (a redirect), which
+    goes on up. onair.core.edge calls this for every request."""
+    if isinstance(exc, AppError):
+        return problem_response(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers,
+                                extra=exc.extra, instance=request.path)
+    if isinstance(exc, web.HTTPException):
+        return None if exc.status < 400 else _http_problem(request, exc)
+    if isinstance(exc, TimeoutError):
         log.warning("timeout", extra={"request_id": request_id, "path": request.path})
         return problem_response(503, "timeout", "Upstream timeout", "An upstream service did not answer in time",
                                 headers={"Retry-After": "2"})
-    except Exception as exc:
-        if (outage := infrastructure_problem(exc)) is not None:
-            status, code, title, detail, retry_after = outage
-            log.warning("%s: %s", code, exc, extra={"request_id": request_id, "path": request.path})
-            return problem_response(int(status), code, title, detail, headers={"Retry-After": retry_after},
-                                    instance=request.path)
-        log.exception("unhandled error", extra={"request_id": request_id, "path": request.path,
-                                                "method": request.method})
-        return problem_response(500, "internal", "Internal server error",
-                                f"Something went wrong on our side; quote request id {request_id}",
-                                extra={"request_id": request_id})
+    if (outage := infrastructure_problem(exc)) is not None:
+        status, code, title, detail, retry_after = outage
+        log.warning("%s: %s", code, exc, extra={"request_id": request_id, "path": request.path})
+        return problem_response(int(status), code, title, detail, headers={"Retry-After": retry_after},
+                                instance=request.path)
+    log.exception("unhandled error", exc_info=exc, extra={"request_id": request_id, "path": request.path,
+                                                          "method": request.method})
+    return problem_response(500, "internal", "Internal server error",
+                            f"Something went wrong on our side; quote request id {request_id}",
+                            extra={"request_id": request_id})
+
+
+def _http_problem(request: web.Request, exc: web.HTTPException) -> web.Response:
+    code = _HTTP_CODES.get(exc.status, "http-error")
+    detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+    if exc.status == 404:
+        detail = f"No resource at {request.path}"
+    elif exc.status == 405:
+        detail = f"{request.method} is not allowed on {request.path}"
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "content-range")}
+    return problem_response(exc.status, code, exc.reason, detail, headers=headers, instance=request.path)
 
 
 # PostgreSQL's bigint: a larger number in a cursor or id reaches the database only as an error.
 INT64 = (-(2**63), 2**63 - 1)
 
 
-def _refuse_nul_in_url(request: web.Request) -> None:
+def refuse_nul_in_url(request: web.Request) -> None:
     """NUL cannot be stored in PostgreSQL text nor a file name: refuse it in path and query, naming where."""
+    if "%00" not in request.raw_path and "\x00" not in request.raw_path:
+        return  # a NUL reaches a decoded value only as %00 (%2500 decodes once, to the text "%00")
     for where, items in (("path", request.match_info.items()), ("query", request.query.items())):
         for name, value in items:
             if "\x00" in value or "\x00" in name:
@@ -209,8 +195,15 @@ def _refuse_nul_in_url(request: web.Request) -> None:
 
 def _bad_value(value: Any, where: str) -> tuple[str, str] | None:
     """The first value a model accepted that the storage layer cannot hold: (field path, reason)."""
+    kind = type(value)  # the common leaves first, by exact type (every vote's body passes here)
+    if kind is str:
+        return (where, "contains a NUL byte") if "\x00" in value else None
+    if kind is int:
+        return None if INT64[0] <= value <= INT64[1] else (where, "is out of range (64-bit integers only)")
+    if kind is bool or value is None:
+        return None
     if isinstance(value, BaseModel):
-        value = {k: getattr(value, k) for k in type(value).model_fields}
+        value = value.__dict__  # the fields' values (pydantic keeps private attributes and extras apart)
     if isinstance(value, dict):
         for key, item in value.items():
             if (found := _bad_value(item, f"{where}.{key}" if where else str(key))) is not None:
@@ -248,7 +241,8 @@ def pydantic_detail(error: ValidationError) -> str:
 
 async def read_json(request: web.Request, model: type[M], *, max_bytes: int = 64 * 1024) -> M:
     """Parse and validate a JSON body into `model`, turning every failure into a 400/413/415."""
-    if request.content_length is not None and request.content_length > max_bytes:
+    length = request.content_length  # parsed from the header on every access
+    if length is not None and length > max_bytes:
         raise PayloadTooLarge(f"JSON body larger than {max_bytes} bytes")
     ctype = request.content_type
     if ctype not in ("application/json", "") and not ctype.endswith("+json"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import shutil
-import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -17,8 +16,8 @@ from onair.core.bus import BUS
 from onair.core.db.embedded import GAVE_UP
 from onair.core.db.pool import POOL
 from onair.core.errors import Forbidden
-from onair.core.metrics import METHODS, Metrics, exposition
 from onair.core.metrics import METRICS as APP_METRICS
+from onair.core.metrics import Metrics, exposition
 from onair.core.settings import SETTINGS
 from onair.core.storage import STORE
 from onair.core.web import client_in
@@ -30,37 +29,6 @@ class DiskFull(OSError):
 
 # The application's metrics (onair.core.metrics.METRICS), also reachable from a request's app.
 METRICS = web.AppKey("metrics", Metrics)
-ORIGIN_PREFIXES = ("/media/", "/live/")
-
-
-def route_name(request: web.Request) -> str:
-    route = request.match_info.route
-    resource = route.resource
-    if resource is None:
-        return "unmatched"
-    return resource.canonical
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request,
-                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    metrics = request.app[METRICS]
-    start = time.perf_counter()
-    metrics.in_flight.inc()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        metrics.in_flight.dec()
-        route = route_name(request)
-        method = request.method if request.method in METHODS else "other"  # any token is a valid method
-        metrics.http_done(method, route, status, time.perf_counter() - start,
-                          origin=route.startswith(ORIGIN_PREFIXES))
 
 
 async def healthz(request: web.Request) -> web.Response:

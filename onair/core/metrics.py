@@ -16,11 +16,11 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 from prometheus_client.metrics_core import Metric
 
+from onair.core.http_meter import HttpMeter
 from onair.core.processes import alive
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -34,24 +34,8 @@ class Metrics:
     def __init__(self) -> None:
         self.build()
 
-    def http_done(self, method: str, route: str, status: int, seconds: float, *, origin: bool) -> None:
-        """Count one answered request. The labelled children are looked up once per (method, route, status):
-        prometheus_client's labels() validates and locks on every call, measurable per vote."""
-        key = (method, route, status)
-        children = self._http_children.get(key)
-        if children is None:
-            children = self._http_children[key] = (
-                self.requests.labels(method, route, str(status)), self.latency.labels(route),
-                self.origin.labels(str(status)) if origin else None)
-        children[0].inc()
-        children[1].observe(seconds)
-        if children[2] is not None:
-            children[2].inc()
-
     def build(self) -> None:
         r = self.registry = CollectorRegistry()
-        # children of the metrics below, per label values (bounded: routes x methods x statuses)
-        self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         # HTTP, per route template (never the raw path: one series per asset would explode).
         self.requests = Counter("onair_http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
         self.latency = Histogram("onair_http_request_seconds", "HTTP request latency", ["route"], registry=r,
@@ -60,6 +44,8 @@ class Metrics:
                                multiprocess_mode="livesum")
         self.origin = Counter("onair_origin_responses", "Origin (/media, /live) responses by status (304/206 "
                               "say how well caches and players revalidate)", ["status"], registry=r)
+        # what each request adds to the four metrics above, written once per event-loop turn
+        self.http = HttpMeter(self.requests, self.latency, self.in_flight, self.origin, LATENCY_BUCKETS)
         self.connections = Gauge("onair_live_connections", "Open WebSocket/SSE/long-poll connections", ["kind"],
                                  registry=r, multiprocess_mode="livesum")
         # Media work.
@@ -190,6 +176,7 @@ class _Families:
 
 def exposition(extra: Iterable[Metric] = ()) -> bytes:
     """The text a scrape gets: every process's values (or this one's) plus `extra` families."""
+    METRICS.http.flush()  # this process's requests of the current loop turn, the scrape itself included
     path = directory()
     if path is None:
         registry = CollectorRegistry(auto_describe=False)

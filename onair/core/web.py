@@ -34,8 +34,10 @@ _DEFAULT = Settings()
 
 
 def settings_of(request: web.Request) -> Settings:
-    # config_dict also looks in parent applications, so a sub-app sees the same settings.
-    return request.config_dict.get(SETTINGS, _DEFAULT)
+    # The serving app's own first: config_dict builds a ChainMap of every app on each call (a vote asks twice).
+    # It also looks in parent applications, so a sub-app sees the same settings.
+    settings = request.app.get(SETTINGS)
+    return settings if settings is not None else request.config_dict.get(SETTINGS, _DEFAULT)
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -31,11 +31,12 @@ async def insert_new(conn: asyncpg.Connection,
                      rows: Sequence[tuple[str, str, int, str | None, datetime | None]], now: datetime
                      ) -> set[tuple[str, str]]:
     """Insert (poll, device, option, client IP, device issued at) rows; returns the (poll, device) pairs that
-    were new."""
+    were new. The IPs go as text (already normalised by the caller): asyncpg's inet[] encoder parses each one
+    with Python's ipaddress, about 10 us a vote; PostgreSQL parses them in C."""
     inserted = await conn.fetch(
         """INSERT INTO votes (poll_id, device_id, option_id, created_at, client_ip, device_issued_at)
-           SELECT p, d, o, $4, ip, iss
-           FROM unnest($1::text[], $2::text[], $3::int[], $5::inet[], $6::timestamptz[]) AS u(p, d, o, ip, iss)
+           SELECT p, d, o, $4, ip::inet, iss
+           FROM unnest($1::text[], $2::text[], $3::int[], $5::text[], $6::timestamptz[]) AS u(p, d, o, ip, iss)
            ON CONFLICT DO NOTHING RETURNING poll_id, device_id""",
         [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], now, [r[3] for r in rows],
         [r[4] for r in rows])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import secrets
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Poll:
                    closes_at=row["closes_at"], allow_change=row["allow_change"], opened_at=row["opened_at"],
                    closed_at=row["closed_at"], created_at=row["created_at"])
 
+    @functools.cached_property  # asked on every vote of a cached poll; works on a frozen dataclass (no __setattr__)
     def option_ids(self) -> frozenset[int]:
         return frozenset(o for o, _ in self.options)
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 
@@ -23,8 +24,7 @@ from streaming.interaction.polls import accepting
 
 log = logging.getLogger("streaming.votes")
 
-@dataclass(frozen=True)
-class Vote:
+class Vote(NamedTuple):  # a tuple: built once per vote, a frozen dataclass costs a setattr per field
     poll_id: str
     device_id: str
     option_id: int
@@ -37,6 +37,18 @@ class Vote:
 class Outcome:
     kind: str                       # created | repeat | changed | closed | unknown
     option_id: int | None = None
+
+
+# Outcomes are immutable and few (kind x option): one instance each, not one per vote.
+_OUTCOMES: dict[tuple[str, int | None], Outcome] = {}
+RECORDED = ("created", "repeat", "changed")
+
+
+def _outcome(kind: str, option_id: int | None = None) -> Outcome:
+    found = _OUTCOMES.get((kind, option_id))
+    if found is None:
+        found = _OUTCOMES[(kind, option_id)] = Outcome(kind, option_id)
+    return found
 
 
 class VoteBatcher:
@@ -159,13 +171,19 @@ class VoteBatcher:
         if self._on_commit and deltas:
             self._on_commit({p for p, _ in deltas})
         out: list[Outcome] = []
+        counts = dict.fromkeys(RECORDED, 0)
         for v in votes:
             key = (v.poll_id, v.device_id)
             if v.poll_id not in polls:
-                out.append(Outcome("unknown"))
+                out.append(_outcome("unknown"))
             elif v.poll_id not in open_ids:
-                out.append(Outcome("closed"))
+                out.append(_outcome("closed"))
             else:
                 kind, option = recorded[key]
-                out.append(Outcome(kind if first[key] is v else "repeat", option))
+                kind = kind if first[key] is v else "repeat"
+                counts[kind] += 1
+                out.append(_outcome(kind, option))
+        for kind, n in counts.items():  # one write per batch, not per vote (a file write with --workers N)
+            if n:
+                METRICS.votes_accepted.labels(kind).inc(n)
         return out
