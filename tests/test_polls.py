@@ -6,10 +6,13 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
 from onair.core.settings import Settings
+from streaming.interaction import ballots
+from streaming.interaction.polls import accepting
 from tests.conftest import ADMIN
 from tests.device_helpers import mint_device
 
@@ -205,3 +208,16 @@ async def test_per_ip_ceiling(settings: Settings) -> None:
         resp = await c.post(f"/api/v1/polls/{poll['id']}/votes", json={"device_id": devs[2], "option_id": 1})
         assert resp.status == 429 and resp.headers["Retry-After"]
         assert (await (await c.get(f"/api/v1/polls/{poll['id']}/results")).json())["total"] == 2
+
+
+async def test_the_vote_write_judges_a_poll_window_as_accepting_does(db: asyncpg.Pool) -> None:
+    """The one-statement vote write (ballots.cast) checks the window in SQL; polls.accepting is the rule."""
+    now = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
+    times = (None, now - timedelta(minutes=1), now, now + timedelta(minutes=1))
+    cases = [(status, opens, closes) for status in ("draft", "open", "closed") for opens in times for closes in times]
+    async with db.acquire() as conn:
+        for status, opens, closes in cases:
+            said = await conn.fetchval(
+                f"SELECT {ballots.ACCEPTING_SQL} FROM (SELECT $1::text AS status, $2::timestamptz AS opens_at, "
+                "$3::timestamptz AS closes_at) AS p", status, opens, closes, now)
+            assert said == accepting(status, opens, closes, now), (status, opens, closes)

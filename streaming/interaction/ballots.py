@@ -8,10 +8,17 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 
 TALLY_SHARDS = 64
+
+# streaming.interaction.polls.accepting() as SQL over a polls row `p` and the batch's clock ($4), for the
+# one-statement write (cast): both must say the same, and tests/test_polls.py checks them against each other.
+ACCEPTING_SQL = ("NOT (p.status = 'closed' OR (p.closes_at IS NOT NULL AND $4 >= p.closes_at))"
+                 " AND NOT (p.opens_at IS NOT NULL AND $4 < p.opens_at)"
+                 " AND (p.status = 'open' OR p.opens_at IS NOT NULL)")
 
 
 async def init_tallies(conn: asyncpg.Connection, poll_id: str, option_ids: Sequence[int]) -> None:
@@ -41,6 +48,50 @@ async def insert_new(conn: asyncpg.Connection,
         [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], now, [r[3] for r in rows],
         [r[4] for r in rows])
     return {(r["poll_id"], r["device_id"]) for r in inserted}
+
+
+class Cast(NamedTuple):
+    polls: dict[str, tuple[bool, bool]]   # poll id -> (accepting now, allow_change), for each poll that exists
+    written: set[tuple[str, str]]         # (poll, device) pairs that were new and are now counted
+
+
+async def cast(conn: asyncpg.Connection, poll_ids: Sequence[str],
+               rows: Sequence[tuple[str, str, int, str | None, datetime | None]], now: datetime) -> Cast:
+    """A batch's new votes in one statement (one round trip, its own transaction): lock the polls FOR SHARE, in
+    id order as every writer does, insert the votes of those accepting at `now`, and add them to one tally
+    shard. A close/reset holds the row FOR UPDATE, so a vote commits only if its window was open when the
+    batch ran. Votes that conflict (a device that voted before) are left to the caller."""
+    shard = random.randrange(TALLY_SHARDS)
+    found = await conn.fetch(
+        f"""WITH p AS MATERIALIZED (
+                SELECT id, status, opens_at, closes_at, allow_change FROM polls
+                WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE),
+            ok AS (SELECT p.id FROM p WHERE {ACCEPTING_SQL}),
+            ins AS (
+                INSERT INTO votes (poll_id, device_id, option_id, created_at, client_ip, device_issued_at)
+                SELECT u.p, u.d, u.o, $4, u.ip::inet, u.iss
+                FROM unnest($2::text[], $3::text[], $5::int[], $6::text[], $7::timestamptz[]) AS u(p, d, o, ip, iss)
+                JOIN ok ON ok.id = u.p
+                ON CONFLICT DO NOTHING RETURNING poll_id, device_id, option_id),
+            t AS (
+                INSERT INTO poll_tallies (poll_id, option_id, shard, votes)
+                SELECT poll_id, option_id, $8, count(*) FROM ins GROUP BY poll_id, option_id
+                ORDER BY poll_id, option_id
+                ON CONFLICT (poll_id, option_id, shard) DO UPDATE SET votes = poll_tallies.votes + EXCLUDED.votes)
+            SELECT p.id AS poll_id, NULL::text AS device_id, ok.id IS NOT NULL AS accepting, p.allow_change
+            FROM p LEFT JOIN ok ON ok.id = p.id
+            UNION ALL
+            SELECT poll_id, device_id, NULL, NULL FROM ins""",
+        list(poll_ids), [r[0] for r in rows], [r[1] for r in rows], now, [r[2] for r in rows],
+        [r[3] for r in rows], [r[4] for r in rows], shard)
+    polls: dict[str, tuple[bool, bool]] = {}
+    written: set[tuple[str, str]] = set()
+    for r in found:
+        if r["device_id"] is None:
+            polls[r["poll_id"]] = (r["accepting"], r["allow_change"])
+        else:
+            written.add((r["poll_id"], r["device_id"]))
+    return Cast(polls, written)
 
 
 async def recorded(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:

@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import asyncpg
 
@@ -23,6 +23,7 @@ from streaming.interaction import ballots
 from streaming.interaction.polls import accepting
 
 log = logging.getLogger("streaming.votes")
+T = TypeVar("T")
 
 class Vote(NamedTuple):  # a tuple: built once per vote, a frozen dataclass costs a setattr per field
     poll_id: str
@@ -95,7 +96,7 @@ class VoteBatcher:
             if self._pending:
                 self._wake.set()
             try:
-                outcomes = await self._flush_with_retry([v for v, _ in batch])
+                outcomes = await self._flush([v for v, _ in batch])
             except Exception as exc:
                 log.warning("vote batch of %d failed: %s", len(batch), exc)
                 for _, fut in batch:
@@ -106,35 +107,34 @@ class VoteBatcher:
                 if not fut.done():  # the client may have gone; the vote still counts
                     fut.set_result(outcome)
 
-    async def _flush_with_retry(self, votes: list[Vote]) -> list[Outcome]:
+    @staticmethod
+    async def _retrying(write: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(5):
             try:
-                return await self._flush(votes)
+                return await write()
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 # The transaction rolled back as a whole; nothing was acknowledged, so retrying is safe.
                 await asyncio.sleep(0.002 * (attempt + 1))
-        return await self._flush(votes)
+        return await write()
 
     @staticmethod
-    async def _write(conn: asyncpg.Connection, polls: dict[str, asyncpg.Record], todo: list[Vote], now: datetime
-                     ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, str], tuple[str, int]]]:
-        """Write one batch: new votes, allowed changes, and the tally deltas they make."""
-        written = await ballots.insert_new(
-            conn, [(v.poll_id, v.device_id, v.option_id, v.client_ip, v.device_issued_at) for v in todo], now) \
-            if todo else set()
+    async def _repeats(conn: asyncpg.Connection, repeats: list[Vote], now: datetime
+                       ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, str], tuple[str, int]]]:
+        """Devices that had voted before: a change where the poll allows it, else their recorded choice. Its own
+        transaction, with the polls locked again: a change commits only if the window is still open."""
         deltas: dict[tuple[str, int], int] = {}
         recorded: dict[tuple[str, str], tuple[str, int]] = {}
-        for v in todo:
-            if (v.poll_id, v.device_id) in written:
-                deltas[(v.poll_id, v.option_id)] = deltas.get((v.poll_id, v.option_id), 0) + 1
-                recorded[(v.poll_id, v.device_id)] = ("created", v.option_id)
-        repeats = [v for v in todo if (v.poll_id, v.device_id) not in written]
-        if repeats:
+        async with conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, status, opens_at, closes_at, allow_change FROM polls WHERE id = ANY($1::text[]) "
+                "ORDER BY id FOR SHARE", sorted({v.poll_id for v in repeats}))
+            open_polls = {r["id"]: r for r in rows if accepting(r["status"], r["opens_at"], r["closes_at"], now)}
+            repeats = [v for v in repeats if v.poll_id in open_polls]
             old = await ballots.recorded(conn, [(v.poll_id, v.device_id) for v in repeats])
             changes = []
             for v in repeats:
                 before = old[(v.poll_id, v.device_id)]
-                if before != v.option_id and polls[v.poll_id]["allow_change"]:
+                if before != v.option_id and open_polls[v.poll_id]["allow_change"]:
                     changes.append((v.poll_id, v.device_id, v.option_id))
                     deltas[(v.poll_id, before)] = deltas.get((v.poll_id, before), 0) - 1
                     deltas[(v.poll_id, v.option_id)] = deltas.get((v.poll_id, v.option_id), 0) + 1
@@ -143,7 +143,7 @@ class VoteBatcher:
                     recorded[(v.poll_id, v.device_id)] = ("repeat", before)
             if changes:
                 await ballots.change(conn, changes, now)
-        await ballots.add_to_tallies(conn, deltas)
+                await ballots.add_to_tallies(conn, deltas)
         return deltas, recorded
 
     async def _flush(self, votes: list[Vote]) -> list[Outcome]:
@@ -153,17 +153,28 @@ class VoteBatcher:
         first: dict[tuple[str, str], Vote] = {}
         for v in votes:
             first.setdefault((v.poll_id, v.device_id), v)
-        async with self._pool.acquire() as conn, conn.transaction():
-            # FOR SHARE orders this batch with open/close/reset (which take the row FOR UPDATE):
-            # a vote commits only if the window was open when its batch ran.
-            rows = await conn.fetch(
-                "SELECT id, status, opens_at, closes_at, allow_change FROM polls WHERE id = ANY($1::text[]) "
-                "ORDER BY id FOR SHARE", sorted({p for p, _ in first}))
-            polls = {r["id"]: r for r in rows}
-            open_ids = {pid for pid, r in polls.items()
-                        if accepting(r["status"], r["opens_at"], r["closes_at"], now)}
-            todo = [v for v in first.values() if v.poll_id in open_ids]
-            deltas, recorded = await self._write(conn, polls, todo, now)
+        async with self._pool.acquire() as conn:
+            # New votes, the common case, in one statement and one round trip (ballots.cast).
+            poll_ids = sorted({p for p, _ in first})
+            rows = [(v.poll_id, v.device_id, v.option_id, v.client_ip, v.device_issued_at) for v in first.values()]
+            cast = await self._retrying(lambda: ballots.cast(conn, poll_ids, rows, now))
+            polls = cast.polls
+            open_ids = {pid for pid, (is_open, _) in polls.items() if is_open}
+            deltas: dict[tuple[str, int], int] = {}
+            recorded: dict[tuple[str, str], tuple[str, int]] = {}
+            repeats = []
+            for key, v in first.items():
+                if key in cast.written:
+                    deltas[(v.poll_id, v.option_id)] = deltas.get((v.poll_id, v.option_id), 0) + 1
+                    recorded[key] = ("created", v.option_id)
+                elif v.poll_id in open_ids:
+                    repeats.append(v)
+            if repeats:
+                # only after the new votes committed: retrying here never writes them twice
+                changed, again = await self._retrying(lambda: self._repeats(conn, repeats, now))
+                recorded.update(again)  # a poll that closed in between: its repeats are answered as closed
+                for k, d in changed.items():
+                    deltas[k] = deltas.get(k, 0) + d
         METRICS.vote_commit.observe(time.perf_counter() - started)
         METRICS.vote_batch.observe(len(votes))
         self.batches += 1
@@ -174,12 +185,11 @@ class VoteBatcher:
         counts = dict.fromkeys(RECORDED, 0)
         for v in votes:
             key = (v.poll_id, v.device_id)
-            if v.poll_id not in polls:
-                out.append(_outcome("unknown"))
-            elif v.poll_id not in open_ids:
-                out.append(_outcome("closed"))
+            found = recorded.get(key)
+            if found is None:
+                out.append(_outcome("unknown" if v.poll_id not in polls else "closed"))
             else:
-                kind, option = recorded[key]
+                kind, option = found
                 kind = kind if first[key] is v else "repeat"
                 counts[kind] += 1
                 out.append(_outcome(kind, option))
