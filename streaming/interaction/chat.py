@@ -190,9 +190,28 @@ async def update_room(db: asyncpg.Pool, room: str, changes: dict[str, Any]) -> R
     return await ensure_room(db, room)
 
 
+async def sent_before(db: asyncpg.Pool, room: str, device_id: str, key: str) -> dict[str, Any] | None:
+    """The message this device already sent under this idempotency key, if any (a retry's original)."""
+    row = await db.fetchrow(f"SELECT {_MSG} FROM chat_messages WHERE room = $1 AND device_id = $2 "
+                            "AND idempotency_key = $3", room, device_id, key)
+    return dict(row) if row else None
+
+
 async def post(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text: str,
-               now: datetime) -> dict[str, Any]:
-    """Store a message that passed the Guard; room-level rules (pause, bans, slow mode) are checked here."""
+               now: datetime, key: str | None = None) -> tuple[dict[str, Any], bool]:
+    """Store a message that passed the Guard; room-level rules (pause, bans, slow mode) are checked here.
+    (row, True) when stored now; (the original, False) for a retry that raced its original under the same
+    key: it waited on the unique index for the original's commit."""
+    try:
+        return await _insert(db, room, device_id, nickname, text, now, key), True
+    except asyncpg.UniqueViolationError:
+        if key is None or (original := await sent_before(db, room, device_id, key)) is None:
+            raise
+        return original, False
+
+
+async def _insert(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text: str,
+                  now: datetime, key: str | None) -> dict[str, Any]:
     async with db.acquire() as conn, conn.transaction():
         # Rooms exist only once staff made them: a viewer's message never creates one (that let anyone fill
         # the table with rooms).
@@ -218,16 +237,18 @@ async def post(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text:
         text = mask_words(text, r.words)
         if r.premoderation:
             row = await conn.fetchrow(
-                f"""INSERT INTO chat_messages (room, device_id, nickname, text, status, created_at)
-                    VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING {_MSG}""", room, device_id, nickname, text, now)
+                f"""INSERT INTO chat_messages (room, device_id, nickname, text, status, created_at, idempotency_key)
+                    VALUES ($1, $2, $3, $4, 'pending', $5, $6) RETURNING {_MSG}""",
+                room, device_id, nickname, text, now, key)
             # the moderators' queue grew: a newsroom's tools hear of it without polling (webhooks)
             await events.publish(conn, "chat.message.held", {"room": room, "message_id": row["id"],
                                                              "nickname": nickname, "text": text}, at=now)
         else:
             seq = await conn.fetchval("UPDATE chat_rooms SET seq = seq + 1 WHERE room = $1 RETURNING seq", room)
             row = await conn.fetchrow(
-                f"""INSERT INTO chat_messages (room, seq, device_id, nickname, text, created_at)
-                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_MSG}""", room, seq, device_id, nickname, text, now)
+                f"""INSERT INTO chat_messages (room, seq, device_id, nickname, text, created_at, idempotency_key)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_MSG}""",
+                room, seq, device_id, nickname, text, now, key)
     return dict(row)
 
 

@@ -30,10 +30,11 @@ from onair.core.lifecycle import Stopping, unless_stopping
 from onair.core.metrics import METRICS, ROOMS
 from onair.core.openapi import described
 from onair.core.settings import SETTINGS
-from streaming.interaction import chat, chat_limits, devices
+from streaming.interaction import chat, chat_limits, chat_retries, devices
 from streaming.interaction.chat_hub import Hubs, channel
 
 LONG_POLL_MAX = 25.0
+IDEMPOTENCY_KEY_MAX = 100
 
 
 class ChatState:
@@ -44,6 +45,7 @@ class ChatState:
                                 history=s.chat_history)
         self.guard = chat.Guard(self.rules, max_entries=s.chat_guard_entries)
         self.hubs = Hubs(lambda: app[BUS], lambda: app[POOL])
+        self.attempts = chat_retries.Attempts()
 
 
 CHAT = web.AppKey("chat", ChatState)
@@ -53,6 +55,8 @@ class MessageIn(BaseModel):
     device_id: str = Field(max_length=200)
     nickname: str = Field(max_length=200)
     text: str = Field(max_length=64 * 1024)
+    # the client's own name for this message (or the Idempotency-Key header): a retry under it is not a second one
+    client_id: str | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
 
 
 class AfterQuery(BaseModel):
@@ -75,10 +79,28 @@ def _db_down(exc: Exception) -> Unavailable:
                        headers={"Retry-After": "2"})
 
 
-async def send_message(app: web.Application, request: web.Request, room: str, body: MessageIn) -> dict[str, Any]:
-    """The one path every message takes, whether it came by POST or over a WebSocket."""
-    state = app[CHAT]
+async def send_message(app: web.Application, request: web.Request, room: str,
+                       body: MessageIn) -> tuple[dict[str, Any], bool]:
+    """The one path every message takes, whether it came by POST or over a WebSocket: (the message, whether it
+    was stored now). A retry under an idempotency key the device already used gets the original back, before
+    any rule could refuse it as a duplicate or count it against the device's rate."""
     device_id = devices.require(request, body.device_id)
+    key = body.client_id
+    if key is None:
+        return await _store(app, request, room, device_id, body)
+    try:
+        async with app[CHAT].attempts.first(app[POOL], room, device_id, key) as original:
+            if original is None:
+                return await _store(app, request, room, device_id, body)
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        raise _db_down(exc) from exc
+    await _announce_again(app, room, original)
+    return chat.message_json(original), False
+
+
+async def _store(app: web.Application, request: web.Request, room: str, device_id: str,
+                 body: MessageIn) -> tuple[dict[str, Any], bool]:
+    state = app[CHAT]
     nickname = chat.clean_nickname(body.nickname)
     text = chat.clean_text(body.text, state.rules)
     await app[BUS].check()  # refuse before storing when live delivery is down: the client retries later
@@ -87,25 +109,42 @@ async def send_message(app: web.Application, request: web.Request, room: str, bo
     await chat_limits.check(request, room, device_id, state.rules)
     state.guard.check(room, device_id, text)
     try:
-        row = await chat.post(app[POOL], room, device_id, nickname, text, now(app))
+        row, stored = await chat.post(app[POOL], room, device_id, nickname, text, now(app), body.client_id)
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         raise _db_down(exc) from exc
     message = chat.message_json(row)
+    if not stored:  # another process stored it under the same key first
+        await _announce_again(app, room, row)
+        return message, False
     METRICS.chat_messages.labels(ROOMS(room), row["status"]).inc()
     with contextlib.suppress(BusUnavailable):  # stored: readers catch up from the database
         if row["status"] == "visible":
             await app[BUS].publish(channel(room), {"type": "message", "message": message})
         else:  # moderators' pages reload their approval queue; the text itself is not broadcast
             await app[BUS].publish(channel(room), {"type": "pending", "id": message["id"]})
-    return message
+    return message, True
+
+
+async def _announce_again(app: web.Application, room: str, row: dict[str, Any]) -> None:
+    """A retried message's original may have been stored without being announced (its request failed after
+    the commit): a cursor wake-up lets every hub read it from the database; a hub that has it ignores it."""
+    if row["seq"] is not None:
+        with contextlib.suppress(BusUnavailable):
+            await app[BUS].publish(channel(room), {"type": "seq", "cursor": str(row["seq"])})
 
 
 @described(body=MessageIn)
 async def post_message(request: web.Request) -> web.Response:
     room = _room(request)
     body = await read_json(request, MessageIn, max_bytes=request.app[CHAT].rules.max_bytes * 6 + 1024)
-    message = await send_message(request.app, request, room, body)
-    return web.json_response(message, status=201, headers={"Cache-Control": "no-store"})
+    if key := request.headers.get("Idempotency-Key"):
+        if len(key) > IDEMPOTENCY_KEY_MAX:
+            raise BadRequest(f"Idempotency-Key is at most {IDEMPOTENCY_KEY_MAX} characters", code="invalid-body")
+        body.client_id = key
+    message, stored = await send_message(request.app, request, room, body)
+    # a replay answers exactly as the original did (201, same message), marked so a client can tell
+    headers = {"Cache-Control": "no-store"} | ({} if stored else {"Idempotent-Replayed": "true"})
+    return web.json_response(message, status=201, headers=headers)
 
 
 @described(query=AfterQuery)
@@ -196,8 +235,8 @@ async def _ws_command(request: web.Request, room: str, data: str) -> dict[str, A
             body = MessageIn.model_validate(payload)
         except ValidationError as err:
             raise BadRequest(pydantic_detail(err), code="invalid-body") from None
-        return {"type": "ack", "ref": payload.get("ref"),
-                "message": await send_message(request.app, request, room, body)}
+        message, _ = await send_message(request.app, request, room, body)
+        return {"type": "ack", "ref": payload.get("ref"), "message": message}
     except json.JSONDecodeError:
         return {"type": "error", "status": 400, "code": "invalid-json", "detail": "frame is not JSON"}
     except AppError as err:
