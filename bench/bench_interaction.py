@@ -165,7 +165,7 @@ def _serve(tmp: Path, port: int, redis_url: str, database_url: str | None, worke
            "ONAIR_REDIS_URL": redis_url, "ONAIR_ADMIN_TOKEN": TOKEN, "ONAIR_SIGNING_KEY": KEY,
            "ONAIR_LOG_LEVEL": "WARNING", "ONAIR_LOG_FORMAT": "text", "ONAIR_DB_POOL_SIZE": "8",
            # the chat bench posts 50 msg/s from a handful of devices; the per-device limit is not under test
-           "ONAIR_CHAT_RATE_MESSAGES": "100000"}
+           "ONAIR_CHAT_RATE_MESSAGES": "100000", "ONAIR_CHAT_IP_MESSAGES": "0"}
     if database_url:
         env["ONAIR_DATABASE_URL"] = database_url
     return subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--workers", str(workers), "--no-sample",

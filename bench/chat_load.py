@@ -29,6 +29,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -41,6 +42,7 @@ _PING = b"\x89\x00"                      # a server ping with no payload (aiohtt
 _PONG = b"\x8a\x80\x00\x00\x00\x00"      # its answer: masked (client frames must be), empty
 _TAIL = 32                               # longer than a stamp: one cut between two reads is found whole
 TV_PAUSE = 0.05                          # the HbbTV app's pause between polls (hbbtv_apps/static/app.js)
+POLL_EVERY = 0.25                        # the ceiling wakes its TVs at most this often (onair: 0.5 ms a TV)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -63,11 +65,19 @@ def setting(quick: bool) -> dict[str, Any]:
 # --- the references ------------------------------------------------------------------------------------
 
 def reference_process(port: int, prebuilt: bool) -> None:
-    """bare (prebuilt=False): a JSON encoding and `send_str` per socket per message; ceiling (prebuilt=True):
-    one encoding and one set of WebSocket bytes per message, written to every socket as they are."""
+    """bare (prebuilt=False): a JSON encoding and `send_str` per socket per message, and every waiting TV woken
+    by every message. ceiling (prebuilt=True): one encoding and one set of WebSocket bytes per message written
+    to every socket as they are, TVs woken at most every POLL_EVERY with one encoded page per cursor: onair's
+    design with nothing else (no database, no Redis, no checks)."""
     sockets: dict[web.WebSocketResponse, asyncio.Transport] = {}
     history: list[dict[str, Any]] = []
+    pages: dict[int, bytes] = {}
     posted = asyncio.Event()
+
+    def wake() -> None:
+        nonlocal posted
+        posted.set()  # every waiter reads the new messages past its cursor
+        posted = asyncio.Event()
 
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -83,10 +93,8 @@ def reference_process(port: int, prebuilt: bool) -> None:
     async def post(request: web.Request) -> web.Response:
         data = await request.json()
         history.append(data)
-        nonlocal posted
-        posted.set()  # the bare long-poll wake-up: every waiter reads the new messages past its cursor
-        posted = asyncio.Event()
         if prebuilt:
+            pages.clear()
             payload = json.dumps({"type": "messages", "messages": [data]}).encode()
             n = len(payload)
             wire = (bytes([0x81, n]) if n < 126 else bytes([0x81, 126]) + n.to_bytes(2, "big")) + payload
@@ -94,10 +102,19 @@ def reference_process(port: int, prebuilt: bool) -> None:
                 if not transport.is_closing():
                     transport.write(wire)
         else:
+            wake()
             for ws in tuple(sockets):  # the bare broadcast loop
                 with contextlib.suppress(ConnectionError):  # a client that left at the end of the run
                     await ws.send_str(json.dumps({"type": "messages", "messages": [data]}))
         return web.json_response(data, status=201)
+
+    async def waker() -> None:
+        seen = 0
+        while True:
+            await asyncio.sleep(POLL_EVERY)
+            if len(history) > seen:
+                seen = len(history)
+                wake()
 
     async def long_poll(request: web.Request) -> web.Response:
         after = request.query.get("after")
@@ -107,9 +124,22 @@ def reference_process(port: int, prebuilt: bool) -> None:
             event = posted
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), float(request.query.get("wait", "20")))
-        return web.json_response({"messages": history[int(after):], "cursor": str(len(history))})
+        if not prebuilt:
+            return web.json_response({"messages": history[int(after):], "cursor": str(len(history))})
+        body = pages.get(int(after))
+        if body is None:
+            body = pages[int(after)] = json.dumps({"messages": history[int(after):],
+                                                   "cursor": str(len(history))}).encode()
+        return web.Response(body=body, content_type="application/json")
+
+    async def start_waker(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(waker())
+        yield
+        task.cancel()
 
     app = web.Application()
+    if prebuilt:
+        app.cleanup_ctx.append(start_waker)
     app.router.add_get("/ws", ws_handler)
     app.router.add_post("/messages", post)
     app.router.add_get("/messages", long_poll)
@@ -122,13 +152,14 @@ class Counts:
     def __init__(self) -> None:
         self.received = 0
         self.lat: list[float] = []
+        self.last_at = 0.0   # wall clock of the last delivery: the run's throughput is over first post..this
 
     def scan(self, data: bytes) -> None:
-        """Count the stamps in `data` (tail of the last read + this one); returns nothing, keeps the totals."""
         now = time.time()
         for stamp in _STAMP.findall(data):
             self.received += 1
             self.lat.append(now - float(stamp))
+            self.last_at = now
 
 
 class WsCounter(asyncio.Protocol):
@@ -164,6 +195,7 @@ class WsCounter(asyncio.Protocol):
             now = time.time()
             self.counts.received += len(matches)
             self.counts.lat.extend(now - float(m.group(1)) for m in matches)
+            self.counts.last_at = now
         self.tail = buf[max(matches[-1].end() if matches else 0, len(buf) - _TAIL):]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -244,24 +276,30 @@ def client_process(port: int, ws_path: str, poll_path: str, n_ws: int, n_tv: int
         for t in transports:
             t.abort()
         return {"connected": len(transports), "ws": ws.received, "ws_lat": ws.lat, "tv": tv.received,
+                "last_at": max(ws.last_at, tv.last_at),
                 "tv_lat": tv.lat, "errors": errors, "cpu_s": cpu, "wall_s": wall}
 
     out.put(asyncio.run(main()))
 
 
-async def _post(url: str, rate: float, seconds: float, devices: list[str]) -> tuple[dict[int, int], dict[str, str]]:
+async def _post(url: str, rate: float, seconds: float,
+                devices: list[str]) -> tuple[dict[int, int], dict[str, str], list[float]]:
     """Post at a fixed rate, each POST on its own so a slow answer does not slow the schedule; the count of
-    each answer's status (0: no answer) and the first refusal of each status."""
+    each answer's status (0: no answer), the first refusal of each status, and each 201's latency."""
     refusals: dict[str, str] = {}
+    answered: list[float] = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
         async def one(i: int) -> int:
             payload = {"nickname": "bench", "device_id": devices[i % len(devices)],
                        "text": f"t={time.time():.6f} #{i}"}
+            t0 = time.perf_counter()
             try:
                 async with s.post(url, json=payload, headers={"Idempotency-Key": f"bench-{i}"}) as r:
                     answer = await r.read()
                     if r.status != 201:
                         refusals.setdefault(str(r.status), answer[:300].decode(errors="replace"))
+                    else:
+                        answered.append(time.perf_counter() - t0)
                     return r.status
             except (aiohttp.ClientError, TimeoutError) as exc:
                 refusals.setdefault("0", repr(exc)[:300])
@@ -275,7 +313,7 @@ async def _post(url: str, rate: float, seconds: float, devices: list[str]) -> tu
         statuses: dict[int, int] = {}
         for status in await asyncio.gather(*tasks):
             statuses[status] = statuses.get(status, 0) + 1
-        return statuses, refusals
+        return statuses, refusals, answered
 
 
 def _cpu(pids: list[int]) -> float:
@@ -306,8 +344,8 @@ def run_load(port: int, ws_path: str, poll_path: str, post_url: str, load: dict[
         rss_after = sum(psutil.Process(p).memory_info().rss for p in server_pids)
         server_cpu0, load_avg = _cpu(server_pids), os.getloadavg()
         start.set()
-        t0 = time.monotonic()
-        statuses, refusals = asyncio.run(_post(post_url, load["rate"], seconds, devices))
+        t0, first_post = time.monotonic(), time.time()
+        statuses, refusals, answered = asyncio.run(_post(post_url, load["rate"], seconds, devices))
         time.sleep(float(os.environ.get("BENCH_CHAT_GRACE", "5")))  # deliveries still under way count
         server_cpu, window = _cpu(server_pids) - server_cpu0, time.monotonic() - t0
         stop.set()
@@ -324,11 +362,16 @@ def run_load(port: int, ws_path: str, poll_path: str, post_url: str, load: dict[
     ws_got, tv_got = sum(p["ws"] for p in parts), sum(p["tv"] for p in parts)
     connections = connected + tv_each * procs
     client_cpu = sum(p["cpu_s"] for p in parts)
+    # over the span from the first post to the last delivery: a server that falls behind is not credited
+    # with the time it took to catch up (nor with more than the posting time when it keeps up)
+    span = max(seconds, max(p["last_at"] for p in parts) - first_post)
     return {"ws_clients": connected, "longpoll_tvs": tv_each * procs, "connect_seconds": round(connect_s, 1),
             "messages_sent": sent, "post_statuses": {str(k): v for k, v in statuses.items()},
             "post_refusals": refusals, "deliveries": ws_got + tv_got,
             "expected_deliveries": sent * connections,
-            "deliveries_per_second": round((ws_got + tv_got) / seconds, 1),
+            "deliveries_per_second": round((ws_got + tv_got) / span, 1), "span_seconds": round(span, 1),
+            "post_p50_ms": round(percentile(answered, 0.5) * 1000, 1),
+            "post_p99_ms": round(percentile(answered, 0.99) * 1000, 1),
             "ws_deliveries": ws_got, "tv_deliveries": tv_got,
             "p50_ms": round(percentile(ws_lat + tv_lat, 0.5) * 1000, 1),
             "p99_ms": round(percentile(ws_lat + tv_lat, 0.99) * 1000, 1),
