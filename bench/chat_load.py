@@ -5,8 +5,11 @@ against two references with the same clients:
 
 - bare: a bare aiohttp app broadcasting each POSTed message to its sockets in a loop (`send_str`, as an
   application would write it) and waking its long-polls;
-- ceiling: the same app writing each message as prebuilt WebSocket bytes straight to every socket, the least a
-  Python server can do per delivery: what it reaches is what these clients can take on this machine.
+- ceiling (`ceiling_prebuilt_frames`): the same app writing each message as prebuilt WebSocket bytes straight to
+  every socket, TVs woken per tick: the least a Python process can do per delivered message. It writes once
+  per message per socket, where onair writes once per tick, and it is one process: at show scale on two
+  cores it falls behind too, so it is a reference for per-message work, not the clients' ceiling. That is
+  read from the clients' own CPU (`clients_cpu_per_s`: CPU seconds per second for every delivery counted).
 
 The clients cost as little as they can, so the server is what is measured: raw sockets in
 BENCH_CHAT_CLIENT_PROCS processes (default 2), each holding its share of both kinds; a WebSocket client does

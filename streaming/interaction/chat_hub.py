@@ -140,6 +140,8 @@ class RoomHub:
         self._gather = tick
         self._woken_at = 0.0
         self._wake: asyncio.TimerHandle | None = None
+        self._gathering = False
+        self._handled = asyncio.Event()
         self._changed = asyncio.Event()
         self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
@@ -221,6 +223,7 @@ class RoomHub:
             except TimeoutError:
                 events = []  # quiet: check the database in case a wake-up was lost (e.g. Redis restarted)
             else:
+                self._gathering = True
                 await asyncio.sleep(self._gather)  # gather a tick's worth into one frame
                 while not self._sub.queue.empty():
                     events.append(self._sub.queue.get_nowait())
@@ -229,6 +232,21 @@ class RoomHub:
             except Exception:
                 log.exception("chat hub %s failed to deliver; retrying", self.room)
                 await asyncio.sleep(0.5)
+            finally:
+                self._gathering = False
+                self._handled.set()
+                self._handled = asyncio.Event()
+
+    async def settled(self, within: float = 1.0) -> None:
+        """Wait (at most `within`) until what the bus had brought when called is delivered: a page read from
+        `recent` after this holds every message announced before, as a database read would."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        # the delivery under way, then the one that takes what is queued (each takes all that is queued)
+        for _ in range(int(self._gathering) + int(not self._sub.queue.empty())):
+            handled = self._handled
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(handled.wait(), max(0.0, deadline - loop.time()))
 
     async def _handle(self, events: list[dict[str, Any]]) -> None:
         fresh: dict[int, dict[str, Any]] = {}

@@ -182,6 +182,7 @@ async def _from_hub(request: web.Request, hub: RoomHub, q: AfterQuery) -> web.Re
     """The answer from the hub's recent pages (one encoding shared by every reader at the same cursor), waiting
     there when the reader is up to date; None when the database must answer (an older cursor, or a newer one
     than this process has seen)."""
+    await hub.settled()  # what was announced before this request is in the page (read your own post)
     body = hub.recent.page(q.after or 0, q.limit)
     if body is None and q.after == hub.last_seq and q.wait > 0:
         await request.app[BUS].check()
