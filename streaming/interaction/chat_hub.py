@@ -85,8 +85,13 @@ class Client:
         self._sending = False   # pump is in the middle of a send: anything new queues behind it
 
     def offer(self, frame: Frame, wire: bytes | None = None) -> bool:
+        # straight out only what is all new to this client: a hub behind the cursor the client resumed from
+        # (another process got there first) sends frames it has, which the pump trims
         if (self.live and self.write is not None and not self._sending and self.queue.empty()
+                and (frame.lo is None or frame.lo > self.last)
                 and self.write(frame.wire if wire is None else wire)):
+            if frame.hi is not None:
+                self.last = frame.hi
             return True
         try:
             self.queue.put_nowait(frame)
@@ -136,6 +141,7 @@ class RoomHub:
         self.clients: set[Client] = set()
         self.last_seq = 0
         self.recent = Recent(0)
+        self.poll_top = 0       # the cursor long-poll readers were last woken for: they are answered up to it
         self.pollers = 0
         self._gather = tick
         self._woken_at = 0.0
@@ -152,6 +158,7 @@ class RoomHub:
         self._sub = await self._stack.enter_async_context(self._bus.subscribe(channel(self.room), maxsize=10_000))
         self.last_seq = await chat.current_seq(self._db, self.room)
         self.recent = Recent(self.last_seq)
+        self.poll_top = self.last_seq
         # A fresh context: the hub outlives the request that started it, whose request id must not label it.
         self._task = asyncio.create_task(self._run(), name=f"chat-hub-{self.room}", context=contextvars.Context())
 
@@ -174,12 +181,14 @@ class RoomHub:
         self.clients.discard(client)
 
     async def wait_past(self, cursor: int, within: float) -> bool:
-        """Long-poll: wait until a message after `cursor` is visible, or the timeout."""
+        """Long-poll: wait until readers are woken for a cursor after `cursor`, or the timeout. A reader that comes
+        back between wakes waits for the next one rather than taking what arrived since: one answer per wake
+        per reader, however often it asks."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         self.pollers += 1
         try:
-            while self.last_seq <= cursor:
+            while self.poll_top <= cursor:
                 left = deadline - loop.time()
                 if left <= 0:
                     return False
@@ -212,6 +221,7 @@ class RoomHub:
 
     def _wake_now(self) -> None:
         self._wake = None
+        self.poll_top = self.last_seq
         self._woken_at = asyncio.get_running_loop().time()
         self._changed.set()
         self._changed = asyncio.Event()

@@ -24,7 +24,7 @@ class Recent:
         self.size = size
         self._max_pages = pages
         self._entries: dict[int, _Entry] = {}
-        self._pages: dict[tuple[int, int], bytes] = {}
+        self._pages: dict[tuple[int, int, int], bytes] = {}
 
     def add_messages(self, messages: list[dict[str, Any]], top: int) -> None:
         """Visible messages from the bus, one for each cursor up to `top`."""
@@ -48,23 +48,24 @@ class Recent:
             self.since = next(iter(self._entries))  # dicts keep insertion (cursor) order
             del self._entries[self.since]
 
-    def page(self, after: int, limit: int) -> bytes | None:
-        """The long-poll answer for a reader at `after`, encoded; None when this range cannot answer it (nothing
-        new yet, or older than what is kept: the database answers those)."""
-        if not self.since <= after < self.top:
+    def page(self, after: int, limit: int, upto: int | None = None) -> bytes | None:
+        """The long-poll answer for a reader at `after`, up to cursor `upto` (default: all), encoded; None when
+        this range cannot answer it (nothing new yet, or older than what is kept: the database answers those)."""
+        upto = self.top if upto is None else min(upto, self.top)
+        if not self.since <= after < upto:
             return None
-        key = (after, limit)
+        key = (after, limit, upto)
         body = self._pages.get(key)
         if body is None:
             if len(self._pages) >= self._max_pages:
                 self._pages.clear()
-            body = self._pages[key] = self._encode(after, limit)
+            body = self._pages[key] = self._encode(after, limit, upto)
         return body
 
-    def _encode(self, after: int, limit: int) -> bytes:
+    def _encode(self, after: int, limit: int, upto: int) -> bytes:
         picked: list[_Entry] = []
         cursor = after
-        for seq in range(after + 1, self.top + 1):
+        for seq in range(after + 1, upto + 1):
             if (entry := self._entries.get(seq)) is not None:
                 picked.append(entry)
                 cursor = seq

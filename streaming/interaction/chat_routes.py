@@ -183,14 +183,15 @@ async def _from_hub(request: web.Request, hub: RoomHub, q: AfterQuery) -> web.Re
     there when the reader is up to date; None when the database must answer (an older cursor, or a newer one
     than this process has seen)."""
     await hub.settled()  # what was announced before this request is in the page (read your own post)
-    body = hub.recent.page(q.after or 0, q.limit)
-    if body is None and q.after == hub.last_seq and q.wait > 0:
+    after = q.after or 0
+    body = hub.recent.page(after, q.limit, hub.poll_top)
+    if body is None and hub.poll_top <= after <= hub.last_seq and q.wait > 0:  # up to date: the next wake
         await request.app[BUS].check()
         with contextlib.suppress(Stopping), METRICS.connections.labels("long-poll").track_inprogress():
-            if await unless_stopping(request.app, hub.wait_past(q.after, q.wait)):
-                body = hub.recent.page(q.after, q.limit)
+            if await unless_stopping(request.app, hub.wait_past(after, q.wait)):
+                body = hub.recent.page(after, q.limit, hub.poll_top)
         if body is None:  # nothing new within `wait` (or shutting down): the same cursor, poll again
-            body = json.dumps({"messages": [], "cursor": str(q.after)}).encode()
+            body = json.dumps({"messages": [], "cursor": str(after)}).encode()
     if body is None:
         return None
     return web.Response(body=body, content_type="application/json",
