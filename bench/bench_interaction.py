@@ -6,11 +6,10 @@ devices (default 100,000) from BENCH_CLIENT_PROCS load-generator processes; refe
 POST handler (2 processes, SO_REUSEPORT) parsing the same JSON. Exactness: the final tally must equal
 the number of 2xx answers.
 
-Chat (the issue's show scale): BENCH_WS_CLIENTS WebSocket clients (default 5,000) and BENCH_LONGPOLL_TVS
-long-poll TVs (default 1,000; GET /messages?after=<cursor>&wait=20 in a loop) in one room, BENCH_CHAT_RATE
-messages/s (default 50) posted for BENCH_CHAT_SECONDS (default 20), from BENCH_CHAT_CLIENT_PROCS client
-processes; reference: a bare aiohttp app with the same clients in the same run, broadcasting each POSTed
-message to its sockets in a loop and waking its long-polls.
+Chat (the issue's show scale, bench/chat_load.py): BENCH_WS_CLIENTS WebSocket clients (default 5,000) and
+BENCH_LONGPOLL_TVS long-poll TVs (default 1,000) in one room, BENCH_CHAT_RATE messages/s (default 50) posted
+for BENCH_CHAT_SECONDS (default 20); references with the same clients in the same run: a bare aiohttp
+broadcast loop, and the same app writing prebuilt frames (the clients' ceiling on this machine).
 
 Quick mode (`ONAIR_BENCH_QUICK=1` or `--quick`; writes interaction_quick.json, never the full file): 500 WebSocket
 clients, 100 TVs, 20 msg/s for 5 s, 5,000 votes, 500 profiled votes. `BENCH_ONLY=chat` (or `votes`) runs one
@@ -26,11 +25,9 @@ embedded PostgreSQL in a temporary folder.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import multiprocessing
 import os
-import re
 import resource
 import shutil
 import socket
@@ -50,11 +47,9 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import results_file, vote_profile  # noqa: E402
+from bench import chat_load, results_file, vote_profile  # noqa: E402
 
 KEY = "bench-signing-key"
-_STAMP = re.compile(r'"text":\s*"t=([0-9.]+) #')
-_CURSOR = re.compile(r'"cursor":\s*"([0-9]+)"')
 TOKEN = "bench-admin-token"
 
 
@@ -97,51 +92,6 @@ def _bare_vote_process(port: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
     web.run_app(app, sock=sock, print=None, access_log=None, handle_signals=True)
-
-
-def _bare_chat_process(port: int) -> None:
-    sockets: set[web.WebSocketResponse] = set()
-    history: list[dict[str, Any]] = []
-    posted = asyncio.Event()
-
-    async def ws_handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        sockets.add(ws)
-        try:
-            async for _ in ws:
-                pass
-        finally:
-            sockets.discard(ws)
-        return ws
-
-    async def post(request: web.Request) -> web.Response:
-        data = await request.json()
-        frame = json.dumps({"type": "messages", "messages": [data]})
-        history.append(data)
-        nonlocal posted
-        posted.set()  # the bare long-poll wake-up: every waiter reads the new messages past its cursor
-        posted = asyncio.Event()
-        for ws in tuple(sockets):  # the bare broadcast loop
-            with contextlib.suppress(ConnectionError):  # a client that left at the end of the run
-                await ws.send_str(frame)
-        return web.json_response(data, status=201)
-
-    async def long_poll(request: web.Request) -> web.Response:
-        after = request.query.get("after")
-        if after is None:
-            return web.json_response({"messages": [], "cursor": str(len(history))})
-        if len(history) <= int(after):
-            event = posted
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), float(request.query.get("wait", "20")))
-        return web.json_response({"messages": history[int(after):], "cursor": str(len(history))})
-
-    app = web.Application()
-    app.router.add_get("/ws", ws_handler)
-    app.router.add_post("/messages", post)
-    app.router.add_get("/messages", long_poll)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 def _start(target, *args) -> multiprocessing.Process:
@@ -201,173 +151,6 @@ def _run_vote_load(base: str, pid: str, device_ids: list[str], procs: int, conns
             "p50_ms": round(_percentile(lat, 0.50) * 1000, 2), "p99_ms": round(_percentile(lat, 0.99) * 1000, 2)}
 
 
-async def _until(stop: Any) -> None:
-    """Clients listen until the posting is over (a multiprocessing.Event), not for a fixed time: on a busy
-    machine connecting thousands of clients takes long and unevenly."""
-    while not stop.is_set():
-        await asyncio.sleep(0.2)
-
-
-def _chat_clients(url: str, count: int, stop: Any, out: Any, ready: Any) -> None:
-    async def main() -> dict[str, Any]:
-        lat: list[float] = []
-        received = 0
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
-            sockets = []
-            for _ in range(count):
-                sockets.append(await s.ws_connect(url, max_msg_size=0))
-            ready.put(count)
-
-            async def reader(ws) -> None:
-                nonlocal received
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        break
-                    # a regex instead of json.loads: the client side must cost less than the server
-                    now = time.time()
-                    for stamp in _STAMP.findall(msg.data):
-                        received += 1
-                        lat.append(now - float(stamp))
-
-            tasks = [asyncio.create_task(reader(ws)) for ws in sockets]
-            await _until(stop)
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for ws in sockets:
-                await ws.close()
-        return {"kind": "ws", "received": received, "lat": lat}
-
-    out.put(asyncio.run(main()))
-
-
-def _tv_clients(url: str, count: int, stop: Any, out: Any, ready: Any) -> None:
-    """Long-poll TVs: each takes a cursor, then asks for what is past it (waiting up to 20 s), in a loop."""
-    async def main() -> dict[str, Any]:
-        lat: list[float] = []
-        received = 0
-        errors: dict[str, int] = {}
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                         timeout=aiohttp.ClientTimeout(total=60)) as s:
-            async def cursor() -> str:  # the room's cursor, once per process: every TV starts from it
-                for _ in range(30):
-                    async with s.get(url) as r:
-                        body = await r.text()
-                        if r.status == 200 and (m := _CURSOR.search(body)):
-                            return m.group(1)
-                    errors[f"cursor {r.status}: {body[:200]}"] = errors.get(f"cursor {r.status}: {body[:200]}", 0) + 1
-                    await asyncio.sleep(1)
-                raise RuntimeError(f"no cursor from {url}: {errors}")
-
-            cursors = [await cursor()] * count
-            ready.put(count)
-
-            async def tv(i: int) -> None:
-                nonlocal received
-                while True:
-                    try:
-                        async with s.get(url, params={"after": cursors[i], "wait": "20"}) as r:
-                            text = await r.text()
-                            r.raise_for_status()
-                    except (aiohttp.ClientError, TimeoutError) as exc:
-                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                        await asyncio.sleep(1)
-                        continue
-                    now = time.time()
-                    for stamp in _STAMP.findall(text):
-                        received += 1
-                        lat.append(now - float(stamp))
-                    if m := _CURSOR.search(text):
-                        cursors[i] = m.group(1)
-
-            tasks = [asyncio.create_task(tv(i)) for i in range(count)]
-            await _until(stop)
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        return {"kind": "tv", "received": received, "lat": lat, "errors": errors}
-
-    out.put(asyncio.run(main()))
-
-
-async def _post_chat(url: str, rate: float, seconds: float, body: dict[str, Any],
-                     devices: list[str]) -> tuple[dict[int, int], dict[str, str]]:
-    """Post at a fixed rate; each POST runs on its own so a slow answer does not slow the schedule. Returns
-    the count of each answer's status (0: no answer)."""
-    refusals: dict[str, str] = {}
-    async with aiohttp.ClientSession() as s:
-        async def one(i: int) -> int:
-            payload = {**body, "device_id": devices[i % len(devices)], "text": f"t={time.time():.6f} #{i}"}
-            try:
-                async with s.post(url, json=payload) as r:
-                    answer = await r.read()
-                    if r.status != 201:  # the first refusal of each status, for the result file
-                        refusals.setdefault(str(r.status), answer[:300].decode(errors="replace"))
-                    return r.status
-            except aiohttp.ClientError:
-                return 0
-
-        start = time.perf_counter()
-        tasks = []
-        for i in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(i)))
-        statuses: dict[int, int] = {}
-        for status in await asyncio.gather(*tasks):
-            statuses[status] = statuses.get(status, 0) + 1
-        return statuses, refusals
-
-
-def _run_chat(ws_url: str, poll_url: str, post_url: str, setting: dict[str, Any], devices: list[str],
-              server_pids: list[int]) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("fork")
-    q, ready, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-    procs, seconds = setting["client_procs"], setting["seconds"]
-    ws_each, tv_each = setting["ws_clients"] // procs, setting["longpoll_tvs"] // procs
-    rss_before = sum(psutil.Process(p).memory_info().rss for p in server_pids)
-    workers = [ctx.Process(target=_chat_clients, args=(ws_url, ws_each, stop, q, ready))
-               for _ in range(procs) if ws_each]
-    workers += [ctx.Process(target=_tv_clients, args=(poll_url, tv_each, stop, q, ready))
-                for _ in range(procs) if tv_each]
-    for w in workers:
-        w.start()
-    for _ in workers:
-        ready.get(timeout=600)
-    rss_after = sum(psutil.Process(p).memory_info().rss for p in server_pids)
-    time.sleep(0.5)
-    statuses, refusals = asyncio.run(_post_chat(post_url, setting["rate"], seconds, {"nickname": "bench"}, devices))
-    sent = statuses.get(201, 0)
-    time.sleep(float(os.environ.get("BENCH_CHAT_GRACE", "5")))  # deliveries still under way count, later ones not
-    stop.set()
-    parts = [q.get(timeout=300) for _ in workers]
-    for w in workers:
-        w.join()
-    lat = [x for p in parts for x in p["lat"]]
-    by_kind = {kind: [p for p in parts if p["kind"] == kind] for kind in ("ws", "tv")}
-    received = sum(p["received"] for p in parts)
-    connections = ws_each * procs + tv_each * procs
-    return {"ws_clients": ws_each * procs, "longpoll_tvs": tv_each * procs, "messages_sent": sent,
-            "post_statuses": {str(k): v for k, v in statuses.items()}, "post_refusals": refusals,
-            "deliveries": received, "expected_deliveries": sent * connections,
-            "deliveries_per_second": round(received / seconds, 1),
-            "p50_ms": round(_percentile(lat, 0.5) * 1000, 1), "p99_ms": round(_percentile(lat, 0.99) * 1000, 1),
-            "server_memory_per_connection_kib": round((rss_after - rss_before) / max(1, connections) / 1024, 1),
-            **{f"{kind}_deliveries": sum(p["received"] for p in ps) for kind, ps in by_kind.items()},
-            **{f"{kind}_p99_ms": round(_percentile([x for p in ps for x in p["lat"]], 0.99) * 1000, 1)
-               for kind, ps in by_kind.items()},
-            "tv_errors": {k: v for p in by_kind["tv"] for k, v in p["errors"].items()}}
-
-
-def chat_setting(quick: bool) -> dict[str, Any]:
-    """The chat load: the issue's show scale by default, a small one in quick mode; each figure overridable."""
-    env = os.environ.get
-    return {"ws_clients": int(env("BENCH_WS_CLIENTS", "500" if quick else "5000")),
-            "longpoll_tvs": int(env("BENCH_LONGPOLL_TVS", "100" if quick else "1000")),
-            "rate": float(env("BENCH_CHAT_RATE", "20" if quick else "50")),
-            "seconds": float(env("BENCH_CHAT_SECONDS", "5" if quick else "20")),
-            "client_procs": int(env("BENCH_CHAT_CLIENT_PROCS", "2"))}
-
-
 def _raise_fd_limit() -> None:
     """6,000 sockets on each side: the soft open-file limit (often 1,024) up to the hard one, inherited by the
     server and the client processes."""
@@ -383,7 +166,7 @@ def _serve(tmp: Path, port: int, redis_url: str, database_url: str | None, worke
            "ONAIR_REDIS_URL": redis_url, "ONAIR_ADMIN_TOKEN": TOKEN, "ONAIR_SIGNING_KEY": KEY,
            "ONAIR_LOG_LEVEL": "WARNING", "ONAIR_LOG_FORMAT": "text", "ONAIR_DB_POOL_SIZE": "8",
            # the chat bench posts 50 msg/s from a handful of devices; the per-device limit is not under test
-           "ONAIR_CHAT_RATE_MESSAGES": "100000"}
+           "ONAIR_CHAT_RATE_MESSAGES": "100000", "ONAIR_CHAT_IP_MESSAGES": "0"}
     if database_url:
         env["ONAIR_DATABASE_URL"] = database_url
     return subprocess.Popen([sys.executable, "-m", "onair.cli", "serve", "--workers", str(workers), "--no-sample",
@@ -498,27 +281,31 @@ def _votes(base: str, procs: int, conns: int, n_votes: int, serve_pid: int) -> d
 
 
 def _chat(base: str, port: int, serve_pid: int, setting: dict[str, Any]) -> dict[str, Any]:
+    """bench/chat_load.py: onair, then the bare loop, then the prebuilt-frames ceiling, with the same clients."""
     from streaming.interaction import devices
 
     children = [c.pid for c in psutil.Process(serve_pid).children()]
-    bare_chat_port = _free_port()
-    bare_chat = _start(_bare_chat_process, bare_chat_port)
-    try:
-        _wait_port(bare_chat_port)
-        chat_devices = [devices.issue(KEY.encode()) for _ in range(64)]
-        asyncio.run(_admin(base, "POST", "/api/v1/chat/rooms", {"room": "bench"}))  # rooms are made by staff
-        room = f"{base}/api/v1/chat/bench"
-        onair_chat = _run_chat(f"ws://127.0.0.1:{port}/api/v1/chat/bench/ws", f"{room}/messages",
-                               f"{room}/messages", setting, chat_devices, children)
-        bare = f"127.0.0.1:{bare_chat_port}"
-        bare_run_chat = _run_chat(f"ws://{bare}/ws", f"http://{bare}/messages", f"http://{bare}/messages",
-                                  setting, chat_devices, [bare_chat.pid])
-    finally:
-        bare_chat.terminate()
-    return {"onair": onair_chat, "bare_aiohttp_broadcast": bare_run_chat,
-            "ratio_to_bare": round(onair_chat["deliveries_per_second"]
-                                   / max(1.0, bare_run_chat["deliveries_per_second"]), 3),
-            "setting": setting, "full_setting": chat_setting(False),
+    chat_devices = [devices.issue(KEY.encode()) for _ in range(64)]
+    asyncio.run(_admin(base, "POST", "/api/v1/chat/rooms", {"room": "bench"}))  # rooms are made by staff
+    room = "/api/v1/chat/bench"
+    result: dict[str, Any] = {"onair": chat_load.run_load(port, f"{room}/ws", f"{room}/messages",
+                                                          f"{base}{room}/messages", setting, chat_devices, children)}
+    for name, prebuilt in (("bare_aiohttp_broadcast", False), ("ceiling_prebuilt_frames", True)):
+        ref_port = chat_load.free_port()
+        ref = _start(chat_load.reference_process, ref_port, prebuilt)
+        try:
+            _wait_port(ref_port)
+            result[name] = chat_load.run_load(ref_port, "/ws", "/messages", f"http://127.0.0.1:{ref_port}/messages",
+                                              setting, chat_devices, [ref.pid])
+        finally:
+            ref.kill()  # a throwaway process; aiohttp's graceful exit trips over the TVs' pending long-polls
+            ref.join(10)
+    onair, bare, ceiling = (result[k]["deliveries_per_second"] for k in
+                            ("onair", "bare_aiohttp_broadcast", "ceiling_prebuilt_frames"))
+    return {**result, "ratio_to_bare": round(onair / max(1.0, bare), 3),
+            "ratio_to_ceiling": round(onair / max(1.0, ceiling), 3),
+            "offered_deliveries_per_second": setting["rate"] * (setting["ws_clients"] + setting["longpoll_tvs"]),
+            "setting": setting, "full_setting": chat_load.setting(False),
             "targets": {"deliveries_per_second": 100000, "p99_ms": 1000, "ratio": 0.7}}
 
 
@@ -553,7 +340,7 @@ def run(results_dir: Path, quick: bool | None = None) -> dict[str, Any]:
             if only in ("", "votes"):
                 result["votes"] = _votes(base, procs, conns, n_votes, serve.pid)
             if only in ("", "chat"):
-                result["chat"] = _chat(base, port, serve.pid, chat_setting(quick))
+                result["chat"] = _chat(base, port, serve.pid, chat_load.setting(quick))
         finally:
             serve.terminate()
             try:

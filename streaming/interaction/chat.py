@@ -190,25 +190,49 @@ async def update_room(db: asyncpg.Pool, room: str, changes: dict[str, Any]) -> R
     return await ensure_room(db, room)
 
 
+async def sent_before(db: asyncpg.Pool, room: str, device_id: str, key: str) -> dict[str, Any] | None:
+    """The message this device already sent under this idempotency key, if any (a retry's original)."""
+    row = await db.fetchrow(f"SELECT {_MSG} FROM chat_messages WHERE room = $1 AND device_id = $2 "
+                            "AND idempotency_key = $3", room, device_id, key)
+    return dict(row) if row else None
+
+
 async def post(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text: str,
-               now: datetime) -> dict[str, Any]:
-    """Store a message that passed the Guard; room-level rules (pause, bans, slow mode) are checked here."""
-    async with db.acquire() as conn, conn.transaction():
+               now: datetime, key: str | None = None) -> tuple[dict[str, Any], bool]:
+    """Store a message that passed the Guard; room-level rules (pause, bans, slow mode) are checked here.
+    (row, True) when stored now; (the original, False) for a retry that raced its original under the same
+    key: it waited on the unique index for the original's commit."""
+    try:
+        return await _insert(db, room, device_id, nickname, text, now, key), True
+    except asyncpg.UniqueViolationError:
+        if key is None or (original := await sent_before(db, room, device_id, key)) is None:
+            raise
+        return original, False
+
+
+async def _insert(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text: str,
+                  now: datetime, key: str | None) -> dict[str, Any]:
+    # The room row is locked only by the one statement that takes the cursor and stores the message (its own
+    # transaction: one round trip, the lock held until its commit, so cursors still commit in order). The
+    # checks before it read without the lock: a show's room takes 50 messages/s, and six round trips under
+    # the lock per message made every post wait behind the others' (seconds under load). A pause or ban
+    # committed while a message is between its checks and its insert lets that one message through.
+    async with db.acquire() as conn:
         # Rooms exist only once staff made them: a viewer's message never creates one (that let anyone fill
         # the table with rooms).
-        found = await conn.fetchrow(f"SELECT {_ROOM} FROM chat_rooms WHERE room = $1 FOR UPDATE", room)
+        found = await conn.fetchrow(
+            f"""SELECT {_ROOM}, (SELECT until FROM chat_bans WHERE room = $1 AND until > $4
+                       AND ((kind = 'device' AND value = $2) OR (kind = 'nickname' AND value = $3))
+                       ORDER BY until DESC LIMIT 1) AS banned_until
+                FROM chat_rooms WHERE room = $1""", room, device_id, fold(nickname), now)
         if found is None:
             raise NotFound(f"No chat room {room!r}; rooms are created by staff", code="room-not-found")
         r = Room.from_row(found)
         if r.paused:
             raise RoomPaused("The room is paused by the moderators")
-        ban = await conn.fetchrow(
-            """SELECT kind, until FROM chat_bans WHERE room = $1 AND until > $4
-               AND ((kind = 'device' AND value = $2) OR (kind = 'nickname' AND value = $3))
-               ORDER BY until DESC LIMIT 1""", room, device_id, fold(nickname), now)
-        if ban:
-            raise Forbidden(f"You are banned from this room until {ban['until'].isoformat()}", code="banned",
-                            until=ban["until"].isoformat())
+        if until := found["banned_until"]:
+            raise Forbidden(f"You are banned from this room until {until.isoformat()}", code="banned",
+                            until=until.isoformat())
         if r.slow_mode_seconds:
             last = await conn.fetchval(
                 "SELECT max(created_at) FROM chat_messages WHERE room = $1 AND device_id = $2", room, device_id)
@@ -217,17 +241,21 @@ async def post(db: asyncpg.Pool, room: str, device_id: str, nickname: str, text:
                                       headers={"Retry-After": str(max(1, round(wait)))})
         text = mask_words(text, r.words)
         if r.premoderation:
-            row = await conn.fetchrow(
-                f"""INSERT INTO chat_messages (room, device_id, nickname, text, status, created_at)
-                    VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING {_MSG}""", room, device_id, nickname, text, now)
-            # the moderators' queue grew: a newsroom's tools hear of it without polling (webhooks)
-            await events.publish(conn, "chat.message.held", {"room": room, "message_id": row["id"],
-                                                             "nickname": nickname, "text": text}, at=now)
+            async with conn.transaction():
+                row = await conn.fetchrow(
+                    f"""INSERT INTO chat_messages (room, device_id, nickname, text, status, created_at,
+                                                   idempotency_key)
+                        VALUES ($1, $2, $3, $4, 'pending', $5, $6) RETURNING {_MSG}""",
+                    room, device_id, nickname, text, now, key)
+                # the moderators' queue grew: a newsroom's tools hear of it without polling (webhooks)
+                await events.publish(conn, "chat.message.held", {"room": room, "message_id": row["id"],
+                                                                 "nickname": nickname, "text": text}, at=now)
         else:
-            seq = await conn.fetchval("UPDATE chat_rooms SET seq = seq + 1 WHERE room = $1 RETURNING seq", room)
             row = await conn.fetchrow(
-                f"""INSERT INTO chat_messages (room, seq, device_id, nickname, text, created_at)
-                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_MSG}""", room, seq, device_id, nickname, text, now)
+                f"""WITH taken AS (UPDATE chat_rooms SET seq = seq + 1 WHERE room = $1 RETURNING seq)
+                    INSERT INTO chat_messages (room, seq, device_id, nickname, text, created_at, idempotency_key)
+                    SELECT $1, taken.seq, $2, $3, $4, $5, $6 FROM taken RETURNING {_MSG}""",
+                room, device_id, nickname, text, now, key)
     return dict(row)
 
 

@@ -1,26 +1,23 @@
-"""HTTP for chat: POST, long-poll and WebSocket for viewers; moderation for the studio (admin)."""
+"""HTTP for chat viewers: POST, long-poll and WebSocket (moderation for the studio: chat_moderation)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from onair.core.auth import audit, has_permission, label, requires
+from onair.core.auth import has_permission, label
 from onair.core.bus import BUS, BusUnavailable
 from onair.core.clock import now
 from onair.core.db.pool import POOL
 from onair.core.errors import (
     AppError,
     BadRequest,
-    Conflict,
-    NotFound,
     Unavailable,
     parse_query,
     pydantic_detail,
@@ -30,10 +27,13 @@ from onair.core.lifecycle import Stopping, unless_stopping
 from onair.core.metrics import METRICS, ROOMS
 from onair.core.openapi import described
 from onair.core.settings import SETTINGS
-from streaming.interaction import chat, chat_limits, devices
-from streaming.interaction.chat_hub import Hubs, channel
+from streaming.interaction import chat, chat_limits, chat_retries, devices
+from streaming.interaction import chat_moderation as moderation
+from streaming.interaction.chat_hub import Hubs, RoomHub, channel
 
 LONG_POLL_MAX = 25.0
+WS_BACKLOG = 64 * 1024  # bytes a socket may have unsent before its frames queue (then: dropped when full)
+IDEMPOTENCY_KEY_MAX = 100
 
 
 class ChatState:
@@ -44,6 +44,7 @@ class ChatState:
                                 history=s.chat_history)
         self.guard = chat.Guard(self.rules, max_entries=s.chat_guard_entries)
         self.hubs = Hubs(lambda: app[BUS], lambda: app[POOL])
+        self.attempts = chat_retries.Attempts()
 
 
 CHAT = web.AppKey("chat", ChatState)
@@ -53,6 +54,8 @@ class MessageIn(BaseModel):
     device_id: str = Field(max_length=200)
     nickname: str = Field(max_length=200)
     text: str = Field(max_length=64 * 1024)
+    # the client's own name for this message (or the Idempotency-Key header): a retry under it is not a second one
+    client_id: str | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
 
 
 class AfterQuery(BaseModel):
@@ -75,10 +78,28 @@ def _db_down(exc: Exception) -> Unavailable:
                        headers={"Retry-After": "2"})
 
 
-async def send_message(app: web.Application, request: web.Request, room: str, body: MessageIn) -> dict[str, Any]:
-    """The one path every message takes, whether it came by POST or over a WebSocket."""
-    state = app[CHAT]
+async def send_message(app: web.Application, request: web.Request, room: str,
+                       body: MessageIn) -> tuple[dict[str, Any], bool]:
+    """The one path every message takes, whether it came by POST or over a WebSocket: (the message, whether it
+    was stored now). A retry under an idempotency key the device already used gets the original back, before
+    any rule could refuse it as a duplicate or count it against the device's rate."""
     device_id = devices.require(request, body.device_id)
+    key = body.client_id
+    if key is None:
+        return await _store(app, request, room, device_id, body)
+    try:
+        async with app[CHAT].attempts.first(app[POOL], room, device_id, key) as original:
+            if original is None:
+                return await _store(app, request, room, device_id, body)
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        raise _db_down(exc) from exc
+    await _announce_again(app, room, original)
+    return chat.message_json(original), False
+
+
+async def _store(app: web.Application, request: web.Request, room: str, device_id: str,
+                 body: MessageIn) -> tuple[dict[str, Any], bool]:
+    state = app[CHAT]
     nickname = chat.clean_nickname(body.nickname)
     text = chat.clean_text(body.text, state.rules)
     await app[BUS].check()  # refuse before storing when live delivery is down: the client retries later
@@ -87,25 +108,42 @@ async def send_message(app: web.Application, request: web.Request, room: str, bo
     await chat_limits.check(request, room, device_id, state.rules)
     state.guard.check(room, device_id, text)
     try:
-        row = await chat.post(app[POOL], room, device_id, nickname, text, now(app))
+        row, stored = await chat.post(app[POOL], room, device_id, nickname, text, now(app), body.client_id)
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         raise _db_down(exc) from exc
     message = chat.message_json(row)
+    if not stored:  # another process stored it under the same key first
+        await _announce_again(app, room, row)
+        return message, False
     METRICS.chat_messages.labels(ROOMS(room), row["status"]).inc()
     with contextlib.suppress(BusUnavailable):  # stored: readers catch up from the database
         if row["status"] == "visible":
             await app[BUS].publish(channel(room), {"type": "message", "message": message})
         else:  # moderators' pages reload their approval queue; the text itself is not broadcast
             await app[BUS].publish(channel(room), {"type": "pending", "id": message["id"]})
-    return message
+    return message, True
+
+
+async def _announce_again(app: web.Application, room: str, row: dict[str, Any]) -> None:
+    """A retried message's original may have been stored without being announced (its request failed after
+    the commit): a cursor wake-up lets every hub read it from the database; a hub that has it ignores it."""
+    if row["seq"] is not None:
+        with contextlib.suppress(BusUnavailable):
+            await app[BUS].publish(channel(room), {"type": "seq", "cursor": str(row["seq"])})
 
 
 @described(body=MessageIn)
 async def post_message(request: web.Request) -> web.Response:
     room = _room(request)
     body = await read_json(request, MessageIn, max_bytes=request.app[CHAT].rules.max_bytes * 6 + 1024)
-    message = await send_message(request.app, request, room, body)
-    return web.json_response(message, status=201, headers={"Cache-Control": "no-store"})
+    if key := request.headers.get("Idempotency-Key"):
+        if len(key) > IDEMPOTENCY_KEY_MAX:
+            raise BadRequest(f"Idempotency-Key is at most {IDEMPOTENCY_KEY_MAX} characters", code="invalid-body")
+        body.client_id = key
+    message, stored = await send_message(request.app, request, room, body)
+    # a replay answers exactly as the original did (201, same message), marked so a client can tell
+    headers = {"Cache-Control": "no-store"} | ({} if stored else {"Idempotent-Replayed": "true"})
+    return web.json_response(message, status=201, headers=headers)
 
 
 @described(query=AfterQuery)
@@ -113,6 +151,9 @@ async def list_messages(request: web.Request) -> web.Response:
     """Long-poll for TVs: returns at once if newer messages exist, else waits up to `wait` seconds."""
     room = _room(request)
     q = parse_query(request, AfterQuery)
+    if q.after is not None and (hub := request.app[CHAT].hubs.running(room)) is not None:
+        if (page := await _from_hub(request, hub, q)) is not None:
+            return page
     db = request.app[POOL]
     limit = q.limit if q.after is not None else request.app[CHAT].rules.history
     rows = await chat.after(db, room, q.after, limit)
@@ -137,6 +178,26 @@ async def list_messages(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
 
 
+async def _from_hub(request: web.Request, hub: RoomHub, q: AfterQuery) -> web.Response | None:
+    """The answer from the hub's recent pages (one encoding shared by every reader at the same cursor), waiting
+    there when the reader is up to date; None when the database must answer (an older cursor, or a newer one
+    than this process has seen)."""
+    await hub.settled()  # what was announced before this request is in the page (read your own post)
+    after = q.after or 0
+    body = hub.recent.page(after, q.limit, hub.poll_top)
+    if body is None and hub.poll_top <= after <= hub.last_seq and q.wait > 0:  # up to date: the next wake
+        await request.app[BUS].check()
+        with contextlib.suppress(Stopping), METRICS.connections.labels("long-poll").track_inprogress():
+            if await unless_stopping(request.app, hub.wait_past(after, q.wait)):
+                body = hub.recent.page(after, q.limit, hub.poll_top)
+        if body is None:  # nothing new within `wait` (or shutting down): the same cursor, poll again
+            body = json.dumps({"messages": [], "cursor": str(after)}).encode()
+    if body is None:
+        return None
+    return web.Response(body=body, content_type="application/json",
+                        headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
+
+
 @label("public|chat:moderate")  # a moderator's connection moderates
 async def websocket(request: web.Request) -> web.StreamResponse:
     room = _room(request)
@@ -157,7 +218,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     def drop() -> None:  # slow consumer: closed, not waited for
         asyncio.get_running_loop().create_task(ws.close(code=4008, message=b"slow consumer"))
 
-    client = hub.join(ws.send_str, drop)  # joined before reading history, so nothing falls between
+    transport = request.transport
+
+    def write(frame: bytes) -> bool:
+        """A room frame's bytes straight onto the socket while it keeps up (the hub framed them once for all)."""
+        if ws.closed or transport is None or transport.is_closing() or transport.get_write_buffer_size() > WS_BACKLOG:
+            return False
+        transport.write(frame)
+        return True
+
+    client = hub.join(ws.send_str, drop, write)  # joined before reading history, so nothing falls between
     pump: asyncio.Task[None] | None = None
     gauges = (METRICS.connections.labels("websocket"), METRICS.chat_connections.labels(ROOMS(room)))
     for gauge in gauges:
@@ -196,137 +266,13 @@ async def _ws_command(request: web.Request, room: str, data: str) -> dict[str, A
             body = MessageIn.model_validate(payload)
         except ValidationError as err:
             raise BadRequest(pydantic_detail(err), code="invalid-body") from None
-        return {"type": "ack", "ref": payload.get("ref"),
-                "message": await send_message(request.app, request, room, body)}
+        message, _ = await send_message(request.app, request, room, body)
+        return {"type": "ack", "ref": payload.get("ref"), "message": message}
     except json.JSONDecodeError:
         return {"type": "error", "status": 400, "code": "invalid-json", "detail": "frame is not JSON"}
     except AppError as err:
         return {"type": "error", "status": err.status, "code": err.code, "detail": err.detail,
                 "ref": payload.get("ref") if isinstance(payload, dict) else None}
-
-
-# --- moderation (admin) ------------------------------------------------------------------------------
-
-class RoomPatch(BaseModel):
-    slow_mode_seconds: int | None = Field(default=None, ge=0, le=3600)
-    paused: bool | None = None
-    premoderation: bool | None = None
-    words: list[str] | None = Field(default=None, max_length=1000)
-
-
-class RoomIn(BaseModel):
-    room: str = Field(min_length=1, max_length=64)
-    name: str | None = Field(default=None, max_length=200)
-
-    @field_validator("room")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not chat.ROOM_RE.match(value):
-            raise ValueError("room names are 1-64 letters, digits, '.', '_' or '-'")
-        if value in chat.RESERVED_ROOMS:
-            raise ValueError(f"{value!r} is reserved")
-        return value
-
-
-class BanIn(BaseModel):
-    message_id: int | None = None
-    device_id: str | None = Field(default=None, max_length=200)
-    nickname: str | None = Field(default=None, max_length=200)
-    minutes: float = Field(default=60, gt=0, le=60 * 24 * 365)
-    reason: str = Field(default="", max_length=500)
-
-
-@requires("chat:moderate")
-@described(body=RoomIn, status=201)
-async def create_room(request: web.Request) -> web.Response:
-    """Open a chat room (viewers' messages never create one)."""
-    body = await read_json(request, RoomIn, max_bytes=4096)
-    room = await chat.create_room(request.app[POOL], body.room, body.name)
-    if room is None:
-        raise Conflict(f"A chat room named {body.room!r} exists", code="room-exists", field="room")
-    await audit(request, "chat.room.create", object_type="chat_room", object_id=room.room)
-    return web.json_response(room.to_json(), status=201, headers={"Location": f"/api/v1/chat/{room.room}",
-                                                                  "Cache-Control": "no-store"})
-
-
-@requires("chat:moderate")
-async def get_room(request: web.Request) -> web.Response:
-    room = await chat.ensure_room(request.app[POOL], _room(request))
-    pending = [chat.message_json(r, admin=True) for r in await chat.pending(request.app[POOL], room.room)]
-    return web.json_response({**room.to_json(), "pending": pending}, headers={"Cache-Control": "no-store"})
-
-
-@requires("chat:moderate")
-@described(body=RoomPatch)
-async def patch_room(request: web.Request) -> web.Response:
-    body = await read_json(request, RoomPatch)
-    changes = body.model_dump(exclude_none=True)
-    if "words" in changes:
-        changes["words"] = sorted({w.strip() for w in changes["words"] if w.strip()})
-    room = await chat.update_room(request.app[POOL], _room(request), changes)
-    with contextlib.suppress(BusUnavailable):
-        await request.app[BUS].publish(channel(room.room), {"type": "room", **room.to_json()})
-    return web.json_response(room.to_json(), headers={"Cache-Control": "no-store"})
-
-
-@requires("chat:moderate")
-async def delete_message(request: web.Request) -> web.Response:
-    room = _room(request)
-    message_id = _message_id(request)
-    seq = await chat.delete(request.app[POOL], room, message_id)
-    if seq is None:
-        raise NotFound(f"No message {message_id} in {room}", code="message-not-found")
-    with contextlib.suppress(BusUnavailable):  # stored: long-polls and reconnecting sockets read the tombstone
-        await request.app[BUS].publish(channel(room), {"type": "deleted", "id": message_id})
-        await request.app[BUS].publish(channel(room), {"type": "seq", "cursor": str(seq)})  # wakes long-polls
-    return web.Response(status=204)
-
-
-@requires("chat:moderate")
-async def approve_message(request: web.Request) -> web.Response:
-    room = _room(request)
-    row = await chat.approve(request.app[POOL], room, _message_id(request))
-    if row is None:
-        raise NotFound("No pending message with that id", code="message-not-found")
-    message = chat.message_json(row)
-    METRICS.chat_messages.labels(room, row["status"]).inc()
-    with contextlib.suppress(BusUnavailable):
-        await request.app[BUS].publish(channel(room), {"type": "message", "message": message})
-    return web.json_response(message)
-
-
-@requires("chat:moderate")
-@described(body=BanIn)
-async def ban(request: web.Request) -> web.Response:
-    room = _room(request)
-    body = await read_json(request, BanIn)
-    targets: list[tuple[str, str]] = []
-    if body.message_id is not None:
-        found = await chat.message_device(request.app[POOL], room, body.message_id)
-        if found is None:
-            raise NotFound("No message with that id", code="message-not-found")
-        targets += [("device", found[0]), ("nickname", found[1])]
-    if body.device_id:
-        targets.append(("device", body.device_id))
-    if body.nickname:
-        targets.append(("nickname", body.nickname))
-    if not targets:
-        raise BadRequest("name a message_id, device_id or nickname to ban", code="invalid-body")
-    until = now(request.app) + timedelta(minutes=body.minutes)
-    for kind, value in targets:
-        await chat.ban(request.app[POOL], room, kind, value, until, body.reason)
-    await audit(request, "chat.ban", object_type="chat_room", object_id=room,
-                detail={"kinds": [k for k, _ in targets], "minutes": body.minutes, "reason": body.reason})
-    return web.json_response({"room": room, "until": until.isoformat(),
-                              "banned": [{"kind": k, "value": v if k == "nickname" else v[:6] + "…"}
-                                         for k, v in targets]}, status=201)
-
-
-def _message_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["message_id"])
-    except ValueError:
-        raise NotFound("No such message", code="message-not-found") from None
 
 
 def chat_context():
@@ -341,12 +287,12 @@ def chat_context():
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(chat_context())
     r = app.router
-    r.add_post("/api/v1/chat/rooms", create_room, name="chat.rooms.create")
+    r.add_post("/api/v1/chat/rooms", moderation.create_room, name="chat.rooms.create")
     r.add_post("/api/v1/chat/{room}/messages", post_message, name="chat.post")
     r.add_get("/api/v1/chat/{room}/messages", list_messages, name="chat.messages")
     r.add_get("/api/v1/chat/{room}/ws", websocket, name="chat.ws")
-    r.add_get("/api/v1/chat/{room}", get_room, name="chat.room")
-    r.add_patch("/api/v1/chat/{room}", patch_room, name="chat.patch")
-    r.add_delete("/api/v1/chat/{room}/messages/{message_id}", delete_message, name="chat.delete")
-    r.add_post("/api/v1/chat/{room}/messages/{message_id}/approve", approve_message, name="chat.approve")
-    r.add_post("/api/v1/chat/{room}/bans", ban, name="chat.ban")
+    r.add_get("/api/v1/chat/{room}", moderation.get_room, name="chat.room")
+    r.add_patch("/api/v1/chat/{room}", moderation.patch_room, name="chat.patch")
+    r.add_delete("/api/v1/chat/{room}/messages/{message_id}", moderation.delete_message, name="chat.delete")
+    r.add_post("/api/v1/chat/{room}/messages/{message_id}/approve", moderation.approve_message, name="chat.approve")
+    r.add_post("/api/v1/chat/{room}/bans", moderation.ban, name="chat.ban")

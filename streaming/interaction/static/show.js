@@ -202,14 +202,38 @@
     };
   }
 
+  // Each message carries its own id (client_id): sending it again after a lost answer or a 503 (the server may
+  // have stored it anyway) gives back the stored message instead of posting it twice. Same text, same id,
+  // until it is sent.
+  var outgoing = { text: null, id: null };
+  function messageId(text) {
+    if (outgoing.text !== text) {
+      var bytes = crypto.getRandomValues(new Uint8Array(16)), hex = "";
+      for (var i = 0; i < bytes.length; i++) hex += (bytes[i] + 256).toString(16).slice(1);
+      outgoing = { text: text, id: hex };
+    }
+    return outgoing.id;
+  }
+
+  function postMessage(body, tries) {
+    return api("POST", "/api/v1/chat/" + cfg.room + "/messages", body).then(function (r) {
+      if (r.status !== 503 || tries <= 1) return r;
+      return new Promise(function (ok) { setTimeout(ok, 2000); }).then(function () { return postMessage(body, tries - 1); });
+    }, function (x) {
+      if (tries <= 1) throw x;
+      return new Promise(function (ok) { setTimeout(ok, 2000); }).then(function () { return postMessage(body, tries - 1); });
+    });
+  }
+
   $("chat-form").addEventListener("submit", function (e) {
     e.preventDefault();
     var text = $("chat-text"), err = $("chat-error");
     store.setItem("onair.nickname", nick.value);
     device().then(function (dev) {
-      return api("POST", "/api/v1/chat/" + cfg.room + "/messages", { device_id: dev, nickname: nick.value, text: text.value });
+      return postMessage({ device_id: dev, nickname: nick.value, text: text.value, client_id: messageId(text.value) }, 3);
     }).then(function (r) {
       if (r.status !== 201) { err.textContent = r.data.detail || "Not sent"; return; }
+      outgoing = { text: null, id: null };
       err.textContent = "";
       text.value = "";
       if (r.data.status === "pending") add(r.data, true);  // only we see it until a moderator approves it
