@@ -25,6 +25,7 @@ embedded PostgreSQL in a temporary folder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
