@@ -15,18 +15,17 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
-from onair.app import create_app
 from onair.core.db.pool import POOL
 from onair.core.settings import Settings
 from onair.core.storage import STORE
 from streaming.delivery import signing
 from streaming.delivery.origin import ORIGIN_CONFIG
-from tests.nginx_cdn import nginx_binary, running_nginx
+from tests.offload_pair import offload_pair
 from tests.origin_media import make_media, publish
-from tests.tools import missing
 
 # X-Onair-Decision (HIT/MISS of a kept decision) exists only where nginx sent the file
 IGNORED = {"date", "server", "connection", "keep-alive", "x-onair-decision"}
@@ -42,22 +41,15 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 async def pair(settings: Settings, media: dict[str, Path], tmp_path: Path
                ) -> AsyncIterator[tuple[TestClient, TestClient, str]]:
     """(onair direct, onair offload, nginx in front of the offload one)."""
-    binary = nginx_binary()
-    if binary is None:
-        missing("nginx", "apt-get install nginx-light  (or nginx)")
+    async def seed(app: web.Application) -> None:
+        await publish(app[POOL], app[STORE], "pub21", media)
+        await publish(app[POOL], app[STORE], "priv21", media, visibility="private")
+        await publish(app[POOL], app[STORE], "geo21", media, geo_allow=("GB",))
+
     settings = dataclasses.replace(settings, cors_origins="https://player.example")
-    direct_app = create_app(settings, settings.database_url or "", run_worker=False)
-    offload_app = create_app(dataclasses.replace(settings, origin_offload="nginx"), settings.database_url or "",
-                             run_worker=False)
-    async with TestClient(TestServer(direct_app, host="127.0.0.1")) as direct, \
-            TestClient(TestServer(offload_app, host="127.0.0.1")) as offload:
-        await publish(direct_app[POOL], direct_app[STORE], "pub21", media)
-        await publish(direct_app[POOL], direct_app[STORE], "priv21", media, visibility="private")
-        await publish(direct_app[POOL], direct_app[STORE], "geo21", media, geo_allow=("GB",))
-        origin = str(offload.make_url("")).rstrip("/").removeprefix("http://")
-        with running_nginx(binary, tmp_path / "nginx", origin, site="onair-offload.conf",
-                           objects=settings.data_dir / "objects") as edge:
-            yield direct, offload, edge
+    async with offload_pair(settings, tmp_path / "nginx", seed, site="onair-offload.conf",
+                            objects=settings.data_dir / "objects") as parties:
+        yield parties
 
 
 def _headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[str, str]]:

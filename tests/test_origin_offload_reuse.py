@@ -11,10 +11,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
 
-from onair.app import create_app
 from onair.core.db.pool import POOL
 from onair.core.settings import Settings
 from onair.core.storage import STORE
@@ -23,10 +23,9 @@ from streaming.catalog.rights import Rights
 from streaming.delivery import signing
 from streaming.delivery.offload import reuse_seconds
 from streaming.delivery.origin import LOOKUP_TTL, ORIGIN_CONFIG
-from tests.nginx_cdn import nginx_binary, running_nginx
+from tests.offload_pair import offload_pair
 from tests.origin_media import make_media, publish
 from tests.test_origin_offload import IGNORED
-from tests.tools import missing
 
 SEG = "hls/seg_0.m4s"
 TTL = 1  # nginx keeps a decision to the end of the next whole second: 1 to 2 s
@@ -43,23 +42,16 @@ async def edge(settings: Settings, media: dict[str, Path], tmp_path: Path
                ) -> AsyncIterator[tuple[TestClient, TestClient, str]]:
     """(onair direct, onair offload, nginx in front of the offload one); nginx is a trusted proxy, so a
     country header it passes on counts."""
-    binary = nginx_binary()
-    if binary is None:
-        missing("nginx", "apt-get install nginx-light  (or nginx)")
+    async def seed(app: web.Application) -> None:
+        await publish(app[POOL], app[STORE], "pub22", media)
+        await publish(app[POOL], app[STORE], "priv22", media, visibility="private")
+        await publish(app[POOL], app[STORE], "geo22", media, geo_allow=("GB",))
+
     settings = dataclasses.replace(settings, cors_origins="https://player.example", trusted_proxies="127.0.0.1/32")
-    direct_app = create_app(settings, settings.database_url or "", run_worker=False)
-    offload_app = create_app(dataclasses.replace(settings, origin_offload="nginx",
-                                                 origin_offload_decision_seconds=TTL),
-                             settings.database_url or "", run_worker=False)
-    async with TestClient(TestServer(direct_app, host="127.0.0.1")) as direct, \
-            TestClient(TestServer(offload_app, host="127.0.0.1")) as offload:
-        await publish(direct_app[POOL], direct_app[STORE], "pub22", media)
-        await publish(direct_app[POOL], direct_app[STORE], "priv22", media, visibility="private")
-        await publish(direct_app[POOL], direct_app[STORE], "geo22", media, geo_allow=("GB",))
-        origin = str(offload.make_url("")).rstrip("/").removeprefix("http://")
-        with running_nginx(binary, tmp_path / "nginx", origin, site="onair-offload.conf",
-                           objects=settings.data_dir / "objects") as url:
-            yield direct, offload, url
+    async with offload_pair(settings, tmp_path / "nginx", seed, site="onair-offload.conf",
+                            offload={"origin_offload_decision_seconds": TTL},
+                            objects=settings.data_dir / "objects") as parties:
+        yield parties
 
 
 async def _get(s: aiohttp.ClientSession, url: str, method: str = "GET", **headers: str) -> Answer:

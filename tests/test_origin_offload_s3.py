@@ -17,19 +17,18 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
-from onair.app import create_app
 from onair.core.db.pool import POOL
 from onair.core.settings import Settings
 from onair.core.storage import STORE
 from streaming.delivery import signing
 from streaming.delivery.access import object_key
 from streaming.delivery.origin import ORIGIN_CONFIG
-from tests.nginx_cdn import nginx_binary, running_nginx
+from tests.offload_pair import offload_pair
 from tests.origin_media import make_media, publish
-from tests.tools import missing
 
 IGNORED = {"date", "server", "connection", "keep-alive"}
 SEG = "hls/seg_0.m4s"
@@ -46,26 +45,19 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 async def pair(s3_settings: Settings, media: dict[str, Path], tmp_path: Path
                ) -> AsyncIterator[tuple[TestClient, TestClient, str]]:
     """(onair direct, onair offload, nginx in front of the offload one), all on the same bucket."""
-    binary = nginx_binary()
-    if binary is None:
-        missing("nginx", "apt-get install nginx-light  (or nginx)")
-    settings = dataclasses.replace(s3_settings, cors_origins="https://player.example")
-    direct_app = create_app(settings, settings.database_url or "", run_worker=False)
-    offload_app = create_app(dataclasses.replace(settings, origin_offload="nginx"), settings.database_url or "",
-                             run_worker=False)
-    async with TestClient(TestServer(direct_app, host="127.0.0.1")) as direct, \
-            TestClient(TestServer(offload_app, host="127.0.0.1")) as offload:
-        store = direct_app[STORE]
-        await publish(direct_app[POOL], store, "s3pub21", media)
-        await publish(direct_app[POOL], store, "s3priv21", media, visibility="private")
-        await publish(direct_app[POOL], store, "s3geo21", media, geo_allow=("GB",))
+    async def seed(app: web.Application) -> None:
+        store = app[STORE]
+        await publish(app[POOL], store, "s3pub21", media)
+        await publish(app[POOL], store, "s3priv21", media, visibility="private")
+        await publish(app[POOL], store, "s3geo21", media, geo_allow=("GB",))
         await store.put_bytes(object_key("s3pub21", BIG), os.urandom(3 * 1024 * 1024 + 17))
         await store.put_bytes(object_key("s3pub21", ODD), media["captions/en.vtt"].read_bytes())
-        origin = str(offload.make_url("")).rstrip("/").removeprefix("http://")
-        s3 = urlsplit(settings.s3_endpoint or "").netloc
-        with running_nginx(binary, tmp_path / "nginx", origin, site="onair-offload-s3.conf",
-                           edit=lambda _name, text: text.replace("@@S3@@", s3)) as edge:
-            yield direct, offload, edge
+
+    settings = dataclasses.replace(s3_settings, cors_origins="https://player.example")
+    s3 = urlsplit(settings.s3_endpoint or "").netloc
+    async with offload_pair(settings, tmp_path / "nginx", seed, site="onair-offload-s3.conf",
+                            edit=lambda _name, text: text.replace("@@S3@@", s3)) as parties:
+        yield parties
 
 
 def _headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[str, str]]:
