@@ -282,3 +282,23 @@ async def test_rooms_are_created_by_staff_only(client: TestClient) -> None:
     show = await client.post("/api/v1/shows", json={"slug": "quiz", "title": "Quiz night"}, headers=ADMIN)
     assert show.status == 201, await show.text()
     assert (await client.post("/api/v1/chat/show-quiz/messages", json={**msg, "text": "hi quiz"})).status == 201
+
+
+async def test_a_pause_committed_while_a_message_waits_for_the_room_stops_it(chatty: TestClient, db) -> None:
+    """The message passed its checks before the pause committed; the statement that stores it judges the
+    pause again once it holds the room, so nothing is stored and the poster hears 423."""
+    dev = await device(chatty)
+    async with db.acquire() as moderator:
+        pause = moderator.transaction()
+        await pause.start()
+        await moderator.execute("UPDATE chat_rooms SET paused = true WHERE room = 'r3'")  # not committed yet
+        posting = asyncio.create_task(chatty.post("/api/v1/chat/r3/messages",
+                                                  json={"device_id": dev, "nickname": "ann", "text": "late"}))
+        async with asyncio.timeout(15):  # the post reads the room unpaused, then waits for the row lock
+            while not await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                        "AND query LIKE '%UPDATE chat_rooms SET seq%'"):
+                await asyncio.sleep(0.02)
+        await pause.commit()
+        resp = await posting
+    assert resp.status == 423, await resp.text()
+    assert not await db.fetchval("SELECT count(*) FROM chat_messages WHERE room = 'r3' AND text = 'late'")

@@ -215,8 +215,9 @@ async def _insert(db: asyncpg.Pool, room: str, device_id: str, nickname: str, te
     # The room row is locked only by the one statement that takes the cursor and stores the message (its own
     # transaction: one round trip, the lock held until its commit, so cursors still commit in order). The
     # checks before it read without the lock: a show's room takes 50 messages/s, and six round trips under
-    # the lock per message made every post wait behind the others' (seconds under load). A pause or ban
-    # committed while a message is between its checks and its insert lets that one message through.
+    # the lock per message made every post wait behind the others' (seconds under load). A pause is judged
+    # again by that statement; a ban committed while a message is between its check and its insert lets
+    # that one message through (moderators delete it like any other).
     async with db.acquire() as conn:
         # Rooms exist only once staff made them: a viewer's message never creates one (that let anyone fill
         # the table with rooms).
@@ -251,11 +252,15 @@ async def _insert(db: asyncpg.Pool, room: str, device_id: str, nickname: str, te
                 await events.publish(conn, "chat.message.held", {"room": room, "message_id": row["id"],
                                                                  "nickname": nickname, "text": text}, at=now)
         else:
+            # `NOT paused` is judged again on the row as locked: a pause committed after the checks above
+            # still stops this message (nothing is inserted)
             row = await conn.fetchrow(
-                f"""WITH taken AS (UPDATE chat_rooms SET seq = seq + 1 WHERE room = $1 RETURNING seq)
+                f"""WITH taken AS (UPDATE chat_rooms SET seq = seq + 1 WHERE room = $1 AND NOT paused RETURNING seq)
                     INSERT INTO chat_messages (room, seq, device_id, nickname, text, created_at, idempotency_key)
                     SELECT $1, taken.seq, $2, $3, $4, $5, $6 FROM taken RETURNING {_MSG}""",
                 room, device_id, nickname, text, now, key)
+            if row is None:
+                raise RoomPaused("The room is paused by the moderators")
     return dict(row)
 
 
