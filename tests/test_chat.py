@@ -285,8 +285,8 @@ async def test_rooms_are_created_by_staff_only(client: TestClient) -> None:
     assert (await client.post("/api/v1/chat/show-quiz/messages", json={**msg, "text": "hi quiz"})).status == 201
 
 
-async def test_a_pause_committed_while_a_message_waits_for_the_room_stops_it(chatty: TestClient,
-                                                                                 db: asyncpg.Pool) -> None:
+async def test_a_pause_committed_while_a_message_waits_for_the_room_stops_it(
+        chatty: TestClient, db: asyncpg.Pool) -> None:
     """The message passed its checks before the pause committed; the statement that stores it judges the
     pause again once it holds the room, so nothing is stored and the poster hears 423."""
     dev = await device(chatty)
