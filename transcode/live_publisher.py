@@ -49,7 +49,8 @@ class Publisher:
         self.p = ctx.payload
         self.low = self.p.get("latency") == "low"
         self.lock = asyncio.Lock()
-        self.anchor: dict[str, float] = {}
+        self.anchor: dict[str, float] = {}   # per track: wall-clock time of media time 0 (see _anchor)
+        self.sets_ast = state.get("ast") is None   # the event's first run fixes availabilityStartTime
         self.run_start: dict[str, int] = {}
         self.closed: dict[str, int] = {}   # segments closed per track in this run
         self.open: dict[str, _Open] = {}
@@ -68,14 +69,31 @@ class Publisher:
         track["inits"][str(self.run)] = key
         track["parts"], track["open"] = [], None   # parts of an earlier run never continue into this one
 
+    def _anchor(self, tid: str, frag: fmp4_stream.Fragment) -> None:
+        """Map media time to wall-clock time: a fragment is out no earlier than it was encoded, so the mapping is
+        the earliest (arrival - media end) seen. The first fragment alone would be late by the startup backlog
+        (the encoder starts on PROBE_SECONDS of buffered input and then works it off in a burst): LL-DASH players
+        would take the media for that much younger than it is, and sit that much further behind the live edge
+        than their target. It settles during the run's first segment; the MPD (the only reader of this clock
+        besides PROGRAM-DATE-TIME) is first written once a segment is complete, and from then on it is fixed."""
+        ts = self.state["tracks"][tid]["timescale"]
+        bound = time.time() - (frag.decode_time + frag.duration) / ts
+        if tid not in self.anchor:
+            self.run_start[tid] = frag.decode_time
+        elif self.closed.get(tid, 0) or bound >= self.anchor[tid]:
+            return
+        self.anchor[tid] = bound
+        if self.sets_ast:
+            self.state["ast"] = min(self.anchor[t] + self.run_start[t] / self.state["tracks"][t]["timescale"]
+                                    for t in self.anchor)
+        if (cur := self.open.get(tid)) is not None:
+            cur.wall = round(bound + cur.decode_time / ts, 3)
+            self.state["tracks"][tid]["open"][3] = cur.wall
+
     def _open_segment(self, tid: str, frag: fmp4_stream.Fragment) -> _Open:
         track = self.state["tracks"][tid]
         ts = track["timescale"]
-        if tid not in self.anchor:  # this fragment ended about now: map media time to wall-clock time
-            self.anchor[tid] = time.time() - (frag.decode_time + frag.duration) / ts
-            self.run_start[tid] = frag.decode_time
-            if self.state.get("ast") is None:
-                self.state["ast"] = self.anchor[tid] + frag.decode_time / ts
+        self._anchor(tid, frag)
         if (cur := self.open.get(tid)) is None:
             seq = track["segments"][-1][0] + 1 if track["segments"] else 1
             cur = self.open[tid] = _Open(seq, frag.decode_time, round(self.anchor[tid] + frag.decode_time / ts, 3))
