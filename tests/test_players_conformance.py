@@ -231,6 +231,10 @@ async def _switch_audio(page, seen: list[str], outputs: dict[str, Any]) -> None:
     await page.evaluate("() => harness.setAudio('de')")
     await _until(page, "() => harness.audioActive() === 'de'", what="German audio reported")
     await _fetched(seen, rf"/site/cmaf/seg-{german['rep_id']}-\d+\.m4s", mark, what="German audio segments")
+    # and appended, as a viewer would wait before touching anything else: a seek while shaka was still
+    # replacing the audio it had flushed once hung in "seeking" for good (CI, both cores busy)
+    await _until(page, "() => { const v = document.querySelector('video'); return !v.seeking && v.readyState >= 3; }",
+                 what="German audio buffered")
 
 
 async def _switch_subtitles(page, seen: list[str], where: Path, tag: str) -> None:
