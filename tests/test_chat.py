@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from onair.app import create_app
 from onair.core.settings import Settings
+from streaming.interaction import chat
 from streaming.interaction.chat_hub import Client, Frame, RoomHub
 from tests.chat_helpers import open_room
 from tests.conftest import ADMIN
@@ -304,3 +305,23 @@ async def test_a_pause_committed_while_a_message_waits_for_the_room_stops_it(
         resp = await posting
     assert resp.status == 423, await resp.text()
     assert not await db.fetchval("SELECT count(*) FROM chat_messages WHERE room = 'r3' AND text = 'late'")
+
+
+async def test_a_message_stored_while_a_first_read_runs_is_the_readers_next(
+        chatty: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TV's first read (no cursor) gets the history and a cursor; a message committed between the two must
+    come in its next read, not fall behind the cursor (it did when the cursor was read after the history)."""
+    dev = await device(chatty)
+    real_after = chat.after
+
+    async def history_then_a_post(db: asyncpg.Pool, room: str, cursor: int | None, limit: int) -> list[dict]:
+        rows = await real_after(db, room, cursor, limit)
+        monkeypatch.setattr(chat, "after", real_after)
+        await say(chatty, "room2", dev, "in between")
+        return rows
+
+    monkeypatch.setattr(chat, "after", history_then_a_post)
+    first = await (await chatty.get("/api/v1/chat/room2/messages")).json()
+    assert "in between" not in [m["text"] for m in first["messages"]]
+    resp = await chatty.get(f"/api/v1/chat/room2/messages?after={first['cursor']}&wait=5")
+    assert [m["text"] for m in (await resp.json())["messages"]] == ["in between"]

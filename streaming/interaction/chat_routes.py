@@ -156,6 +156,9 @@ async def list_messages(request: web.Request) -> web.Response:
             return page
     db = request.app[POOL]
     limit = q.limit if q.after is not None else request.app[CHAT].rules.history
+    # A first read (no cursor) answers the cursor as it was BEFORE the history was read: a message committed
+    # in between is then the reader's next one, where a cursor read after the history would skip it for good.
+    start = await chat.current_seq(db, room) if q.after is None else 0
     rows = await chat.after(db, room, q.after, limit)
     if not rows and q.after is not None and q.wait > 0:
         await request.app[BUS].check()
@@ -165,11 +168,11 @@ async def list_messages(request: web.Request) -> web.Response:
             if await unless_stopping(request.app, hub.wait_past(q.after, q.wait)):
                 rows = await chat.after(db, room, q.after, limit)
     if rows:
-        cursor = max(r["seq"] for r in rows)
+        cursor = max([start] + [r["seq"] for r in rows])
     elif q.after is not None:
         cursor = q.after
     else:
-        cursor = await chat.current_seq(db, room)
+        cursor = start
     messages = [chat.message_json(r) for r in rows if r["status"] == "visible"]
     body: dict[str, Any] = {"messages": messages, "cursor": str(cursor)}
     if q.after is not None and (gone := chat.tombstones(rows)):
