@@ -297,7 +297,9 @@ async def test_a_pause_committed_while_a_message_waits_for_the_room_stops_it(
         await moderator.execute("UPDATE chat_rooms SET paused = true WHERE room = 'r3'")  # not committed yet
         posting = asyncio.create_task(chatty.post("/api/v1/chat/r3/messages",
                                                   json={"device_id": dev, "nickname": "ann", "text": "late"}))
-        async with asyncio.timeout(15):  # the post reads the room unpaused, then waits for the row lock
+        # the post reads the room unpaused, then waits for the row lock: PostgreSQL announces no lock wait, so
+        # its activity view is read until it shows one
+        async with asyncio.timeout(15):
             while not await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                         "AND query LIKE '%UPDATE chat_rooms SET seq%'"):
                 await asyncio.sleep(0.02)

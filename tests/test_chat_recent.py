@@ -40,18 +40,21 @@ async def test_a_client_resuming_ahead_of_the_hub_gets_no_message_twice() -> Non
     wired: list[bytes] = []
     sent: list[str] = []
 
+    trimmed = asyncio.Event()
+
     async def send(text: str) -> None:
         sent.append(text)
+        trimmed.set()
 
     client = Client(send, lambda: None, buffer=8, write=lambda b: wired.append(b) is None)
     client.last = 12
     pump = asyncio.create_task(client.pump())
-    await asyncio.sleep(0)
     client.offer(Frame(messages_frame([message(11, 1), message(12, 2)], 12), 11, 12,
                        [message(11, 1), message(12, 2)]))
     client.offer(Frame(messages_frame([message(12, 2), message(13, 3)], 13), 12, 13,
                        [message(12, 2), message(13, 3)]))
-    await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):  # the pump sent what was new of the two queued frames
+        await trimmed.wait()
     client.offer(Frame(messages_frame([message(14, 4)], 14), 14, 14, [message(14, 4)]))
     pump.cancel()
     seen = [m["id"] for text in sent for m in json.loads(text)["messages"]]

@@ -29,12 +29,19 @@ async def test_batched_requests_read_as_one_by_one() -> None:
     meter = HttpMeter(*_metrics(batched), LATENCY_BUCKETS)
     for _ in SECONDS:
         meter.begin()
-    await asyncio.sleep(0)  # the loop turn's flush
+    await _after_scheduled_callbacks()  # the loop turn's flush
     assert b"onair_http_in_flight 9.0" in generate_latest(batched)
     for s in SECONDS:
         meter.end("GET", "/media/{asset_id}/{path}", 200, s, True)
-    await asyncio.sleep(0)
+    await _after_scheduled_callbacks()
     assert _samples(batched) == _samples(by_hand)  # counts, sums, every bucket; in flight back to 0
+
+
+async def _after_scheduled_callbacks() -> None:
+    """Resume once every callback scheduled so far (the meter's flush) has run: call_soon runs in order."""
+    done = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(done.set_result, None)
+    await done
 
 
 def _samples(registry: CollectorRegistry) -> list[bytes]:
