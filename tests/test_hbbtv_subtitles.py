@@ -17,7 +17,7 @@ from tests.embed_helpers import insert_asset
 from tests.test_embed_browser import OUTPUTS, _make_hls, server  # noqa: F401 (fixture)
 from tests.test_hbbtv_documents import TV_1, TV_2, XHTML_NS, xhtml1_violations
 from tests.test_hbbtv_keyflow import _open_tv, _shots_dir
-from tests.test_hbbtv_tv_fixes import DESKTOP_UA
+from tests.test_hbbtv_tv_fixes import desktop_page
 
 
 def _track(lang: str, kind: str = "subtitle") -> dict[str, Any]:
@@ -92,11 +92,7 @@ async def test_desktop_preview_shows_the_chosen_languages_cue(browser: Any, serv
         await store.put_bytes(f"assets/{clip}/{c['vtt']}", f"WEBVTT\n\n00:00.000 --> 00:03.000\n{text}\n".encode(),
                               "text/vtt")
     await _app(server, clip, "preview")
-    context = await browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 720})
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    await page.goto(str(server.make_url("/hbbtv/preview/")))
+    page, errors = await desktop_page(browser, str(server.make_url("/hbbtv/preview/")))
     await page.wait_for_function("() => document.body.getAttribute('data-app') === 'ready'")
     for key in ("r", "b", "Enter"):
         await page.keyboard.press(key)
@@ -122,4 +118,4 @@ async def test_desktop_preview_shows_the_chosen_languages_cue(browser: Any, serv
     assert await page.text_content("#subs-label") == "Subtitles: Deutsch"
     await page.screenshot(path=str(_shots_dir(tmp_path) / "preview-subtitles-deutsch.png"))
     assert not errors, errors
-    await context.close()
+    await page.context.close()

@@ -19,6 +19,16 @@ from tests.test_hbbtv_keyflow import _assert_in_safe_area, _open_tv, _shots_dir
 DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")
 
 
+async def desktop_page(browser: Any, url: str) -> tuple[Any, list[str]]:
+    """A desktop browser's page at `url` (1280x720) and the list its script errors are collected in."""
+    context = await browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 720})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    await page.goto(url)
+    return page, errors
+
+
 def _overlap(a: list[float], b: list[float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
@@ -67,11 +77,7 @@ async def test_desktop_preview_has_a_legend_and_plays_a_clip(
         "slug": "preview", "name": "Preview", "org_id": 4660, "app_id": 3, "vod_assets": [clip]})
     assert resp.status == 201, await resp.text()
     shots = _shots_dir(tmp_path)
-    context = await browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 720})
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    await page.goto(str(server.make_url("/hbbtv/preview/")))
+    page, errors = await desktop_page(browser, str(server.make_url("/hbbtv/preview/")))
     await page.wait_for_function("() => document.body.getAttribute('data-app') === 'ready'")
     legend = await page.text_content("#legend")
     assert "R = RED" in legend and "Backspace = BACK" in legend and "Enter = OK" in legend
@@ -98,7 +104,7 @@ async def test_desktop_preview_has_a_legend_and_plays_a_clip(
     assert not await page.evaluate("() => /hidden/.test(document.getElementById('overlay').className)")
     await page.screenshot(path=str(shots / "preview-3-back-to-overlay.png"))
     assert not errors, errors
-    await context.close()
+    await page.context.close()
 
 
 async def test_tv_switches_to_the_shows_live_channel_and_back(browser: Any, client: TestClient,

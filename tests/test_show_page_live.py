@@ -15,7 +15,7 @@ from onair.app import create_app
 from tests.conftest import ADMIN
 from tests.live_helpers import create, live_settings, publish, wait_status
 from tests.test_hbbtv_keyflow import _shots_dir
-from tests.test_hbbtv_tv_fixes import DESKTOP_UA
+from tests.test_hbbtv_tv_fixes import desktop_page
 
 PLAYING = "() => { const v = document.querySelector('video'); return !!v && v.currentTime > 0.3 && !v.error; }"
 
@@ -48,11 +48,7 @@ async def test_show_page_and_tv_preview_play_the_live_channel(live: TestClient, 
     pub = publish(channel["ingest"]["rtmp"], 40)
     try:
         await wait_status(live, cid, "live")
-        context = await browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 720})
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        await page.goto(str(live.make_url("/s/derby")))
+        page, errors = await desktop_page(browser, str(live.make_url("/s/derby")))
         assert await page.get_attribute("#live", "loading") == "lazy"
         await (await _player(page)).wait_for_function(PLAYING, timeout=30_000)
         await page.screenshot(path=str(shots / "show-page-live.png"))
@@ -72,7 +68,7 @@ async def test_show_page_and_tv_preview_play_the_live_channel(live: TestClient, 
         await page.wait_for_function("() => document.body.getAttribute('data-playing') === 'broadcast'")
         assert await page.evaluate("() => !document.getElementById('vod')")
         assert not errors, errors
-        await context.close()
+        await page.context.close()
     finally:
         pub.kill()
         pub.wait()
