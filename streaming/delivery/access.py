@@ -62,17 +62,20 @@ _TOKEN_PROBLEMS = {
 
 
 def check_token(secret: bytes, token: str, asset_id: str, key: str, now: float,
-                client_ip: str | None, skew: float = 0) -> None:
+                client_ip: str | None, skew: float = 0) -> signing.TokenFields:
+    """The token's fields when it opens this object, else 403 naming why."""
     problem = signing.check_token(secret, token, f"/media/{asset_id}/{key}", now, client_ip, skew)
+    fields = None
     if problem is signing.TokenProblem.OK:
         # Defence in depth: even a genuine token must be scoped to this one asset's folder, so an acl
         # like "/media/ab*" (which we never issue) cannot open "/media/abc/...".
         fields = signing.read_token(secret, token)
         if fields is None or not fields.acl.startswith(f"/media/{asset_id}/"):
             problem = signing.TokenProblem.WRONG_PATH
-    if problem is not signing.TokenProblem.OK:
+    if problem is not signing.TokenProblem.OK or fields is None:
         code, detail = _TOKEN_PROBLEMS[problem]
         raise Forbidden(detail, code=code)
+    return fields
 
 
 _RIGHTS_PROBLEMS = {

@@ -183,16 +183,14 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
     check_raw_path(request.raw_path)
     store_key = object_key(asset_id, key)
     moment = clock_now(request.app)
-    if token is not None:
-        check_token(config.secret, token, asset_id, key, moment.timestamp(), client_ip(request),
-                    config.settings.token_clock_skew_seconds)
+    fields = None if token is None else check_token(config.secret, token, asset_id, key, moment.timestamp(),
+                                                    client_ip(request), config.settings.token_clock_skew_seconds)
     asset = await _asset(request, config, asset_id)
     check_access(asset, has_token=token is not None, now=moment, country=viewer_country(request))
     if asset.media_generation:
         store_key = object_key(asset_id, key, asset.media_generation)
     info, local, last_modified = await _object(request, config, asset_id, key, store_key)
     request.app[ORIGIN_HITS][(asset_id, key)] += 1
-    fields = signing.read_token(config.secret, token) if token else None
     cc, extra = effective_cache_control(cache_control(key, asset), asset, config.settings, moment,
                                         fields.exp if fields else None)
     headers = {
@@ -222,7 +220,8 @@ async def _serve(request: web.Request, config: OriginConfig, asset_id: str, key:
         start, end = byte_range
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
-    reuse = reuse_seconds(config.settings.origin_offload_decision_seconds, asset.rights, fields, moment)
+    reuse = (reuse_seconds(config.settings.origin_offload_decision_seconds, asset.rights, fields, moment)
+             if config.settings.origin_offload == "nginx" else 0)
     return await _send(request, config.settings, store_key, local, (start, end, info.size), status, headers, reuse)
 
 
