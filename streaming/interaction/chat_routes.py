@@ -163,10 +163,8 @@ async def list_messages(request: web.Request) -> web.Response:
     if not rows and q.after is not None and q.wait > 0:
         await request.app[BUS].check()
         hub = await request.app[CHAT].hubs.get(room)
-        # On shutdown answer at once with the same cursor; the TV simply polls again (another process).
-        with contextlib.suppress(Stopping), METRICS.connections.labels("long-poll").track_inprogress():
-            if await unless_stopping(request.app, hub.wait_past(q.after, q.wait)):
-                rows = await chat.after(db, room, q.after, limit)
+        if await _woken(request, hub, q.after, q.wait):
+            rows = await chat.after(db, room, q.after, limit)
     if rows:
         cursor = max([start] + [r["seq"] for r in rows])
     elif q.after is not None:
@@ -181,6 +179,14 @@ async def list_messages(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
 
 
+async def _woken(request: web.Request, hub: RoomHub, after: int, wait: float) -> bool:
+    """Wait for the hub to wake readers past `after`; False on timeout, and at once on shutdown (the same cursor
+    goes back and the TV simply polls again, another process answering)."""
+    with contextlib.suppress(Stopping), METRICS.connections.labels("long-poll").track_inprogress():
+        return await unless_stopping(request.app, hub.wait_past(after, wait))
+    return False
+
+
 async def _from_hub(request: web.Request, hub: RoomHub, q: AfterQuery) -> web.Response | None:
     """The answer from the hub's recent pages (one encoding shared by every reader at the same cursor), waiting
     there when the reader is up to date; None when the database must answer (an older cursor, or a newer one
@@ -190,9 +196,8 @@ async def _from_hub(request: web.Request, hub: RoomHub, q: AfterQuery) -> web.Re
     body = hub.recent.page(after, q.limit, hub.poll_top)
     if body is None and hub.poll_top <= after <= hub.last_seq and q.wait > 0:  # up to date: the next wake
         await request.app[BUS].check()
-        with contextlib.suppress(Stopping), METRICS.connections.labels("long-poll").track_inprogress():
-            if await unless_stopping(request.app, hub.wait_past(after, q.wait)):
-                body = hub.recent.page(after, q.limit, hub.poll_top)
+        if await _woken(request, hub, after, q.wait):
+            body = hub.recent.page(after, q.limit, hub.poll_top)
         if body is None:  # nothing new within `wait` (or shutting down): the same cursor, poll again
             body = json.dumps({"messages": [], "cursor": str(after)}).encode()
     if body is None:
